@@ -1,0 +1,22 @@
+# sam2real: fresh machine -> `make demo` (main job on the embedded default) and `make test`.
+.PHONY: setup demo test lint bench clean
+RUN := tools/venv-run
+PYTEST_ARGS ?=
+
+setup:
+	@tools/setup_env.sh
+
+demo: setup
+	$(RUN) python -m sam2real_ros.demo $(DEMO_ARGS)
+
+test: setup
+	$(RUN) python -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(RUN) python -m flake8 sam2real_ros training benchmarks test launch
+
+bench: setup
+	$(RUN) python benchmarks/segmentation_node.py --profile fast
+
+clean:
+	rm -rf build install log runs .pytest_cache

@@ -1,0 +1,42 @@
+"""The ``sam2real`` command: one entry point, one subcommand per job.
+
+Each subcommand lives in its own module that exposes ``main(argv=None)`` and is imported only
+when used, so ``sam2real --help`` is fast and a missing optional dependency of one job never
+breaks another.
+"""
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    'demo': ('sam2real_ros.demo', 'run the whole loop on the embedded default data'),
+    'train': ('sam2real_ros.train', 'train a model (synthetic + SAM-regularized real frames)'),
+    'evaluate': ('sam2real_ros.evaluate', 'mIoU (Eq. 8) of a checkpoint or ONNX model'),
+    'export': ('sam2real_ros.export', 'export a checkpoint (EMA weights) to ONNX for the node'),
+    'segment': ('sam2real_ros.sam_worker', 'run SAM (or the fallback) on a dataset, resumably'),
+    'extract-episodes': ('sam2real_ros.extract', 'cut grasp episodes out of a rosbag2'),
+}
+
+
+def _usage():
+    lines = ['usage: sam2real <command> [options]   (sam2real <command> --help for details)', '',
+             'commands:']
+    lines += [f'  {name:<18}{help_}' for name, (_, help_) in SUBCOMMANDS.items()]
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    """Dispatch ``sam2real <command> ...`` to the command's module."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ('-h', '--help'):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f'sam2real: unknown command {name!r}\n\n{_usage()}', file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return module.main(rest) or 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

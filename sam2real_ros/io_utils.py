@@ -1,0 +1,133 @@
+"""Crash-safe file writes and image I/O shared by the recorder, the SAM worker and the trainer.
+
+Every write goes to a temporary file in the destination folder, is flushed and fsync'ed, then
+renamed over the destination (``os.replace`` is atomic on POSIX). A reader therefore sees either
+the old file, the complete new file, or no file -- never a half-written one. Temporary files are
+named ``.<name>.tmp-<pid>-<n>`` and can be removed by :func:`remove_stale_temp_files`.
+"""
+import io
+import itertools
+import json
+import os
+
+import numpy as np
+
+_counter = itertools.count()
+TMP_MARK = '.tmp-'
+
+
+class ImageReadError(RuntimeError):
+    """An image file is missing, unreadable or not an image."""
+
+
+def _tmp_path(path):
+    d, name = os.path.split(os.path.abspath(path))
+    return os.path.join(d, f'.{name}{TMP_MARK}{os.getpid()}-{next(_counter)}')
+
+
+def _fsync_dir(dirname):
+    try:
+        fd = os.open(dirname, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` (bytes-like) to ``path`` atomically; creates parent folders."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def atomic_write_json(path, obj):
+    """Write ``obj`` as indented JSON atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + '\n').encode())
+
+
+def atomic_write_npz(path, **arrays):
+    """Write a compressed ``.npz`` atomically (``np.load`` reads it back)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getbuffer())
+
+
+def encode_png(image):
+    """Encode an image as PNG bytes (lossless).
+
+    Arguments:
+      image (np.ndarray): HxWx3 uint8 RGB, HxW uint8 or HxW uint16 (e.g. depth in mm).
+    """
+    import cv2
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = image[:, :, ::-1]  # RGB -> BGR for OpenCV
+    elif image.ndim != 2:
+        raise ValueError(f'cannot encode an image of shape {image.shape} as PNG')
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f'PNG needs uint8 or uint16 pixels, got {image.dtype}')
+    ok, buf = cv2.imencode('.png', np.ascontiguousarray(image), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ValueError('OpenCV could not encode the image as PNG')
+    return buf
+
+
+def atomic_write_png(path, image):
+    """Write ``image`` (see :func:`encode_png`) as a PNG file atomically."""
+    atomic_write_bytes(path, encode_png(image))
+
+
+def read_rgb(path):
+    """Read an image file as HxWx3 uint8 RGB; raises :class:`ImageReadError` naming the file."""
+    import cv2
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ImageReadError(f'image file not found: {path}')
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ImageReadError(f'not a readable image (corrupt or unsupported format): {path}')
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def read_image_unchanged(path):
+    """Read an image file keeping depth and channels (e.g. 16-bit depth or a mono8 mask)."""
+    import cv2
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ImageReadError(f'image file not found: {path}')
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageReadError(f'not a readable image (corrupt or unsupported format): {path}')
+    if img.ndim == 3 and img.shape[2] >= 3:
+        img = img[:, :, 2::-1] if img.shape[2] == 3 else img[:, :, [2, 1, 0, 3]]
+    return np.ascontiguousarray(img)
+
+
+def remove_stale_temp_files(folder):
+    """Delete temporary files left by a crashed writer below ``folder``; returns how many."""
+    n = 0
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            if name.startswith('.') and TMP_MARK in name:
+                try:
+                    os.unlink(os.path.join(dirpath, name))
+                    n += 1
+                except OSError:
+                    pass
+    return n

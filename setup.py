@@ -1,0 +1,46 @@
+"""ament_python package setup for sam2real (works with colcon and with plain pip)."""
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+package_name = 'sam2real'
+
+
+def tree(src, dst_root):
+    """Map every file below ``src`` to ``share/sam2real/<dst_root>/...`` for data_files."""
+    out = {}
+    for path in glob(os.path.join(src, '**', '*'), recursive=True):
+        if os.path.isfile(path) and '__pycache__' not in path:
+            rel = os.path.relpath(os.path.dirname(path), src)
+            dst = os.path.normpath(os.path.join('share', package_name, dst_root, rel))
+            out.setdefault(dst, []).append(path)
+    return sorted(out.items())
+
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*', 'benchmarks']),
+    package_data={'sam2real_ros': ['profiles/*.yaml']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+    ] + tree('launch', 'launch') + tree('config', 'config')
+    + tree('training/configs', 'training/configs'),
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='sam2real maintainers',
+    maintainer_email='maintainers@sam2real.invalid',
+    description='SAM-regularized sim2real semantic segmentation for ROS 2 robots',
+    license='MIT',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'segmentation_node = sam2real_ros.segmentation_node:main',
+            'grasp_recorder = sam2real_ros.recorder_node:main',
+            'sam_worker = sam2real_ros.sam_node:main',
+            'sam2real = sam2real_ros.cli:main',
+        ],
+    },
+)

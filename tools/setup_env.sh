@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Creates .venv and installs the pinned dependencies. Idempotent: a second run only checks stamps.
+#   GPU=1 tools/setup_env.sh   -> onnxruntime-gpu instead of onnxruntime
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+VENV=.venv
+command -v "$PY" >/dev/null || { echo "setup: $PY not found (sam2real needs Python 3.11)" >&2; exit 1; }
+
+# A sourced ROS 2 distro provides rclpy for the system Python: let the venv see it.
+ROS_SOURCED=0
+if [ -n "${ROS_DISTRO:-}" ] && "$PY" -c 'import rclpy' >/dev/null 2>&1; then ROS_SOURCED=1; fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV (ROS 2 distro sourced: $ROS_SOURCED)"
+  if [ "$ROS_SOURCED" = 1 ]; then "$PY" -m venv --system-site-packages "$VENV"; else "$PY" -m venv "$VENV"; fi
+fi
+PIP="$VENV/bin/python -m pip --disable-pip-version-check"
+want=$(cat requirements.txt requirements-ros.txt setup.py | sha256sum | cut -c1-16)-gpu${GPU:-0}-ros$ROS_SOURCED
+if [ -f "$VENV/.setup-stamp" ] && [ "$(cat "$VENV/.setup-stamp")" = "$want" ]; then
+  echo "setup: $VENV is up to date"; exit 0
+fi
+echo "setup: installing pinned dependencies into $VENV (first run: ~2 min, ~6 GB)"
+if [ "${GPU:-0}" = 1 ]; then
+  grep -v '^onnxruntime==' requirements.txt > "$VENV/requirements-gpu.txt"
+  ver=$(grep '^onnxruntime==' requirements.txt | cut -d= -f3)
+  echo "onnxruntime-gpu==$ver" >> "$VENV/requirements-gpu.txt"
+  $PIP uninstall -y -q onnxruntime >/dev/null 2>&1 || true
+  $PIP install -q -r "$VENV/requirements-gpu.txt"
+else
+  $PIP uninstall -y -q onnxruntime-gpu >/dev/null 2>&1 || true
+  $PIP install -q -r requirements.txt
+fi
+if ! "$VENV/bin/python" -c 'import rclpy' >/dev/null 2>&1; then
+  echo "setup: no ROS 2 distro sourced -> installing the ROS 2 client wheels from PyPI"
+  $PIP install -q -r requirements-ros.txt
+fi
+$PIP install -q --no-deps --no-build-isolation -e .
+echo "$want" > "$VENV/.setup-stamp"
+echo "setup: done"
