@@ -1,0 +1,176 @@
+"""Tests for sam2real_ros.conversions with real sensor_msgs/Image messages (no ROS graph)."""
+import array
+import os
+import sys
+
+import numpy as np
+import pytest
+
+os.environ.setdefault('SAM2REAL_NO_CV_BRIDGE', '1')  # test the built-in path itself
+
+from sam2real_ros import conversions  # noqa: E402
+from sam2real_ros.conversions import (  # noqa: E402
+    ENCODINGS, image_to_numpy, image_to_rgb8, numpy_to_image)
+
+Image = pytest.importorskip('sensor_msgs.msg').Image
+H, W = 5, 7
+
+
+def _random(encoding, seed=0):
+    dtype, channels = ENCODINGS[encoding]
+    rng = np.random.default_rng(seed)
+    shape = (H, W) if channels == 1 else (H, W, channels)
+    if dtype.kind == 'f':
+        return rng.standard_normal(shape).astype(dtype)
+    return rng.integers(0, np.iinfo(dtype).max, size=shape, endpoint=True).astype(dtype)
+
+
+def _manual_msg(arr, encoding, pad=0, bigendian=False):
+    """Build an Image by hand: ``pad`` extra bytes per row, explicit byte order."""
+    arr = np.asarray(arr)
+    order = '>' if bigendian else '<'
+    raw = arr.astype(arr.dtype.newbyteorder(order)).reshape(arr.shape[0], -1).view(np.uint8)
+    rows = np.zeros((arr.shape[0], raw.shape[1] + pad), np.uint8)
+    rows[:, :raw.shape[1]] = raw
+    rows[:, raw.shape[1]:] = 0xAB  # garbage in the padding must never show up
+    msg = Image(height=arr.shape[0], width=arr.shape[1], encoding=encoding,
+                is_bigendian=int(bigendian), step=rows.shape[1])
+    msg.data = array.array('B', rows.tobytes())
+    return msg
+
+
+def test_cv_bridge_disabled_for_these_tests():
+    assert not conversions.using_cv_bridge()
+
+
+@pytest.mark.parametrize('encoding', sorted(ENCODINGS))
+def test_round_trip_all_encodings(encoding):
+    arr = _random(encoding)
+    msg = numpy_to_image(arr, encoding)
+    assert (msg.height, msg.width, msg.encoding) == (H, W, encoding)
+    assert msg.step * msg.height == len(msg.data)
+    assert msg.is_bigendian == int(sys.byteorder == 'big')
+    assert isinstance(msg.data, array.array) and msg.data.typecode == 'B'
+    back = image_to_numpy(msg)
+    assert back.dtype == arr.dtype and back.shape == arr.shape
+    np.testing.assert_array_equal(back, arr)
+
+
+@pytest.mark.parametrize('encoding', sorted(ENCODINGS))
+@pytest.mark.parametrize('bigendian', [False, True])
+def test_padded_step_and_byte_order(encoding, bigendian):
+    arr = _random(encoding, seed=1)
+    msg = _manual_msg(arr, encoding, pad=ENCODINGS[encoding][0].itemsize * 3,
+                      bigendian=bigendian)
+    back = image_to_numpy(msg)
+    assert back.dtype.isnative and back.dtype == arr.dtype
+    np.testing.assert_array_equal(back, arr)
+
+
+def test_big_endian_values_are_decoded_not_just_shaped():
+    arr = np.array([[1, 256, 0x1234]], np.uint16)
+    msg = _manual_msg(arr, 'mono16', bigendian=True)
+    assert bytes(msg.data[:2]) == b'\x00\x01'  # really big-endian on the wire
+    np.testing.assert_array_equal(image_to_numpy(msg), arr)
+    f = np.array([[1.5, -2.25, 3e-7]], np.float32)
+    np.testing.assert_array_equal(image_to_numpy(_manual_msg(f, '32FC1', bigendian=True)), f)
+
+
+def test_header_is_copied():
+    from std_msgs.msg import Header
+    header = Header(frame_id='cam')
+    header.stamp.sec, header.stamp.nanosec = 12, 345
+    msg = numpy_to_image(np.zeros((2, 3), np.uint8), 'mono8', header=header)
+    assert msg.header.frame_id == 'cam'
+    assert conversions.stamp_to_ns(msg.header.stamp) == 12_000_000_345
+
+
+@pytest.mark.parametrize('encoding', ['rgb8', 'bgr8', 'rgba8', 'bgra8'])
+def test_rgb8_from_colour_encodings(encoding):
+    rgb = _random('rgb8', seed=2)
+    if encoding.startswith('bgr'):
+        arr = rgb[..., ::-1]
+    else:
+        arr = rgb
+    if encoding.endswith('a8'):
+        arr = np.concatenate([arr, np.full((H, W, 1), 77, np.uint8)], axis=2)
+    out = image_to_rgb8(_manual_msg(arr, encoding, pad=4))
+    assert out.dtype == np.uint8 and out.shape == (H, W, 3) and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, rgb)
+
+
+def test_rgb8_from_mono():
+    mono = _random('mono8', seed=3)
+    out = image_to_rgb8(numpy_to_image(mono, 'mono8'))
+    assert out.shape == (H, W, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(out[..., c], mono)
+    mono16 = np.array([[0, 255, 256, 65535]], np.uint16)
+    out16 = image_to_rgb8(_manual_msg(mono16, 'mono16', bigendian=True))
+    np.testing.assert_array_equal(out16[0, :, 0], [0, 0, 1, 255])
+
+
+@pytest.mark.parametrize('encoding', ['16UC1', '32FC1'])
+def test_rgb8_refuses_measurement_encodings(encoding):
+    with pytest.raises(ValueError, match=encoding):
+        image_to_rgb8(numpy_to_image(_random(encoding), encoding))
+
+
+def test_unsupported_encoding():
+    msg = _manual_msg(np.zeros((2, 2), np.uint8), 'yuv422')
+    with pytest.raises(ValueError, match="unsupported image encoding 'yuv422'"):
+        image_to_numpy(msg)
+    with pytest.raises(ValueError, match='unsupported'):
+        image_to_rgb8(msg)
+    with pytest.raises(ValueError, match="'jpeg'"):
+        numpy_to_image(np.zeros((2, 2), np.uint8), 'jpeg')
+
+
+def test_size_and_step_mismatch():
+    msg = _manual_msg(np.zeros((4, 6, 3), np.uint8), 'rgb8')
+    msg.step = 17  # shorter than a row of 18 bytes
+    with pytest.raises(ValueError, match='step=17 is shorter than one row'):
+        image_to_numpy(msg)
+    msg = _manual_msg(np.zeros((4, 6, 3), np.uint8), 'rgb8')
+    msg.height = 5
+    with pytest.raises(ValueError, match='72 bytes, expected step x height = 18 x 5 = 90'):
+        image_to_numpy(msg)
+    msg = _manual_msg(np.zeros((4, 6), np.uint16), 'mono16', pad=1)
+    with pytest.raises(ValueError, match='not a multiple'):
+        image_to_numpy(msg)
+    msg = Image(height=0, width=0, encoding='mono8', step=0)
+    with pytest.raises(ValueError, match='empty'):
+        image_to_numpy(msg)
+
+
+def test_numpy_to_image_refuses_bad_arrays():
+    with pytest.raises(ValueError, match='needs a uint8 array, got float64'):
+        numpy_to_image(np.zeros((2, 2, 3)), 'rgb8')
+    with pytest.raises(ValueError, match=r'needs a HxWx3 array, got shape \(2, 2\)'):
+        numpy_to_image(np.zeros((2, 2), np.uint8), 'rgb8')
+    with pytest.raises(ValueError, match='HxWx4'):
+        numpy_to_image(np.zeros((2, 2, 3), np.uint8), 'bgra8')
+    with pytest.raises(ValueError, match='needs a uint16'):
+        numpy_to_image(np.zeros((2, 2), np.int16), '16UC1')
+    with pytest.raises(ValueError, match='empty'):
+        numpy_to_image(np.zeros((0, 2), np.uint8), 'mono8')
+
+
+def test_numpy_to_image_accepts_views_and_foreign_byte_order():
+    base = _random('rgb8', seed=4)
+    view = base[:, ::2]  # non-contiguous
+    np.testing.assert_array_equal(image_to_numpy(numpy_to_image(view, 'rgb8')), view)
+    swapped = np.array([[1, 2], [3, 400]], dtype='>u2' if sys.byteorder == 'little' else '<u2')
+    back = image_to_numpy(numpy_to_image(swapped, '16UC1'))
+    np.testing.assert_array_equal(back, [[1, 2], [3, 400]])
+    one_channel = np.ones((2, 3, 1), np.float32)
+    assert image_to_numpy(numpy_to_image(one_channel, '32FC1')).shape == (2, 3)
+
+
+def test_fast_path_with_field_checks_on():
+    """Building must not go through rclpy's per-byte check of a bytes/list ``data``."""
+    frame = np.zeros((480, 640, 3), np.uint8)
+    msg = numpy_to_image(frame, 'rgb8')
+    checked = Image(check_fields=True)
+    checked.data = msg.data  # an array.array('B') passes the type check without a scan
+    assert checked.data is msg.data
