@@ -1,0 +1,180 @@
+"""Segment pooling losses (Eq. 2-6, 9) against a direct float64 transcription, and Eq. 1."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sam2real_ros import losses
+
+
+def reference(features, masks, margin=0.5):
+    """Direct transcription of Eq. 2-5 (loops, ordered pairs i != j with 2/(N(N-1)))."""
+    d = features.shape[0]
+    segs = [m for m in masks if m.any()]
+    mus, vs, sizes = [], [], []
+    for m in segs:
+        zp = features[:, torch.as_tensor(m)]  # D x |S|
+        mu = zp.mean(dim=1)  # Eq. 2
+        mus.append(mu)
+        vs.append(((zp - mu[:, None]) ** 2).sum(dim=1))  # Eq. 3
+        sizes.append(zp.shape[1])
+    n = len(segs)
+    zero = features.sum() * 0
+    if n == 0:
+        return zero, zero
+    inv = sum(v.abs().sum() for v in vs) / d / sum(sizes)  # Eq. 4
+    if n < 2:
+        return inv, zero
+    total = zero
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                total = total + torch.relu(margin - torch.linalg.vector_norm(mus[i] - mus[j]))
+    # Eq. 5 with the sum over ordered pairs is twice the unordered-pair mean; halve it.
+    var = total / (n * (n - 1))
+    return inv, var
+
+
+def random_case(seed, n=6, d=3, h=9, w=11):
+    g = torch.Generator().manual_seed(seed)
+    feats = torch.randn(d, h, w, generator=g, dtype=torch.float64) * 0.3
+    masks = torch.rand(n, h, w, generator=g) < 0.35  # overlapping, random
+    masks[0] = False  # one empty segment
+    masks[1] = masks[2] | masks[3]  # a segment containing others (over-segmentation)
+    return feats, masks.numpy()
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_values_and_gradients_match_direct_transcription(seed):
+    feats, masks = random_case(seed)
+    a = feats.clone().requires_grad_(True)
+    out = losses.segment_pooling_losses(a, masks, margin=0.5, chunk=2)
+    b = feats.clone().requires_grad_(True)
+    inv_ref, var_ref = reference(b, masks)
+    assert out['n'] == 5
+    assert out['inv'].item() > 0 and out['var'].item() > 0
+    assert torch.allclose(out['inv'], inv_ref, atol=1e-10)
+    assert torch.allclose(out['var'], var_ref, atol=1e-10)
+    (out['inv'] + 2 * out['var']).backward()
+    (inv_ref + 2 * var_ref).backward()
+    assert torch.allclose(a.grad, b.grad, atol=1e-10)
+
+
+def test_float32_upsampled_features_match_reference():
+    feats, masks = random_case(3, h=16, w=20)
+    low = feats[:, ::2, ::2].float().requires_grad_(True)
+    out = losses.segment_pooling_losses(low, masks)
+    up = F.interpolate(low.detach().double()[None], size=(16, 20), mode='bilinear',
+                       align_corners=False)[0]
+    inv_ref, var_ref = reference(up, masks)
+    assert abs(float(out['inv']) - float(inv_ref)) < 1e-5
+    assert abs(float(out['var']) - float(var_ref)) < 1e-5
+
+
+def test_gradcheck_segment_sums():
+    feats, masks = random_case(4, h=5, w=6)
+    z = feats.reshape(3, -1).t().contiguous().requires_grad_(True)
+    flat = torch.as_tensor(masks).reshape(masks.shape[0], -1)
+    assert torch.autograd.gradcheck(lambda x: losses._SegmentSums.apply(x, flat, 2), (z,))
+
+
+def test_identical_segments_give_finite_gradients():
+    feats = torch.randn(3, 8, 8, requires_grad=True)
+    masks = np.zeros((3, 8, 8), bool)
+    masks[0, :4] = True
+    masks[1, :4] = True  # identical to mask 0: zero distance between means
+    masks[2, 4:] = True
+    out = losses.real_loss(feats[None], [masks])
+    out['loss'].backward()
+    assert torch.isfinite(out['loss'])
+    assert torch.isfinite(feats.grad).all()
+
+
+def test_constant_features_unordered_pair_normalization():
+    # All means equal -> every pair is a full margin violation: Eq. 5 == margin exactly
+    # (the ordered-pair sum with 2/(N(N-1)) would give 2 * margin).
+    feats = torch.full((3, 6, 6), 0.7, requires_grad=True)
+    masks = np.zeros((4, 6, 6), bool)
+    masks[0, :3], masks[1, 3:], masks[2, :, :2], masks[3, 1:5, 1:5] = True, True, True, True
+    out = losses.segment_pooling_losses(feats, masks, margin=0.5)
+    assert float(out['var']) == pytest.approx(0.5)
+    assert float(out['inv']) == pytest.approx(0.0, abs=1e-7)
+    out['var'].backward()
+    assert torch.isfinite(feats.grad).all()
+
+
+def test_two_segments_hand_computed():
+    # Segment means (0.1, 0, 0) and (0.4, 0, 0): distance 0.3, hinge 0.5 - 0.3 = 0.2.
+    feats = torch.zeros(3, 2, 4, dtype=torch.float64)
+    feats[0, :, :2] = torch.tensor([[0.0, 0.2], [0.0, 0.2]])
+    feats[0, :, 2:] = 0.4
+    masks = np.zeros((2, 2, 4), bool)
+    masks[0, :, :2] = True
+    masks[1, :, 2:] = True
+    out = losses.segment_pooling_losses(feats, masks)
+    assert float(out['var']) == pytest.approx(0.2)
+    # v_0 = 4 * 0.1^2 = 0.04 in dim 0; Eq. 4: (0.04 / 3) / 8 pixels.
+    assert float(out['inv']) == pytest.approx(0.04 / 3 / 8)
+
+
+@pytest.mark.parametrize('n', [0, 1])
+def test_frames_without_pairs_give_zero_with_graph(n):
+    feats = torch.randn(3, 5, 5, requires_grad=True)
+    masks = np.zeros((max(n, 1), 5, 5), bool)
+    if n:
+        masks[0, 1:3, 1:3] = True
+    out = losses.real_loss(feats, masks)
+    assert float(out['var']) == 0.0
+    if n == 0:
+        assert float(out['loss']) == 0.0
+    out['loss'].backward()  # graph is valid
+    assert feats.grad is not None and torch.isfinite(feats.grad).all()
+    empty = losses.segment_pooling_losses(feats, np.zeros((0, 5, 5), bool))
+    assert empty['n'] == 0 and float(empty['inv']) == 0.0
+
+
+def test_real_loss_eq9_and_batch_mean():
+    f1, m1 = random_case(5)
+    f2, m2 = random_case(6)
+    feats = torch.stack([f1, f2])
+    parts = [losses.segment_pooling_losses(f, m) for f, m in ((f1, m1), (f2, m2))]
+    inv = (parts[0]['inv'] + parts[1]['inv']) / 2
+    var = (parts[0]['var'] + parts[1]['var']) / 2
+    for beta in (1.0, 0.5, 1.5):
+        out = losses.real_loss(feats, [m1, m2], alpha=0.05, beta=beta)
+        assert float(out['loss']) == pytest.approx(float(0.05 * (beta * inv + (2 - beta) * var)))
+    eq6 = losses.real_loss(feats, [m1, m2], alpha=0.05)
+    assert float(eq6['loss']) == pytest.approx(float(0.05 * (inv + var)))
+
+
+def test_bad_mask_shape_is_a_clear_error():
+    with pytest.raises(ValueError, match='NxHxW'):
+        losses.segment_pooling_losses(torch.zeros(3, 4, 4), np.zeros((4, 4), bool))
+
+
+def test_supervised_loss_eq1_and_ignore():
+    logits = torch.randn(1, 4, 3, 3, dtype=torch.float64)
+    labels = torch.randint(0, 4, (1, 3, 3))
+    labels[0, 0, 0] = 255
+    got = losses.supervised_loss(logits, labels.to(torch.uint8))
+    logp = torch.log_softmax(logits, dim=1)[0]
+    terms = [-logp[labels[0, y, x], y, x] for y in range(3) for x in range(3)
+             if labels[0, y, x] != 255]
+    assert float(got) == pytest.approx(float(sum(terms) / len(terms)))
+    all_ignored = torch.full((1, 3, 3), 255)
+    assert float(losses.supervised_loss(logits, all_ignored)) == 0.0
+
+
+def test_sam_pseudolabels_best_iou_mask_per_class():
+    pred = np.zeros((6, 6), np.uint8)
+    pred[0:3, 0:3] = 2  # object 2
+    pred[4:6, 4:6] = 5  # object 5
+    masks = np.zeros((3, 6, 6), bool)
+    masks[0, 0:3, 0:2] = True  # IoU 6/9 with class 2
+    masks[1, 0:4, 0:4] = True  # IoU 9/16 with class 2
+    masks[2, 3:6, 3:6] = True  # IoU 4/9 with class 5
+    out = losses.sam_pseudolabels(pred, masks)
+    expected = np.full((6, 6), 255, np.uint8)
+    expected[masks[0]] = 2
+    expected[masks[2]] = 5
+    assert np.array_equal(out, expected)
