@@ -1,0 +1,361 @@
+"""Pure grasp-episode logic: triggers, a ring buffer and phases, driven by timestamps.
+
+Shared by the live ``grasp_recorder`` node (driven by the node clock at message arrival) and by
+``sam2real extract-episodes`` (driven by the rosbag2 log time of each message), so that both cut
+the same episodes out of the same stream. Nothing here does I/O or imports rclpy.
+
+Rules (see docs/grasp_recorder.md):
+  * One episode at a time. A trigger start while idle opens an episode; its "before" frames are
+    the buffered frames of the last ``before_s`` seconds (at most ``before_max_frames``). Further
+    starts while "during" join the episode; the episode goes to "after" when all active triggers
+    have ended, and closes ``after_s`` later. A start during "after" closes that episode
+    (``end_reason='next_grasp'``) and opens a new one. A frame goes to at most one episode.
+  * ``max_during_s`` bounds a grasp whose end is never reported (outcome ``'timeout'``).
+  * Action goals: a goal whose stamp is older than the logic's start time (minus
+    ``stale_tolerance_s``) is ignored for good (latched TRANSIENT_LOCAL status); a goal first
+    seen already terminal but newer than the start opens and immediately ends an episode.
+"""
+from collections import Counter, deque
+import threading
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+PHASES = ('before', 'during', 'after')
+ACTIVE_STATUSES = (1, 2, 3)  # action_msgs/GoalStatus ACCEPTED, EXECUTING, CANCELING
+TERMINAL_STATUSES = {4: 'succeeded', 5: 'canceled', 6: 'aborted'}
+_NS = 1_000_000_000
+_RATE_SLACK = 0.1  # a frame up to 10% early for the next rate slot still counts
+
+
+@dataclass
+class EpisodeConfig:
+    """Timing of an episode; all durations in seconds, rates in Hz."""
+
+    before_s: float = 2.0
+    before_max_frames: int = 4
+    during_rate_hz: float = 2.0
+    max_during_s: float = 120.0
+    after_s: float = 2.0
+    after_rate_hz: float = 2.0
+    dedup_threshold: float = 0.0
+    stale_tolerance_s: float = 0.5
+
+    def validate(self):
+        """Raise ValueError naming the first field with an invalid value."""
+        checks = [('before_s', self.before_s >= 0),
+                  ('before_max_frames', self.before_max_frames >= 0),
+                  ('during_rate_hz', self.during_rate_hz > 0),
+                  ('max_during_s', self.max_during_s > 0),
+                  ('after_s', self.after_s >= 0), ('after_rate_hz', self.after_rate_hz > 0),
+                  ('dedup_threshold', 0 <= self.dedup_threshold <= 255),
+                  ('stale_tolerance_s', self.stale_tolerance_s >= 0)]
+        for name, ok in checks:
+            if not ok:
+                raise ValueError(f'invalid episode parameter {name}={getattr(self, name)!r}')
+        return self
+
+
+@dataclass
+class Frame:
+    """One camera frame. ``t_ns`` drives the logic, ``stamp_ns`` names the file.
+
+    Attributes:
+      t_ns (int): arrival time (live node clock) or bag log time, nanoseconds.
+      stamp_ns (int): header stamp of the image, nanoseconds.
+      rgb (np.ndarray): HxWx3 uint8 RGB (owned, not a view of a message buffer).
+      depth (np.ndarray | None): HxW uint16 millimetres registered to ``rgb``.
+    """
+
+    t_ns: int
+    stamp_ns: int
+    rgb: np.ndarray
+    depth: Optional[np.ndarray] = None
+    thumb: Optional[np.ndarray] = field(default=None, repr=False)
+
+
+@dataclass
+class EpisodeStart:
+    """An episode opens at ``t_ns``; ``trigger`` is ``{'source', 'goal_id'}``."""
+
+    t_ns: int
+    trigger: dict
+
+
+@dataclass
+class FrameOut:
+    """``frame`` belongs to the open episode with ``phase`` in :data:`PHASES`."""
+
+    frame: Frame
+    phase: str
+
+
+@dataclass
+class EpisodeEnd:
+    """The open episode closes; ``triggers`` lists every trigger that took part."""
+
+    t_ns: int
+    outcome: str
+    end_reason: str
+    triggers: list
+
+
+def thumbnail(rgb):
+    """Return a 32x24 float32 grey thumbnail of an HxWx3 uint8 RGB image (for thinning)."""
+    import cv2
+    grey = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return cv2.resize(grey, (32, 24), interpolation=cv2.INTER_AREA)
+
+
+def goal_id_hex(uuid):
+    """Return a unique_identifier_msgs/UUID (16 bytes, any sequence of ints) as hex."""
+    return bytes(bytearray(int(b) & 0xFF for b in uuid)).hex()
+
+
+class EpisodeLogic:
+    """Decide which frames form which episode; every method returns a list of events.
+
+    Arguments:
+      cfg (EpisodeConfig): timing.
+      start_ns (int): when recording started, in the clock of the ``t_ns`` values (the node
+        clock live, the first log time of a bag); goals stamped before it are stale.
+    """
+
+    def __init__(self, cfg, start_ns):
+        self.cfg = cfg.validate()
+        self.start_ns = int(start_ns)
+        self.state = 'idle'
+        self.active = {}
+        self.triggers = []
+        self.buffer = deque()
+        self.counts = Counter()
+        self.goals = {}  # (action, goal id) -> 'active' | 'done' | 'ignored'
+        self._last_out = None  # last frame given to an episode
+        self._last_phase_t = None
+        self._phase_t0 = 0
+        self._outcome = 'unknown'
+
+    # ----------------------------------------------------------------- triggers
+    def start(self, source, goal_id, t_ns):
+        """A trigger (``source`` e.g. ``'action:/grasp'`` or ``'service'``) starts at ``t_ns``."""
+        events = self.tick(t_ns)
+        key = (source, goal_id)
+        if key in self.active:
+            return events
+        trig = {'source': source, 'goal_id': goal_id, 'start_ns': int(t_ns), 'end_ns': None,
+                'outcome': None}
+        if self.state == 'after':
+            events += self._end(t_ns, 'next_grasp')
+        self.active[key] = trig
+        self.triggers.append(trig)
+        if self.state == 'during':
+            self.counts['merged_triggers'] += 1
+            return events
+        events.append(EpisodeStart(int(t_ns), {'source': source, 'goal_id': goal_id}))
+        lo = t_ns - self.cfg.before_s * _NS
+        last_t = self._last_out.t_ns if self._last_out is not None else -1
+        before = [f for f in self.buffer if lo <= f.t_ns <= t_ns and f.t_ns > last_t]
+        n = self.cfg.before_max_frames
+        for f in (before[-n:] if n > 0 else []):
+            events += self._emit(f, 'before')
+        self.buffer.clear()
+        self.state, self._phase_t0, self._last_phase_t = 'during', int(t_ns), None
+        return events
+
+    def stop(self, source, goal_id, t_ns, outcome='succeeded'):
+        """A trigger ends at ``t_ns``; returns ``[]`` when it was not active."""
+        events = self.tick(t_ns)
+        trig = self.active.pop((source, goal_id), None)
+        if trig is None:
+            return events
+        trig['end_ns'], trig['outcome'] = int(t_ns), outcome
+        self._outcome = outcome
+        if not self.active and self.state == 'during':
+            self.state, self._phase_t0, self._last_phase_t = 'after', int(t_ns), None
+        return events
+
+    def is_active(self, source, goal_id):
+        """Return True while the trigger ``(source, goal_id)`` is active."""
+        return (source, goal_id) in self.active
+
+    def on_goal_statuses(self, action, statuses, t_ns):
+        """Feed one action_msgs/GoalStatusArray of ``action`` received at ``t_ns``.
+
+        Arguments:
+          statuses (iterable): ``(goal_id_hex, goal_stamp_ns, status_int)`` for every goal in
+            the array (the server lists all goals it still retains).
+        """
+        source = f'action:{action}'
+        events = []
+        present = set()
+        for gid, stamp_ns, status in sorted(statuses, key=lambda s: (s[1], s[0])):
+            key = (action, gid)
+            present.add(key)
+            seen = self.goals.get(key)
+            if seen is None:
+                if status not in ACTIVE_STATUSES and status not in TERMINAL_STATUSES:
+                    continue  # UNKNOWN: decide on the next message
+                if stamp_ns < self.start_ns - self.cfg.stale_tolerance_s * _NS:
+                    self.goals[key] = 'ignored'
+                    self.counts['stale_goals_ignored'] += 1
+                    continue
+                self.goals[key] = 'active'
+                events += self.start(source, gid, t_ns)
+                seen = 'active'
+            if seen == 'active' and status in TERMINAL_STATUSES:
+                self.goals[key] = 'done'
+                events += self.stop(source, gid, t_ns, TERMINAL_STATUSES[status])
+        for key in [k for k in self.goals if k[0] == action and k not in present]:
+            if self.goals.pop(key) == 'active':  # the server forgot it (restart): ended, unknown
+                events += self.stop(source, key[1], t_ns, 'lost')
+        return events
+
+    # ----------------------------------------------------------------- frames and time
+    def on_frame(self, frame):
+        """Offer a frame; returns the events (its :class:`FrameOut` when it is kept)."""
+        t = frame.t_ns
+        events = self.tick(t)
+        if self._last_out is not None and frame.stamp_ns <= self._last_out.stamp_ns:
+            self.counts['non_increasing_stamp'] += 1
+            return events
+        if self.state in ('during', 'after'):
+            rate = self.cfg.during_rate_hz if self.state == 'during' else self.cfg.after_rate_hz
+            if self._due(t, self._last_phase_t, rate) and not self._duplicate(frame,
+                                                                              self._last_out):
+                self._last_phase_t = t
+                return events + self._emit(frame, self.state)
+        self._buffer(frame)  # frames no episode took may be "before" of the next one
+        return events
+
+    def tick(self, t_ns):
+        """Advance time to ``t_ns`` without a frame (ends timed-out phases)."""
+        if self.state == 'during' and t_ns - self._phase_t0 > self.cfg.max_during_s * _NS:
+            for trig in self.active.values():
+                trig['end_ns'], trig['outcome'] = int(t_ns), 'timeout'
+            for key, seen in self.goals.items():
+                if seen == 'active':
+                    self.goals[key] = 'done'  # its late terminal status changes nothing
+            self.active.clear()
+            self._outcome = 'timeout'
+            self.state, self._phase_t0, self._last_phase_t = 'after', int(t_ns), None
+        if self.state == 'after' and t_ns - self._phase_t0 > self.cfg.after_s * _NS:
+            return self._end(self._phase_t0 + int(self.cfg.after_s * _NS), 'after_elapsed')
+        return []
+
+    def finish(self, t_ns, reason='end_of_input'):
+        """Close an open episode at the end of the input (or at shutdown)."""
+        if self.state == 'idle':
+            return []
+        for trig in self.active.values():
+            trig['end_ns'] = int(t_ns)
+        self.active.clear()
+        return self._end(t_ns, reason)
+
+    # ----------------------------------------------------------------- internals
+    def _end(self, t_ns, reason):
+        outcome = self._outcome if not self.active else 'unknown'
+        ev = EpisodeEnd(int(t_ns), outcome, reason, [dict(t) for t in self.triggers])
+        self.state, self.triggers, self._outcome = 'idle', [], 'unknown'
+        self.active.clear()
+        return [ev]
+
+    def _emit(self, frame, phase):
+        if self._last_out is not None and frame.stamp_ns <= self._last_out.stamp_ns:
+            self.counts['non_increasing_stamp'] += 1
+            return []
+        self._last_out = frame
+        self.counts[f'frames_{phase}'] += 1
+        return [FrameOut(frame, phase)]
+
+    @staticmethod
+    def _due(t, last_t, rate):
+        return last_t is None or t - last_t >= (1.0 - _RATE_SLACK) * _NS / rate
+
+    def _duplicate(self, frame, ref):
+        """True when ``frame`` looks like ``ref`` (mean abs grey difference below threshold)."""
+        if self.cfg.dedup_threshold <= 0 or ref is None:
+            return False
+        if frame.thumb is None:
+            frame.thumb = thumbnail(frame.rgb)
+        if ref.thumb is None:
+            ref.thumb = thumbnail(ref.rgb)
+        if float(np.abs(frame.thumb - ref.thumb).mean()) < self.cfg.dedup_threshold:
+            self.counts['dedup_skipped'] += 1
+            return True
+        return False
+
+    def _buffer(self, frame):
+        cfg = self.cfg
+        if cfg.before_max_frames <= 0:
+            return
+        lo = frame.t_ns - cfg.before_s * _NS
+        while self.buffer and self.buffer[0].t_ns < lo:
+            self.buffer.popleft()
+        last = self.buffer[-1] if self.buffer else None
+        if last is not None and not self._due(frame.t_ns, last.t_ns,
+                                              cfg.before_max_frames / max(cfg.before_s, 1e-9)):
+            return
+        if self._duplicate(frame, last):
+            return
+        self.buffer.append(frame)
+        while len(self.buffer) > cfg.before_max_frames:
+            self.buffer.popleft()
+
+
+class BackgroundWriter:
+    """Run ``handle(event, **kw)`` (e.g. ``EpisodeSink.handle``) on a thread behind a queue.
+
+    Frame events beyond ``max_frames`` queued are dropped and counted (``dropped``), so the
+    caller never blocks on disk; start/end events are never dropped, so episodes stay whole.
+    """
+
+    def __init__(self, handle, max_frames=32):
+        self._handle = handle
+        self.max_frames = int(max_frames)
+        self._q = deque()
+        self._frames = 0
+        self._cv = threading.Condition()
+        self._stop = False
+        self.dropped = 0
+        self.error = None
+        self._thread = threading.Thread(target=self._run, name='episode-writer', daemon=True)
+        self._thread.start()
+
+    def submit(self, event, **kw):
+        """Queue one event; returns False when a frame event was dropped."""
+        with self._cv:
+            is_frame = isinstance(event, FrameOut)
+            if is_frame and self._frames >= self.max_frames:
+                self.dropped += 1
+                return False
+            self._frames += is_frame
+            self._q.append((event, kw))
+            self._cv.notify()
+        return True
+
+    def pending(self):
+        """Number of queued events."""
+        with self._cv:
+            return len(self._q)
+
+    def _run(self):
+        while True:
+            with self._cv:
+                while not self._q and not self._stop:
+                    self._cv.wait()
+                if not self._q:
+                    return
+                event, kw = self._q.popleft()
+                self._frames -= isinstance(event, FrameOut)
+            try:
+                self._handle(event, **kw)
+            except Exception as exc:  # keep writing later episodes; the node reports it
+                self.error = f'{type(exc).__name__}: {exc}'
+
+    def close(self, timeout=30.0):
+        """Write everything queued, then stop the thread."""
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        self._thread.join(timeout)
