@@ -357,7 +357,6 @@ class EpisodeSink:
             return
         meta = dict(extra, trigger=ev.trigger, camera=camera)
         self.writer = EpisodeWriter(self.root, ev.t_ns, meta)
-        self.used += 4096
         self.stats['episodes_started'] += 1
 
     def _frame(self, ev):

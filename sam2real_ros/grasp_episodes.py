@@ -272,7 +272,7 @@ class EpisodeLogic:
     def _due(t, last_t, rate):
         return last_t is None or t - last_t >= (1.0 - _RATE_SLACK) * _NS / rate
 
-    def _duplicate(self, frame, ref):
+    def _duplicate(self, frame, ref, counter='dedup_skipped'):
         """True when ``frame`` looks like ``ref`` (mean abs grey difference below threshold)."""
         if self.cfg.dedup_threshold <= 0 or ref is None:
             return False
@@ -281,7 +281,7 @@ class EpisodeLogic:
         if ref.thumb is None:
             ref.thumb = thumbnail(ref.rgb)
         if float(np.abs(frame.thumb - ref.thumb).mean()) < self.cfg.dedup_threshold:
-            self.counts['dedup_skipped'] += 1
+            self.counts[counter] += 1
             return True
         return False
 
@@ -296,7 +296,7 @@ class EpisodeLogic:
         if last is not None and not self._due(frame.t_ns, last.t_ns,
                                               cfg.before_max_frames / max(cfg.before_s, 1e-9)):
             return
-        if self._duplicate(frame, last):
+        if self._duplicate(frame, last, 'dedup_skipped_buffer'):
             return
         self.buffer.append(frame)
         while len(self.buffer) > cfg.before_max_frames:

@@ -1,0 +1,165 @@
+"""Unit tests of the pure episode logic with synthetic timestamps."""
+import numpy as np
+import pytest
+
+from sam2real_ros.grasp_episodes import (EpisodeConfig, EpisodeEnd, EpisodeLogic, EpisodeStart,
+                                         Frame, FrameOut)
+
+S = 1_000_000_000
+T0 = 1000 * S
+
+
+def frame(t_s, value=None):
+    t = T0 + int(round(t_s * S))
+    rgb = np.full((24, 32, 3), int(t_s * 10) % 256 if value is None else value, np.uint8)
+    return Frame(t, t, rgb)
+
+
+def run(logic, script):
+    """Feed ('frame', t) / ('start'|'stop', key, t[, outcome]) items; return all events."""
+    events = []
+    for item in script:
+        if item[0] == 'frame':
+            events += logic.on_frame(frame(item[1], *item[2:]))
+        elif item[0] == 'start':
+            events += logic.start('service', item[1], T0 + int(item[2] * S))
+        elif item[0] == 'stop':
+            events += logic.stop('service', item[1], T0 + int(item[2] * S), *item[3:])
+        elif item[0] == 'status':
+            events += logic.on_goal_statuses('/grasp', item[2], T0 + int(item[1] * S))
+    return events
+
+
+def frames_at(step, t_from, t_to):
+    n = int(round((t_to - t_from) / step))
+    return [('frame', round(t_from + i * step, 6)) for i in range(n)]
+
+
+def episodes(events):
+    out, cur = [], None
+    for ev in events:
+        if isinstance(ev, EpisodeStart):
+            cur = {'start': ev, 'frames': []}
+        elif isinstance(ev, FrameOut):
+            cur['frames'].append((ev.phase, (ev.frame.stamp_ns - T0) / S))
+        elif isinstance(ev, EpisodeEnd):
+            cur['end'] = ev
+            out.append(cur)
+            cur = None
+    return out
+
+
+def test_phases_rates_and_end():
+    cfg = EpisodeConfig(before_s=1.0, before_max_frames=3, during_rate_hz=2.0, after_s=1.0,
+                        after_rate_hz=4.0)
+    logic = EpisodeLogic(cfg, T0)
+    script = frames_at(0.1, 0.0, 3.0) + [('start', 'a', 3.0)] + frames_at(0.1, 3.0, 5.0)
+    script += [('stop', 'a', 5.0, 'succeeded')] + frames_at(0.1, 5.0, 7.0)
+    eps = episodes(run(logic, script))
+    assert len(eps) == 1
+    ph = eps[0]['frames']
+    before = [t for p, t in ph if p == 'before']
+    during = [t for p, t in ph if p == 'during']
+    after = [t for p, t in ph if p == 'after']
+    # ring buffer thinned to 3 frames / 1 s (one per 0.3 s on a 0.1 s grid), last 3 kept
+    assert before == pytest.approx([2.1, 2.4, 2.7])
+    assert during == pytest.approx([3.0, 3.5, 4.0, 4.5])  # 2 Hz from the start
+    assert after == pytest.approx([5.0, 5.3, 5.6, 5.9])  # 4 Hz on a 0.1 s grid, for 1 s
+    stamps = [t for _, t in ph]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    assert eps[0]['end'].outcome == 'succeeded' and eps[0]['end'].end_reason == 'after_elapsed'
+    assert logic.state == 'idle'
+
+
+def test_overlapping_triggers_merge_and_end_when_all_ended():
+    logic = EpisodeLogic(EpisodeConfig(before_s=0.5, after_s=0.5), T0)
+    script = [('start', 'a', 1.0)] + frames_at(0.1, 1.0, 2.0) + [('start', 'b', 2.0)]
+    script += frames_at(0.1, 2.0, 3.0) + [('stop', 'a', 3.0, 'aborted')]
+    script += frames_at(0.1, 3.0, 4.0) + [('stop', 'b', 4.0, 'succeeded')]
+    script += frames_at(0.1, 4.0, 5.0)
+    events = run(logic, script)
+    eps = episodes(events)
+    assert len(eps) == 1
+    phases = [p for p, _ in eps[0]['frames']]
+    assert phases == sorted(phases, key=['before', 'during', 'after'].index)
+    assert max(t for p, t in eps[0]['frames'] if p == 'during') >= 3.5  # b kept it going
+    assert min(t for p, t in eps[0]['frames'] if p == 'after') >= 4.0
+    assert [t['outcome'] for t in eps[0]['end'].triggers] == ['aborted', 'succeeded']
+    assert eps[0]['end'].outcome == 'succeeded'
+    assert logic.counts['merged_triggers'] == 1
+
+
+def test_start_during_after_phase_opens_new_episode_without_sharing_frames():
+    logic = EpisodeLogic(EpisodeConfig(before_s=2.0, before_max_frames=10, after_s=3.0), T0)
+    script = frames_at(0.1, 0.0, 1.0) + [('start', 'a', 1.0)] + frames_at(0.1, 1.0, 2.0)
+    script += [('stop', 'a', 2.0)] + frames_at(0.1, 2.0, 3.0) + [('start', 'b', 3.0)]
+    script += frames_at(0.1, 3.0, 4.0) + [('stop', 'b', 4.0)] + frames_at(0.1, 4.0, 8.0)
+    eps = episodes(run(logic, script))
+    assert len(eps) == 2
+    assert eps[0]['end'].end_reason == 'next_grasp'
+    first = {t for _, t in eps[0]['frames']}
+    second = {t for _, t in eps[1]['frames']}
+    assert not first & second
+    assert min(second) > max(first)
+
+
+def test_thinning_skips_near_duplicates():
+    cfg = EpisodeConfig(before_s=1.0, during_rate_hz=10.0, after_s=0.0, dedup_threshold=2.0)
+    logic = EpisodeLogic(cfg, T0)
+    script = [('start', 'a', 0.0)]
+    script += [('frame', 0.1 * i, 100) for i in range(10)]  # robot still: identical frames
+    script += [('frame', 1.0 + 0.1 * i, 100 + 10 * (i + 1)) for i in range(5)]  # moving
+    script += [('stop', 'a', 1.5), ('frame', 1.6, 0), ('frame', 1.7, 0)]
+    eps = episodes(run(logic, script))
+    during = [t for p, t in eps[0]['frames'] if p == 'during']
+    assert during[0] == pytest.approx(0.0) and len(during) == 1 + 5
+    assert logic.counts['dedup_skipped'] == 9
+    eps_off = episodes(run(EpisodeLogic(EpisodeConfig(before_s=1.0, during_rate_hz=10.0,
+                                                      after_s=0.0), T0), script))
+    assert len([1 for p, _ in eps_off[0]['frames'] if p == 'during']) == 15
+
+
+def test_stale_and_late_goal_statuses():
+    logic = EpisodeLogic(EpisodeConfig(before_s=0.0, after_s=0.5), T0 + 10 * S)
+    old, new = 'aa' * 16, 'bb' * 16
+    # latched at start-up: an old terminal goal and an old goal still executing
+    script = [('status', 10.1, [(old, T0 + 5 * S, 4), ('cc' * 16, T0 + 6 * S, 2)])]
+    script += frames_at(0.1, 10.1, 11.0)
+    script += [('status', 11.0, [(old, T0 + 5 * S, 4), ('cc' * 16, T0 + 6 * S, 4)])]
+    script += frames_at(0.1, 11.0, 12.0)
+    assert episodes(run(logic, script)) == []
+    assert logic.counts['stale_goals_ignored'] == 2
+    script = [('status', 12.0, [(new, T0 + 12 * S, 2)])] + frames_at(0.1, 12.0, 13.0)
+    script += [('status', 13.0, [(new, T0 + 12 * S, 6)])] + frames_at(0.1, 13.0, 14.0)
+    script += [('status', 14.0, [(new, T0 + 12 * S, 6)])]  # repeated terminal: no effect
+    eps = episodes(run(logic, script))
+    assert len(eps) == 1 and eps[0]['end'].outcome == 'aborted'
+    assert eps[0]['start'].trigger == {'source': 'action:/grasp', 'goal_id': new}
+
+
+def test_never_ending_grasp_times_out_and_finish_closes():
+    logic = EpisodeLogic(EpisodeConfig(max_during_s=1.0, after_s=0.2), T0)
+    eps = episodes(run(logic, [('start', 'a', 0.0)] + frames_at(0.1, 0.0, 2.0)))
+    assert len(eps) == 1 and eps[0]['end'].outcome == 'timeout'
+    assert run(logic, [('stop', 'a', 2.5)]) == []  # its late end changes nothing
+    events = run(logic, [('start', 'b', 3.0), ('frame', 3.1)])
+    events += logic.finish(T0 + 4 * S)
+    eps = episodes(events)
+    assert eps[0]['end'].end_reason == 'end_of_input' and eps[0]['end'].outcome == 'unknown'
+
+
+def test_non_increasing_stamps_are_skipped():
+    logic = EpisodeLogic(EpisodeConfig(during_rate_hz=100.0), T0)
+    events = logic.start('service', 'service', T0)
+    for t_s, stamp_s in [(0.1, 0.1), (0.2, 0.05), (0.3, 0.1), (0.4, 0.4)]:
+        f = frame(t_s)
+        f.stamp_ns = T0 + int(stamp_s * S)
+        events += logic.on_frame(f)
+    stamps = [ev.frame.stamp_ns for ev in events if isinstance(ev, FrameOut)]
+    assert stamps == [T0 + S // 10, T0 + 4 * S // 10]
+    assert logic.counts['non_increasing_stamp'] == 2
+
+
+def test_invalid_config_names_field():
+    with pytest.raises(ValueError, match='during_rate_hz'):
+        EpisodeLogic(EpisodeConfig(during_rate_hz=0.0), T0)
