@@ -165,8 +165,8 @@ class MaskStore:
         if isinstance(scores, dict):
             scores = np.stack([np.asarray(scores['predicted_iou'], np.float32).reshape(-1),
                                np.asarray(scores['stability_score'], np.float32).reshape(-1)], 1)
-        scores = np.asarray(scores, np.float32).reshape(-1, 2) if n else np.zeros((0, 2),
-                                                                                 np.float32)
+        scores = np.asarray(scores, np.float32)
+        scores = scores.reshape(-1, 2) if n else np.zeros((0, 2), np.float32)
         if len(scores) != n:
             raise MaskStoreError(f'{key}: {len(scores)} score rows for {n} masks')
         bboxes = masks_to_bboxes(masks) if bboxes is None else np.asarray(bboxes)

@@ -79,8 +79,8 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
             data = self._small_regions(data, self.min_mask_region_area,
                                        max(self.box_nms_thresh, self.crop_nms_thresh))
             self._tick('small_regions', t0)
-        out = {k: np.asarray(data[k]) for k in ('masks', 'iou_preds', 'stability_score',
-                                                  'boxes', 'points', 'crop_boxes')}
+        names = ('masks', 'iou_preds', 'stability_score', 'boxes', 'points', 'crop_boxes')
+        out = {k: np.asarray(data[k]) for k in names}
         if out['masks'].size == 0:
             out['masks'] = np.zeros((0,) + image.shape[:2], bool)
         return out
