@@ -79,8 +79,8 @@ class BopDataset(BaseDataset):
         scene_dirs = sorted(d for d in glob.glob(os.path.join(split_dir, '*'))
                             if os.path.isdir(d))
         if scenes is not None:
-            wanted = {str(s) for s in scenes} | {f'{int(s):06d}' for s in scenes
-                                                  if str(s).isdigit()}
+            wanted = {str(s) for s in scenes}
+            wanted |= {f'{int(s):06d}' for s in wanted if s.isdigit()}
             scene_dirs = [d for d in scene_dirs if os.path.basename(d) in wanted]
         self.frames = []  # (scene_dir, im_id, [obj_id per gt index])
         for scene in scene_dirs:

@@ -40,24 +40,23 @@ def normalize_masks(result, shape):
 
 
 def resolve_segmenter(spec):
-    """A callable ``rgb -> masks`` from a callable or the name ``fallback``."""
+    """A callable ``rgb -> masks`` from a callable, ``fallback``, ``sam``/``auto`` or a dict.
+
+    Names and dicts (``{kind: fallback, fallback_settings: {...}}``) go to
+    ``segmenters.make_segmenter``; ``fallback`` is the multi-scale Felzenszwalb segmenter.
+    """
     if callable(spec):
         return spec
-    if spec == 'fallback':
-        try:
-            from sam2real_ros import segmenters
-        except ImportError as e:
-            raise DatasetError(f'segments "fallback" needs sam2real_ros.segmenters: {e}') from None
-        for name in ('FallbackSegmenter', 'build_fallback', 'fallback_segmenter'):
-            if hasattr(segmenters, name):
-                obj = getattr(segmenters, name)
-                seg = obj() if isinstance(obj, type) or name.startswith('build') else obj
-                for meth in ('generate', 'segment', '__call__'):
-                    if callable(getattr(seg, meth, None)):
-                        return getattr(seg, meth)
-        raise DatasetError('sam2real_ros.segmenters has no fallback segmenter '
-                           '(FallbackSegmenter) to use for segments "fallback"')
-    raise DatasetError(f'segmenter must be "fallback" or a callable, got {spec!r}')
+    if isinstance(spec, str):
+        spec = dict(kind=spec)
+    if not isinstance(spec, dict) or spec.get('kind') not in ('fallback', 'sam', 'auto'):
+        raise DatasetError(f'segmenter must be "fallback", "sam", "auto", a dict with such a '
+                           f'"kind", or a callable; got {spec!r}')
+    from sam2real_ros import segmenters
+    try:
+        return segmenters.make_segmenter(**spec)
+    except (TypeError, segmenters.SegmenterError) as e:
+        raise DatasetError(f'segmenter {spec}: {e}') from None
 
 
 class MaskedFrames(BaseDataset):

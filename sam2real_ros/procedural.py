@@ -177,7 +177,8 @@ class TabletopRenderer:
         Returns:
           dict: ``rgb`` HxWx3 uint8 (RGB), ``labels`` HxW uint8 (class index into
           ``CLASS_NAMES``, 0 = background), ``instances`` HxW int32 (visible object instance,
-          1..n, 0 = none), ``instance_classes`` int array (class of instance ``i + 1``).
+          1..n, 0 = none), ``instance_classes`` int64 (n,) (class of instance ``i + 1``) and
+          ``full_areas`` int64 (n,) (pixels of each silhouette before occlusion).
         """
         rng = np.random.default_rng(seed)
         app = self.appearance
@@ -185,7 +186,7 @@ class TabletopRenderer:
         light = _light_vector(app, rng)
         img, horizon = _background(app, rng, h, w)
         instances = np.zeros((h, w), np.int32)
-        classes = []
+        classes, full_areas = [], []
         scale = min(h, w) / 480.0
         placed = _place_objects(rng, self.objects, h, w, horizon, scale)
         for name, cx, cy, r, angle in placed:
@@ -199,12 +200,14 @@ class TabletopRenderer:
             colour = _object_colour(name, app, rng)
             mask = _paint(img, m, box, colour, name, app, rng, light, cx, cy, r, angle)
             classes.append(CLASS_NAMES.index(name))
+            full_areas.append(int(np.count_nonzero(mask)))
             instances[box][mask] = len(classes)
         _clutter_over_wall(img, app, rng, horizon)
         rgb = _camera(img, app, rng)
         lut = np.array([0] + classes, np.uint8)
         return dict(rgb=rgb, labels=lut[instances], instances=instances,
-                    instance_classes=np.array(classes, np.int64))
+                    instance_classes=np.array(classes, np.int64),
+                    full_areas=np.array(full_areas, np.int64))
 
 
 def _light_vector(app, rng):
