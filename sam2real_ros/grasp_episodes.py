@@ -265,6 +265,7 @@ class EpisodeLogic:
             self.counts['non_increasing_stamp'] += 1
             return []
         self._last_out = frame
+        self.buffer.clear()  # older frames can never be "before" of a later episode
         self.counts[f'frames_{phase}'] += 1
         return [FrameOut(frame, phase)]
 

@@ -81,6 +81,7 @@ class RecorderNode(Node):
                 type=ParameterType.PARAMETER_STRING_ARRAY,
                 description='grasp actions whose <action>/_action/status starts and ends '
                             'episodes')).value or [])
+        p['action_names'] = [a for a in p['action_names'] if a]
         if p['image_reliability'] not in ('reliable', 'best_effort'):
             raise ValueError(f'parameter image_reliability={p["image_reliability"]!r} must be '
                              'reliable or best_effort')
