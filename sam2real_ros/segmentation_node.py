@@ -316,7 +316,8 @@ class SegmentationNode(Node):
             'no_model_frames': str(self.no_model_frames),
             'model_path': self.p.model_path, 'model_state': self.model_state,
             'backend': str(getattr(self.engine, 'backend', self.p.backend)),
-            'device': str(getattr(self.engine, 'device', self.p.device)),
+            'device': self.p.device,
+            'providers': ','.join(getattr(self.engine, 'providers', None) or []),
             'image_topic': self.topic, 'qos_reliability': str(self.reliability),
         }
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]

@@ -1,0 +1,249 @@
+"""Integration tests: sim_camera and segmentation_node processes over real DDS.
+
+A random-weight ``fast`` model is exported once; the test process listens with its own rclpy
+node (own context, spun in a thread) and checks what the node publishes.
+"""
+import json
+import os
+import shutil
+import threading
+import time
+
+from conftest import wait_until
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+from sam2real_ros.conversions import numpy_to_image, stamp_to_ns  # noqa: E402
+
+CLASSES = ['bg', 'a', 'b']
+NODE = '/segmentation_node'
+
+
+@pytest.fixture(scope='module')
+def model_path(tmp_path_factory):
+    """A random-weight ``fast`` ONNX model with three classes."""
+    from sam2real_ros import export
+    path = tmp_path_factory.mktemp('model') / 'fast.onnx'
+    rc = export.main(['--random', '--profile', 'fast', '--no-verify',
+                      '--classes', ','.join(CLASSES), '--out', str(path)])
+    assert rc in (0, None) and path.is_file()
+    return path
+
+
+class Listener:
+    """The test's own ROS node: records messages (with receipt time) per topic."""
+
+    def __init__(self):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('test_listener', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.msgs = {}
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # context shut down while spinning
+                break
+
+    def listen(self, msg_type, topic, qos=10):
+        """Subscribe and record ``(receipt_ns, msg)`` pairs under ``topic``."""
+        self.msgs[topic] = []
+
+        def callback(msg):
+            with self.lock:
+                self.msgs[topic].append((time.time_ns(), msg))
+        return self.node.create_subscription(msg_type, topic, callback, qos)
+
+    def got(self, topic):
+        """A copy of what ``topic`` received so far."""
+        with self.lock:
+            return list(self.msgs[topic])
+
+    def diagnostics(self):
+        """Latest key/value dict of the segmentation node's diagnostic status (or None)."""
+        for _, msg in reversed(self.got('/diagnostics')):
+            for status in msg.status:
+                if status.name.startswith('segmentation_node'):
+                    return {kv.key: kv.value for kv in status.values}
+        return None
+
+    def close(self):
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self.thread.join(2.0)
+
+
+@pytest.fixture
+def listener():
+    lis = Listener()
+    yield lis
+    lis.close()
+
+
+def start_camera(processes, rate_hz):
+    return processes.start('-m', 'sam2real_ros.sim_camera', '--ros-args',
+                           '-p', f'rate_hz:={float(rate_hz)}', name='camera')
+
+
+def start_node(processes, model, *params):
+    args = ['-m', 'sam2real_ros.segmentation_node', '--ros-args',
+            '-p', f'model_path:={model}', '-p', 'model_retry_s:=0.3']
+    for p in params:
+        args += ['-p', p]
+    return processes.start(*args, name='node')
+
+
+def assert_alive(processes, *procs):
+    for proc in procs:
+        assert proc.poll() is None, f'process died:\n{processes.output(proc)}'
+
+
+@pytest.mark.rostest
+def test_labels_follow_camera_frames(processes, listener, model_path):
+    listener.listen(CameraInfo, '/head_front_camera/rgb/camera_info')
+    listener.listen(Image, f'{NODE}/labels')
+    camera = start_camera(processes, 10)
+    node = start_node(processes, model_path)
+    assert wait_until(lambda: len(listener.got(f'{NODE}/labels')) >= 3, 60), \
+        processes.output(node)
+    camera_stamps = {stamp_to_ns(m.header.stamp)
+                     for _, m in listener.got('/head_front_camera/rgb/camera_info')}
+    for _, msg in listener.got(f'{NODE}/labels'):
+        assert (msg.encoding, msg.width, msg.height, msg.step) == ('mono8', 640, 480, 640)
+        assert msg.header.frame_id == 'head_front_camera_rgb_optical_frame'
+        assert stamp_to_ns(msg.header.stamp) in camera_stamps  # the camera frame's stamp
+        labels = np.frombuffer(msg.data, np.uint8)
+        assert labels.max() < len(CLASSES)
+
+    # Late joiners get the latched class names; overlay/features start once subscribed.
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                         reliability=ReliabilityPolicy.RELIABLE)
+    listener.listen(String, f'{NODE}/class_names', latched)
+    listener.listen(Image, f'{NODE}/overlay')
+    listener.listen(Image, f'{NODE}/features')
+    assert wait_until(lambda: listener.got(f'{NODE}/class_names'), 10)
+    assert json.loads(listener.got(f'{NODE}/class_names')[0][1].data) == CLASSES
+    for topic in ('overlay', 'features'):
+        assert wait_until(lambda: listener.got(f'{NODE}/{topic}'), 20), processes.output(node)
+        msg = listener.got(f'{NODE}/{topic}')[-1][1]
+        assert (msg.encoding, msg.width, msg.height) == ('rgb8', 640, 480)
+    assert_alive(processes, camera, node)
+    assert processes.stop(node) == 0  # SIGINT -> clean exit
+    assert 'Traceback' not in node.log_path.read_text()
+
+
+@pytest.mark.rostest
+def test_drops_frames_instead_of_queueing(processes, listener, model_path):
+    """A camera far faster than the model: the node answers the newest frame, drops the rest."""
+    listener.listen(Image, f'{NODE}/labels')
+    listener.listen(DiagnosticArray, '/diagnostics')
+    camera = start_camera(processes, 120)
+    node = start_node(processes, model_path)
+    assert wait_until(lambda: len(listener.got(f'{NODE}/labels')) >= 1, 60), \
+        processes.output(node)
+    time.sleep(4.0)  # let a queue build up if there were one
+    labels = listener.got(f'{NODE}/labels')
+    diag = wait_until(lambda: (listener.diagnostics() or {}).get('dropped_frames', '0') != '0'
+                      and listener.diagnostics(), 5)
+    assert diag, f'no dropped frames reported: {listener.diagnostics()}'
+    assert int(diag['dropped_frames']) > 0
+    assert int(diag['frames_in']) > int(diag['frames_out'])
+    # Frames are skipped between answers, not answered late: each answered frame is recent.
+    stamps = [stamp_to_ns(m.header.stamp) for _, m in labels]
+    assert np.all(np.diff(stamps) > 0)
+    ages_s = [(t - stamp_to_ns(m.header.stamp)) / 1e9 for t, m in labels[-10:]]
+    assert max(ages_s) < 1.5, f'labels lag behind the camera (queueing?): {ages_s}'
+    assert_alive(processes, camera, node)
+
+
+@pytest.mark.rostest
+def test_missing_then_broken_then_valid_model(processes, listener, model_path, tmp_path):
+    """One clear log line per problem, the node keeps running and loads the model later."""
+    listener.listen(Image, f'{NODE}/labels')
+    listener.listen(DiagnosticArray, '/diagnostics')
+    target = tmp_path / 'later.onnx'
+    camera = start_camera(processes, 10)
+    node = start_node(processes, target)
+    state = lambda: (listener.diagnostics() or {}).get('model_state')  # noqa: E731
+    assert wait_until(lambda: state() == 'missing'
+                      and int(listener.diagnostics()['no_model_frames']) > 0, 30), \
+        processes.output(node)
+    time.sleep(1.0)  # several retry periods (0.3 s)
+    log = processes.output(node)
+    assert log.count('does not exist') == 1, log
+    assert str(target) in log
+
+    target.write_bytes(b'not an onnx model')
+    assert wait_until(lambda: state() == 'failed', 10), processes.output(node)
+    time.sleep(1.0)
+    log = processes.output(node)
+    assert log.count('cannot load model') == 1, log
+
+    tmp = tmp_path / 'copy.tmp'
+    shutil.copyfile(model_path, tmp)
+    os.replace(tmp, target)
+    assert wait_until(lambda: listener.got(f'{NODE}/labels'), 30), processes.output(node)
+    assert 'Traceback' not in processes.output(node)
+    assert_alive(processes, camera, node)
+    assert processes.stop(node) == 0
+
+
+@pytest.mark.rostest
+def test_bad_frames_are_skipped_and_counted(processes, listener, model_path):
+    listener.listen(Image, '/node/labels')
+    listener.listen(DiagnosticArray, '/diagnostics')
+    pub = listener.node.create_publisher(Image, '/test_images', 10)
+    node = processes.start('-m', 'sam2real_ros.segmentation_node', '--ros-args',
+                           '-r', '__node:=node', '-p', 'image_topic:=/test_images',
+                           '-p', 'qos_reliability:=reliable', '-p', f'model_path:={model_path}',
+                           name='node')
+    assert wait_until(lambda: pub.get_subscription_count() > 0, 30), processes.output(node)
+    assert wait_until(lambda: 'loaded model' in processes.output(node), 60), \
+        processes.output(node)
+    bad = numpy_to_image(np.zeros((4, 4), np.uint8), 'mono8')
+    bad.encoding = 'yuv422'
+    short = numpy_to_image(np.zeros((480, 640, 3), np.uint8), 'rgb8')
+    short.height = 481  # data no longer matches step x height
+    for msg in (bad, short, bad, short):
+        pub.publish(msg)
+        time.sleep(0.2)
+    good = numpy_to_image(np.zeros((120, 160, 3), np.uint8), 'bgr8')
+    good.header.stamp.sec = 42
+    pub.publish(good)
+    assert wait_until(lambda: listener.got('/node/labels'), 20), processes.output(node)
+    msg = listener.got('/node/labels')[0][1]
+    assert (msg.width, msg.height, msg.header.stamp.sec) == (160, 120, 42)
+
+    def bad_count():
+        for _, m in reversed(listener.got('/diagnostics')):
+            for s in m.status:
+                if s.name.startswith('node'):
+                    return int({kv.key: kv.value for kv in s.values}['bad_frames'])
+        return 0
+    assert wait_until(lambda: bad_count() == 4, 5), bad_count()
+    log = processes.output(node)
+    assert log.count("unsupported image encoding 'yuv422'") == 1, log
+    assert log.count('expected step x height') == 1, log
+    assert_alive(processes, node)
+
+
+def test_invalid_parameter_is_refused_at_start(processes):
+    node = processes.start('-m', 'sam2real_ros.segmentation_node', '--ros-args',
+                           '-p', 'qos_depth:=0', name='node')
+    assert node.wait(30) == 2
+    out = processes.output(node)
+    assert 'qos_depth' in out and 'Traceback' not in out
