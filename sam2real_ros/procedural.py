@@ -167,6 +167,7 @@ class TabletopRenderer:
         self.objects = (int(objects[0]), int(objects[1]))
         if not 1 <= self.objects[0] <= self.objects[1]:
             raise ValueError(f'objects must be (min, max) with 1 <= min <= max, got {objects}')
+        self._gain = None  # camera gain map, computed on first use
 
     def render(self, seed):
         """Render the scene for ``seed``.
@@ -203,7 +204,9 @@ class TabletopRenderer:
             full_areas.append(int(np.count_nonzero(mask)))
             instances[box][mask] = len(classes)
         _clutter_over_wall(img, app, rng, horizon)
-        rgb = _camera(img, app, rng)
+        if self._gain is None:
+            self._gain = camera_gain(app, h, w)
+        rgb = _camera(img, app, rng, self._gain)
         lut = np.array([0] + classes, np.uint8)
         return dict(rgb=rgb, labels=lut[instances], instances=instances,
                     instance_classes=np.array(classes, np.int64),
@@ -233,8 +236,9 @@ def _background(app, rng, h, w):
         for cell, amp in ((16, 0.12), (3, 0.06)):
             small = rng.uniform(-amp, amp, (h // cell + 1, w // cell + 1)).astype(np.float32)
             gain = gain * (1.0 + cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR))
-    img = np.empty((h, w, 3), np.float32)
-    img[:] = gain[:, :, None] * table
+    img = gain[:, :, None] * table
+    if img.shape[1] != w:  # plain table: one gain per row
+        img = np.repeat(img, w, axis=1)
     horizon = int(h * rng.uniform(0.08, 0.28)) if app.wall else 0
     if horizon:
         img[:horizon] = np.array(rng.uniform([0.6, 0.6, 0.6], [0.9, 0.9, 0.85]), np.float32)
@@ -396,23 +400,23 @@ def _clutter_over_wall(img, app, rng, horizon):
             cv2.circle(img, (x, y), sz // 2, colour, -1)
 
 
-def _camera(img, app, rng):
-    """White balance, vignetting, blur, noise, quantization and JPEG; returns HxWx3 uint8."""
+def camera_gain(app, h, w):
+    """Per-pixel gain HxWx3 float32: white balance x vignetting x 255."""
+    yy = np.linspace(-1, 1, h, dtype=np.float32)[:, None, None]
+    xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :, None]
+    vign = 1.0 - app.vignetting * 0.5 * (xx * xx + yy * yy)
+    return (vign * (np.asarray(app.white_balance, np.float32) * 255.0)).astype(np.float32)
+
+
+def _camera(img, app, rng, gain):
+    """Gain, blur, noise, quantization and JPEG; returns HxWx3 uint8."""
     h, w = img.shape[:2]
-    gain = np.asarray(app.white_balance, np.float32) * 255.0
-    if app.vignetting > 0:
-        yy = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
-        xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
-        img *= (1.0 - app.vignetting * 0.5 * (xx * xx + yy * yy))[:, :, None]
     img *= gain
     if app.blur_sigma > 0:
         img = cv2.GaussianBlur(img, (0, 0), app.blur_sigma)
     if app.noise_std > 0:
-        # A random tile of Gaussian noise, tiled with a random offset: cheap and seeded.
-        tile = rng.standard_normal((128, 128, 3), dtype=np.float32) * app.noise_std
-        reps = (h // 128 + 2, w // 128 + 2, 1)
-        oy, ox = rng.integers(0, 128, 2)
-        img += np.tile(tile, reps)[oy:oy + h, ox:ox + w]
+        # Luminance noise, one draw per pixel shared by the channels (cheap and seeded).
+        img += (rng.standard_normal((h, w), dtype=np.float32) * app.noise_std)[:, :, None]
     out = np.clip(img, 0, 255, out=img).astype(np.uint8)
     if app.jpeg_quality:
         ok, buf = cv2.imencode('.jpg', out, [cv2.IMWRITE_JPEG_QUALITY, int(app.jpeg_quality)])
