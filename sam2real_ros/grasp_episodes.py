@@ -113,6 +113,16 @@ def goal_id_hex(uuid):
     return bytes(bytearray(int(b) & 0xFF for b in uuid)).hex()
 
 
+def status_tuples(msg):
+    """``(goal_id_hex, stamp_ns, status)`` per goal of an action_msgs/GoalStatusArray.
+
+    Works for rclpy and rosbags messages alike (attribute access only).
+    """
+    return [(goal_id_hex(s.goal_info.goal_id.uuid),
+             int(s.goal_info.stamp.sec) * _NS + int(s.goal_info.stamp.nanosec), int(s.status))
+            for s in msg.status_list]
+
+
 class EpisodeLogic:
     """Decide which frames form which episode; every method returns a list of events.
 

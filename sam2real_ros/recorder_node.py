@@ -188,9 +188,7 @@ class RecorderNode(Node):
             return None
 
     def _on_status(self, action, msg):
-        statuses = [(grasp_episodes.goal_id_hex(s.goal_info.goal_id.uuid),
-                     conversions.stamp_to_ns(s.goal_info.stamp), int(s.status))
-                    for s in msg.status_list]
+        statuses = grasp_episodes.status_tuples(msg)
         if not self.sink.quota_reached:
             self._submit(self.logic.on_goal_statuses(action, statuses, self._now()))
 

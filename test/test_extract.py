@@ -1,0 +1,128 @@
+"""``sam2real extract-episodes`` on real rosbag2 files (sqlite3 and mcap) written with rosbags."""
+import numpy as np
+import pytest
+
+from sam2real_ros import episode_store, extract, grasp_episodes
+from sam2real_ros.io_utils import read_rgb
+
+rosbags = pytest.importorskip('rosbags')
+
+S = 1_000_000_000
+T0 = 1_790_000_000 * S
+IMG, INFO, STATUS = '/cam/rgb/image_raw', '/cam/rgb/camera_info', '/grasp/_action/status'
+OLD, A, B = bytes(range(16)), bytes(range(16, 32)), bytes(range(32, 48))
+
+
+def make_stream():
+    """Return [(topic, msgtype, log_time_ns, msg)] in log-time order (rosbags messages)."""
+    from rosbags.typesys import get_typestore, Stores
+    ts = get_typestore(Stores.ROS2_KILTED)
+    T = ts.types
+    Time, Header = T['builtin_interfaces/msg/Time'], T['std_msgs/msg/Header']
+
+    def time(ns):
+        return Time(sec=ns // S, nanosec=ns % S)
+
+    def status(t, goals):
+        lst = [T['action_msgs/msg/GoalStatus'](goal_info=T['action_msgs/msg/GoalInfo'](
+            goal_id=T['unique_identifier_msgs/msg/UUID'](uuid=np.frombuffer(g, np.uint8)),
+            stamp=time(stamp)), status=st) for g, stamp, st in goals]
+        return (STATUS, 'action_msgs/msg/GoalStatusArray', t,
+                T['action_msgs/msg/GoalStatusArray'](status_list=lst))
+
+    old = (OLD, T0 - 10 * S, 4)  # a grasp that ended before recording: latched, stale
+    out = [status(T0, [old])]
+    roi = T['sensor_msgs/msg/RegionOfInterest'](x_offset=0, y_offset=0, height=0, width=0,
+                                                do_rectify=False)
+    k = np.array([50.0, 0, 16, 0, 50.0, 12, 0, 0, 1])
+    for i in range(1, 80):
+        t = T0 + i * S // 10
+        header = Header(stamp=time(t - 5_000_000), frame_id='cam')
+        if i == 11:  # a corrupt frame: unsupported encoding
+            out.append((IMG, 'sensor_msgs/msg/Image', t, T['sensor_msgs/msg/Image'](
+                header=header, height=24, width=32, encoding='yuv422', is_bigendian=0,
+                step=64, data=np.zeros(24 * 64, np.uint8))))
+            continue
+        rgb = np.zeros((24, 32, 3), np.uint8)
+        rgb[..., 0], rgb[i % 24, :, 1] = i, 255
+        out.append((INFO, 'sensor_msgs/msg/CameraInfo', t, T['sensor_msgs/msg/CameraInfo'](
+            header=header, height=24, width=32, distortion_model='plumb_bob',
+            d=np.zeros(5), k=k, r=np.eye(3).ravel(), p=np.zeros(12), binning_x=0,
+            binning_y=0, roi=roi)))
+        out.append((IMG, 'sensor_msgs/msg/Image', t + 1, T['sensor_msgs/msg/Image'](
+            header=header, height=24, width=32, encoding='rgb8', is_bigendian=0, step=96,
+            data=rgb.ravel())))
+    a, b = T0 + 2 * S + 5, T0 + 5 * S + 5
+    out += [status(a, [old, (A, a, 2)]), status(T0 + 35 * S // 10, [old, (A, a, 4)]),
+            status(b, [old, (A, a, 4), (B, b, 1)]),
+            status(b + S // 2, [old, (A, a, 4), (B, b, 2)]),
+            status(b + S + S // 2, [old, (A, a, 4), (B, b, 6)])]
+    out.sort(key=lambda m: m[2])
+    return ts, out
+
+
+def write_bag(path, plugin):
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    ts, stream = make_stream()
+    with Writer(path, version=9, storage_plugin=getattr(StoragePlugin, plugin)) as w:
+        conns = {}
+        for topic, msgtype, t, msg in stream:
+            if topic not in conns:
+                conns[topic] = w.add_connection(topic, msgtype, typestore=ts)
+            w.write(conns[topic], t, ts.serialize_cdr(msg, msgtype))
+    return stream
+
+
+def expected_episodes(stream, cfg):
+    """The pure logic fed the same messages at the same log times."""
+    logic = grasp_episodes.EpisodeLogic(cfg, stream[0][2])
+    events = []
+    for topic, _, t, msg in stream:
+        events += extract.feed(logic, topic, msg, t, IMG, {STATUS: '/grasp'})[0]
+    events += logic.finish(stream[-1][2])
+    eps = []
+    for ev in events:
+        if isinstance(ev, grasp_episodes.EpisodeStart):
+            eps.append([])
+        elif isinstance(ev, grasp_episodes.FrameOut):
+            eps[-1].append((ev.frame.stamp_ns, ev.phase))
+    return eps
+
+
+@pytest.mark.parametrize('plugin', ['SQLITE3', 'MCAP'])
+def test_extraction_matches_live_logic(tmp_path, plugin, capsys):
+    stream = write_bag(tmp_path / 'bag', plugin)
+    out = tmp_path / 'data'
+    argv = [str(tmp_path / 'bag'), '--image-topic', IMG, '--action', '/grasp', '--out', str(out),
+            '--before-s', '1.0', '--before-max-frames', '3', '--during-rate-hz', '4',
+            '--after-s', '1.0', '--after-rate-hz', '4', '--no-progress']
+    assert extract.main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.count('unsupported image encoding') == 1
+    cfg = grasp_episodes.EpisodeConfig(before_s=1.0, before_max_frames=3, during_rate_hz=4.0,
+                                       after_s=1.0, after_rate_hz=4.0)
+    want = expected_episodes(stream, cfg)
+    eps = episode_store.list_episodes(out, complete_only=True)
+    assert len(eps) == len(want) == 2
+    assert [[(f['stamp_ns'], f['phase']) for f in ep['frames']] for ep in eps] == want
+    assert [ep['outcome'] for ep in eps] == ['succeeded', 'aborted']
+    assert [ep['trigger']['goal_id'] for ep in eps] == [A.hex(), B.hex()]
+    for ep in eps:
+        assert {f['phase'] for f in ep['frames']} == {'before', 'during', 'after'}
+        assert ep['camera']['K'][0] == 50.0 and ep['camera']['frame_id'] == 'cam'
+        i = ep['frames'][0]['stamp_ns']
+        img = read_rgb(f'{ep["dir"]}/{ep["frames"][0]["rgb"]}')
+        assert img[0, 0, 0] == round((i + 5_000_000 - T0) / (S // 10))  # the frame it names
+
+
+def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys):
+    write_bag(tmp_path / 'bag', 'SQLITE3')
+    assert extract.main([str(tmp_path / 'bag'), '--image-topic', '/nope', '--out',
+                         str(tmp_path / 'o')]) == 2
+    assert '/nope not in bag' in capsys.readouterr().err
+    assert extract.main([str(tmp_path / 'missing'), '--image-topic', IMG, '--out',
+                         str(tmp_path / 'o')]) == 2
+    assert 'bag not found' in capsys.readouterr().err
+    assert extract.main([str(tmp_path / 'bag'), '--image-topic', IMG, '--out',
+                         str(tmp_path / 'o'), '--during-rate-hz', '0']) == 2
+    assert 'during-rate-hz' in capsys.readouterr().err
