@@ -41,6 +41,8 @@ setup(
             'grasp_recorder = sam2real_ros.recorder_node:main',
             'sam_worker = sam2real_ros.sam_node:main',
             'sam2real = sam2real_ros.cli:main',
+            'sim_camera = sam2real_ros.sim_camera:main',
+            'sim_grasp_server = sam2real_ros.sim_grasp_server:main',
         ],
     },
 )
