@@ -1,0 +1,98 @@
+"""Deterministic data streams for the trainer: per-epoch index draws, batching, resizing.
+
+The frames of epoch ``e`` on rank ``r`` are drawn from ``np.random.default_rng([seed, stream,
+r, e])`` (without replacement when the dataset is large enough, Sec. IV-A: "randomly chosen
+from the entire dataset for each epoch"), so the data stream position is fully described by
+``(epoch, iteration)`` and a resumed run sees exactly the frames a straight run would.
+"""
+import cv2
+import numpy as np
+import torch
+
+STREAMS = {'synthetic': 0, 'real': 1, 'real_labeled': 2}
+
+
+def epoch_indices(n, count, seed, stream, rank, epoch):
+    """``count`` dataset indices in ``[0, n)`` for one epoch of one stream on one rank."""
+    if n < 1:
+        raise ValueError(f'the {stream} dataset is empty')
+    rng = np.random.default_rng([int(seed), STREAMS[stream], int(rank), int(epoch)])
+    return rng.choice(n, size=count, replace=n < count).tolist()
+
+
+def make_loader(dataset, indices, batch_size, num_workers):
+    """DataLoader over ``indices`` in order, batches as lists of sample dicts."""
+    batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
+                                       collate_fn=list)
+
+
+def resize_rgb(rgb, size):
+    """HxWx3 uint8 -> size (h, w) (area when shrinking, linear otherwise)."""
+    if size is None or tuple(rgb.shape[:2]) == tuple(size):
+        return rgb
+    interp = cv2.INTER_AREA if size[0] < rgb.shape[0] else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (int(size[1]), int(size[0])), interpolation=interp)
+
+
+def resize_labels(labels, size):
+    """HxW integer labels -> size (nearest)."""
+    if size is None or tuple(labels.shape[:2]) == tuple(size):
+        return labels
+    return cv2.resize(labels, (int(size[1]), int(size[0])), interpolation=cv2.INTER_NEAREST)
+
+
+def resize_masks(masks, size):
+    """NxHxW bool -> NxhxW' bool (nearest), 512 masks per OpenCV call; stays bool."""
+    masks = np.asarray(masks, dtype=bool)
+    if size is None or tuple(masks.shape[1:]) == tuple(size):
+        return masks
+    if masks.ndim != 3:
+        raise ValueError(f'masks must be NxHxW bool, got shape {masks.shape}')
+    out = np.empty((masks.shape[0], int(size[0]), int(size[1])), dtype=bool)
+    for i in range(0, masks.shape[0], 512):
+        part = masks[i:i + 512].transpose(1, 2, 0).astype(np.uint8)
+        res = cv2.resize(part, (int(size[1]), int(size[0])), interpolation=cv2.INTER_NEAREST)
+        out[i:i + 512] = (res.reshape(size[0], size[1], -1).transpose(2, 0, 1)) > 0
+    return out
+
+
+def _check_sample(sample, need, source):
+    if not isinstance(sample, dict):
+        raise ValueError(f'{source}: a sample must be a dict, got {type(sample).__name__}')
+    for key in need:
+        if key not in sample:
+            raise ValueError(f'{source}: sample {sample.get("key", "?")!r} has no {key!r} '
+                             f'(keys: {sorted(sample)})')
+
+
+def prepare_batch(samples, size, mean, std, need, source):
+    """List of sample dicts -> tensors at one size.
+
+    Arguments:
+      samples (list[dict]): ``rgb`` HxWx3 uint8 and, per ``need``, ``labels`` HxW / ``masks``.
+      size (tuple): (h, w) training size, or None for the first sample's size.
+      mean, std (tuple): normalization (ImageNet).
+      need (tuple): keys every sample must have.
+      source (str): dataset name for error messages.
+
+    Returns:
+      dict: ``x`` Bx3xhxw float32, ``labels`` Bxhxw int64 (if needed), ``masks`` list of
+      Nxhxw bool numpy arrays (if needed), ``keys`` list[str], ``rgb`` list of resized uint8.
+    """
+    for s in samples:
+        _check_sample(s, need, source)
+    if size is None:
+        size = tuple(samples[0]['rgb'].shape[:2])
+    rgbs = [resize_rgb(s['rgb'], size) for s in samples]
+    scale = 1.0 / (255.0 * np.asarray(std, np.float32))
+    shift = np.asarray(mean, np.float32) / np.asarray(std, np.float32)
+    x = np.stack([r.astype(np.float32) * scale - shift for r in rgbs]).transpose(0, 3, 1, 2)
+    out = {'x': torch.from_numpy(np.ascontiguousarray(x)), 'rgb': rgbs,
+           'keys': [str(s.get('key', '')) for s in samples]}
+    if 'labels' in need:
+        out['labels'] = torch.from_numpy(np.stack(
+            [resize_labels(np.asarray(s['labels']), size) for s in samples]).astype(np.int64))
+    if 'masks' in need:
+        out['masks'] = [resize_masks(s['masks'], size) for s in samples]
+    return out
