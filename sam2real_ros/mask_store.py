@@ -179,7 +179,7 @@ class MaskStore:
         path = self.path(key)
         io_utils.atomic_write_npz(
             path, masks_packed=packed, image_size=np.array([h, w], np.int64),
-            scores=scores, areas=masks.reshape(n, -1).sum(1, dtype=np.int64), bboxes=bboxes,
+            scores=scores, areas=masks.reshape(n, h * w).sum(1, dtype=np.int64), bboxes=bboxes,
             meta=np.array(json.dumps(meta, sort_keys=True)))
         try:
             os.unlink(self.failed_path(key))
