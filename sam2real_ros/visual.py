@@ -65,7 +65,7 @@ def features_to_rgb(features):
     lo = f.min(axis=(0, 1), keepdims=True)
     hi = f.max(axis=(0, 1), keepdims=True)
     scaled = (f - lo) * (255.0 / np.maximum(hi - lo, 1e-12))
-    scaled = np.clip(np.nan_to_num(scaled), 0, 255).astype(np.uint8)
+    scaled = np.clip(np.rint(np.nan_to_num(scaled)), 0, 255).astype(np.uint8)
     h, w, d = scaled.shape
     if d == 3:
         return scaled

@@ -1,0 +1,181 @@
+"""ONNX export (parity, metadata, CLI) and the inference engine on real files."""
+import json
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from sam2real_ros import export
+from sam2real_ros import model as mdl
+from sam2real_ros.engine import ModelLoadError, SegmentationEngine
+
+CLASSES = ['background', 'mug', 'box']
+
+
+def tiny_cfg(**kw):
+    """A small random-weight config (top level 7x9 at 200x260: bins 2, 3, 6 do not divide)."""
+    base = dict(backbone='convnext_atto', pretrained=False, num_classes=3, fpn_channels=16,
+                fusion_channels=32, feature_hidden=24, fusion_stride=4, fusion_kernel=3,
+                input_size=(200, 260), name='tiny')
+    base.update(kw)
+    return mdl.ModelConfig(**base)
+
+
+def frame(h=480, w=640, seed=0):
+    """A 640x480 test frame with smooth structure (few exact logit ties)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 255 // (h + w)], -1)
+    return np.clip(img + rng.integers(-20, 20, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope='module')
+def fast_onnx(tmp_path_factory):
+    """The fast profile with random weights, exported through the CLI."""
+    out = tmp_path_factory.mktemp('fast') / 'fast.onnx'
+    rc = export.main(['--random', '--profile', 'fast', '--classes', ','.join(CLASSES),
+                      '--out', str(out)])
+    assert rc == 0
+    return out
+
+
+@pytest.fixture(scope='module')
+def tiny_ckpt_and_onnx(tmp_path_factory):
+    """A tiny checkpoint (.pt, EMA differs from model) and its ONNX export."""
+    d = tmp_path_factory.mktemp('tiny')
+    torch.manual_seed(0)
+    cfg = tiny_cfg()
+    net = mdl.build_model(cfg).eval()
+    ema_net = mdl.build_model(cfg).eval()  # different random weights
+    ckpt = d / 'tiny.pt'
+    torch.save(mdl.checkpoint_payload(net, cfg, CLASSES, ema_state=ema_net.state_dict()), ckpt)
+    res = export.export_onnx(ema_net, cfg, CLASSES, str(d / 'tiny.onnx'))
+    return ckpt, d / 'tiny.onnx', res
+
+
+def test_fast_export_is_one_file_with_metadata_and_matches_torch(fast_onnx):
+    assert not os.path.exists(str(fast_onnx) + '.data')
+    assert [p for p in os.listdir(fast_onnx.parent)] == ['fast.onnx']
+    proto = onnx.load(str(fast_onnx))
+    assert proto.opset_import[0].version >= 17
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta['class_names']) == CLASSES
+    assert json.loads(meta['input_size']) == [240, 320]
+    assert json.loads(meta['mean']) == list(mdl.IMAGENET_MEAN)
+    assert meta['profile'] == 'fast' and meta['feature_dim'] == '3' and meta['sam2real_version']
+    sess = ort.InferenceSession(str(fast_onnx), providers=['CPUExecutionProvider'])
+    assert [i.name for i in sess.get_inputs()] == ['image']
+    assert list(sess.get_inputs()[0].shape) == [1, 3, 240, 320]
+    assert [o.name for o in sess.get_outputs()] == ['logits', 'features']
+    # `--random` seeds torch with --seed (default 0): rebuild the same weights and compare.
+    cfg = mdl.load_profile('fast', num_classes=3, pretrained=False)
+    torch.manual_seed(0)
+    net = mdl.build_model(cfg).eval()
+    x = mdl.preprocess(frame(), cfg)
+    ol, of = sess.run(None, {'image': x.numpy()})
+    with torch.no_grad():
+        tl, tf = net(x)
+    assert np.abs(ol - tl.numpy()).max() < 1e-4
+    assert np.abs(of - tf.numpy()).max() < 1e-4
+
+
+def test_non_dividing_ppm_export_parity(tiny_ckpt_and_onnx):
+    ckpt, onnx_path, res = tiny_ckpt_and_onnx
+    assert res['input_size'] == [200, 260]
+    # Independent check with another input: onnxruntime vs torch on the EMA weights.
+    net, cfg, _ = mdl.model_from_checkpoint(str(ckpt), weights='ema')
+    x = mdl.preprocess(frame(), cfg)
+    sess = ort.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
+    ol, of = sess.run(None, {'image': x.numpy()})
+    with torch.no_grad():
+        tl, tf = net(x)
+    assert np.abs(ol - tl.numpy()).max() < 1e-4
+    assert np.abs(of - tf.numpy()).max() < 1e-4
+    assert res['max_abs_diff_logits'] < 1e-4
+
+
+def test_engine_predicts_at_frame_size(fast_onnx):
+    eng = SegmentationEngine.load(str(fast_onnx), threads=2)
+    assert eng.class_names == CLASSES and eng.input_size == (240, 320)
+    assert eng.backend == 'onnxruntime' and 'CPUExecutionProvider' in eng.providers
+    rgb = frame()
+    pred = eng.predict(rgb)
+    assert pred.labels.shape == (480, 640) and pred.labels.dtype == np.uint8
+    assert pred.labels.max() < len(CLASSES)
+    assert pred.features.shape == (480, 640, 3) and pred.features.dtype == np.float32
+    assert eng.predict(rgb, want_features=False).features is None
+    assert np.array_equal(eng.predict(rgb, want_features=False).labels, pred.labels)
+    small = eng.predict(frame(123, 77))
+    assert small.labels.shape == (123, 77) and small.features.shape == (123, 77, 3)
+    with pytest.raises(ValueError, match='HxWx3 uint8'):
+        eng.predict(rgb.astype(np.float32))
+    with pytest.raises(ValueError, match='HxWx3 uint8'):
+        eng.predict(rgb[:, :, 0])
+
+
+def test_torch_and_onnx_backends_agree(tiny_ckpt_and_onnx):
+    ckpt, onnx_path, _ = tiny_ckpt_and_onnx
+    e_onnx = SegmentationEngine.load(str(onnx_path))
+    e_torch = SegmentationEngine.load(str(ckpt), device='cpu')
+    assert e_torch.backend == 'torch' and e_torch.class_names == CLASSES
+    assert e_torch.input_size == e_onnx.input_size == (200, 260)
+    rgb = frame(seed=3)
+    a, b = e_onnx.predict(rgb), e_torch.predict(rgb)
+    assert a.labels.shape == b.labels.shape == (480, 640)
+    # Identical up to ties between near-equal logits (ONNX ~1e-6 numeric noise).
+    assert np.mean(a.labels == b.labels) > 0.999
+    assert np.abs(a.features - b.features).max() < 1e-3
+    assert len(np.unique(b.labels)) > 1  # random weights still give several classes
+
+
+def test_export_cli_from_checkpoint_and_errors(tiny_ckpt_and_onnx, tmp_path, capsys):
+    ckpt, _, _ = tiny_ckpt_and_onnx
+    out = tmp_path / 'model.onnx'
+    assert export.main([str(ckpt), '--out', str(out), '--weights', 'model', '--no-verify',
+                        '--size', '96x128']) == 0
+    eng = SegmentationEngine.load(str(out))
+    assert eng.input_size == (96, 128) and eng.metadata['profile'] == 'tiny'
+    capsys.readouterr()
+    assert export.main([str(tmp_path / 'missing.pt'), '--out', str(tmp_path / 'x.onnx')]) == 2
+    err = capsys.readouterr().err
+    assert 'missing.pt' in err and len(err.strip().splitlines()) == 1
+    assert export.main(['--random', '--classes', ','.join(f'c{i}' for i in range(300)),
+                        '--out', str(tmp_path / 'y.onnx')]) == 2
+    assert 'at most 256' in capsys.readouterr().err
+    assert export.main(['--random', '--profile', 'nope', '--out', str(tmp_path / 'z.onnx')]) == 2
+    assert 'unknown model profile' in capsys.readouterr().err
+    assert not any(p.suffix == '.onnx' and p.name != 'model.onnx' for p in tmp_path.iterdir())
+
+
+def test_engine_load_errors(tiny_ckpt_and_onnx, tmp_path):
+    ckpt, onnx_path, _ = tiny_ckpt_and_onnx
+    with pytest.raises(ModelLoadError, match='not found'):
+        SegmentationEngine.load(str(tmp_path / 'nope.onnx'))
+    garbage = tmp_path / 'garbage.onnx'
+    garbage.write_bytes(b'\x00garbage' * 10)
+    with pytest.raises(ModelLoadError, match='not a readable ONNX model'):
+        SegmentationEngine.load(str(garbage))
+    proto = onnx.load(str(onnx_path))
+    del proto.metadata_props[:]
+    plain = tmp_path / 'plain.onnx'
+    onnx.save(proto, str(plain))
+    with pytest.raises(ModelLoadError, match='without sam2real metadata'):
+        SegmentationEngine.load(str(plain))
+    proto = onnx.load(str(onnx_path))
+    for p in proto.metadata_props:
+        if p.key == 'class_names':
+            p.value = json.dumps([f'c{i}' for i in range(300)])
+    many = tmp_path / 'many.onnx'
+    onnx.save(proto, str(many))
+    with pytest.raises(ModelLoadError, match='at most 256'):
+        SegmentationEngine.load(str(many))
+    with pytest.raises(ModelLoadError, match='needs an .onnx'):
+        SegmentationEngine.load(str(ckpt), backend='onnxruntime')
+    with pytest.raises(ModelLoadError, match="backend must be"):
+        SegmentationEngine.load(str(onnx_path), backend='tensorflow')
+    if 'CUDAExecutionProvider' not in ort.get_available_providers():
+        with pytest.raises(ModelLoadError, match='cuda'):
+            SegmentationEngine.load(str(onnx_path), device='cuda')
