@@ -1,0 +1,135 @@
+"""SAM worker: datasets (episodes + image folders), resume after SIGKILL, failures, sharding."""
+import os
+import signal
+import subprocess
+import sys
+
+from conftest import REPO, wait_until
+import numpy as np
+import pytest
+
+from sam2real_ros import io_utils
+from sam2real_ros.episode_store import EpisodeWriter
+from sam2real_ros.mask_store import MaskStore
+from sam2real_ros.sam_fast import build_tiny_sam
+from sam2real_ros.sam_worker import find_frames, in_shard, main, parse_shard, SamWorker, \
+    WorkerError
+from sam2real_ros.segmenters import FelzenszwalbSegmenter, SamSegmenter
+
+
+def _img(seed, h=48, w=64):
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), 80, np.uint8)
+    y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
+    img[y:y + h // 2, x:x + w // 2] = rng.integers(0, 255, 3)
+    return img
+
+
+def make_dataset(root, n_plain=3, h=48, w=64):
+    """Complete, interrupted and still-recording episodes plus a plain image folder."""
+    writers = {}
+    for i, state in enumerate(('complete', 'interrupted', 'recording')):
+        wr = EpisodeWriter(str(root), 1_700_000_000_000_000_000 + i * 10**9, {})
+        for k, phase in enumerate(('before', 'during', 'after')):
+            wr.add_frame(1_700_000_000_000_000_000 + i * 10**9 + k, phase, _img(10 * i + k, h, w))
+        if state != 'recording':
+            wr.close(state)
+        writers[state] = wr
+    os.makedirs(root / 'plain' / 'sub')
+    for i in range(n_plain):
+        io_utils.atomic_write_png(root / 'plain' / f'p{i}.png', _img(100 + i, h, w))
+    io_utils.atomic_write_png(root / 'plain' / 'sub' / 'q.png', _img(200, h, w))
+    return writers
+
+
+def test_dataset_to_masks_fallback_and_tiny_sam(tmp_path):
+    writers = make_dataset(tmp_path)
+    frames = find_frames(tmp_path)
+    keys = [f.key for f in frames]
+    rec_id = writers['recording'].episode_id
+    assert len(keys) == 6 + 4 and not any(rec_id in k for k in keys)
+    assert all(k.startswith('episodes/') for k in keys[:6])
+    fb = SamWorker(tmp_path, FelzenszwalbSegmenter(min_area=10))
+    assert fb.run() == 10 and fb.done == 10 and fb.pending() == []
+    store = MaskStore(tmp_path / 'masks')
+    assert store.keys() == sorted(keys)
+    rec = store.read(keys[0])
+    assert rec.segmenter == 'felzenszwalb' and rec.masks().shape[1:] == (48, 64)
+    assert rec.masks().dtype == bool and len(rec) > 0
+    # the recording episode is picked up once it is complete
+    writers['recording'].close('complete')
+    assert len(fb.pending()) == 3
+    # a tiny random-weight SAM through the same worker, to a second store
+    sam = SamSegmenter(build_tiny_sam(0, logit_scale=1000.0), 'tiny', points_per_side=4,
+                       pred_iou_thresh=0.0, stability_score_thresh=0.5, box_nms_thresh=1.0)
+    sw = SamWorker(tmp_path, sam, store_root=tmp_path / 'sam_masks')
+    assert sw.run(limit=2) == 2
+    sam_store = MaskStore(tmp_path / 'sam_masks')
+    for key in sam_store.keys():
+        r = sam_store.read(key)
+        assert r.segmenter == 'sam:tiny' and r.settings['points_per_side'] == 4
+        assert r.masks().shape == (len(r), 48, 64) and len(r) > 0
+        assert r.bboxes.shape == (len(r), 4) and r.scores.shape == (len(r), 2)
+
+
+def test_corrupt_image_is_failed_not_retried(tmp_path):
+    io_utils.atomic_write_png(tmp_path / 'good.png', _img(1))
+    (tmp_path / 'bad.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 40)
+    w = SamWorker(tmp_path, FelzenszwalbSegmenter(min_area=10))
+    assert w.run() == 2 and w.done == 1 and w.failed == 1
+    store = w.store
+    assert store.status('bad.png') == 'failed' and 'bad.png' in store.failure_reason('bad.png')
+    assert w.pending() == []
+    assert [f.key for f in SamWorker(tmp_path, w.segmenter, retry_failed=True).pending()] == [
+        'bad.png']
+
+
+def test_sharding_covers_every_frame_once(tmp_path):
+    make_dataset(tmp_path, n_plain=6)
+    keys = {f.key for f in find_frames(tmp_path)}
+    parts = [{f.key for f in SamWorker(tmp_path, None, shard=(i, 2)).pending()}
+             for i in range(2)]
+    assert parts[0] | parts[1] == keys and not parts[0] & parts[1]
+    assert parts[0] and parts[1]
+    assert all(in_shard(k, (0, 1)) for k in keys)
+    assert parse_shard('1/3') == (1, 3)
+    for bad in ('3/3', 'x', '1/0'):
+        with pytest.raises(WorkerError):
+            parse_shard(bad)
+
+
+def test_cli_user_errors(tmp_path, capsys):
+    assert main([str(tmp_path / 'nope'), '--segmenter', 'fallback', '--nice', '0']) == 2
+    assert 'dataset root is not a folder' in capsys.readouterr().err
+    assert main([str(tmp_path), '--shard', '2/2', '--nice', '0']) == 2
+    assert main([str(tmp_path), '--segmenter', 'sam', '--checkpoint', str(tmp_path / 'x.pth'),
+                 '--nice', '0']) == 2
+    assert 'SAM checkpoint not found' in capsys.readouterr().err
+
+
+def test_kill_and_resume(tmp_path):
+    for i in range(12):
+        io_utils.atomic_write_png(tmp_path / 'imgs' / f'{i:02d}.png', _img(i, 240, 320))
+    store = MaskStore(tmp_path / 'masks')
+    cmd = [sys.executable, '-m', 'sam2real_ros.sam_worker', str(tmp_path), '--segmenter',
+           'fallback', '--no-progress']
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: len(store.keys()) >= 2, 60), 'worker wrote nothing'
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    first = store.keys()
+    assert 0 < len(first) < 12, 'the worker must be killed mid-run'
+    # what a writer killed during a write leaves behind
+    (tmp_path / 'masks' / 'imgs' / '.11.png.npz.tmp-99999-0').write_bytes(b'half-written')
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert 'removed 1 stale temp files' in res.stderr
+    assert store.keys() == [f'imgs/{i:02d}.png' for i in range(12)]
+    files = [n for _, _, fs in os.walk(tmp_path / 'masks') for n in fs]
+    assert len(files) == 12 and all(n.endswith('.png.npz') for n in files)
+    for key in store.keys():
+        assert store.read(key).masks().shape[1:] == (240, 320)
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and 'done 0, failed 0' in res.stderr
