@@ -95,16 +95,14 @@ def listener():
 
 
 def start_camera(processes, rate_hz):
-    return processes.start('-m', 'sam2real_ros.sim_camera', '--ros-args',
+    # Publisher depth 10 so the test's own (slow, Python) camera_info reader misses no stamp.
+    return processes.start('-m', 'sam2real_ros.sim_camera', '--ros-args', '-p', 'qos_depth:=10',
                            '-p', f'rate_hz:={float(rate_hz)}', name='camera')
 
 
-def start_node(processes, model, *params):
-    args = ['-m', 'sam2real_ros.segmentation_node', '--ros-args',
-            '-p', f'model_path:={model}', '-p', 'model_retry_s:=0.3']
-    for p in params:
-        args += ['-p', p]
-    return processes.start(*args, name='node')
+def start_node(processes, model):
+    return processes.start('-m', 'sam2real_ros.segmentation_node', '--ros-args',
+                           '-p', f'model_path:={model}', name='node')
 
 
 def assert_alive(processes, *procs):
@@ -113,21 +111,34 @@ def assert_alive(processes, *procs):
 
 
 @pytest.mark.rostest
-def test_labels_follow_camera_frames(processes, listener, model_path):
+def test_labels_answer_the_newest_frame(processes, listener, model_path):
+    """A camera far faster than the model: labels carry recent camera stamps, the rest drop."""
     listener.listen(CameraInfo, '/head_front_camera/rgb/camera_info')
     listener.listen(Image, f'{NODE}/labels')
-    camera = start_camera(processes, 10)
+    listener.listen(DiagnosticArray, '/diagnostics')
+    camera = start_camera(processes, 120)
     node = start_node(processes, model_path)
     assert wait_until(lambda: len(listener.got(f'{NODE}/labels')) >= 3, 60), \
         processes.output(node)
+    time.sleep(2.5)  # let a queue build up if there were one
+    labels = listener.got(f'{NODE}/labels')
     camera_stamps = {stamp_to_ns(m.header.stamp)
                      for _, m in listener.got('/head_front_camera/rgb/camera_info')}
-    for _, msg in listener.got(f'{NODE}/labels'):
+    for _, msg in labels:
         assert (msg.encoding, msg.width, msg.height, msg.step) == ('mono8', 640, 480, 640)
         assert msg.header.frame_id == 'head_front_camera_rgb_optical_frame'
         assert stamp_to_ns(msg.header.stamp) in camera_stamps  # the camera frame's stamp
-        labels = np.frombuffer(msg.data, np.uint8)
-        assert labels.max() < len(CLASSES)
+        assert np.frombuffer(msg.data, np.uint8).max() < len(CLASSES)
+    # Frames are skipped between answers, not answered late: each answered frame is recent.
+    stamps = [stamp_to_ns(m.header.stamp) for _, m in labels]
+    assert np.all(np.diff(stamps) > 0)
+    ages_s = [(t - stamp_to_ns(m.header.stamp)) / 1e9 for t, m in labels[-10:]]
+    assert max(ages_s) < 1.5, f'labels lag behind the camera (queueing?): {ages_s}'
+    diag = wait_until(lambda: int((listener.diagnostics() or {}).get('dropped_frames', 0))
+                      and listener.diagnostics(), 5)
+    assert diag, f'no dropped frames reported: {listener.diagnostics()}'
+    assert int(diag['frames_in']) > int(diag['frames_out']) > 0
+    assert diag['model_state'] == 'loaded' and diag['qos_reliability'] == 'reliable'
 
     # Late joiners get the latched class names; overlay/features start once subscribed.
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
@@ -147,73 +158,53 @@ def test_labels_follow_camera_frames(processes, listener, model_path):
 
 
 @pytest.mark.rostest
-def test_drops_frames_instead_of_queueing(processes, listener, model_path):
-    """A camera far faster than the model: the node answers the newest frame, drops the rest."""
-    listener.listen(Image, f'{NODE}/labels')
-    listener.listen(DiagnosticArray, '/diagnostics')
-    camera = start_camera(processes, 120)
-    node = start_node(processes, model_path)
-    assert wait_until(lambda: len(listener.got(f'{NODE}/labels')) >= 1, 60), \
-        processes.output(node)
-    time.sleep(4.0)  # let a queue build up if there were one
-    labels = listener.got(f'{NODE}/labels')
-    diag = wait_until(lambda: (listener.diagnostics() or {}).get('dropped_frames', '0') != '0'
-                      and listener.diagnostics(), 5)
-    assert diag, f'no dropped frames reported: {listener.diagnostics()}'
-    assert int(diag['dropped_frames']) > 0
-    assert int(diag['frames_in']) > int(diag['frames_out'])
-    # Frames are skipped between answers, not answered late: each answered frame is recent.
-    stamps = [stamp_to_ns(m.header.stamp) for _, m in labels]
-    assert np.all(np.diff(stamps) > 0)
-    ages_s = [(t - stamp_to_ns(m.header.stamp)) / 1e9 for t, m in labels[-10:]]
-    assert max(ages_s) < 1.5, f'labels lag behind the camera (queueing?): {ages_s}'
-    assert_alive(processes, camera, node)
-
-
-@pytest.mark.rostest
-def test_missing_then_broken_then_valid_model(processes, listener, model_path, tmp_path):
-    """One clear log line per problem, the node keeps running and loads the model later."""
-    listener.listen(Image, f'{NODE}/labels')
-    listener.listen(DiagnosticArray, '/diagnostics')
-    target = tmp_path / 'later.onnx'
-    camera = start_camera(processes, 10)
-    node = start_node(processes, target)
-    state = lambda: (listener.diagnostics() or {}).get('model_state')  # noqa: E731
-    assert wait_until(lambda: state() == 'missing'
-                      and int(listener.diagnostics()['no_model_frames']) > 0, 30), \
-        processes.output(node)
-    time.sleep(1.0)  # several retry periods (0.3 s)
-    log = processes.output(node)
-    assert log.count('does not exist') == 1, log
-    assert str(target) in log
-
-    target.write_bytes(b'not an onnx model')
-    assert wait_until(lambda: state() == 'failed', 10), processes.output(node)
-    time.sleep(1.0)
-    log = processes.output(node)
-    assert log.count('cannot load model') == 1, log
-
-    tmp = tmp_path / 'copy.tmp'
-    shutil.copyfile(model_path, tmp)
-    os.replace(tmp, target)
-    assert wait_until(lambda: listener.got(f'{NODE}/labels'), 30), processes.output(node)
-    assert 'Traceback' not in processes.output(node)
-    assert_alive(processes, camera, node)
-    assert processes.stop(node) == 0
-
-
-@pytest.mark.rostest
-def test_bad_frames_are_skipped_and_counted(processes, listener, model_path):
+def test_model_problems_and_bad_frames(processes, listener, model_path, tmp_path):
+    """Missing/broken model and bad frames: one clear log line each, the node keeps running."""
     listener.listen(Image, '/node/labels')
     listener.listen(DiagnosticArray, '/diagnostics')
     pub = listener.node.create_publisher(Image, '/test_images', 10)
+    target = tmp_path / 'later.onnx'
     node = processes.start('-m', 'sam2real_ros.segmentation_node', '--ros-args',
                            '-r', '__node:=node', '-p', 'image_topic:=/test_images',
-                           '-p', 'qos_reliability:=reliable', '-p', f'model_path:={model_path}',
-                           name='node')
-    assert wait_until(lambda: pub.get_subscription_count() > 0, 30), processes.output(node)
-    assert wait_until(lambda: 'loaded model' in processes.output(node), 60), \
-        processes.output(node)
+                           '-p', 'qos_reliability:=reliable', '-p', f'model_path:={target}',
+                           '-p', 'model_retry_s:=0.3', name='node')
+
+    def status():
+        for _, m in reversed(listener.got('/diagnostics')):
+            for s in m.status:
+                if s.name.startswith('node'):
+                    return {kv.key: kv.value for kv in s.values}
+        return {}
+
+    good = numpy_to_image(np.zeros((120, 160, 3), np.uint8), 'bgr8')
+    stop = threading.Event()
+
+    def feed():  # good frames at ~10 Hz until the model works
+        while not stop.wait(0.1):
+            pub.publish(good)
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        assert wait_until(lambda: status().get('model_state') == 'missing'
+                          and int(status()['no_model_frames']) > 0, 30), processes.output(node)
+        time.sleep(1.0)  # several retry periods (0.3 s)
+        log = processes.output(node)
+        assert log.count('does not exist') == 1 and str(target) in log, log
+
+        target.write_bytes(b'not an onnx model')
+        assert wait_until(lambda: status().get('model_state') == 'failed', 10), \
+            processes.output(node)
+        time.sleep(1.0)
+        assert processes.output(node).count('cannot load model') == 1, processes.output(node)
+
+        tmp = tmp_path / 'copy.tmp'
+        shutil.copyfile(model_path, tmp)
+        os.replace(tmp, target)  # the node loads it on its next check
+        assert wait_until(lambda: listener.got('/node/labels'), 30), processes.output(node)
+    finally:
+        stop.set()
+        feeder.join()
+
     bad = numpy_to_image(np.zeros((4, 4), np.uint8), 'mono8')
     bad.encoding = 'yuv422'
     short = numpy_to_image(np.zeros((480, 640, 3), np.uint8), 'rgb8')
@@ -221,24 +212,19 @@ def test_bad_frames_are_skipped_and_counted(processes, listener, model_path):
     for msg in (bad, short, bad, short):
         pub.publish(msg)
         time.sleep(0.2)
-    good = numpy_to_image(np.zeros((120, 160, 3), np.uint8), 'bgr8')
     good.header.stamp.sec = 42
     pub.publish(good)
-    assert wait_until(lambda: listener.got('/node/labels'), 20), processes.output(node)
-    msg = listener.got('/node/labels')[0][1]
-    assert (msg.width, msg.height, msg.header.stamp.sec) == (160, 120, 42)
-
-    def bad_count():
-        for _, m in reversed(listener.got('/diagnostics')):
-            for s in m.status:
-                if s.name.startswith('node'):
-                    return int({kv.key: kv.value for kv in s.values}['bad_frames'])
-        return 0
-    assert wait_until(lambda: bad_count() == 4, 5), bad_count()
+    assert wait_until(lambda: any(m.header.stamp.sec == 42
+                                  for _, m in listener.got('/node/labels')), 20)
+    msg = listener.got('/node/labels')[-1][1]
+    assert (msg.width, msg.height, msg.encoding) == (160, 120, 'mono8')
+    assert wait_until(lambda: status().get('bad_frames') == '4', 5), status()
     log = processes.output(node)
     assert log.count("unsupported image encoding 'yuv422'") == 1, log
     assert log.count('expected step x height') == 1, log
     assert_alive(processes, node)
+    assert processes.stop(node) == 0
+    assert 'Traceback' not in node.log_path.read_text()
 
 
 def test_invalid_parameter_is_refused_at_start(processes):
