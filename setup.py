@@ -34,7 +34,6 @@ setup(
     maintainer_email='maintainers@sam2real.invalid',
     description='SAM-regularized sim2real semantic segmentation for ROS 2 robots',
     license='MIT',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'segmentation_node = sam2real_ros.segmentation_node:main',

@@ -3,6 +3,7 @@
 #   GPU=1 tools/setup_env.sh   -> onnxruntime-gpu instead of onnxruntime
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$(pwd)
 PY=${PYTHON:-python3.11}
 VENV=.venv
 command -v "$PY" >/dev/null || { echo "setup: $PY not found (sam2real needs Python 3.11)" >&2; exit 1; }
@@ -18,7 +19,12 @@ fi
 PIP="$VENV/bin/python -m pip --disable-pip-version-check"
 want=$(cat requirements.txt requirements-ros.txt setup.py | sha256sum | cut -c1-16)-gpu${GPU:-0}-ros$ROS_SOURCED
 if [ -f "$VENV/.setup-stamp" ] && [ "$(cat "$VENV/.setup-stamp")" = "$want" ]; then
-  echo "setup: $VENV is up to date"; exit 0
+  # The editable install must resolve the package from anywhere (not only from the repo root).
+  if (cd / && "$ROOT/$VENV/bin/python" -c 'import sam2real_ros') >/dev/null 2>&1; then
+    echo "setup: $VENV is up to date"; exit 0
+  fi
+  echo "setup: re-installing sam2real (editable) into $VENV"
+  $PIP install -q --no-deps --no-build-isolation -e . ; exit 0
 fi
 echo "setup: installing pinned dependencies into $VENV (first run: ~2 min, ~6 GB)"
 if [ "${GPU:-0}" = 1 ]; then
