@@ -170,7 +170,7 @@ class Trainer:
         out = losses.real_loss(feats, batch['masks'], alpha=c.alpha, beta=c.beta,
                                margin=c.margin, chunk=c.chunk)
         self._step(out['loss'])
-        return {k: float(v) for k, v in out.items()}
+        return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items()}
 
     def pseudolabel_step(self, batch):
         """EMA prediction -> best-IoU SAM mask per class -> Eq. 1 step (Sec. IV-E-b)."""

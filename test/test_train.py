@@ -1,0 +1,144 @@
+"""Trainer on the tiny CPU config: losses fall, kill + resume is exact, variants, CLI, config."""
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from sam2real_ros import train, train_config
+from sam2real_ros.trainer import Trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = os.path.join(REPO, 'training', 'configs', 'tiny_cpu.yaml')
+SMALL = ['frames_per_epoch=2', 'max_epochs=2', 'data.eval_frames=1', 'log.progress=false',
+         'log.images_per_epoch=1', 'log.tensorboard=false']
+
+
+def tiny(*overrides):
+    return train_config.load_config(TINY, [*SMALL, *overrides])
+
+
+def test_supervised_and_real_losses_fall_on_a_fixed_batch(tmp_path):
+    tr = Trainer(tiny('loss.alpha=1.0'), str(tmp_path))
+    syn = tr._prep([tr.syn[0]], ('labels',), 'synthetic')
+    sup = [tr.supervised_step(syn) for _ in range(4)]
+    assert sup[-1] < sup[0]
+    real = tr._prep([tr.real[0]], ('masks',), 'real')
+    assert real['masks'][0].shape[0] >= 2 and real['masks'][0].dtype == bool
+    reg = [tr.real_step(real)['loss'] for _ in range(4)]
+    assert reg[-1] < reg[0]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _tensors(obj, prefix=''):
+    """Flatten nested dicts/lists of tensors into {path: tensor}."""
+    out = {}
+    if isinstance(obj, torch.Tensor):
+        out[prefix] = obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(_tensors(v, f'{prefix}/{k}'))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            out.update(_tensors(v, f'{prefix}/{i}'))
+    return out
+
+
+def test_kill_and_resume_equals_straight_run(tmp_path):
+    straight = tmp_path / 'straight'
+    summary = train.run(tiny(), str(straight), progress=False)
+    assert summary['epochs'] == 2
+    # Same config, SIGKILLed after epoch 1's checkpoint, then resumed; the resumed process runs
+    # torchrun-style (WORLD_SIZE=1, gloo) to cover the distributed set-up too.
+    run_dir = tmp_path / 'killed'
+    cmd = [sys.executable, '-m', 'sam2real_ros.train', '--config', TINY, '--out', str(run_dir),
+           *SMALL]
+    first = subprocess.run(cmd + ['kill_after_epoch=1'], cwd=REPO, capture_output=True,
+                           text=True, timeout=300)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
+    ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
+    assert ck['epoch'] == 1
+    env = dict(os.environ, RANK='0', WORLD_SIZE='1', LOCAL_RANK='0', MASTER_ADDR='127.0.0.1',
+               MASTER_PORT=str(_free_port()))
+    second = subprocess.run([sys.executable, '-m', 'sam2real_ros.train', '--out', str(run_dir),
+                             '--resume'], cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env=env)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert json.loads(second.stdout.strip().splitlines()[-1])['epochs'] == 2
+    a = torch.load(straight / 'checkpoint.pt', weights_only=True)
+    b = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
+    assert a['epoch'] == b['epoch'] == 2
+    ta = _tensors({k: a[k] for k in ('model', 'ema', 'optimizer', 'scheduler')})
+    tb = _tensors({k: b[k] for k in ('model', 'ema', 'optimizer', 'scheduler')})
+    assert ta.keys() == tb.keys() and len(ta) > 100
+    worst = max(float((ta[k].double() - tb[k].double()).abs().max()) for k in ta
+                if ta[k].numel())
+    assert worst <= 1e-6
+    assert a['scheduler']['last_epoch'] == b['scheduler']['last_epoch'] == 4
+    assert [h['miou'] for h in a['history']] == pytest.approx([h['miou'] for h in b['history']])
+    with open(run_dir / 'metrics.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r['epoch']) for r in rows] == [1, 2]
+    assert 0.0 <= float(rows[-1]['miou']) <= 1.0
+    assert sorted(os.listdir(run_dir / 'images')) == ['epoch_001.png', 'epoch_002.png']
+    # the checkpoint is a model checkpoint too (EMA weights for evaluation/export)
+    from sam2real_ros.model import model_from_checkpoint
+    net, cfg, names = model_from_checkpoint(str(run_dir / 'checkpoint.pt'))
+    assert len(names) == cfg.num_classes
+    # pseudolabel variant starts from a checkpoint (Sec. IV-E-b)
+    pl = train.run(tiny('variant=pseudolabel', f'init_checkpoint={straight}/checkpoint.pt',
+                        'max_epochs=1', 'frames_per_epoch=1', 'data.eval_frames=1'),
+                   str(tmp_path / 'pseudo'), progress=False)
+    assert pl['epochs'] == 1 and 0.0 <= pl['miou'] <= 1.0
+
+
+@pytest.mark.parametrize('variant', ['synthetic_only', 'real_labels'])
+def test_variants_run(tmp_path, variant):
+    out = tmp_path / variant
+    s = train.run(tiny(f'variant={variant}', 'max_epochs=1', 'frames_per_epoch=1',
+                       'data.eval_frames=1', 'log.tensorboard=true'), str(out), progress=False)
+    assert s['epochs'] == 1 and s['variant'] == variant
+    with open(out / 'metrics.csv') as f:
+        row = next(csv.DictReader(f))
+    assert float(row['sup_loss']) > 0 and row['real_loss'] == ''
+    assert any(n.startswith('events.out.tfevents') for n in os.listdir(out / 'tb'))
+
+
+def test_config_overrides_and_errors(tmp_path):
+    cfg = tiny('optim.lr=3e-4', 'data.real.seed=7', 'loss.beta=0.5', 'model.fpn_channels=32')
+    assert cfg.optim.lr == 3e-4 and cfg.loss.beta == 0.5
+    assert cfg.data.real['seed'] == 7 and cfg.data.real['segments'] == 'oracle'
+    assert cfg.model['fpn_channels'] == 32
+    again = train_config.config_from_dict(cfg.to_dict())
+    assert again == cfg
+    with pytest.raises(train_config.ConfigError, match="unknown config key 'optim.lrr'"):
+        tiny('optim.lrr=1')
+    with pytest.raises(train_config.ConfigError, match='max_epochs must be of type int'):
+        tiny('max_epochs=abc')
+    with pytest.raises(train_config.ConfigError, match='loss.beta must be in'):
+        tiny('loss.beta=3')
+    with pytest.raises(train_config.ConfigError, match='init_checkpoint'):
+        tiny('variant=pseudolabel')
+
+
+def test_cli_user_errors_are_one_line(tmp_path, capsys):
+    assert train.main(['--config', str(tmp_path / 'missing.yaml'), '--out',
+                       str(tmp_path / 'r')]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and 'missing.yaml' in err
+    assert train.main(['--config', TINY, '--out', str(tmp_path / 'r'), 'nokey=1']) == 2
+    assert "unknown config key 'nokey'" in capsys.readouterr().err
+    assert train.main(['--out', str(tmp_path / 'nothing'), '--resume']) == 2
+    with pytest.raises(SystemExit) as e:
+        train.main(['--help'])
+    assert e.value.code == 0
