@@ -264,7 +264,7 @@ class SegmentationNode(Node):
         except ValueError as exc:
             self.bad_frames += 1
             self._log_once(('bad', str(exc)), f'bad frame on {self.topic} skipped: {exc} '
-                                              '(counted in diagnostics, logged once)')
+                           '(counted in diagnostics, logged once)', level='warn')
             return
         want_overlay = self.p.publish_overlay and self.pub_overlay.get_subscription_count() > 0
         want_features = (self.p.publish_features
