@@ -201,7 +201,7 @@ class SegmentationNode(Node):
             getattr(self.get_logger(), level)(text)
 
     def _maybe_load_model(self):
-        """(Re)load the model when the file appeared or changed since the last failed try."""
+        """Load the model when the file appeared or changed since the last failed try."""
         path = self.p.model_path
         try:
             st = os.stat(path) if path else None

@@ -110,7 +110,7 @@ class SimCamera(Node):
                                f'({p.qos_reliability})')
 
     def _camera_info(self, width, height):
-        """Pinhole model, 60 degree horizontal field of view, no distortion."""
+        """Build a pinhole CameraInfo: 60 degree horizontal field of view, no distortion."""
         f = width / (2.0 * np.tan(np.radians(30.0)))
         cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
         info = CameraInfo(width=width, height=height, distortion_model='plumb_bob')
