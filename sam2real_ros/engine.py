@@ -53,7 +53,7 @@ def _argmax_uint8(logits_chw):
 
 
 class SegmentationEngine:
-    """Runs a sam2real model on single RGB frames (see :meth:`load`).
+    """Run a sam2real model on single RGB frames (see :meth:`load`).
 
     Attributes:
       class_names (list[str]): one per class, index 0 = background.

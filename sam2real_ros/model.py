@@ -113,7 +113,7 @@ class ModelConfig:
 
 
 def list_profiles():
-    """Names of the bundled profiles (``sam2real_ros/profiles/*.yaml``)."""
+    """Return the names of the bundled profiles (``sam2real_ros/profiles/*.yaml``)."""
     return sorted(f[:-5] for f in os.listdir(PROFILE_DIR) if f.endswith('.yaml'))
 
 
