@@ -133,3 +133,52 @@ def test_kill_and_resume(tmp_path):
         assert store.read(key).masks().shape[1:] == (240, 320)
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and 'done 0, failed 0' in res.stderr
+
+
+@pytest.mark.rostest
+def test_node_processes_completed_episode(tmp_path, processes):
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from std_msgs.msg import Bool, String
+
+    writers = make_dataset(tmp_path, n_plain=1)
+    store = MaskStore(tmp_path / 'masks')
+    proc = processes.start('-m', 'sam2real_ros.sam_node', '--ros-args', '-p',
+                           f'dataset_root:={tmp_path}', '-p', 'segmenter:=fallback', '-p',
+                           'poll_period:=0.2', '-p', 'nice:=0', '-p', 'fallback.min_area:=10',
+                           '-p', 'diagnostics_period:=0.2', name='sam_worker')
+    rclpy.init()
+    node = rclpy.create_node('sam_worker_test')
+    diag, done = {}, []
+    node.create_subscription(DiagnosticArray, '/diagnostics', lambda m: diag.update(
+        {kv.key: kv.value for s in m.status if s.name.startswith('sam_worker')
+         for kv in s.values}), 10)
+    node.create_subscription(String, '/sam_worker/frame_done', lambda m: done.append(m.data), 10)
+    busy = node.create_publisher(Bool, 'busy', 10)
+
+    def spin_until(pred, timeout):
+        return wait_until(lambda: rclpy.spin_once(node, timeout_sec=0.05) or pred(), timeout)
+
+    try:
+        # the finished episodes and the image folder, never the one still recording
+        assert spin_until(lambda: diag.get('frames_done') == '8', 60), \
+            (diag, processes.output(proc))
+        rec_id = writers['recording'].episode_id
+        assert not any(rec_id in k for k in store.keys()) and len(store.keys()) == 8
+        # while the robot is busy no new frame is started
+        assert spin_until(lambda: busy.publish(Bool(data=True)) or diag.get('busy') == 'True',
+                          20)
+        writers['recording'].close('complete')
+        assert spin_until(lambda: diag.get('queue_length') == '3', 20), diag
+        assert len(store.keys()) == 8
+        busy.publish(Bool(data=False))
+        new = [k for k in store.keys() if rec_id in k]
+        assert spin_until(lambda: len(store.keys()) == 11 and sum(rec_id in k for k in done) == 3,
+                          60), processes.output(proc)
+        assert new == [] and sorted(k for k in done if rec_id in k) == [
+            k for k in store.keys() if rec_id in k]
+        assert store.read(done[-1]).segmenter == 'felzenszwalb'
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    assert processes.stop(proc) == 0, processes.output(proc)
