@@ -234,10 +234,11 @@ def create_backbone(cfg):
         kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=cfg.pretrained_path))
     else:
         kwargs.update(pretrained=bool(cfg.pretrained))
-        if cfg.pretrained and not _hub_reachable():
-            # Fail fast from the local cache instead of ~1 min of download retries.
-            import huggingface_hub.constants
-            huggingface_hub.constants.HF_HUB_OFFLINE = True
+    hub_constants, was_offline = None, None
+    if kwargs['pretrained'] and not cfg.pretrained_path and not _hub_reachable():
+        # Load from the local cache only: fail fast instead of ~1 min of download retries.
+        import huggingface_hub.constants as hub_constants
+        was_offline, hub_constants.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE, True
     try:
         return timm.create_model(cfg.backbone, **kwargs)
     except Exception as e:  # network errors come in many types (OSError, HTTP errors, ...)
@@ -253,6 +254,9 @@ def create_backbone(cfg):
             f'({type(e).__name__}: {e}). Without network access, download the timm weights '
             f'elsewhere and set pretrained_path to the local file, or set pretrained: false.'
         ) from None
+    finally:
+        if hub_constants is not None:
+            hub_constants.HF_HUB_OFFLINE = was_offline
 
 
 class SegmentationNet(nn.Module):

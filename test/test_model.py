@@ -165,6 +165,16 @@ def test_pretrained_path_loads_local_weights(tmp_path):
         mdl.build_model(tiny_cfg(pretrained=True, pretrained_path=str(tmp_path / 'no.pth')))
 
 
+def test_unreachable_hub_fails_fast_telling_to_set_pretrained_path(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hub
+    monkeypatch.setenv('HF_ENDPOINT', 'http://127.0.0.1:9')  # nothing listens on port 9
+    monkeypatch.setattr(hub, 'HF_HUB_CACHE', str(tmp_path))  # empty cache
+    offline_before = hub.HF_HUB_OFFLINE
+    with pytest.raises(RuntimeError, match='set pretrained_path'):
+        mdl.build_model(tiny_cfg(pretrained=True))
+    assert hub.HF_HUB_OFFLINE == offline_before  # the offline switch is restored
+
+
 def test_colorize_labels_palette():
     labels = np.array([[0, 1], [2, 255]], np.uint8)
     rgb = colorize_labels(labels)
