@@ -44,7 +44,8 @@ class Processes:
     @staticmethod
     def output(proc):
         """Everything the process printed so far."""
-        proc.log_file.flush()
+        if not proc.log_file.closed:
+            proc.log_file.flush()
         return proc.log_path.read_text(errors='replace')
 
     @staticmethod
