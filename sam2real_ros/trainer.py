@@ -243,7 +243,6 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, keep_images=0):
         """mIoU (Eq. 8) of the EMA model on the eval set; returns (summary, image tuples)."""
-        import torch.nn.functional as F
         acc = MeanIoU(include_background=self.cfg.include_background,
                       ignore_index=self.cfg.loss.ignore_index)
         n = len(self.eval_ds)
@@ -256,8 +255,9 @@ class Trainer:
             b = self._prep([s], ('labels',), 'eval')
             logits, feats = self.ema(b['x'].to(self.device))
             gt = np.asarray(s['labels'])
-            logits = F.interpolate(logits, size=gt.shape, mode='bilinear', align_corners=False)
-            pred = logits.argmax(1)[0].cpu().numpy().astype(np.uint8)
+            # like the deployed engine: argmax at network resolution, nearest to the frame size
+            pred = train_data.resize_labels(
+                logits.argmax(1)[0].cpu().numpy().astype(np.uint8), gt.shape)
             acc.update(pred, gt)
             if i < keep_images:
                 images.append((s['rgb'], pred, gt, feats[0].permute(1, 2, 0).cpu().numpy()))

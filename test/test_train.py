@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from sam2real_ros import train, train_config
+from sam2real_ros import evaluate, train, train_config
 from sam2real_ros.trainer import Trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,7 +54,7 @@ def _tensors(obj, prefix=''):
     return out
 
 
-def test_kill_and_resume_equals_straight_run(tmp_path):
+def test_kill_and_resume_equals_straight_run(tmp_path, capsys):
     straight = tmp_path / 'straight'
     summary = train.run(tiny(), str(straight), progress=False)
     assert summary['epochs'] == 2
@@ -95,6 +95,12 @@ def test_kill_and_resume_equals_straight_run(tmp_path):
     from sam2real_ros.model import model_from_checkpoint
     net, cfg, names = model_from_checkpoint(str(run_dir / 'checkpoint.pt'))
     assert len(names) == cfg.num_classes
+    # `sam2real evaluate` (engine path, EMA weights) reproduces the trainer's last mIoU
+    assert evaluate.main([str(straight / 'checkpoint.pt'), '--data', TINY, '--frames', '1',
+                          '--no-progress', '--backend', 'torch', '--device', 'cpu']) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result['frames'] == 1
+    assert result['miou'] == pytest.approx(a['history'][-1]['miou'], abs=1e-9)
     # pseudolabel variant starts from a checkpoint (Sec. IV-E-b)
     pl = train.run(tiny('variant=pseudolabel', f'init_checkpoint={straight}/checkpoint.pt',
                         'max_epochs=1', 'frames_per_epoch=1', 'data.eval_frames=1'),
@@ -139,6 +145,10 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
     assert train.main(['--config', TINY, '--out', str(tmp_path / 'r'), 'nokey=1']) == 2
     assert "unknown config key 'nokey'" in capsys.readouterr().err
     assert train.main(['--out', str(tmp_path / 'nothing'), '--resume']) == 2
+    assert evaluate.main([str(tmp_path / 'none.pt'), '--data', 'no-such-preset']) == 2
+    assert 'no-such-preset' in capsys.readouterr().err
+    assert evaluate.main([str(tmp_path / 'none.pt'), '--data', 'procedural-real']) == 2
+    assert 'none.pt' in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         train.main(['--help'])
     assert e.value.code == 0
