@@ -19,7 +19,7 @@ import torch
 
 
 def synthetic_image(h, w, seed=0):
-    """HxWx3 uint8 tabletop-like test image (coloured boxes on a noisy background)."""
+    """Draw an HxWx3 uint8 tabletop-like test image (coloured boxes on a noisy background)."""
     rng = np.random.default_rng(seed)
     img = np.full((h, w, 3), 110, np.uint8)
     for _ in range(10):
@@ -30,7 +30,7 @@ def synthetic_image(h, w, seed=0):
 
 
 def build_model(model_type, device, logit_scale):
-    """Random-weight SAM of the given type on ``device``."""
+    """Build a random-weight SAM of the given type on ``device``."""
     from segment_anything import sam_model_registry
 
     from sam2real_ros.sam_fast import build_tiny_sam
@@ -52,7 +52,7 @@ def sync(device):
 
 
 def run_naive(sam, img, settings, device):
-    """The library's generator, with stage times from wrappers around its calls."""
+    """Run the library's generator, with stage times from wrappers around its calls."""
     from segment_anything import SamAutomaticMaskGenerator
     gen = SamAutomaticMaskGenerator(sam, **settings)
     t = {'encoder': 0.0, 'decoder': 0.0, 'predict_torch': 0.0}
@@ -87,7 +87,7 @@ def run_naive(sam, img, settings, device):
 
 
 def run_fast(sam, img, settings, device, chunk, encoder_dtype):
-    """The fast path; stage times from the generator."""
+    """Run the fast path; stage times from the generator."""
     from sam2real_ros.sam_fast import FastAutomaticMaskGenerator
     gen = FastAutomaticMaskGenerator(sam, upsample_chunk=chunk, encoder_dtype=encoder_dtype,
                                      **settings)
@@ -99,7 +99,7 @@ def run_fast(sam, img, settings, device, chunk, encoder_dtype):
 
 
 def min_iou(a, b):
-    """Minimum per-mask IoU of two equally ordered mask stacks (0 when counts differ)."""
+    """Return the min per-mask IoU of two equally ordered mask stacks (0: counts differ)."""
     if len(a) != len(b):
         return 0.0
     if len(a) == 0:
@@ -110,6 +110,7 @@ def min_iou(a, b):
 
 
 def main(argv=None):
+    """Run the benchmark; prints a JSON line last."""
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--device', default='cpu')
     p.add_argument('--model-type', default=None, help='tiny (CPU default) | vit_h | vit_l | vit_b')

@@ -32,7 +32,7 @@ def _check_key(key):
 
 
 def masks_to_bboxes(masks):
-    """Tight boxes of boolean masks in SAM's XYWH convention.
+    """Return tight boxes of boolean masks in SAM's XYWH convention.
 
     Arguments:
       masks (np.ndarray): NxHxW bool.
@@ -87,12 +87,12 @@ class MaskRecord:
 
     @property
     def predicted_iou(self):
-        """N float32 predicted IoU scores (column 0 of :attr:`scores`)."""
+        """Return the N float32 predicted IoU scores (column 0 of :attr:`scores`)."""
         return self.scores[:, 0]
 
     @property
     def stability_score(self):
-        """N float32 stability scores (column 1 of :attr:`scores`)."""
+        """Return the N float32 stability scores (column 1 of :attr:`scores`)."""
         return self.scores[:, 1]
 
     def masks(self, indices=None):
@@ -110,7 +110,7 @@ class MaskRecord:
         return flat.reshape(len(packed), h, w)
 
     def mask(self, i):
-        """Mask ``i`` as HxW bool."""
+        """Return mask ``i`` as HxW bool."""
         return self.masks([i])[0]
 
 
@@ -125,15 +125,15 @@ class MaskStore:
         self.root = os.path.abspath(os.fspath(store_root))
 
     def path(self, key):
-        """File that holds the masks of ``key``."""
+        """Return the file that holds the masks of ``key``."""
         return os.path.join(self.root, *_check_key(key).split('/')) + SUFFIX
 
     def failed_path(self, key):
-        """Marker file of a frame that failed."""
+        """Return the marker file of a frame that failed."""
         return os.path.join(self.root, *_check_key(key).split('/')) + FAILED_SUFFIX
 
     def status(self, key):
-        """``'done'``, ``'failed'`` or None (not processed yet)."""
+        """Return ``'done'``, ``'failed'`` or None (not processed yet)."""
         if os.path.isfile(self.path(key)):
             return 'done'
         if os.path.isfile(self.failed_path(key)):
@@ -212,7 +212,7 @@ class MaskStore:
                                    dict(key=key, reason=str(reason), time=time.time()))
 
     def failure_reason(self, key):
-        """The reason stored by :meth:`mark_failed`, or None."""
+        """Return the reason stored by :meth:`mark_failed`, or None."""
         try:
             with open(self.failed_path(key)) as f:
                 return json.load(f).get('reason')
@@ -241,11 +241,11 @@ class MaskStore:
         return out
 
     def keys(self):
-        """Sorted keys of all frames with masks."""
+        """Return the sorted keys of all frames with masks."""
         return self._walk(SUFFIX)
 
     def failed_keys(self):
-        """Sorted keys of all frames marked failed."""
+        """Return the sorted keys of all frames marked failed."""
         return self._walk(FAILED_SUFFIX)
 
     def remove_stale_temp_files(self):

@@ -87,7 +87,7 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
 
     @torch.no_grad()
     def generate(self, image):
-        """Same records as ``SamAutomaticMaskGenerator.generate`` (binary masks)."""
+        """Return the same records as ``SamAutomaticMaskGenerator.generate`` (binary masks)."""
         d = self.generate_arrays(image)
         recs = []
         for i in range(len(d['masks'])):
@@ -137,7 +137,7 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
         return data
 
     def _upsample(self, low_res):
-        """Exactly ``Sam.postprocess_masks`` on Nx256x256 logits, skipping the padded area."""
+        """Compute ``Sam.postprocess_masks`` of Nx256x256 logits exactly, skipping the padding."""
         model = self.predictor.model
         img = model.image_encoder.img_size
         lh, lw = low_res.shape[-2:]
@@ -203,7 +203,7 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
 
     @staticmethod
     def _small_regions(data, min_area, nms_thresh):
-        """``postprocess_small_regions`` of the library on boolean masks instead of RLEs."""
+        """Run the library's ``postprocess_small_regions`` on boolean masks, not RLEs."""
         if len(data['masks']) == 0:
             return data
         new_masks, scores = [], []
@@ -226,7 +226,7 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
 
 def build_tiny_sam(seed=0, img_size=256, embed_dim=32, depth=2, num_heads=2, prompt_dim=32,
                    logit_scale=1.0, device='cpu'):
-    """A small random-weight SAM from the real ``segment_anything.modeling`` classes.
+    """Build a small random-weight SAM from the real ``segment_anything.modeling`` classes.
 
     For tests and CPU benchmarks only (weights cannot be downloaded there). ``prompt_dim=256``
     and ``img_size=1024`` give SAM's real decoder and post-processing cost with a tiny encoder.

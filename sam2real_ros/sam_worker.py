@@ -52,7 +52,7 @@ def _episode_frames(root):
 
 
 def find_frames(dataset_root, store_root=None):
-    """All frames below ``dataset_root``: finished episodes first, then plain image files.
+    """Return all frames below ``dataset_root``: finished episodes first, then plain image files.
 
     Plain images are found recursively, skipping hidden entries, the mask store and folders
     named ``episodes``, ``masks``, ``labels`` or ``depth``. Returns a list of :class:`Frame`.
@@ -73,7 +73,7 @@ def find_frames(dataset_root, store_root=None):
 
 
 def parse_shard(text):
-    """``'i/n'`` -> ``(i, n)`` with ``0 <= i < n``; raises :class:`WorkerError`."""
+    """Parse ``'i/n'`` into ``(i, n)`` with ``0 <= i < n``; raises :class:`WorkerError`."""
     try:
         i, n = (int(v) for v in str(text).split('/'))
     except ValueError:
@@ -84,14 +84,14 @@ def parse_shard(text):
 
 
 def shard_from_env(environ=os.environ):
-    """``(RANK, WORLD_SIZE)`` as set by torchrun, or ``(0, 1)``."""
+    """Return ``(RANK, WORLD_SIZE)`` as set by torchrun, or ``(0, 1)``."""
     if 'RANK' in environ and 'WORLD_SIZE' in environ:
         return parse_shard(f"{environ['RANK']}/{environ['WORLD_SIZE']}")
     return 0, 1
 
 
 def in_shard(key, shard):
-    """Deterministic assignment of ``key`` to one of ``n`` shards (SHA-1 of the key)."""
+    """Tell whether ``key`` belongs to shard ``i`` of ``n`` (SHA-1 of the key)."""
     i, n = shard
     return n == 1 or int(hashlib.sha1(key.encode()).hexdigest()[:12], 16) % n == i
 
@@ -124,7 +124,7 @@ class SamWorker:
         self.removed_temp_files = self.store.remove_stale_temp_files()
 
     def pending(self):
-        """Frames of this shard that still need masks (list of :class:`Frame`)."""
+        """Return the frames of this shard that still need masks (list of :class:`Frame`)."""
         out = []
         for f in find_frames(self.root, self.store_root):
             if in_shard(f.key, self.shard):
@@ -219,7 +219,7 @@ class SamWorker:
 
 
 def load_config(path):
-    """Parameters of ``config/sam_worker.yaml`` (the ROS parameter file) as a flat-ish dict."""
+    """Read the parameters of ``config/sam_worker.yaml`` (the ROS parameter file)."""
     import yaml
     try:
         with open(path) as f:
@@ -233,7 +233,7 @@ def load_config(path):
 
 
 def build_parser():
-    """Argument parser of ``sam2real segment``."""
+    """Build the argument parser of ``sam2real segment``."""
     p = argparse.ArgumentParser(prog='sam2real segment', description=__doc__.split('\n')[0])
     p.add_argument('dataset', help='dataset root (recorder layout) or image folder')
     p.add_argument('--store', help='mask store folder (default DATASET/masks)')
@@ -279,7 +279,7 @@ def _options(args):
 
 
 def main(argv=None):
-    """Entry point of ``sam2real segment``; returns the exit code."""
+    """Run ``sam2real segment``; returns the exit code."""
     from sam2real_ros import segmenters
     args = build_parser().parse_args(argv)
     stop = threading.Event()

@@ -50,7 +50,7 @@ class Segments:
 
 
 def default_checkpoint(model_type='vit_h'):
-    """Checkpoint path used when none is given: ``$SAM_CHECKPOINT`` or ``~/.cache/sam2real/``."""
+    """Return the default checkpoint: ``$SAM_CHECKPOINT`` or ``~/.cache/sam2real/<file>``."""
     if os.environ.get('SAM_CHECKPOINT'):
         return os.environ['SAM_CHECKPOINT']
     name = SAM_CHECKPOINTS.get(model_type, f'sam_{model_type}.pth')
@@ -58,14 +58,14 @@ def default_checkpoint(model_type='vit_h'):
 
 
 def missing_checkpoint_message(path, model_type='vit_h'):
-    """One line naming the missing file and where to download it."""
+    """Return one line naming the missing file and where to download it."""
     name = SAM_CHECKPOINTS.get(model_type, 'sam_vit_h_4b8939.pth')
     return (f'SAM checkpoint not found: {path} (download {name} from {SAM_URL}{name} and pass '
             f'--checkpoint, or set SAM_CHECKPOINT)')
 
 
 def resolve_device(device):
-    """'auto' -> 'cuda' when available else 'cpu'; other values unchanged."""
+    """Map 'auto' to 'cuda' when available else 'cpu'; keep other values."""
     if device in (None, '', 'auto'):
         import torch
         return 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -178,7 +178,7 @@ class FelzenszwalbSegmenter:
                              max_area_fraction=float(max_area_fraction), max_side=int(max_side))
 
     def label_levels(self, rgb):
-        """Nested label maps, fine to coarse: list of HxW int arrays."""
+        """Return nested label maps, fine to coarse: list of HxW int arrays."""
         import cv2
         from skimage.segmentation import felzenszwalb
         h, w = rgb.shape[:2]

@@ -26,7 +26,7 @@ def _img(seed, h=48, w=64):
 
 
 def make_dataset(root, n_plain=3, h=48, w=64):
-    """Complete, interrupted and still-recording episodes plus a plain image folder."""
+    """Write complete, interrupted and still-recording episodes plus an image folder."""
     writers = {}
     for i, state in enumerate(('complete', 'interrupted', 'recording')):
         wr = EpisodeWriter(str(root), 1_700_000_000_000_000_000 + i * 10**9, {})
