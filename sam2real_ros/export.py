@@ -10,6 +10,7 @@ size) and outputs ``logits`` (1xCxhxw) and ``features`` (1xDxhxw). ``metadata_pr
 After export, onnxruntime (CPU) is run on a random input and compared with PyTorch.
 """
 import argparse
+import copy
 import json
 import os
 import sys
@@ -56,7 +57,7 @@ def export_onnx(model, cfg, class_names, out_path, opset=17, size=None, verify=T
     """Export ``model`` to ``out_path`` (atomically) with sam2real metadata.
 
     Arguments:
-      model (SegmentationNet): the network (put in eval mode, moved to CPU).
+      model (SegmentationNet): the network (a CPU copy in eval mode is exported).
       cfg (ModelConfig): its config (input size, normalization, profile name).
       class_names (list[str]): one per class; at most 256 (labels are mono8).
       out_path (str): destination ``.onnx`` file.
@@ -83,7 +84,7 @@ def export_onnx(model, cfg, class_names, out_path, opset=17, size=None, verify=T
         raise ValueError(f'{len(class_names)} class names for a model with '
                          f'{cfg.num_classes} classes')
     h, w = export_input_size(cfg, size)
-    model = model.eval().cpu()
+    model = copy.deepcopy(model).cpu().eval()  # leave the caller's model (device, mode) as is
     x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
     tmp = f'{out_path}.export-tmp-{os.getpid()}.onnx'
     try:
