@@ -248,8 +248,22 @@ class MaskStore:
         """Return the sorted keys of all frames marked failed."""
         return self._walk(FAILED_SUFFIX)
 
-    def remove_stale_temp_files(self):
-        """Delete temp files left by a killed writer; returns how many were removed."""
-        if not os.path.isdir(self.root):
-            return 0
-        return io_utils.remove_stale_temp_files(self.root)
+    def remove_stale_temp_files(self, min_age_s=60.0):
+        """Delete temp files left by killed writers; returns how many were removed.
+
+        Only files older than ``min_age_s`` seconds are removed, so that a live writer sharing
+        the store (another shard, another machine) never loses the file it is writing.
+        """
+        n = 0
+        now = time.time()
+        for dirpath, _, files in os.walk(self.root):
+            for name in files:
+                if name.startswith('.') and io_utils.TMP_MARK in name:
+                    path = os.path.join(dirpath, name)
+                    try:
+                        if now - os.path.getmtime(path) >= min_age_s:
+                            os.unlink(path)
+                            n += 1
+                    except OSError:
+                        pass
+        return n

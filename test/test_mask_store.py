@@ -1,4 +1,7 @@
 """Mask store: round trip, failure markers, keys, corrupt files, box convention."""
+import os
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -82,7 +85,9 @@ def test_bad_input_and_corrupt_file(tmp_path):
 def test_stale_temp_files_are_not_keys_and_get_removed(tmp_path):
     store = MaskStore(tmp_path)
     store.write('a.png', np.ones((1, 2, 2), bool), np.ones((1, 2)))
-    (tmp_path / '.b.png.npz.tmp-999-0').write_bytes(b'half')
+    tmp = tmp_path / '.b.png.npz.tmp-999-0'
+    tmp.write_bytes(b'half')
     assert store.keys() == ['a.png']
-    assert store.remove_stale_temp_files() == 1
-    assert not (tmp_path / '.b.png.npz.tmp-999-0').exists()
+    assert store.remove_stale_temp_files() == 0  # could be a live writer's file
+    os.utime(tmp, (time.time() - 120, time.time() - 120))
+    assert store.remove_stale_temp_files() == 1 and not tmp.exists()

@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from conftest import REPO, wait_until
 import numpy as np
@@ -122,7 +123,9 @@ def test_kill_and_resume(tmp_path):
     first = store.keys()
     assert 0 < len(first) < 12, 'the worker must be killed mid-run'
     # what a writer killed during a write leaves behind
-    (tmp_path / 'masks' / 'imgs' / '.11.png.npz.tmp-99999-0').write_bytes(b'half-written')
+    tmp = tmp_path / 'masks' / 'imgs' / '.11.png.npz.tmp-99999-0'
+    tmp.write_bytes(b'half-written')
+    os.utime(tmp, (time.time() - 3600, time.time() - 3600))
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert 'removed 1 stale temp files' in res.stderr
