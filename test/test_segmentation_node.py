@@ -116,7 +116,7 @@ def test_labels_answer_the_newest_frame(processes, listener, model_path):
     listener.listen(CameraInfo, '/head_front_camera/rgb/camera_info')
     listener.listen(Image, f'{NODE}/labels')
     listener.listen(DiagnosticArray, '/diagnostics')
-    camera = start_camera(processes, 120)
+    camera = start_camera(processes, 60)
     node = start_node(processes, model_path)
     assert wait_until(lambda: len(listener.got(f'{NODE}/labels')) >= 3, 60), \
         processes.output(node)
@@ -129,11 +129,16 @@ def test_labels_answer_the_newest_frame(processes, listener, model_path):
         assert msg.header.frame_id == 'head_front_camera_rgb_optical_frame'
         assert stamp_to_ns(msg.header.stamp) in camera_stamps  # the camera frame's stamp
         assert np.frombuffer(msg.data, np.uint8).max() < len(CLASSES)
-    # Frames are skipped between answers, not answered late: each answered frame is recent.
-    stamps = [stamp_to_ns(m.header.stamp) for _, m in labels]
+    # Frames are skipped between answers, not answered late. The node is always busy, so a
+    # label whose frame was the newest one at the start of its inference is about one
+    # inference (= the gap between labels) old; from a queue it would be several gaps old.
+    stamps = np.array([stamp_to_ns(m.header.stamp) for _, m in labels])
+    received = np.array([t for t, _ in labels])
     assert np.all(np.diff(stamps) > 0)
-    ages_s = [(t - stamp_to_ns(m.header.stamp)) / 1e9 for t, m in labels[-10:]]
-    assert max(ages_s) < 1.5, f'labels lag behind the camera (queueing?): {ages_s}'
+    ages_s = (received - stamps)[1:] / 1e9
+    gaps_s = np.diff(received) / 1e9
+    excess = np.median((ages_s - gaps_s)[-10:])
+    assert excess < 0.5, f'labels lag behind the camera (queueing?): ages {ages_s}, gaps {gaps_s}'
     diag = wait_until(lambda: int((listener.diagnostics() or {}).get('dropped_frames', 0))
                       and listener.diagnostics(), 5)
     assert diag, f'no dropped frames reported: {listener.diagnostics()}'
@@ -149,7 +154,7 @@ def test_labels_answer_the_newest_frame(processes, listener, model_path):
     assert wait_until(lambda: listener.got(f'{NODE}/class_names'), 10)
     assert json.loads(listener.got(f'{NODE}/class_names')[0][1].data) == CLASSES
     for topic in ('overlay', 'features'):
-        assert wait_until(lambda: listener.got(f'{NODE}/{topic}'), 20), processes.output(node)
+        assert wait_until(lambda: listener.got(f'{NODE}/{topic}'), 40), processes.output(node)
         msg = listener.got(f'{NODE}/{topic}')[-1][1]
         assert (msg.encoding, msg.width, msg.height) == ('rgb8', 640, 480)
     assert_alive(processes, camera, node)
@@ -167,7 +172,8 @@ def test_model_problems_and_bad_frames(processes, listener, model_path, tmp_path
     node = processes.start('-m', 'sam2real_ros.segmentation_node', '--ros-args',
                            '-r', '__node:=node', '-p', 'image_topic:=/test_images',
                            '-p', 'qos_reliability:=reliable', '-p', f'model_path:={target}',
-                           '-p', 'model_retry_s:=0.3', name='node')
+                           '-p', 'model_retry_s:=0.3', '-p', 'diagnostics_period_s:=0.2',
+                           name='node')
 
     def status():
         for _, m in reversed(listener.got('/diagnostics')):
@@ -192,7 +198,7 @@ def test_model_problems_and_bad_frames(processes, listener, model_path, tmp_path
         assert log.count('does not exist') == 1 and str(target) in log, log
 
         target.write_bytes(b'not an onnx model')
-        assert wait_until(lambda: status().get('model_state') == 'failed', 10), \
+        assert wait_until(lambda: status().get('model_state') == 'failed', 40), \
             processes.output(node)
         time.sleep(1.0)
         assert processes.output(node).count('cannot load model') == 1, processes.output(node)
@@ -209,16 +215,16 @@ def test_model_problems_and_bad_frames(processes, listener, model_path, tmp_path
     bad.encoding = 'yuv422'
     short = numpy_to_image(np.zeros((480, 640, 3), np.uint8), 'rgb8')
     short.height = 481  # data no longer matches step x height
-    for msg in (bad, short, bad, short):
-        pub.publish(msg)
-        time.sleep(0.2)
+    for count, msg in enumerate((bad, short, bad, short), start=1):
+        pub.publish(msg)  # one at a time: a newer frame would replace it in the 1-slot buffer
+        assert wait_until(lambda: status().get('bad_frames') == str(count), 20), status()
     good.header.stamp.sec = 42
     pub.publish(good)
     assert wait_until(lambda: any(m.header.stamp.sec == 42
                                   for _, m in listener.got('/node/labels')), 20)
     msg = listener.got('/node/labels')[-1][1]
     assert (msg.width, msg.height, msg.encoding) == (160, 120, 'mono8')
-    assert wait_until(lambda: status().get('bad_frames') == '4', 5), status()
+    assert status()['bad_frames'] == '4'
     log = processes.output(node)
     assert log.count("unsupported image encoding 'yuv422'") == 1, log
     assert log.count('expected step x height') == 1, log
