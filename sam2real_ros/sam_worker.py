@@ -310,8 +310,7 @@ def main(argv=None):
     except (WorkerError, segmenters.SegmenterError, OSError) as e:
         print(f'sam2real segment: {e}', file=sys.stderr)
         return 2
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     print(f'segmenter {seg.name}, store {worker.store_root}, shard {shard[0]}/{shard[1]}'
           + (f', removed {worker.removed_temp_files} stale temp files'
              if worker.removed_temp_files else ''), file=sys.stderr)
@@ -330,6 +329,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print('aborted', file=sys.stderr)
         return 130
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
     per = f', {worker.seconds / worker.done:.2f} s/frame' if worker.done else ''
     print(f'done {worker.done}, failed {worker.failed}{per}; '
           f'{len(worker.store.failed_keys())} failed frames in the store', file=sys.stderr)

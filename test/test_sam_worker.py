@@ -185,3 +185,19 @@ def test_node_processes_completed_episode(tmp_path, processes):
         node.destroy_node()
         rclpy.try_shutdown()
     assert processes.stop(proc) == 0, processes.output(proc)
+
+
+def test_cli_with_config_file(tmp_path, capsys):
+    for i in range(2):
+        io_utils.atomic_write_png(tmp_path / f'{i}.png', _img(i))
+    cfg = os.path.join(REPO, 'config', 'sam_worker.yaml')
+    assert main([str(tmp_path), '--config', cfg, '--segmenter', 'fallback', '--nice', '0',
+                 '--no-progress', '--limit', '1']) == 0
+    assert MaskStore(tmp_path / 'masks').keys() == ['0.png']
+    assert main([str(tmp_path), '--config', cfg, '--segmenter', 'fallback', '--nice', '0',
+                 '--no-progress']) == 0
+    rec = MaskStore(tmp_path / 'masks').read('1.png')
+    assert rec.segmenter == 'felzenszwalb' and rec.settings['max_side'] == 320
+    assert 'done 1, failed 0' in capsys.readouterr().err
+    (tmp_path / 'bad.yaml').write_text('a: [')
+    assert main([str(tmp_path), '--config', str(tmp_path / 'bad.yaml'), '--nice', '0']) == 2
