@@ -23,11 +23,15 @@ IGNORE_INDEX = 255
 
 
 class _SegmentSums(torch.autograd.Function):
-    """``[M @ z, M @ z^2]`` for bool masks ``M`` (NxP) and features ``z`` (PxD), chunked."""
+    """``[M @ z, M @ z^2, M @ 1]`` for bool masks ``M`` (NxP), features ``z`` (PxD), chunked.
+
+    The last column is the pixel count ``|S_i|`` (computed here so that no NxP integer copy of
+    the masks is ever made); it has no gradient.
+    """
 
     @staticmethod
     def forward(ctx, z, masks, chunk):
-        zz = torch.cat([z, z * z], dim=1)  # P x 2D
+        zz = torch.cat([z, z * z, z.new_ones((z.shape[0], 1))], dim=1)  # P x (2D + 1)
         out = z.new_empty((masks.shape[0], zz.shape[1]))
         for i in range(0, masks.shape[0], chunk):
             out[i:i + chunk] = masks[i:i + chunk].to(z.dtype) @ zz
@@ -41,7 +45,8 @@ class _SegmentSums(torch.autograd.Function):
         d = z.shape[1]
         acc = z.new_zeros((z.shape[0], 2 * d))
         for i in range(0, masks.shape[0], ctx.chunk):
-            acc.addmm_(masks[i:i + ctx.chunk].to(z.dtype).t(), grad_out[i:i + ctx.chunk])
+            g = grad_out[i:i + ctx.chunk, :2 * d]
+            acc.addmm_(masks[i:i + ctx.chunk].to(z.dtype).t(), g)
         return acc[:, :d] + 2.0 * z * acc[:, d:], None, None
 
 
@@ -80,11 +85,11 @@ def segment_stats(features, masks, chunk=16):
     z = features.reshape(d, -1).t()  # P x D
     z = z - z.detach().mean(dim=0, keepdim=True)
     flat = masks.reshape(masks.shape[0], z.shape[0])
-    count = flat.sum(dim=1).to(z.dtype)
     sums = _SegmentSums.apply(z, flat, max(1, int(chunk)))
+    count = sums[:, 2 * d].detach()
     safe = count.clamp(min=1.0)[:, None]
     mu = sums[:, :d] / safe
-    v = (sums[:, d:] - sums[:, :d] * mu).clamp(min=0.0)
+    v = (sums[:, d:2 * d] - sums[:, :d] * mu).clamp(min=0.0)
     return count, mu, v
 
 
