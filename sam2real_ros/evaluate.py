@@ -18,8 +18,9 @@ import yaml
 from sam2real_ros.metrics import MeanIoU
 
 PRESETS = {
-    'procedural-real': {'type': 'procedural', 'appearance': 'real', 'seed': 2, 'length': 100},
-    'procedural-synthetic': {'type': 'procedural', 'appearance': 'synthetic', 'seed': 2,
+    'procedural-real': {'type': 'procedural', 'appearance': 'real', 'seed': 1000,
+                        'length': 100},
+    'procedural-synthetic': {'type': 'procedural', 'appearance': 'synthetic', 'seed': 1000,
                              'length': 100},
 }
 

@@ -29,7 +29,7 @@ class DataConfig:
                                  'segments': 'fallback'})
     real_labeled: dict = None   # variant real_labels; defaults to ``real``
     eval: dict = dataclasses.field(
-        default_factory=lambda: {'type': 'procedural', 'appearance': 'real', 'seed': 2,
+        default_factory=lambda: {'type': 'procedural', 'appearance': 'real', 'seed': 1000,
                                  'length': 100})
     eval_frames: int = 50       # held-out frames evaluated per epoch (0 = all)
     num_workers: int = 0        # DataLoader worker processes
