@@ -1,0 +1,290 @@
+"""Does SAM regularization help? A reproducible small-scale version of the paper's Tables I-III.
+
+Trains ``synthetic_only``, ``full`` (SAM regularization, Eq. 6), ``pseudolabel`` and
+``real_labels`` over several seeds, plus a wider domain gap and alpha / D sweeps, all described by
+one benchmark config (``training/configs/sim2real_*.yaml``), and evaluates the mIoU (Eq. 8) of
+each run on held-out target-domain frames. The unlabeled real frames are segmented once into a
+mask store with the shared SAM worker code and reused by every run. Finished runs are reused and
+interrupted ones resumed, so re-running the same command continues where it stopped.
+
+    python benchmarks/sim2real.py                       # default size, ~30 min on 2 CPU cores
+    python benchmarks/sim2real.py --quick --out /tmp/s  # smoke test, < 1 min
+    python benchmarks/sim2real.py --config training/configs/sim2real_ycbv_gpu.yaml --size paper
+
+Writes ``<out>/results.md``, ``results.csv`` (one row per run), ``summary.csv`` (mean/std per
+experiment), ``curves.png`` (mIoU per epoch per variant) and keeps each run's folder
+(``<out>/runs/<size>/<experiment>/seed<k>``: checkpoint, metrics.csv, per-epoch images). The
+last printed line is JSON: mean and std over seeds of each experiment's mIoU. docs/sim2real.md.
+"""
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sim2real_pool  # noqa: E402  (benchmarks/ is not a package)
+import sim2real_report  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_CONFIG = os.path.join(HERE, '..', 'training', 'configs', 'sim2real_cpu.yaml')
+BENCH_KEYS = ('train', 'pool', 'segmenter', 'segment_real', 'launcher', 'nproc_per_node',
+              'threads', 'sizes', 'quick', 'experiments')
+EXP_KEYS = ('id', 'label', 'variant', 'overrides', 'init_from', 'epochs_fraction')
+
+
+class BenchmarkError(ValueError):
+    """A user error: bad benchmark config, option or stale run folder (message says which)."""
+
+
+def build_parser():
+    """Argument parser of the benchmark."""
+    p = argparse.ArgumentParser(
+        description='SAM regularization vs synthetic-only, pseudolabels and real labels on a '
+        'controlled domain gap (paper Tables I-III at small scale). docs/sim2real.md')
+    p.add_argument('--config', default=os.path.normpath(DEFAULT_CONFIG),
+                   help='benchmark config YAML (default: %(default)s)')
+    p.add_argument('--size', default='default', help='size preset from the config: tiny, '
+                   'default, paper (default: %(default)s)')
+    p.add_argument('--seeds', type=int, help='number of seeds (default: the preset\'s)')
+    p.add_argument('--only', nargs='+', metavar='ID', help='run only these experiment ids '
+                   '(or groups, e.g. narrow)')
+    p.add_argument('--quick', action='store_true', help='smoke test: size tiny, 1 seed, '
+                   'the config\'s quick experiments')
+    p.add_argument('--out', default='runs/sim2real', help='output folder (default: %(default)s)')
+    p.add_argument('--launcher', choices=('inprocess', 'python', 'torchrun'),
+                   help='how runs are started (default: the config\'s)')
+    p.add_argument('--nproc-per-node', type=int, help='torchrun processes per node')
+    p.add_argument('--segmenter', help='auto | fallback | sam (default: the config\'s)')
+    p.add_argument('--threads', type=int, help='torch threads per run (default: config)')
+    p.add_argument('--no-progress', action='store_true', help='no tqdm bars')
+    return p
+
+
+def load_bench_config(path):
+    """Read and check a benchmark config; returns the mapping."""
+    if not os.path.isfile(path):
+        raise BenchmarkError(f'benchmark config not found: {path}')
+    try:
+        with open(path) as f:
+            cfg = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise BenchmarkError(f'benchmark config {path}: invalid YAML: {e}') from None
+    if not isinstance(cfg, dict):
+        raise BenchmarkError(f'benchmark config {path}: expected a mapping')
+    unknown = sorted(set(cfg) - set(BENCH_KEYS))
+    if unknown:
+        raise BenchmarkError(f'benchmark config {path}: unknown key(s) {unknown}; known: '
+                             f'{list(BENCH_KEYS)}')
+    for need in ('train', 'experiments', 'sizes'):
+        if not cfg.get(need):
+            raise BenchmarkError(f'benchmark config {path}: "{need}" is missing or empty')
+    ids = set()
+    for i, exp in enumerate(cfg['experiments']):
+        if not isinstance(exp, dict) or 'id' not in exp or 'variant' not in exp:
+            raise BenchmarkError(f'benchmark config {path}: experiments[{i}] needs "id" and '
+                                 f'"variant", got {exp!r}')
+        bad = sorted(set(exp) - set(EXP_KEYS))
+        if bad:
+            raise BenchmarkError(f'benchmark config {path}: experiment {exp["id"]}: unknown '
+                                 f'key(s) {bad}; known: {list(EXP_KEYS)}')
+        if exp.get('init_from') and exp['init_from'] not in ids:
+            raise BenchmarkError(f'benchmark config {path}: experiment {exp["id"]}: init_from '
+                                 f'{exp["init_from"]!r} must name an earlier experiment')
+        ids.add(exp['id'])
+    return cfg
+
+
+def _substitute(obj, mapping):
+    if isinstance(obj, str):
+        for k, v in mapping.items():
+            obj = obj.replace('{' + k + '}', v)
+        return obj
+    if isinstance(obj, list):
+        return [_substitute(v, mapping) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _substitute(v, mapping) for k, v in obj.items()}
+    return obj
+
+
+def plan_runs(bench, size, seeds, only, out, pool_root):
+    """List of run dicts (experiment, seed, resolved TrainConfig, run folder), in run order."""
+    from sam2real_ros.train_config import ConfigError, apply_mapping, apply_override, TrainConfig
+    preset = bench['sizes'].get(size)
+    if preset is None:
+        raise BenchmarkError(f'unknown --size {size!r}; the config has {sorted(bench["sizes"])}')
+    exps = bench['experiments']
+    if only:
+        wanted = set(only)
+        exps = [e for e in exps if e['id'] in wanted or e['id'].split('/')[0] in wanted]
+        missing = wanted - {e['id'] for e in exps} - {e['id'].split('/')[0] for e in exps}
+        if missing:
+            raise BenchmarkError(f'--only: no experiment or group {sorted(missing)}; ids: '
+                                 f'{[e["id"] for e in bench["experiments"]]}')
+        for e in exps:
+            if e.get('init_from') and e['init_from'] not in {x['id'] for x in exps}:
+                raise BenchmarkError(f'--only: {e["id"]} needs {e["init_from"]} too')
+    base = _substitute(bench['train'], {'pool': pool_root, 'out': out})
+    runs = []
+    for exp in exps:
+        for seed in range(seeds):
+            cfg = TrainConfig()
+            try:
+                apply_mapping(cfg, copy.deepcopy(base), 'benchmark config train')
+                for text in list(preset.get('overrides') or []) + list(exp.get('overrides')
+                                                                       or []):
+                    apply_override(cfg, _substitute(text, {'pool': pool_root, 'out': out}))
+                cfg.variant, cfg.seed = exp['variant'], seed
+                if exp.get('epochs_fraction'):
+                    cfg.max_epochs = max(1, round(cfg.max_epochs * exp['epochs_fraction']))
+                run_dir = os.path.join(out, 'runs', size, *exp['id'].split('/'), f'seed{seed}')
+                if exp.get('init_from'):
+                    cfg.init_checkpoint = os.path.join(out, 'runs', size,
+                                                       *exp['init_from'].split('/'),
+                                                       f'seed{seed}', 'checkpoint.pt')
+                cfg.validate()
+            except ConfigError as e:
+                raise BenchmarkError(f'experiment {exp["id"]}: {e}') from None
+            runs.append(dict(exp=exp, seed=seed, cfg=cfg, dir=run_dir))
+    return runs
+
+
+def run_state(run):
+    """``done``, ``partial`` or ``new``; a folder trained with another config is an error."""
+    from sam2real_ros.train_config import dump_config
+    ck = os.path.join(run['dir'], 'checkpoint.pt')
+    if not os.path.isfile(ck):
+        return 'new'
+    with open(os.path.join(run['dir'], 'config.yaml')) as f:
+        old = f.read()
+    if old != dump_config(run['cfg']):
+        raise BenchmarkError(f'{run["dir"]} holds a run with another config; choose another '
+                             f'--out or delete that folder')
+    rows = sim2real_report.read_metrics(run['dir'])
+    return 'done' if len(rows) >= run['cfg'].max_epochs else 'partial'
+
+
+def launch(run, launcher, nproc, threads):
+    """Train one run (resuming a partial one); raises BenchmarkError when it fails."""
+    from sam2real_ros.train_config import dump_config
+    resume = run_state(run) == 'partial'
+    if launcher == 'inprocess':
+        import torch
+
+        from sam2real_ros import train
+        torch.set_num_threads(threads)
+        train.run(run['cfg'], run['dir'], resume=resume, progress=False)
+        return
+    os.makedirs(run['dir'], exist_ok=True)
+    cfg_path = run['dir'] + '.yaml'
+    with open(cfg_path, 'w') as f:
+        f.write(dump_config(run['cfg']))
+    cmd = [sys.executable, '-m', 'sam2real_ros.train']
+    if launcher == 'torchrun':
+        cmd = ['torchrun', f'--nproc_per_node={nproc}', '-m', 'sam2real_ros.train']
+    cmd += ['--config', cfg_path, '--out', run['dir']] + (['--resume'] if resume else [])
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+    if proc.returncode != 0:
+        tail = '\n'.join(proc.stdout.strip().splitlines()[-5:])
+        raise BenchmarkError(f'run {run["dir"]} failed (exit {proc.returncode}): {tail}')
+
+
+def prepare_pool(bench, size, out, progress, log):
+    """Render (procedural) and segment the real training frames once; returns pool info."""
+    pool_root = os.path.join(out, 'pool')
+    info = dict(root=pool_root)
+    spec = bench.get('pool')
+    if spec:
+        spec = dict(spec)
+        frames = bench['sizes'][size].get('pool_frames')
+        if frames:
+            spec['frames'] = frames
+        bad = sorted(set(spec) - set(sim2real_pool.POOL_FIELDS))
+        if bad:
+            raise BenchmarkError(f'pool: unknown field(s) {bad}; known: '
+                                 f'{list(sim2real_pool.POOL_FIELDS)}')
+        pool_root = os.path.join(out, 'pool', f'{spec.get("frames", 48)}')
+        info.update(sim2real_pool.render_pool(pool_root, progress=progress, **spec))
+        info['root'] = pool_root
+    if bench.get('segment_real', True):
+        real = _substitute(bench['train']['data']['real'], {'pool': pool_root, 'out': out})
+        if real.get('type') not in ('image_folder', 'episodes'):
+            raise BenchmarkError('segment_real needs data.real of type image_folder or '
+                                 f'episodes, got {real.get("type")!r}')
+        seg = bench.get('segmenter', 'auto')
+        info['segments'] = sim2real_pool.segment_pool(real['root'], seg, progress=progress,
+                                                      log=log)
+    return info
+
+
+def main(argv=None):
+    """Run the benchmark; returns an exit code (2 on user errors)."""
+    from tqdm import tqdm
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        args.size, args.seeds = 'tiny', args.seeds or 1
+    log = tqdm.write
+    t0 = time.monotonic()
+    try:
+        bench = load_bench_config(args.config)
+        if args.segmenter:
+            bench['segmenter'] = args.segmenter
+        if args.quick and not args.only:
+            args.only = bench.get('quick')
+        preset = bench['sizes'].get(args.size)
+        if preset is None:
+            raise BenchmarkError(f'unknown --size {args.size!r}; the config has '
+                                 f'{sorted(bench["sizes"])}')
+        seeds = args.seeds or int(preset.get('seeds', 3))
+        if seeds < 1:
+            raise BenchmarkError(f'--seeds must be >= 1, got {seeds}')
+        launcher = args.launcher or bench.get('launcher', 'inprocess')
+        threads = args.threads or int(bench.get('threads', 1))
+        nproc = args.nproc_per_node or int(bench.get('nproc_per_node', 1))
+        out = os.path.abspath(args.out)
+        os.makedirs(out, exist_ok=True)
+        pool = prepare_pool(bench, args.size, out, not args.no_progress, log)
+        runs = plan_runs(bench, args.size, seeds, args.only, out, pool['root'])
+        log(f'{len(runs)} runs ({len({r["exp"]["id"] for r in runs})} experiments x {seeds} '
+            f'seeds), size {args.size}, launcher {launcher}, {threads} thread(s); out {out}')
+        bar = tqdm(runs, desc='runs', unit='run', disable=args.no_progress)
+        for i, run in enumerate(bar):
+            name = f'{run["exp"]["id"]} seed {run["seed"]}'
+            bar.set_postfix_str(name)
+            state = run_state(run)
+            t1 = time.monotonic()
+            if state != 'done':
+                launch(run, launcher, nproc, threads)
+            rows = sim2real_report.read_metrics(run['dir'])
+            score = float(rows[-1]['miou_last_k']) if rows else float('nan')
+            log(f'[{i + 1}/{len(runs)}] {name}: mIoU {score:.3f}'
+                + (' (reused)' if state == 'done' else f' ({time.monotonic() - t1:.0f} s)'))
+        bar.close()
+    except BenchmarkError as e:
+        print(f'sim2real: error: {e}', file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as e:  # ConfigError / DatasetError from the trainer
+        print(f'sim2real: error: {e}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('sim2real: interrupted; run the same command again to continue', file=sys.stderr)
+        return 130
+    wall = time.monotonic() - t0
+    summary = sim2real_report.write_report(out, runs, dict(
+        size=args.size, seeds=seeds, config=os.path.relpath(args.config), wall_s=round(wall, 1),
+        segmenter=(pool.get('segments') or {}).get('segmenter'), launcher=launcher,
+        threads=threads, pool_frames=pool.get('frames')))
+    log(f'wrote {os.path.join(out, "results.md")}, results.csv, summary.csv, curves.png '
+        f'({wall:.0f} s)')
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

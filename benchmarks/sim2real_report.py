@@ -1,0 +1,153 @@
+"""Results of the sim2real benchmark: tables (markdown, CSV), mIoU curves (PNG), JSON summary."""
+import csv
+import io
+import math
+import os
+
+import numpy as np
+
+from sam2real_ros.io_utils import atomic_write_bytes
+
+
+def read_metrics(run_dir):
+    """Rows of a run's ``metrics.csv`` (list of dicts of strings; [] when absent)."""
+    path = os.path.join(run_dir, 'metrics.csv')
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline='') as f:
+        return list(csv.DictReader(f))
+
+
+def _float(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float('nan')
+
+
+def _mean_std(values):
+    vals = [v for v in values if not math.isnan(v)]
+    if not vals:
+        return float('nan'), float('nan')
+    return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+
+
+def collect(runs):
+    """Per-run rows and per-experiment aggregates.
+
+    Returns:
+      (list[dict], list[dict]): run rows (experiment, label, variant, seed, miou = the final
+      ``miou_last_k``, miou_final = last epoch's mIoU, epochs, train_s, curve = per-epoch
+      mIoU list) and experiment rows (experiment, label, variant, mean, std, n, seeds).
+    """
+    rows, order = [], []
+    for run in runs:
+        hist = read_metrics(run['dir'])
+        exp = run['exp']
+        rows.append(dict(experiment=exp['id'], label=exp.get('label', exp['id']),
+                         variant=exp['variant'], seed=run['seed'],
+                         miou=_float(hist[-1]['miou_last_k']) if hist else float('nan'),
+                         miou_final=_float(hist[-1]['miou']) if hist else float('nan'),
+                         epochs=len(hist),
+                         train_s=round(sum(_float(h['time_s']) for h in hist), 1),
+                         curve=[_float(h['miou']) for h in hist]))
+        if exp['id'] not in order:
+            order.append(exp['id'])
+    agg = []
+    for eid in order:
+        mine = [r for r in rows if r['experiment'] == eid]
+        mean, std = _mean_std([r['miou'] for r in mine])
+        agg.append(dict(experiment=eid, label=mine[0]['label'], variant=mine[0]['variant'],
+                        mean=mean, std=std, n=len(mine), seeds=[r['miou'] for r in mine]))
+    return rows, agg
+
+
+def _csv(rows, fields):
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction='ignore')
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f'{r[k]:.4f}' if isinstance(r[k], float) else r[k]) for k in fields})
+    return buf.getvalue().encode()
+
+
+def markdown(agg, meta):
+    """Markdown table grouped like the paper's Table II (group = experiment id prefix)."""
+    k = meta.get('miou_last_k')
+    lines = [f'mIoU (Eq. 8) on held-out target-domain frames, mean ± std over seeds '
+             f'(each run: mean of its last {k} epochs).', '',
+             '| group | variant | mIoU | ± std | seeds | per seed |', '|---|---|---|---|---|---|']
+    last = None
+    for a in agg:
+        group = a['experiment'].split('/')[0]
+        per = ', '.join(f'{v:.3f}' for v in a['seeds'])
+        lines.append(f'| {group if group != last else ""} | {a["label"]} | {a["mean"]:.3f} | '
+                     f'{a["std"]:.3f} | {a["n"]} | {per} |')
+        last = group
+    lines += ['', ' '.join(f'{key}: {val}' for key, val in meta.items() if val is not None)]
+    return '\n'.join(lines) + '\n'
+
+
+def plot_curves(path, rows):
+    """``curves.png``: mIoU per epoch per experiment (mean over seeds, min-max band), by group."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    groups = []
+    for r in rows:
+        g = r['experiment'].split('/')[0]
+        if g not in groups:
+            groups.append(g)
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.4), squeeze=False)
+    for ax, g in zip(axes[0], groups):
+        exps = []
+        for r in rows:
+            if r['experiment'].split('/')[0] == g and r['experiment'] not in exps:
+                exps.append(r['experiment'])
+        if g in ('alpha', 'dim'):  # the sweeps' reference point is the narrow-gap full run
+            exps = [e for e in ('narrow/full',) if any(r['experiment'] == e for r in rows)] \
+                + exps
+        for eid in exps:
+            curves = [r['curve'] for r in rows if r['experiment'] == eid and r['curve']]
+            if not curves:
+                continue
+            n = min(len(c) for c in curves)
+            arr = np.array([c[:n] for c in curves])
+            x = np.arange(1, n + 1)
+            label = next(r['label'] for r in rows if r['experiment'] == eid)
+            if eid == 'narrow/full' and g != 'narrow':
+                label = 'alpha = 0.05, D = 3 (full)'
+            ax.plot(x, arr.mean(0), marker='o', ms=3, label=label)
+            ax.fill_between(x, arr.min(0), arr.max(0), alpha=0.15)
+        ax.set_title(g)
+        ax.set_xlabel('epoch')
+        ax.set_ylabel('mIoU (target domain)')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_report(out, runs, meta):
+    """Write results.md, results.csv, summary.csv and curves.png; returns the JSON summary."""
+    rows, agg = collect(runs)
+    if runs:
+        meta = dict(meta, miou_last_k=runs[0]['cfg'].miou_last_k,
+                    epochs=runs[0]['cfg'].max_epochs,
+                    frames_per_epoch=runs[0]['cfg'].frames_per_epoch)
+    atomic_write_bytes(os.path.join(out, 'results.csv'), _csv(
+        rows, ['experiment', 'label', 'variant', 'seed', 'miou', 'miou_final', 'epochs',
+               'train_s']))
+    atomic_write_bytes(os.path.join(out, 'summary.csv'), _csv(
+        agg, ['experiment', 'label', 'variant', 'mean', 'std', 'n']))
+    atomic_write_bytes(os.path.join(out, 'results.md'), markdown(agg, meta).encode())
+    if rows:
+        plot_curves(os.path.join(out, 'curves.png'), rows)
+
+    def num(v):
+        return None if math.isnan(v) else round(v, 4)
+    return dict(meta, results={a['experiment']: dict(mean=num(a['mean']), std=num(a['std']),
+                                                     n=a['n']) for a in agg})
