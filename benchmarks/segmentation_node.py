@@ -23,11 +23,12 @@ import time
 import numpy as np
 
 
-def bench_engine(model_path, backend, device, seconds):
+def bench_engine(model_path, backend, device, seconds, threads=0):
     """Return (predictions per second, p50 ms, backend name) of the bare engine at 640x480."""
     from sam2real_ros.engine import SegmentationEngine
     from sam2real_ros.sim_camera import PatternSource
-    engine = SegmentationEngine.load(model_path, backend=backend, device=device)
+    engine = SegmentationEngine.load(model_path, backend=backend, device=device,
+                                     threads=threads or None)
     source = PatternSource(640, 480)
     for i in range(3):  # warm-up
         engine.predict(source.frame(i), want_features=False)
@@ -48,6 +49,7 @@ def main(argv=None):
     ap.add_argument('--profile', default='fast', help='model profile (fast or paper)')
     ap.add_argument('--device', default='auto', help='engine device: auto, cpu or cuda')
     ap.add_argument('--backend', default='auto', help='engine backend (auto)')
+    ap.add_argument('--threads', type=int, default=0, help='CPU threads (0: library default)')
     ap.add_argument('--seconds', type=float, default=10.0, help='end-to-end window (10)')
     ap.add_argument('--camera-hz', type=float, default=30.0, help='camera rate (30)')
     ap.add_argument('--model', default=None, help='use this model instead of exporting one')
@@ -61,9 +63,9 @@ def main(argv=None):
     model = args.model or export_random_model(args.profile,
                                               os.path.join(workdir, f'{args.profile}.onnx'))
     engine_hz, engine_ms, backend = bench_engine(model, args.backend, args.device,
-                                                 max(3.0, args.seconds / 2))
+                                                 max(3.0, args.seconds / 2), args.threads)
     print(f'bare engine: {engine_hz:.1f} Hz, p50 {engine_ms:.1f} ms ({backend})', flush=True)
-    params = {'backend': args.backend, 'device': args.device}
+    params = {'backend': args.backend, 'device': args.device, 'threads': args.threads}
     try:
         with NodeGraph(model, workdir, rate_hz=args.camera_hz, node_params=params) as graph:
             graph.wait_for_labels()
@@ -87,6 +89,7 @@ def main(argv=None):
         'camera_hz': args.camera_hz,
         'profile': args.profile,
         'device': args.device,
+        'threads': args.threads,
         'backend': res['node'].get('backend', backend),
     }
     print(json.dumps(out))

@@ -232,7 +232,8 @@ def run_node_demo(profile='fast', seconds=10.0, rate_hz=30.0, workdir=None, mode
 
 def main(argv=None):
     """``sam2real demo``; returns the exit code."""
-    ap = argparse.ArgumentParser(prog='sam2real demo', description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog='sam2real demo', description='Run segmentation_node on a '
+                                 'simulated camera and print its measured rate.')
     ap.add_argument('--profile', default='fast', help='profile of the random model (fast)')
     ap.add_argument('--model', default=None, help='use this exported model instead')
     ap.add_argument('--seconds', type=float, default=10.0, help='measurement time (10)')

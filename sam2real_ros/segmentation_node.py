@@ -33,6 +33,7 @@ PARAMETERS = {
     'backend': ('auto', 'engine backend (auto picks TensorRT/CUDA/CPU onnxruntime or torch)',
                 None),
     'device': ('auto', 'engine device: auto, cpu or cuda', None),
+    'threads': (0, 'CPU inference threads (0: the library default)', (0, 256)),
     'image_topic': ('/head_front_camera/rgb/image_raw', 'camera image topic (remappable)', None),
     'qos_reliability': ('auto', 'camera subscription reliability: auto (match the first '
                         'publisher), reliable or best_effort', None),
@@ -220,7 +221,8 @@ class SegmentationNode(Node):
             return
         try:
             from sam2real_ros.engine import SegmentationEngine
-            engine = SegmentationEngine.load(path, backend=self.p.backend, device=self.p.device)
+            engine = SegmentationEngine.load(path, backend=self.p.backend, device=self.p.device,
+                                             threads=self.p.threads or None)
             names = list(engine.class_names)
             if not 1 <= len(names) <= 256:
                 raise ValueError(f'{len(names)} classes do not fit mono8 labels (1..256)')
