@@ -200,7 +200,8 @@ class SamWorker:
                 return None
 
         with ThreadPoolExecutor(1) as pool, tqdm(total=len(frames), unit='frame',
-                                                 disable=not progress, desc='segment') as bar:
+                                                 disable=not (progress and frames),
+                                                 desc='segment') as bar:
             ahead = pool.submit(load, frames[0]) if frames else None
             for i, frame in enumerate(frames):
                 while busy is not None and busy() and not stop.is_set():
