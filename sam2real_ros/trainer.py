@@ -63,6 +63,19 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
+class _OneHead(torch.nn.Module):
+    """Returns only the output a step trains, so DDP sees the other head as unused."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, output):
+        """``x`` Bx3xHxW -> logits BxCxHxW (``'logits'``) or features BxDxHxW."""
+        logits, features = self.net(x)
+        return logits if output == 'logits' else features
+
+
 class Trainer:
     """Builds data, model, EMA, optimizer and schedule from a TrainConfig and runs epochs.
 
@@ -101,11 +114,11 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
-        self.net = self.model
+        self.net = _OneHead(self.model)
         if world_size > 1:
             ids = [self.device.index] if self.device.type == 'cuda' else None
             self.net = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=ids, find_unused_parameters=True)
+                self.net, device_ids=ids, find_unused_parameters=True)
         o = cfg.optim
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=o.lr,
                                      weight_decay=o.weight_decay, betas=tuple(o.betas))
@@ -158,14 +171,14 @@ class Trainer:
 
     def supervised_step(self, batch):
         """Forward + Eq. 1 + AdamW step on a labeled batch; returns the loss value."""
-        logits, _ = self.net(batch['x'].to(self.device))
+        logits = self.net(batch['x'].to(self.device), 'logits')
         loss = losses.supervised_loss(logits, batch['labels'], self.cfg.loss.ignore_index)
         self._step(loss)
         return float(loss.detach())
 
     def real_step(self, batch):
         """Forward + Eq. 6/9 on SAM masks + AdamW step; returns dict of values."""
-        _, feats = self.net(batch['x'].to(self.device))
+        feats = self.net(batch['x'].to(self.device), 'features')
         c = self.cfg.loss
         out = losses.real_loss(feats, batch['masks'], alpha=c.alpha, beta=c.beta,
                                margin=c.margin, chunk=c.chunk)
