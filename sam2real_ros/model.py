@@ -55,6 +55,15 @@ class ModelConfig:
 
     def __post_init__(self):
         """Normalize list fields to tuples and validate values (ValueError naming the field)."""
+        for field in ('num_classes', 'fpn_channels', 'fusion_channels', 'fusion_stride',
+                      'fusion_kernel', 'feature_dim', 'feature_hidden'):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f'model config: {field} must be an integer, got {value!r}')
+            setattr(self, field, int(value))
+        if not isinstance(self.pretrained, bool):
+            raise ValueError(f'model config: pretrained must be true or false, '
+                             f'got {self.pretrained!r}')
         self.ppm_bins = tuple(int(b) for b in self.ppm_bins)
         self.mean = tuple(float(v) for v in self.mean)
         self.std = tuple(float(v) for v in self.std)

@@ -45,6 +45,8 @@ def test_profile_errors_name_the_problem(tmp_path):
         tiny_cfg(num_classes=300)
     with pytest.raises(ValueError, match='backbone'):
         tiny_cfg(backbone='resnet18')
+    with pytest.raises(ValueError, match='fpn_channels must be an integer'):
+        tiny_cfg(fpn_channels='16')
     good = tmp_path / 'mine.yaml'
     good.write_text('backbone: convnext_atto\ninput_size: [96, 128]\n')
     cfg = mdl.load_profile(str(good))
