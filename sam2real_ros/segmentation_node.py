@@ -241,7 +241,7 @@ class SegmentationNode(Node):
     # --- worker ----------------------------------------------------------------------------
     def _work(self):
         next_try = 0.0
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.context.ok():
             if self.engine is None:
                 if time.monotonic() >= next_try:
                     self._maybe_load_model()
@@ -255,6 +255,8 @@ class SegmentationNode(Node):
                 try:
                     self._process(msg)
                 except Exception as exc:  # keep the node alive; counted and logged once
+                    if not self.context.ok():
+                        return  # shutting down (SIGINT): publishing fails, nothing to report
                     self.bad_frames += 1
                     self._log_once(('process', type(exc).__name__, str(exc)),
                                    f'frame skipped: {type(exc).__name__}: {exc}')
