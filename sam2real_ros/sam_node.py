@@ -84,8 +84,12 @@ class SamWorkerNode(Node):
                 description='Felzenszwalb scales, fine to coarse')).value)
         self.p = p
         root = os.path.expanduser(p['dataset_root'])
-        if not root or not os.path.isdir(root):
-            raise ValueError(f'parameter dataset_root must be an existing folder, got {root!r}')
+        if not root:
+            raise ValueError('parameter dataset_root must name the recorder\'s dataset folder')
+        if os.path.exists(root) and not os.path.isdir(root):
+            raise ValueError(f'parameter dataset_root must be a folder, got the file {root!r}')
+        # Started together with the recorder (one launch), the folder may not exist yet.
+        os.makedirs(root, exist_ok=True)
         if p['segmenter'] not in ('sam', 'fallback', 'auto'):
             raise ValueError(f"parameter segmenter must be sam, fallback or auto, got "
                              f"{p['segmenter']!r}")

@@ -1,0 +1,107 @@
+"""The perception launch scenario with plain processes (runs where launch_testing is missing).
+
+The same graph as ``perception.launch.py sim:=true``: simulated camera and grasp action server,
+grasp recorder, SAM worker (fallback segmenter) and segmentation node, each a real process
+started with its installed parameter file from ``config/``, talking over real DDS. Asserts what
+test_perception_launch.py asserts: labels at 640x480 mono8, an episode recorded around a grasp,
+masks produced for it, and clean exit codes on SIGINT.
+"""
+import os
+import threading
+
+import pytest
+
+from conftest import REPO, wait_until
+from sam2real_ros import episode_store
+from sam2real_ros.mask_store import MaskStore
+
+rclpy = pytest.importorskip('rclpy')
+
+CAMERA = '/head_front_camera/rgb/image_raw'
+ACTION = '/grasp_server/grasp'
+
+
+def _node_args(module, config, **params):
+    args = ['-m', f'sam2real_ros.{module}', '--ros-args']
+    if config:
+        args += ['--params-file', os.path.join(REPO, 'config', f'{config}.yaml')]
+    for key, value in params.items():
+        args += ['-p', f'{key}:={value}']
+    return args
+
+
+@pytest.mark.rostest
+@pytest.mark.slow
+def test_perception_graph_records_segments_and_labels(processes, tmp_path):
+    from action_msgs.msg import GoalStatus
+    from rclpy.action import ActionClient
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+    from test_msgs.action import Fibonacci
+
+    from sam2real_ros import export
+
+    model = tmp_path / 'model.onnx'
+    assert export.main(['--random', '--profile', 'fast', '--classes', 'bg,a,b,c',
+                        '--out', str(model)]) == 0
+    data = tmp_path / 'data'
+    procs = {
+        'camera': processes.start(*_node_args('sim_camera', 'sim_camera', rate_hz=10.0,
+                                              image_topic=CAMERA), name='camera'),
+        'grasp': processes.start(*_node_args('sim_grasp_server', None, action_name=ACTION,
+                                             grasp_duration_s=1.0), name='grasp'),
+        'recorder': processes.start(*_node_args(
+            'recorder_node', 'grasp_recorder', output_dir=str(data), image_topic=CAMERA,
+            min_free_gb=0.0, before_s=1.0, after_s=1.0, **{'action_names': f"['{ACTION}']"}),
+            name='recorder'),
+        'sam': processes.start(*_node_args('sam_node', 'sam_worker', dataset_root=str(data),
+                                           segmenter='fallback', poll_period=0.5, nice=0),
+                               name='sam'),
+        'seg': processes.start(*_node_args('segmentation_node', 'segmentation_node',
+                                           model_path=str(model), image_topic=CAMERA),
+                               name='seg'),
+    }
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node('perception_system_test', context=ctx)
+    labels = []
+    node.create_subscription(Image, '/segmentation_node/labels', labels.append, 10)
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        assert wait_until(lambda: labels, 120), 'no labels; segmentation node log:\n' + \
+            processes.output(procs['seg'])
+        assert (labels[0].width, labels[0].height, labels[0].encoding) == (640, 480, 'mono8')
+
+        client = ActionClient(node, Fibonacci, ACTION)
+        assert client.wait_for_server(timeout_sec=30.0)
+        goal = client.send_goal_async(Fibonacci.Goal(order=3))
+        assert wait_until(goal.done, 30)
+        result = goal.result().get_result_async()
+        assert wait_until(result.done, 60)
+        assert result.result().status == GoalStatus.STATUS_SUCCEEDED
+
+        def frames():
+            return list(episode_store.iter_frames(str(data), complete_only=True))
+        assert wait_until(frames, 60), 'no complete episode; recorder log:\n' + \
+            processes.output(procs['recorder'])
+        phases = {f.phase for f in frames()}
+        assert {'before', 'during', 'after'} <= phases, phases
+
+        store = MaskStore(str(data / 'masks'))
+        assert wait_until(lambda: all(store.status(f.key) == 'done' for f in frames()), 240), \
+            'masks missing; SAM worker log:\n' + processes.output(procs['sam'])
+        record = store.read(frames()[0].key)
+        masks = record.masks()
+        assert masks.ndim == 3 and masks.shape[1:] == (480, 640) and masks.shape[0] > 0
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+    for name, proc in procs.items():
+        assert processes.stop(proc) == 0, f'{name} did not exit cleanly:\n' + \
+            processes.output(proc)
