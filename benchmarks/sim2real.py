@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CONFIG = os.path.join(HERE, '..', 'training', 'configs', 'sim2real_cpu.yaml')
 BENCH_KEYS = ('train', 'pool', 'segmenter', 'segment_real', 'launcher', 'nproc_per_node',
               'threads', 'sizes', 'quick', 'experiments')
-EXP_KEYS = ('id', 'label', 'variant', 'overrides', 'init_from', 'epochs_fraction')
+EXP_KEYS = ('id', 'label', 'variant', 'overrides', 'init_from', 'epochs_fraction', 'max_seeds')
 
 
 class BenchmarkError(ValueError):
@@ -131,7 +131,7 @@ def plan_runs(bench, size, seeds, only, out, pool_root):
     base = _substitute(bench['train'], {'pool': pool_root, 'out': out})
     runs = []
     for exp in exps:
-        for seed in range(seeds):
+        for seed in range(min(seeds, int(exp.get('max_seeds') or seeds))):
             cfg = TrainConfig()
             try:
                 apply_mapping(cfg, copy.deepcopy(base), 'benchmark config train')
@@ -195,25 +195,32 @@ def launch(run, launcher, nproc, threads):
         raise BenchmarkError(f'run {run["dir"]} failed (exit {proc.returncode}): {tail}')
 
 
-def prepare_pool(bench, size, out, progress, log):
-    """Render (procedural) and segment the real training frames once; returns pool info."""
-    pool_root = os.path.join(out, 'pool')
-    info = dict(root=pool_root)
+def pool_spec(bench, size, out):
+    """(pool folder, pool render spec or None) for a size preset."""
     spec = bench.get('pool')
+    if not spec:
+        return os.path.join(out, 'pool'), None
+    spec = dict(spec)
+    frames = bench['sizes'][size].get('pool_frames')
+    if frames:
+        spec['frames'] = frames
+    bad = sorted(set(spec) - set(sim2real_pool.POOL_FIELDS))
+    if bad:
+        raise BenchmarkError(f'pool: unknown field(s) {bad}; known: '
+                             f'{list(sim2real_pool.POOL_FIELDS)}')
+    return os.path.join(out, 'pool', str(spec.get('frames', 48))), spec
+
+
+def prepare_pool(bench, runs, pool_root, spec, progress, log):
+    """Render (procedural pool) and segment the real training frames once; returns info."""
+    info = dict(root=pool_root)
     if spec:
-        spec = dict(spec)
-        frames = bench['sizes'][size].get('pool_frames')
-        if frames:
-            spec['frames'] = frames
-        bad = sorted(set(spec) - set(sim2real_pool.POOL_FIELDS))
-        if bad:
-            raise BenchmarkError(f'pool: unknown field(s) {bad}; known: '
-                                 f'{list(sim2real_pool.POOL_FIELDS)}')
-        pool_root = os.path.join(out, 'pool', f'{spec.get("frames", 48)}')
         info.update(sim2real_pool.render_pool(pool_root, progress=progress, **spec))
-        info['root'] = pool_root
     if bench.get('segment_real', True):
-        real = _substitute(bench['train']['data']['real'], {'pool': pool_root, 'out': out})
+        real = next((r['cfg'].data.real for r in runs
+                     if r['cfg'].variant in ('full', 'pseudolabel')), None)
+        if real is None:
+            return info
         if real.get('type') not in ('image_folder', 'episodes'):
             raise BenchmarkError('segment_real needs data.real of type image_folder or '
                                  f'episodes, got {real.get("type")!r}')
@@ -249,10 +256,12 @@ def main(argv=None):
         nproc = args.nproc_per_node or int(bench.get('nproc_per_node', 1))
         out = os.path.abspath(args.out)
         os.makedirs(out, exist_ok=True)
-        pool = prepare_pool(bench, args.size, out, not args.no_progress, log)
-        runs = plan_runs(bench, args.size, seeds, args.only, out, pool['root'])
-        log(f'{len(runs)} runs ({len({r["exp"]["id"] for r in runs})} experiments x {seeds} '
-            f'seeds), size {args.size}, launcher {launcher}, {threads} thread(s); out {out}')
+        pool_root, spec = pool_spec(bench, args.size, out)
+        runs = plan_runs(bench, args.size, seeds, args.only, out, pool_root)
+        pool = prepare_pool(bench, runs, pool_root, spec, not args.no_progress, log)
+        log(f'{len(runs)} runs ({len({r["exp"]["id"] for r in runs})} experiments, up to '
+            f'{seeds} seeds), size {args.size}, launcher {launcher}, {threads} thread(s); '
+            f'out {out}')
         bar = tqdm(runs, desc='runs', unit='run', disable=args.no_progress)
         for i, run in enumerate(bar):
             name = f'{run["exp"]["id"]} seed {run["seed"]}'
