@@ -13,6 +13,7 @@ GELU. The PPM pooling is an exact precomputed matrix product (identical to
 This module never imports rclpy.
 """
 import dataclasses
+import math
 import os
 
 import numpy as np
@@ -161,7 +162,9 @@ def _norm(kind, channels):
     if kind == 'bn':
         return nn.BatchNorm2d(channels)
     if kind == 'gn':
-        return nn.GroupNorm(min(32, channels), channels)
+        # Up to 32 groups with >= 2 channels each: a group never normalizes a single value
+        # (the 1x1 PPM bin at batch size 1).
+        return nn.GroupNorm(math.gcd(32, max(1, channels // 2)), channels)
     return nn.Identity()
 
 

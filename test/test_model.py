@@ -83,6 +83,16 @@ def test_heads_and_activations_follow_the_paper():
     assert net.fusion[0].kernel_size == (1, 1) and net.fusion[0].in_channels == 4 * 16
 
 
+@pytest.mark.parametrize('norm', ['gn', 'none'])
+def test_trains_at_batch_size_one(norm):
+    net = mdl.build_model(tiny_cfg(norm=norm)).train()
+    logits, feats = net(torch.randn(1, 3, 64, 96))
+    (logits.mean() + feats.mean()).backward()
+    grads = [p.grad for p in net.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert net.ppm.stages[0][0].weight.grad.abs().sum() > 0  # the 1x1 bin's conv still learns
+
+
 @pytest.mark.parametrize('size', [(15, 20), (7, 10), (6, 8), (1, 1), (12, 12)])
 def test_ppm_pooling_is_exactly_adaptive_avg_pool(size):
     x = torch.randn(2, 5, *size, dtype=torch.float64)
