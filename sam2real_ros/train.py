@@ -105,12 +105,17 @@ def run(cfg, out, resume=False, progress=None):
         from torch.utils.tensorboard import SummaryWriter
         writer = SummaryWriter(os.path.join(out, 'tb'), purge_step=tr.epoch * tr.iters)
     k = cfg.miou_last_k
+
+    def log_iteration(step, values):
+        for key, val in values.items():
+            writer.add_scalar(f'train/{key}', val, step)
+
     epochs = tqdm(range(tr.epoch, cfg.max_epochs), desc='epochs', disable=not (show and
                   main_rank), initial=tr.epoch, total=cfg.max_epochs, position=0)
     for _ in epochs:
         bar = tqdm(total=tr.iters, desc=f'epoch {tr.epoch + 1}', leave=False, position=1,
                    disable=not (show and main_rank))
-        stats = tr.timed_epoch(bar)
+        stats = tr.timed_epoch(bar, log_fn=log_iteration if writer is not None else None)
         bar.close()
         if main_rank:
             summary, images = tr.evaluate(cfg.log.images_per_epoch)

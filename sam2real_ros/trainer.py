@@ -215,8 +215,11 @@ class Trainer:
         return train_data.prepare_batch(samples, self.size, self.model_cfg.mean,
                                         self.model_cfg.std, need, f'{name} dataset')
 
-    def train_epoch(self, progress=None):
-        """One epoch of ``self.iters`` iterations; returns mean losses."""
+    def train_epoch(self, progress=None, log_fn=None):
+        """One epoch of ``self.iters`` iterations; returns mean losses.
+
+        ``log_fn(iteration, values)`` (optional) gets every iteration's loss values.
+        """
         self.model.train()
         epoch, v = self.epoch, self.cfg.variant
         seed_everything((self.cfg.seed * 1000 + self.rank) * 100003 + epoch)
@@ -232,8 +235,10 @@ class Trainer:
         def add(key, value):
             sums[key] = sums.get(key, 0.0) + value
             counts[key] = counts.get(key, 0) + 1
+            last[key] = value
 
-        for batches in zip(*(loader for _, loader in streams)):
+        for it, batches in enumerate(zip(*(loader for _, loader in streams))):
+            last = {}
             for (name, _), samples in zip(streams, batches):
                 if name in ('synthetic', 'real_labeled'):
                     add('sup_loss', self.supervised_step(self._prep(samples, ('labels',), name)))
@@ -244,6 +249,8 @@ class Trainer:
                 else:
                     add('pseudo_loss', self.pseudolabel_step(self._prep(samples, ('masks',),
                                                                         name)))
+            if log_fn is not None:
+                log_fn(epoch * self.iters + it, dict(last, lr=self.sched.get_last_lr()[0]))
             self.sched.step()
             self.update_ema()
             if progress is not None:
@@ -281,9 +288,9 @@ class Trainer:
         if self.cfg.kill_after_epoch is not None and self.epoch == self.cfg.kill_after_epoch:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def timed_epoch(self, progress=None):
+    def timed_epoch(self, progress=None, log_fn=None):
         """:meth:`train_epoch` plus wall time."""
         t0 = time.monotonic()
-        out = self.train_epoch(progress)
+        out = self.train_epoch(progress, log_fn)
         out['time_s'] = time.monotonic() - t0
         return out

@@ -97,8 +97,8 @@ def test_constant_features_unordered_pair_normalization():
     masks = np.zeros((4, 6, 6), bool)
     masks[0, :3], masks[1, 3:], masks[2, :, :2], masks[3, 1:5, 1:5] = True, True, True, True
     out = losses.segment_pooling_losses(feats, masks, margin=0.5)
-    assert float(out['var']) == pytest.approx(0.5)
-    assert float(out['inv']) == pytest.approx(0.0, abs=1e-7)
+    assert out['var'].item() == pytest.approx(0.5)
+    assert out['inv'].item() == pytest.approx(0.0, abs=1e-7)
     out['var'].backward()
     assert torch.isfinite(feats.grad).all()
 
