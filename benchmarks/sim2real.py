@@ -61,6 +61,11 @@ def build_parser():
     p.add_argument('--nproc-per-node', type=int, help='torchrun processes per node')
     p.add_argument('--segmenter', help='auto | fallback | sam (default: the config\'s)')
     p.add_argument('--threads', type=int, help='torch threads per run (default: config)')
+    p.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', dest='sets',
+                   help='training config overrides for every run, applied last '
+                   '(e.g. model.pretrained=false data.num_workers=8)')
+    p.add_argument('--dry-run', action='store_true', help='check the config, print the '
+                   'planned runs and exit (renders, segments and trains nothing)')
     p.add_argument('--no-progress', action='store_true', help='no tqdm bars')
     return p
 
@@ -111,7 +116,7 @@ def _substitute(obj, mapping):
     return obj
 
 
-def plan_runs(bench, size, seeds, only, out, pool_root):
+def plan_runs(bench, size, seeds, only, out, pool_root, sets=()):
     """List of run dicts (experiment, seed, resolved TrainConfig, run folder), in run order."""
     from sam2real_ros.train_config import ConfigError, apply_mapping, apply_override, TrainConfig
     preset = bench['sizes'].get(size)
@@ -135,8 +140,9 @@ def plan_runs(bench, size, seeds, only, out, pool_root):
             cfg = TrainConfig()
             try:
                 apply_mapping(cfg, copy.deepcopy(base), 'benchmark config train')
-                for text in list(preset.get('overrides') or []) + list(exp.get('overrides')
-                                                                       or []):
+                texts = (list(preset.get('overrides') or []) + list(exp.get('overrides') or [])
+                         + list(sets))
+                for text in texts:
                     apply_override(cfg, _substitute(text, {'pool': pool_root, 'out': out}))
                 cfg.variant, cfg.seed = exp['variant'], seed
                 if exp.get('epochs_fraction'):
@@ -255,9 +261,18 @@ def main(argv=None):
         threads = args.threads or int(bench.get('threads', 1))
         nproc = args.nproc_per_node or int(bench.get('nproc_per_node', 1))
         out = os.path.abspath(args.out)
-        os.makedirs(out, exist_ok=True)
         pool_root, spec = pool_spec(bench, args.size, out)
-        runs = plan_runs(bench, args.size, seeds, args.only, out, pool_root)
+        runs = plan_runs(bench, args.size, seeds, args.only, out, pool_root, args.sets)
+        if args.dry_run:
+            plan = [dict(experiment=r['exp']['id'], seed=r['seed'], variant=r['cfg'].variant,
+                         out=r['dir'], epochs=r['cfg'].max_epochs,
+                         init_checkpoint=r['cfg'].init_checkpoint) for r in runs]
+            for r in plan:
+                print(f'{r["experiment"]} seed {r["seed"]}: {r["variant"]}, {r["epochs"]} '
+                      f'epochs -> {r["out"]}')
+            print(json.dumps(dict(size=args.size, launcher=launcher, runs=plan)))
+            return 0
+        os.makedirs(out, exist_ok=True)
         pool = prepare_pool(bench, runs, pool_root, spec, not args.no_progress, log)
         log(f'{len(runs)} runs ({len({r["exp"]["id"] for r in runs})} experiments, up to '
             f'{seeds} seeds), size {args.size}, launcher {launcher}, {threads} thread(s); '
