@@ -233,6 +233,22 @@ def test_model_problems_and_bad_frames(processes, listener, model_path, tmp_path
     assert 'Traceback' not in node.log_path.read_text()
 
 
+def test_latest_frame_keeps_only_the_newest():
+    from sam2real_ros.segmentation_node import LatestFrame
+    slot = LatestFrame()
+    assert slot.take(timeout=0.01) is None
+    for i in range(5):
+        slot.put(i)
+    assert slot.take(timeout=0.01) == 4 and slot.dropped == 4
+    assert slot.take(timeout=0.01) is None
+    got = []
+    taker = threading.Thread(target=lambda: got.append(slot.take(timeout=10.0)))
+    taker.start()
+    slot.put('late')  # wakes the waiting worker
+    taker.join(10.0)
+    assert got == ['late'] and slot.dropped == 4
+
+
 def test_invalid_parameter_is_refused_at_start(processes):
     node = processes.start('-m', 'sam2real_ros.segmentation_node', '--ros-args',
                            '-p', 'qos_depth:=0', name='node')
