@@ -144,7 +144,7 @@ class NodeGraph:
         start_labels, start_status = self.listener.snapshot()
         t0 = time.time_ns()
         bar = tqdm(total=int(round(seconds)), disable=not progress, desc='segmentation_node',
-                   bar_format='{desc}: {n}/{total} s |{bar:20}| {postfix}', leave=True)
+                   bar_format='{desc}: {n}/{total} s |{bar:20}|{postfix}', leave=True)
         for _ in range(int(round(seconds))):
             time.sleep(1.0)
             self.check_alive()
