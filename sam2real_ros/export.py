@@ -53,7 +53,8 @@ def _torch_export(model, x, out_path, opset):
                                    f'{e})') from None
 
 
-def export_onnx(model, cfg, class_names, out_path, opset=17, size=None, verify=True):
+def export_onnx(model, cfg, class_names, out_path, opset=17, size=None, verify=True,
+                progress=None):
     """Export ``model`` to ``out_path`` (atomically) with sam2real metadata.
 
     Arguments:
@@ -64,6 +65,7 @@ def export_onnx(model, cfg, class_names, out_path, opset=17, size=None, verify=T
       opset (int): ONNX opset, >= 17.
       size (tuple): optional (height, width) overriding the profile's inference size.
       verify (bool): compare onnxruntime (CPU) with PyTorch on a random input.
+      progress (callable): optional, called with a step name after each step.
 
     Returns:
       (dict): ``path``, ``input_size``, ``max_abs_diff_logits``, ``max_abs_diff_features``
@@ -111,6 +113,8 @@ def export_onnx(model, cfg, class_names, out_path, opset=17, size=None, verify=T
         proto.metadata_props.add(key=k, value=v)
     data = proto.SerializeToString()
     atomic_write_bytes(out_path, data)
+    if progress:
+        progress('exported')
     result = dict(path=os.fspath(out_path), input_size=[h, w], max_abs_diff_logits=None,
                   max_abs_diff_features=None)
     if verify:
@@ -121,6 +125,8 @@ def export_onnx(model, cfg, class_names, out_path, opset=17, size=None, verify=T
             tl, tf = model(x)
         result['max_abs_diff_logits'] = float(np.abs(ol - tl.numpy()).max())
         result['max_abs_diff_features'] = float(np.abs(of - tf.numpy()).max())
+        if progress:
+            progress('verified')
     return result
 
 
@@ -160,7 +166,16 @@ def build_parser():
 def main(argv=None):
     """Run ``sam2real export``; returns 0 on success, 2 on a user error."""
     args = build_parser().parse_args(argv)
+    from tqdm import tqdm
+
     from sam2real_ros import model as mdl
+    bar = tqdm(total=2 if args.no_verify else 3, desc='sam2real export', unit='step',
+               file=sys.stderr, leave=False, disable=None)  # no bar when not a TTY
+
+    def step(name):
+        bar.set_postfix_str(name)
+        bar.update(1)
+
     try:
         if args.random:
             if args.checkpoint:
@@ -180,11 +195,14 @@ def main(argv=None):
             if not args.checkpoint:
                 raise ValueError('give a checkpoint path (or --random --profile NAME)')
             net, cfg, names = mdl.model_from_checkpoint(args.checkpoint, weights=args.weights)
+        step('model loaded')
         res = export_onnx(net, cfg, names, args.out, opset=args.opset, size=args.size,
-                          verify=not args.no_verify)
+                          verify=not args.no_verify, progress=step)
     except (ValueError, RuntimeError, OSError) as e:
+        bar.close()
         print(f'sam2real export: error: {e}', file=sys.stderr)
         return 2
+    bar.close()
     size_mb = os.path.getsize(args.out) / 1e6
     print(f'wrote {args.out} ({size_mb:.1f} MB, profile {cfg.name}, input '
           f'{res["input_size"][0]}x{res["input_size"][1]}, {len(names)} classes, '
