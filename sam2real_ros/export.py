@@ -23,7 +23,7 @@ METADATA_MARK = 'sam2real_version'
 
 
 def sam2real_version():
-    """Installed package version (``'unknown'`` when not installed)."""
+    """Return the installed package version (``'unknown'`` when not installed)."""
     from importlib import metadata
     try:
         return metadata.version('sam2real')

@@ -177,7 +177,7 @@ class ConvNormAct(nn.Sequential):
 
 
 def adaptive_pool_matrix(size, bins):
-    """Averaging matrix ``bins x size`` equal to 1-D ``adaptive_avg_pool`` (float32 numpy)."""
+    """Build the ``bins x size`` float32 matrix of 1-D ``adaptive_avg_pool`` (numpy)."""
     m = np.zeros((bins, size), np.float32)
     for i in range(bins):
         start = (i * size) // bins
