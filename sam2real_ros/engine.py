@@ -87,7 +87,8 @@ class SegmentationEngine:
         return len(self.class_names)
 
     @classmethod
-    def load(cls, path, backend='auto', device='auto', fp16=None, threads=None):
+    def load(cls, path, backend='auto', device='auto', fp16=None, threads=None,
+             allow_spinning=True):
         """Open a model file.
 
         Arguments:
@@ -97,6 +98,9 @@ class SegmentationEngine:
           fp16 (bool): half precision; None = on for GPU, off for CPU. onnxruntime uses it
             through TensorRT (``trt_fp16_enable``); torch through autocast on CUDA.
           threads (int): CPU threads for inference (None = library default).
+          allow_spinning (bool): onnxruntime worker threads busy-wait between ops (lowest
+            latency on idle cores). Set False when other busy processes share the CPU: with 2
+            threads on 2 cores and one core busy, spinning doubled the median latency.
 
         Returns:
           (SegmentationEngine)
@@ -124,11 +128,11 @@ class SegmentationEngine:
         if backend == 'torch' and is_onnx:
             raise ModelLoadError(f'the torch backend needs a .pt checkpoint, got {path}')
         if backend == 'onnxruntime':
-            return cls._load_onnx(path, device, fp16, threads)
+            return cls._load_onnx(path, device, fp16, threads, allow_spinning)
         return cls._load_torch(path, device, fp16, threads)
 
     @classmethod
-    def _load_onnx(cls, path, device, fp16, threads):
+    def _load_onnx(cls, path, device, fp16, threads, allow_spinning=True):
         import onnxruntime as ort
         available = ort.get_available_providers()
         gpu = [p for p in GPU_PROVIDERS if p in available] if device != 'cpu' else []
@@ -150,6 +154,9 @@ class SegmentationEngine:
         if threads:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
+        if not allow_spinning:
+            opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
+            opts.add_session_config_entry('session.inter_op.allow_spinning', '0')
         try:
             sess = ort.InferenceSession(path, sess_options=opts, providers=providers)
         except Exception as e:

@@ -108,6 +108,8 @@ def test_engine_predicts_at_frame_size(fast_onnx):
     assert pred.features.shape == (480, 640, 3) and pred.features.dtype == np.float32
     assert eng.predict(rgb, want_features=False).features is None
     assert np.array_equal(eng.predict(rgb, want_features=False).labels, pred.labels)
+    quiet = SegmentationEngine.load(str(fast_onnx), threads=2, allow_spinning=False)
+    assert np.array_equal(quiet.predict(rgb).labels, pred.labels)
     small = eng.predict(frame(123, 77))
     assert small.labels.shape == (123, 77) and small.features.shape == (123, 77, 3)
     with pytest.raises(ValueError, match='HxWx3 uint8'):
