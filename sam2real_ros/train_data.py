@@ -43,18 +43,19 @@ def resize_labels(labels, size):
 
 
 def resize_masks(masks, size):
-    """NxHxW bool -> NxhxW' bool (nearest), 512 masks per OpenCV call; stays bool."""
+    """NxHxW bool -> Nxhxw bool, nearest neighbour (OpenCV's rule ``src = floor(dst * H / h)``).
+
+    Pure indexing: no float or multi-channel copy of the masks is made.
+    """
     masks = np.asarray(masks, dtype=bool)
-    if size is None or tuple(masks.shape[1:]) == tuple(size):
-        return masks
     if masks.ndim != 3:
         raise ValueError(f'masks must be NxHxW bool, got shape {masks.shape}')
-    out = np.empty((masks.shape[0], int(size[0]), int(size[1])), dtype=bool)
-    for i in range(0, masks.shape[0], 512):
-        part = masks[i:i + 512].transpose(1, 2, 0).astype(np.uint8)
-        res = cv2.resize(part, (int(size[1]), int(size[0])), interpolation=cv2.INTER_NEAREST)
-        out[i:i + 512] = (res.reshape(size[0], size[1], -1).transpose(2, 0, 1)) > 0
-    return out
+    if size is None or tuple(masks.shape[1:]) == tuple(size):
+        return masks
+    h, w = masks.shape[1:]
+    rows = np.minimum((np.arange(int(size[0])) * h) // int(size[0]), h - 1)
+    cols = np.minimum((np.arange(int(size[1])) * w) // int(size[1]), w - 1)
+    return masks[:, rows][:, :, cols]
 
 
 def _check_sample(sample, need, source):
