@@ -44,8 +44,12 @@ def _resize_features(feat_hwd, hw):
     import cv2
     if feat_hwd.shape[:2] == tuple(hw):
         return np.ascontiguousarray(feat_hwd)
-    out = cv2.resize(feat_hwd, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
-    return out[:, :, None] if out.ndim == 2 else out
+    parts = []
+    for i in range(0, feat_hwd.shape[2], 128):  # OpenCV refuses many-channel arrays
+        out = cv2.resize(np.ascontiguousarray(feat_hwd[:, :, i:i + 128]), (hw[1], hw[0]),
+                         interpolation=cv2.INTER_LINEAR)
+        parts.append(out[:, :, None] if out.ndim == 2 else out)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
 
 
 def _argmax_uint8(logits_chw):
