@@ -38,13 +38,16 @@ def collect(runs):
     Returns:
       (list[dict], list[dict]): run rows (experiment, label, variant, seed, miou = the final
       ``miou_last_k``, miou_final = last epoch's mIoU, epochs, train_s, curve = per-epoch
-      mIoU list) and experiment rows (experiment, label, variant, mean, std, n, seeds).
+      mIoU list, offset = epochs of the run it started from) and experiment rows
+      (experiment, label, variant, mean, std, n, seeds).
     """
     rows, order = [], []
     for run in runs:
         hist = read_metrics(run['dir'])
         exp = run['exp']
-        rows.append(dict(experiment=exp['id'], label=exp.get('label', exp['id']),
+        init = run['cfg'].init_checkpoint
+        offset = len(read_metrics(os.path.dirname(init))) if init else 0
+        rows.append(dict(offset=offset, experiment=exp['id'], label=exp.get('label', exp['id']),
                          variant=exp['variant'], seed=run['seed'],
                          miou=_float(hist[-1]['miou_last_k']) if hist else float('nan'),
                          miou_final=_float(hist[-1]['miou']) if hist else float('nan'),
@@ -89,7 +92,10 @@ def markdown(agg, meta):
 
 
 def plot_curves(path, rows):
-    """``curves.png``: mIoU per epoch per experiment (mean over seeds, min-max band), by group."""
+    """``curves.png``: mIoU per epoch per experiment (mean over seeds, min-max band), by group.
+
+    A run started from another run's checkpoint (``init_from``) is drawn after that run's epochs.
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -113,8 +119,9 @@ def plot_curves(path, rows):
                 continue
             n = min(len(c) for c in curves)
             arr = np.array([c[:n] for c in curves])
-            x = np.arange(1, n + 1)
-            label = next(r['label'] for r in rows if r['experiment'] == eid)
+            first = next(r for r in rows if r['experiment'] == eid)
+            x = np.arange(1, n + 1) + first['offset']  # pseudolabel continues a run
+            label = first['label']
             if eid == 'narrow/full' and g != 'narrow':
                 label = 'alpha = 0.05, D = 3 (full)'
             ax.plot(x, arr.mean(0), marker='o', ms=3, label=label)
