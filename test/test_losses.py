@@ -124,13 +124,13 @@ def test_frames_without_pairs_give_zero_with_graph(n):
     if n:
         masks[0, 1:3, 1:3] = True
     out = losses.real_loss(feats, masks)
-    assert float(out['var']) == 0.0
+    assert out['var'].item() == 0.0
     if n == 0:
-        assert float(out['loss']) == 0.0
+        assert out['loss'].item() == 0.0
     out['loss'].backward()  # graph is valid
     assert feats.grad is not None and torch.isfinite(feats.grad).all()
     empty = losses.segment_pooling_losses(feats, np.zeros((0, 5, 5), bool))
-    assert empty['n'] == 0 and float(empty['inv']) == 0.0
+    assert empty['n'] == 0 and empty['inv'].item() == 0.0
 
 
 def test_real_loss_eq9_and_batch_mean():
