@@ -34,7 +34,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CONFIG = os.path.join(HERE, '..', 'training', 'configs', 'sim2real_cpu.yaml')
 BENCH_KEYS = ('train', 'pool', 'segmenter', 'segment_real', 'launcher', 'nproc_per_node',
               'threads', 'sizes', 'quick', 'experiments')
-EXP_KEYS = ('id', 'label', 'variant', 'overrides', 'init_from', 'epochs_fraction', 'max_seeds')
+EXP_KEYS = ('id', 'label', 'variant', 'overrides', 'init_from', 'epochs_fraction', 'max_seeds',
+            'baseline')
 
 
 class BenchmarkError(ValueError):

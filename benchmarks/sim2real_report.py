@@ -56,13 +56,32 @@ def collect(runs):
                          curve=[_float(h['miou']) for h in hist]))
         if exp['id'] not in order:
             order.append(exp['id'])
+    baselines = {run['exp']['id']: baseline_of(run['exp'], order) for run in runs}
     agg = []
     for eid in order:
         mine = [r for r in rows if r['experiment'] == eid]
         mean, std = _mean_std([r['miou'] for r in mine])
+        base = {r['seed']: r['miou'] for r in rows if r['experiment'] == baselines[eid]}
+        diffs = [r['miou'] - base[r['seed']] for r in mine if r['seed'] in base]
+        dmean, dstd = _mean_std(diffs) if baselines[eid] else (float('nan'), float('nan'))
         agg.append(dict(experiment=eid, label=mine[0]['label'], variant=mine[0]['variant'],
-                        mean=mean, std=std, n=len(mine), seeds=[r['miou'] for r in mine]))
+                        mean=mean, std=std, n=len(mine), seeds=[r['miou'] for r in mine],
+                        baseline=baselines[eid], delta=dmean, delta_std=dstd,
+                        delta_n=len(diffs)))
     return rows, agg
+
+
+def baseline_of(exp, ids):
+    """Experiment id an experiment is compared with, seed by seed (None for itself).
+
+    ``baseline`` in the experiment, else the ``synthetic_only`` experiment of its group, else
+    the first ``synthetic_only`` experiment (the sweeps compare against the narrow gap's).
+    """
+    group = exp['id'].split('/')[0]
+    cands = [exp.get('baseline'), f'{group}/synthetic_only'] + [
+        i for i in ids if i.endswith('/synthetic_only')]
+    base = next((c for c in cands if c and c in ids), None)
+    return None if base == exp['id'] else base
 
 
 def _csv(rows, fields):
@@ -79,13 +98,17 @@ def markdown(agg, meta):
     k = meta.get('miou_last_k')
     lines = [f'mIoU (Eq. 8) on held-out target-domain frames, mean ± std over seeds '
              f'(each run: mean of its last {k} epochs).', '',
-             '| group | variant | mIoU | ± std | seeds | per seed |', '|---|---|---|---|---|---|']
+             'Δ: mIoU minus the synthetic-only run of the same seed (same initialization and '
+             'synthetic stream), mean ± std over seeds.', '',
+             '| group | variant | mIoU | ± std | Δ vs synthetic only | seeds | per seed |',
+             '|---|---|---|---|---|---|---|']
     last = None
     for a in agg:
         group = a['experiment'].split('/')[0]
         per = ', '.join(f'{v:.3f}' for v in a['seeds'])
+        delta = '' if math.isnan(a['delta']) else f'{a["delta"]:+.3f} ± {a["delta_std"]:.3f}'
         lines.append(f'| {group if group != last else ""} | {a["label"]} | {a["mean"]:.3f} | '
-                     f'{a["std"]:.3f} | {a["n"]} | {per} |')
+                     f'{a["std"]:.3f} | {delta} | {a["n"]} | {per} |')
         last = group
     lines += ['', ' '.join(f'{key}: {val}' for key, val in meta.items() if val is not None)]
     return '\n'.join(lines) + '\n'
@@ -149,12 +172,14 @@ def write_report(out, runs, meta):
         rows, ['experiment', 'label', 'variant', 'seed', 'miou', 'miou_final', 'epochs',
                'train_s']))
     atomic_write_bytes(os.path.join(out, 'summary.csv'), _csv(
-        agg, ['experiment', 'label', 'variant', 'mean', 'std', 'n']))
+        agg, ['experiment', 'label', 'variant', 'mean', 'std', 'n', 'baseline', 'delta',
+              'delta_std']))
     atomic_write_bytes(os.path.join(out, 'results.md'), markdown(agg, meta).encode())
     if rows:
         plot_curves(os.path.join(out, 'curves.png'), rows)
 
     def num(v):
         return None if math.isnan(v) else round(v, 4)
-    return dict(meta, results={a['experiment']: dict(mean=num(a['mean']), std=num(a['std']),
-                                                     n=a['n']) for a in agg})
+    return dict(meta, results={a['experiment']: dict(
+        mean=num(a['mean']), std=num(a['std']), n=a['n'], delta_vs=a['baseline'],
+        delta=num(a['delta']), delta_std=num(a['delta_std'])) for a in agg})
