@@ -90,3 +90,21 @@ def test_user_errors_are_one_line(tmp_path):
                                    'experiments': [{'id': 'a/b', 'variant': 'full'}]}))
     proc = _run('--config', str(bad), '--size', 'tiny', '--out', str(tmp_path / 'o'))
     assert proc.returncode == 2 and "'max_epoch'" in proc.stderr, proc.stderr
+
+
+def test_dry_run_plans_the_gpu_config_without_touching_data(tmp_path):
+    gpu = os.path.join(ROOT, 'training', 'configs', 'sim2real_ycbv_gpu.yaml')
+    out = tmp_path / 'o'
+    proc = _run('--config', gpu, '--size', 'paper', '--dry-run', '--out', str(out))
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout.strip().splitlines()[-1])
+    with open(gpu) as f:
+        bench = yaml.safe_load(f)
+    assert plan['launcher'] == 'torchrun'
+    assert len(plan['runs']) == 3 * len(bench['experiments'])
+    assert {r['epochs'] for r in plan['runs']} == {bench['train']['max_epochs']}
+    pseudo = [r for r in plan['runs'] if r['variant'] == 'pseudolabel']
+    assert [r['init_checkpoint'] for r in pseudo] == [
+        str(out / 'runs' / 'paper' / 'ycbv' / 'synthetic_only' / f'seed{s}' / 'checkpoint.pt')
+        for s in range(3)]
+    assert not out.exists()
