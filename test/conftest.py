@@ -84,3 +84,17 @@ def wait_until(predicate, timeout, interval=0.05):
             return value
         time.sleep(interval)
     return predicate()
+
+
+FAST_MODEL_CLASSES = ['bg', 'a', 'b']
+
+
+@pytest.fixture(scope='session')
+def fast_onnx_model(tmp_path_factory):
+    """One random-weight ``fast`` ONNX model (classes bg, a, b) shared by the node tests."""
+    from sam2real_ros import export
+    path = tmp_path_factory.mktemp('model') / 'fast.onnx'
+    rc = export.main(['--random', '--profile', 'fast', '--no-verify',
+                      '--classes', ','.join(FAST_MODEL_CLASSES), '--out', str(path)])
+    assert rc in (0, None) and path.is_file()
+    return path

@@ -32,18 +32,14 @@ def _node_args(module, config, **params):
 
 @pytest.mark.rostest
 @pytest.mark.slow
-def test_perception_graph_records_segments_and_labels(processes, tmp_path):
+def test_perception_graph_records_segments_and_labels(processes, tmp_path, fast_onnx_model):
     from action_msgs.msg import GoalStatus
     from rclpy.action import ActionClient
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
     from test_msgs.action import Fibonacci
 
-    from sam2real_ros import export
-
-    model = tmp_path / 'model.onnx'
-    assert export.main(['--random', '--profile', 'fast', '--classes', 'bg,a,b,c',
-                        '--out', str(model)]) == 0
+    model = fast_onnx_model
     data = tmp_path / 'data'
     procs = {
         'camera': processes.start(*_node_args('sim_camera', 'sim_camera', rate_hz=10.0,

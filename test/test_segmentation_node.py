@@ -22,19 +22,14 @@ from std_msgs.msg import String  # noqa: E402
 
 from sam2real_ros.conversions import numpy_to_image, stamp_to_ns  # noqa: E402
 
-CLASSES = ['bg', 'a', 'b']
+from conftest import FAST_MODEL_CLASSES as CLASSES  # noqa: E402
 NODE = '/segmentation_node'
 
 
 @pytest.fixture(scope='module')
-def model_path(tmp_path_factory):
-    """A random-weight ``fast`` ONNX model with three classes."""
-    from sam2real_ros import export
-    path = tmp_path_factory.mktemp('model') / 'fast.onnx'
-    rc = export.main(['--random', '--profile', 'fast', '--no-verify',
-                      '--classes', ','.join(CLASSES), '--out', str(path)])
-    assert rc in (0, None) and path.is_file()
-    return path
+def model_path(fast_onnx_model):
+    """A random-weight ``fast`` ONNX model with three classes (shared, see conftest)."""
+    return fast_onnx_model
 
 
 class Listener:
