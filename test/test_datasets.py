@@ -14,9 +14,13 @@ from sam2real_ros.io_utils import atomic_write_png, read_rgb
 from sam2real_ros.mask_store import MaskStore
 from sam2real_ros.procedural import TabletopRenderer
 
-YCBV = '/work/shared/data/ycbv_bop_sample'
+# The real YCB-Video sample lives in shared/ beside the checkout (CI lays a copy there too).
+YCBV = os.environ.get('SAM2REAL_YCBV_SAMPLE') or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    'shared', 'data', 'ycbv_bop_sample')
 SCENE = os.path.join(YCBV, 'train_real', '000001')
-needs_ycbv = pytest.mark.skipif(not os.path.isdir(SCENE), reason='YCB-V sample not present')
+needs_ycbv = pytest.mark.skipif(not os.path.isdir(SCENE), reason=f'YCB-V BOP sample not found at {YCBV} '
+                                '(set SAM2REAL_YCBV_SAMPLE)')
 
 
 def _bop_copy(tmp_path, scenes=('000001',), frames=3):
