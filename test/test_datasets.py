@@ -19,8 +19,9 @@ YCBV = os.environ.get('SAM2REAL_YCBV_SAMPLE') or os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
     'shared', 'data', 'ycbv_bop_sample')
 SCENE = os.path.join(YCBV, 'train_real', '000001')
-needs_ycbv = pytest.mark.skipif(not os.path.isdir(SCENE), reason=f'YCB-V BOP sample not found at {YCBV} '
-                                '(set SAM2REAL_YCBV_SAMPLE)')
+needs_ycbv = pytest.mark.skipif(
+    not os.path.isdir(SCENE),
+    reason=f'YCB-V BOP sample not found at {YCBV} (set SAM2REAL_YCBV_SAMPLE)')
 
 
 def _bop_copy(tmp_path, scenes=('000001',), frames=3):
