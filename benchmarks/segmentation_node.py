@@ -56,7 +56,7 @@ def main(argv=None):
     ap.add_argument('--workdir', default=None, help='model and logs (default: a temp dir)')
     args = ap.parse_args(argv)
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from sam2real_ros.demo import export_random_model, NodeGraph
+    from sam2real_ros.demo_graph import export_random_model, NodeGraph
 
     workdir = args.workdir or tempfile.mkdtemp(prefix='sam2real_bench_')
     os.makedirs(workdir, exist_ok=True)
