@@ -14,6 +14,8 @@ SUBCOMMANDS = {
     'export': ('sam2real_ros.export', 'export a checkpoint (EMA weights) to ONNX for the node'),
     'segment': ('sam2real_ros.sam_worker', 'run SAM (or the fallback) on a dataset, resumably'),
     'extract-episodes': ('sam2real_ros.extract', 'cut grasp episodes out of a rosbag2'),
+    'extract-frames': ('sam2real_ros.datasets_rosbag',
+                       'image folder from one topic of a rosbag2, subsampled by time'),
 }
 
 

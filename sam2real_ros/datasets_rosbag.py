@@ -127,3 +127,33 @@ def _bag_path(bag):
     if p.is_file() and (p.parent / 'metadata.yaml').is_file():
         return p.parent
     return p
+
+
+def main(argv=None):
+    """``sam2real extract-frames BAG --image-topic T --out DIR``: image folder from a rosbag2."""
+    import argparse
+    import json
+    import sys
+
+    ap = argparse.ArgumentParser(
+        prog='sam2real extract-frames',
+        description='Write the frames of one image topic of a rosbag2 (sqlite3 or mcap) as PNG '
+                    'files, at most one per --min-period-s; resumable. Then run '
+                    '`sam2real segment DIR` and train with data.real={type: image_folder, '
+                    'root: DIR}.')
+    ap.add_argument('bag', help='rosbag2 folder (or .db3/.mcap file)')
+    ap.add_argument('--image-topic', required=True,
+                    help='sensor_msgs/Image or CompressedImage topic')
+    ap.add_argument('--out', required=True, help='dataset folder; frames go to <out>/frames')
+    ap.add_argument('--min-period-s', type=float, default=0.5,
+                    help='minimum time between kept frames (0.5; 0 keeps all)')
+    ap.add_argument('--no-progress', action='store_true', help='no progress bar')
+    args = ap.parse_args(argv)
+    try:
+        stats = extract_bag_frames(args.bag, args.image_topic, os.path.join(args.out, 'frames'),
+                                   args.min_period_s, progress=not args.no_progress)
+    except DatasetError as exc:
+        print(f'sam2real extract-frames: {exc}', file=sys.stderr)
+        return 2
+    print(json.dumps(stats))
+    return 0
