@@ -6,7 +6,9 @@ written as PNGs (``<pool>/real/frames/NNNNNN.png``), the shared SAM worker code
 (:class:`sam2real_ros.sam_worker.SamWorker`, the same as ``sam2real segment``) segments them
 into ``<pool>/real/masks`` (resumable: frames with masks are skipped), and the same frames with
 their ground truth are written as a BOP folder (``<pool>/real_bop``) for the ``real_labels``
-upper bound. Ground truth is never visible to the regularized variants.
+upper bound. For a diagnostic "ideal SAM", ``<pool>/oracle_masks`` holds segments derived from
+the ground-truth instances (``datasets.oracle_segments``: whole objects, halves, merged
+neighbours, the background) for the same frames; only experiments that name it use it.
 """
 import json
 import os
@@ -19,8 +21,9 @@ POOL_FIELDS = ('appearance', 'seed', 'frames', 'size', 'objects')
 
 
 def pool_paths(root):
-    """Folders of a pool: ``dict(real=<image folder + masks/>, bop=<BOP root>)``."""
-    return dict(real=os.path.join(root, 'real'), bop=os.path.join(root, 'real_bop'))
+    """Folders of a pool: ``dict(real=<image folder + masks/>, bop=<BOP root>, oracle=...)``."""
+    return dict(real=os.path.join(root, 'real'), bop=os.path.join(root, 'real_bop'),
+                oracle=os.path.join(root, 'oracle_masks'))
 
 
 def render_pool(root, appearance='real', seed=11, frames=48, size=(96, 128), objects=(4, 8),
@@ -36,12 +39,15 @@ def render_pool(root, appearance='real', seed=11, frames=48, size=(96, 128), obj
       frames (int): pool size. size (tuple): ``(height, width)``. objects (tuple): min/max.
 
     Returns:
-      dict: ``real`` and ``bop`` folder paths, ``frames`` count.
+      dict: ``real``, ``bop`` and ``oracle`` folder paths, ``frames`` count.
     """
     from tqdm import tqdm
 
+    from sam2real_ros.datasets import oracle_segments
+    from sam2real_ros.mask_store import MaskStore
     from sam2real_ros.procedural import CLASS_NAMES, TabletopRenderer
     paths = pool_paths(root)
+    oracle = MaskStore(paths['oracle'])
     img_dir = os.path.join(paths['real'], 'frames')
     scene_dir = os.path.join(paths['bop'], 'train', '000000')
     gt_path = os.path.join(scene_dir, 'scene_gt.json')
@@ -62,6 +68,10 @@ def render_pool(root, appearance='real', seed=11, frames=48, size=(96, 128), obj
                 atomic_write_png(mask_path, visible.astype(np.uint8) * 255)
             objs.append({'obj_id': int(cls)})
         scene_gt[str(i)] = objs
+        key = f'frames/{name}'
+        if oracle.status(key) != 'done':
+            masks = oracle_segments(scene['instances'], np.random.default_rng([int(seed), 3, i]))
+            oracle.write(key, masks, np.ones((len(masks), 2), np.float32), segmenter='oracle')
         if not os.path.isfile(rgb_path):
             atomic_write_png(rgb_path, scene['rgb'])
             atomic_write_png(os.path.join(scene_dir, 'rgb', name), scene['rgb'])
