@@ -65,7 +65,8 @@ class Stages:
             yield self
         except StageError as exc:
             log = f' (log: {exc.log})' if exc.log else ''
-            raise StageFailed(f'{label} ({name}) failed: {exc}{log}') from None
+            detail = ''.join(f'\n    {line}' for line in exc.detail.splitlines())
+            raise StageFailed(f'{label} ({name}) failed: {exc}{log}{detail}') from None
         except Exception as exc:  # unexpected: keep the traceback in a file, one line here
             path = os.path.join(self.logdir, 'demo_error.log')
             with open(path, 'w') as f:
@@ -86,7 +87,7 @@ def build_parser():
     p.add_argument('--out', help='run folder (default: runs/demo-<timestamp>); must not exist '
                    'or be empty')
     p.add_argument('--grasps', type=int, default=3, help='grasps to record (default: 3)')
-    p.add_argument('--epochs', type=int, help='training epochs (default: the config\'s, 6)')
+    p.add_argument('--epochs', type=int, help='training epochs (default: the config\'s, 8)')
     p.add_argument('--frames-per-epoch', type=int,
                    help='training iterations per epoch (default: the config\'s, 25)')
     p.add_argument('--scenes', type=int, default=32,
@@ -208,9 +209,9 @@ def train(args, st, data_root):
         for v, code in states.items():
             if code not in (None, 0):
                 procs.stop_all()
-                raise StageError(f'training {v} exited with code {code}:\n'
-                                 f'{procs.tail(f"train_{v}")}',
-                                 log=procs.log_path(f'train_{v}'))
+                raise StageError(f'training {v} exited with code {code}',
+                                 log=procs.log_path(f'train_{v}'),
+                                 detail=procs.tail(f'train_{v}'))
         if all(code == 0 for code in states.values()):
             break
         time.sleep(0.5)
@@ -238,7 +239,8 @@ def export(args, st, checkpoint):
     code = proc.wait()
     procs.stop_all()
     if code != 0:
-        raise StageError(f'sam2real export exited with code {code}', log=procs.log_path('export'))
+        raise StageError(f'sam2real export exited with code {code}', log=procs.log_path('export'),
+                         detail=procs.tail('export'))
     with open(procs.log_path('export')) as f:
         for line in f.read().splitlines():
             st.say(line)

@@ -87,7 +87,11 @@ def episode_image(data_root, episode, max_frames=8):
         top.append(_caption(_tile(rgb), f'{i + 1}: {f.phase}', PHASE_COLOURS.get(f.phase)))
         if store.status(f.key) == 'done':
             masks = store.read(f.key).masks()
-            seg = _caption(_tile(mask_overlay(rgb, masks, seed=i)), f'{len(masks)} segments')
+            h, w = masks.shape[1:]  # nearest-neighbour to the tile size before colouring
+            ys = (np.arange(TILE[0]) * h) // TILE[0]
+            xs = (np.arange(TILE[1]) * w) // TILE[1]
+            small = masks[:, ys][:, :, xs]
+            seg = _caption(mask_overlay(_tile(rgb), small, seed=i), f'{len(masks)} segments')
         else:
             seg = _caption(np.zeros((*TILE, 3), np.uint8), 'no masks')
         bottom.append(seg)

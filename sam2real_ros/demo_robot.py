@@ -20,11 +20,14 @@ ACTION = '/grasp_server/grasp'
 
 
 class StageError(RuntimeError):
-    """An expected failure of a demo stage; ``log`` names the log file to read (or None)."""
+    """An expected failure of a demo stage.
 
-    def __init__(self, message, log=None):
+    ``log`` names the log file to read (or None), ``detail`` holds extra lines (a log tail).
+    """
+
+    def __init__(self, message, log=None, detail=''):
         super().__init__(message)
-        self.log = log
+        self.log, self.detail = log, detail
 
 
 class Procs:
@@ -58,8 +61,8 @@ class Procs:
         """Raise :class:`StageError` (with the log tail and path) if a process has exited."""
         for name, (proc, _, path) in self.procs.items():
             if proc.poll() is not None:
-                raise StageError(f'{name} exited with code {proc.returncode}:\n'
-                                 f'{self.tail(name)}', log=path)
+                raise StageError(f'{name} exited with code {proc.returncode}', log=path,
+                                 detail=self.tail(name))
 
     def stop_all(self, timeout=10.0):
         """SIGINT every running process (last started first); returns ``{name: exit code}``."""
@@ -140,10 +143,12 @@ class RobotGraph:
         checks = [('camera frames', lambda: bool(self.infos)),
                   ('grasp action server', lambda: self.client.server_is_ready()),
                   ('recorder subscribed to the camera',
-                   lambda: self.node.count_subscribers(CAMERA) >= 1)]
+                   lambda: self.node.count_subscribers(CAMERA) >= 1),
+                  ('SAM worker',
+                   lambda: self.node.count_publishers('/sam_worker/frame_done') >= 1)]
         for what, ok in checks:
             self._wait(ok, timeout, f'no {what} within {timeout:g} s')
-            progress(f'{what}: ok')
+            progress(f'{what}: up')
 
     def _spin(self):
         while self.ctx.ok():

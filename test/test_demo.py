@@ -1,0 +1,95 @@
+"""``sam2real demo``: the whole loop as real processes (``--quick``), and its failure reports."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+pytest.importorskip('rclpy')
+
+PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+
+
+def _demo(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, '-m', 'sam2real_ros.demo', *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **(env or {})))
+
+
+@pytest.mark.rostest
+@pytest.mark.slow
+def test_quick_demo_runs_the_loop_and_writes_the_report(tmp_path):
+    out = tmp_path / 'demo'
+    proc = _demo('--quick', '--out', str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for i in range(1, 7):
+        assert f'[stage {i}/6]' in proc.stdout
+    report = out / 'report.html'
+    assert proc.stdout.strip().splitlines()[-1] == f'report: {report}'
+    page = report.read_text()
+
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert {'episode_1.png', 'episode_2.png', 'predictions.png', 'curves.png'} <= set(images)
+    for name in images:
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
+
+    mious = {v: float(x) for v, x in re.findall(r'data-variant="(\w+)">([0-9.]+)<', page)}
+    assert set(mious) == {'synthetic_only', 'full'}
+    assert all(0.0 <= x <= 1.0 for x in mious.values()), mious
+    rate = float(re.search(r'id="rate-hz">([0-9.]+)<', page).group(1))
+    assert rate > 0
+
+    # The numbers in the report are the trainers' own last-epoch evaluations.
+    for variant, miou in mious.items():
+        rows = (out / 'train' / variant / 'metrics.csv').read_text().strip().splitlines()
+        assert len(rows) == 1 + 2  # header + --quick's 2 epochs
+        last = dict(zip(rows[0].split(','), rows[-1].split(',')))
+        assert abs(float(last['miou']) - miou) < 1e-4
+    summary = json.loads(proc.stdout.strip().splitlines()[-2])
+    assert summary['node_hz'] == pytest.approx(rate, abs=0.01)
+
+    # Both grasps were recorded as episodes and every frame has SAM worker masks.
+    from sam2real_ros import episode_store
+    from sam2real_ros.mask_store import MaskStore
+    frames = list(episode_store.iter_frames(str(out / 'data')))
+    assert len(episode_store.list_episodes(str(out / 'data'), complete_only=True)) == 2
+    assert {'before', 'during', 'after'} <= {f.phase for f in frames}
+    store = MaskStore(str(out / 'data' / 'masks'))
+    assert all(store.status(f.key) == 'done' for f in frames)
+    assert (out / 'model_full.onnx').stat().st_size > 0
+
+
+@pytest.mark.rostest
+@pytest.mark.slow
+def test_a_failing_stage_is_named_with_its_log(tmp_path):
+    missing = tmp_path / 'no_such_sam_checkpoint.pth'
+    out = tmp_path / 'demo'
+    proc = _demo('--quick', '--segmenter', 'sam', '--out', str(out),
+                 env={'SAM_CHECKPOINT': str(missing)}, timeout=300)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert 'Traceback' not in proc.stderr
+    line = proc.stderr.strip().splitlines()[0]
+    log = out / 'logs' / 'sam_worker.log'
+    assert line.startswith('sam2real demo: stage 1/6') and 'sam_worker exited with code 2' \
+        in line and f'(log: {log})' in line, proc.stderr
+    assert str(missing) in log.read_text()
+    assert not (out / 'report.html').exists()
+
+
+def test_unwritable_out_is_one_clear_line(tmp_path):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('not a folder')
+    proc = _demo('--out', str(blocker / 'run'), timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.count('\n') == 1 and '--out' in proc.stderr and 'Traceback' not in \
+        proc.stderr, proc.stderr
+
+
+def test_bad_option_values_are_refused(tmp_path):
+    proc = _demo('--grasps', '0', '--out', str(tmp_path / 'x'), timeout=120)
+    assert proc.returncode == 2 and '--grasps must be >= 1' in proc.stderr
+    assert not (tmp_path / 'x').exists()
