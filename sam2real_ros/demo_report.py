@@ -104,7 +104,7 @@ def episode_image(data_root, episode, max_frames=8):
 
 
 PRED_COLUMNS = ('input', 'ground truth', 'synthetic only', 'full (SAM reg.)',
-                'features: synthetic only', 'features: full')
+                'features: syn. only', 'features: full')
 
 
 def prediction_image(samples, preds_syn, preds_full):
@@ -116,11 +116,15 @@ def prediction_image(samples, preds_syn, preds_full):
             features HxWxD float32).
 
     Returns:
-        (np.ndarray): HxWx3 uint8 (column titles are in the HTML; each label tile is captioned
-        with that frame's mIoU, Eq. 8 over the classes present).
+        (np.ndarray): HxWx3 uint8 with a title row; each label tile is captioned with that
+        frame's mIoU (Eq. 8 over the classes present).
     """
     from sam2real_ros.metrics import frame_ious
-    rows = []
+    header = np.full((20, TILE[1] * len(PRED_COLUMNS), 3), 255, np.uint8)
+    for k, title in enumerate(PRED_COLUMNS):
+        cv2.putText(header, title, (k * TILE[1] + 4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    rows = [header]
     for s, ps, pf in zip(samples, preds_syn, preds_full):
         def lab(p):
             ious = frame_ious(p.labels, s['labels'])
@@ -145,10 +149,12 @@ def curves_image(path, runs):
     """Plot mIoU per epoch of each run to ``path`` (PNG); ``runs`` maps label -> metrics rows."""
     import matplotlib
     matplotlib.use('Agg')
+    import matplotlib.ticker
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5.0, 3.0), dpi=100)
     for label, rows in runs.items():
         ax.plot([r['epoch'] for r in rows], [r['miou'] for r in rows], marker='o', label=label)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel('epoch')
     ax.set_ylabel('mIoU (Eq. 8), held-out "real" frames')
     ax.grid(alpha=0.3)
@@ -169,7 +175,8 @@ def write_html(path, s):
 
     Keys used: ``episodes`` (list of dicts ``image``, ``id``, ``frames``, ``phases``),
     ``segmenter``, ``train`` (``{variant: {miou, miou_last_k, epochs, iterations}}``),
-    ``eval_frames``, ``predictions`` / ``curves`` (image file names or None), ``node`` (rate
+    ``eval_frames``, ``predictions`` / ``curves`` (image file names or None), ``classes``
+    (``[(name, [r, g, b])]``), ``node`` (rate
     dict of :meth:`NodeGraph.measure`), ``stages`` (``[(name, seconds)]``), ``config`` (dict).
     """
     e = html.escape
@@ -182,7 +189,7 @@ def write_html(path, s):
         'body{font-family:sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222}',
         'table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;'
         'text-align:left}img{max-width:100%;border:1px solid #ddd}.note{color:#555}'
-        '.cols span{display:inline-block;width:16.6%;font-size:85%;text-align:center}',
+        '',
         '</style></head><body>',
         '<h1>sam2real demo: the whole loop on a simulated robot</h1>',
         f'<p class="note">Run folder <code>{e(s["out"])}</code>, {e(s["started"])}; '
@@ -226,10 +233,12 @@ def write_html(path, s):
                      'style="width:500px"></p>')
     if s.get('predictions'):
         parts += ['<h3>Predictions on held-out "real" frames</h3>',
-                  '<div class="cols">' + ''.join(f'<span>{c}</span>' for c in PRED_COLUMNS)
-                  + '</div>',
                   f'<img src="{e(s["predictions"])}" alt="predictions">',
-                  '<p class="note">Label colours: one per class, background black. Features: '
+                  '<p>' + ' '.join(
+                      f'<span style="white-space:nowrap"><span style="display:inline-block;'
+                      f'width:12px;height:12px;border:1px solid #888;background:rgb{tuple(c)}">'
+                      f'</span> {e(n)}</span>' for n, c in s['classes']) + '</p>',
+                  '<p class="note">Label colours: one per class as above. Features: '
                   'the D=3 dense feature head shown as RGB (each channel min-max scaled per '
                   'frame); the SAM loss asks features to be constant inside a segment and '
                   'different between segments.</p>']
@@ -253,7 +262,8 @@ def write_html(path, s):
     for name, sec in s['stages']:
         parts.append(f'<tr><td>{e(name)}</td><td>{sec:.0f} s</td></tr>')
     total = sum(sec for _, sec in s['stages'])
-    parts.append(f'<tr><td><b>total</b></td><td><b>{total:.0f} s</b></td></tr></table>')
+    parts.append(f'<tr><td><b>total</b> (before writing this report)</td><td><b>{total:.0f} s'
+                 '</b></td></tr></table>')
     parts.append('<p class="note">Logs of every process: <code>logs/</code>; training runs: '
                  '<code>train/synthetic_only</code>, <code>train/full</code> (checkpoint, '
                  'metrics.csv); recorded data and masks: <code>data/</code>.</p></body></html>')
@@ -264,7 +274,7 @@ def predictions(train, frames=4):
     """Predict the first ``frames`` eval frames with both checkpoints (deployed engine path).
 
     Returns:
-        (list, list, list): samples, synthetic-only predictions, full predictions.
+        (list, list, list, list): samples, synthetic-only and full predictions, class names.
     """
     from sam2real_ros import datasets
     from sam2real_ros.engine import SegmentationEngine
@@ -274,7 +284,7 @@ def predictions(train, frames=4):
     for v in ('synthetic_only', 'full'):
         engine = SegmentationEngine.load(train[v]['checkpoint'], backend='torch', device='cpu')
         out.append([engine.predict(s['rgb']) for s in samples])
-    return samples, out[0], out[1]
+    return samples, out[0], out[1], list(engine.class_names)
 
 
 def build(args, episodes, train, model, node, stages, started, load):
@@ -291,7 +301,7 @@ def build(args, episodes, train, model, node, stages, started, load):
         atomic_write_png(os.path.join(out, name), img)
         eps.append({'image': name, 'id': os.path.basename(os.path.normpath(ep['dir'])),
                     'frames': n, 'phases': phases})
-    samples, syn, full = predictions(train)
+    samples, syn, full, names = predictions(train)
     atomic_write_png(os.path.join(out, 'predictions.png'), prediction_image(samples, syn, full))
     curves_image(os.path.join(out, 'curves.png'),
                  {'synthetic only': train['synthetic_only']['rows'],
@@ -303,6 +313,8 @@ def build(args, episodes, train, model, node, stages, started, load):
         'train': {v: {k: x for k, x in train[v].items() if k != 'rows'}
                   for v in ('synthetic_only', 'full')},
         'predictions': 'predictions.png', 'curves': 'curves.png', 'model': model,
+        'classes': [(n, [int(x) for x in colorize_labels(np.array([[i]], np.uint8))[0, 0]])
+                    for i, n in enumerate(names)],
         'node': node, 'stages': list(stages),
         'config': {'num_frames': args.scenes, 'camera_rate': 10.0, 'node_camera_rate': 30.0,
                    'seconds': args.seconds, 'grasps': args.grasps},
