@@ -140,15 +140,15 @@ class RobotGraph:
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, daemon=True)
         self.thread.start()
-        checks = [('camera frames', lambda: bool(self.infos)),
-                  ('grasp action server', lambda: self.client.server_is_ready()),
-                  ('recorder subscribed to the camera',
+        checks = [('the camera publishes', lambda: bool(self.infos)),
+                  ('the grasp action server answers', lambda: self.client.server_is_ready()),
+                  ('the recorder subscribed to the camera',
                    lambda: self.node.count_subscribers(CAMERA) >= 1),
-                  ('SAM worker',
+                  ('the SAM worker node is up',
                    lambda: self.node.count_publishers('/sam_worker/frame_done') >= 1)]
         for what, ok in checks:
-            self._wait(ok, timeout, f'no {what} within {timeout:g} s')
-            progress(f'{what}: up')
+            self._wait(ok, timeout, f'not ready after {timeout:g} s: {what}')
+            progress(f'ready: {what}')
 
     def _spin(self):
         while self.ctx.ok():
