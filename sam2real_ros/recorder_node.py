@@ -14,15 +14,13 @@ from action_msgs.msg import GoalStatusArray
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rcl_interfaces.msg import ParameterType
-import rclpy
-from rclpy.exceptions import InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_action_status_default, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from sam2real_ros import conversions, episode_store, grasp_episodes
+from sam2real_ros.node_runner import run_node
 
 _FLOAT = {  # name: (default, description, min, max)
     'before_s': (2.0, 'seconds of frames kept in the ring buffer for the "before" phase',
@@ -237,23 +235,8 @@ class RecorderNode(Node):
 
 
 def main(argv=None):
-    """Run the recorder until SIGINT; returns the exit code (2 on invalid parameters)."""
-    rclpy.init(args=argv)
-    node = None
-    try:
-        node = RecorderNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, InvalidParameterValueException, OSError) as exc:
-        print(f'grasp_recorder: {exc}', file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    """Run ``grasp_recorder`` until SIGINT; returns the exit code (2 on invalid parameters)."""
+    return run_node('grasp_recorder', RecorderNode, argv)
 
 
 if __name__ == '__main__':

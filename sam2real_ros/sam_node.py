@@ -15,14 +15,12 @@ import threading
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rcl_interfaces.msg import ParameterType
-import rclpy
-from rclpy.exceptions import InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, String
 
 from sam2real_ros import segmenters
+from sam2real_ros.node_runner import run_node
 from sam2real_ros.sam_worker import parse_shard, SamWorker, WorkerError
 
 _STR = {
@@ -184,24 +182,8 @@ class SamWorkerNode(Node):
 
 
 def main(argv=None):
-    """Run the node until SIGINT; returns the exit code (2 on invalid parameters)."""
-    rclpy.init(args=argv)
-    node = None
-    try:
-        node = SamWorkerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, InvalidParameterValueException, segmenters.SegmenterError,
-            OSError) as exc:
-        print(f'sam_worker: {exc}', file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    """Run ``sam_worker`` until SIGINT; returns the exit code (2 on invalid parameters)."""
+    return run_node('sam_worker', SamWorkerNode, argv, (segmenters.SegmenterError,))
 
 
 if __name__ == '__main__':

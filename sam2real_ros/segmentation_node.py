@@ -13,17 +13,15 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from sam2real_ros.conversions import image_to_rgb8, numpy_to_image, stamp_to_ns
+from sam2real_ros.node_runner import run_node
 
 RELIABILITIES = ('auto', 'reliable', 'best_effort')
 
@@ -337,23 +335,8 @@ class SegmentationNode(Node):
 
 
 def main(args=None):
-    """Run the node until SIGINT; returns 0, or 2 when a parameter is invalid."""
-    rclpy.init(args=args)
-    node, code = None, 0
-    try:
-        node = SegmentationNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ParameterException, ValueError) as exc:
-        print(f'segmentation_node: invalid parameter: {exc}', file=sys.stderr)
-        code = 2
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    """Run ``segmentation_node`` until SIGINT; returns the exit code (2 on invalid parameters)."""
+    return run_node('segmentation_node', SegmentationNode, args)
 
 
 if __name__ == '__main__':

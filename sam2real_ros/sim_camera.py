@@ -9,14 +9,12 @@ generators below are plain numpy.
 import sys
 
 import numpy as np
-import rclpy
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from sam2real_ros.conversions import numpy_to_image
+from sam2real_ros.node_runner import run_node
 from sam2real_ros.segmentation_node import declare_parameters
 
 SOURCES = ('pattern', 'procedural')
@@ -131,22 +129,8 @@ class SimCamera(Node):
 
 
 def main(args=None):
-    """Run the simulated camera until SIGINT; returns 0, or 2 for an invalid parameter."""
-    rclpy.init(args=args)
-    node, code = None, 0
-    try:
-        node = SimCamera()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ParameterException, ValueError, ImportError) as exc:
-        print(f'sim_camera: {exc}', file=sys.stderr)
-        code = 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    """Run ``sim_camera`` until SIGINT; returns the exit code (2 on invalid parameters)."""
+    return run_node('sim_camera', SimCamera, args, (ImportError,))
 
 
 if __name__ == '__main__':

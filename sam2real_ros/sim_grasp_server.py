@@ -9,12 +9,13 @@ import sys
 import time
 
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
-import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from test_msgs.action import Fibonacci
+
+from sam2real_ros.node_runner import run_node
 
 
 class SimGraspServer(Node):
@@ -60,24 +61,9 @@ class SimGraspServer(Node):
 
 
 def main(argv=None):
-    """Run the simulated grasp server until SIGINT; returns the exit code."""
-    rclpy.init(args=argv)
-    node = None
-    try:
-        node = SimGraspServer()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as exc:
-        print(f'sim_grasp_server: {exc}', file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    """Run ``sim_grasp_server`` until SIGINT; returns the exit code (2 on invalid parameters)."""
+    return run_node('sim_grasp_server', SimGraspServer, argv,
+                    make_executor=lambda: MultiThreadedExecutor(num_threads=2))
 
 
 if __name__ == '__main__':
