@@ -17,6 +17,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   if [ "$ROS_SOURCED" = 1 ]; then "$PY" -m venv --system-site-packages "$VENV"; else "$PY" -m venv "$VENV"; fi
 fi
 PIP="$VENV/bin/python -m pip --disable-pip-version-check"
+# pip's configured local indexes may not exist on every machine: drop that noise, keep the rest.
+quiet() { "$@" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }; }
 want=$(cat requirements.txt requirements-ros.txt setup.py | sha256sum | cut -c1-16)-gpu${GPU:-0}-ros$ROS_SOURCED
 if [ -f "$VENV/.setup-stamp" ] && [ "$(cat "$VENV/.setup-stamp")" = "$want" ]; then
   # The editable install must resolve the package from anywhere (not only from the repo root).
@@ -32,14 +34,14 @@ if [ "${GPU:-0}" = 1 ]; then
   ver=$(grep '^onnxruntime==' requirements.txt | cut -d= -f3)
   echo "onnxruntime-gpu==$ver" >> "$VENV/requirements-gpu.txt"
   $PIP uninstall -y -q onnxruntime >/dev/null 2>&1 || true
-  $PIP install -q -r "$VENV/requirements-gpu.txt"
+  quiet $PIP install -q -r "$VENV/requirements-gpu.txt"
 else
   $PIP uninstall -y -q onnxruntime-gpu >/dev/null 2>&1 || true
-  $PIP install -q -r requirements.txt
+  quiet $PIP install -q -r requirements.txt
 fi
 if ! "$VENV/bin/python" -c 'import rclpy' >/dev/null 2>&1; then
   echo "setup: no ROS 2 distro sourced -> installing the ROS 2 client wheels from PyPI"
-  $PIP install -q -r requirements-ros.txt
+  quiet $PIP install -q -r requirements-ros.txt
 fi
 $PIP install -q --no-deps --no-build-isolation -e .
 echo "$want" > "$VENV/.setup-stamp"
