@@ -217,7 +217,9 @@ def write_html(path, s):
         '"synthetic" frames. <i>full</i>: each supervised step followed by a step of the SAM '
         'segment pooling loss (Eq. 6) on the recorded frames. mIoU (Eq. 8, background '
         f'included) of the EMA model on {s["eval_frames"]} held-out procedural "real" frames '
-        '(same renderer as the camera, seeds the camera does not use).</p>',
+        '(same renderer as the camera, seeds the camera does not use). Background (table and '
+        'wall, ~89% of the pixels of these frames) counts as a class: predicting background '
+        'everywhere scores 0.176 on the 16 default evaluation frames.</p>',
         '<table><tr><th>variant</th><th>mIoU, last epoch</th>'
         f'<th>mean of last {full["k"]} epochs</th></tr>',
     ]
