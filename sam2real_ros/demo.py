@@ -311,7 +311,8 @@ def main(argv=None):
     t = summary['train']
     print(f'mIoU on {summary["eval_frames"]} held-out "real" frames: synthetic only '
           f'{t["synthetic_only"]["miou"]:.4f}, full (SAM regularization) '
-          f'{t["full"]["miou"]:.4f} ({t["full"]["miou"] - t["synthetic_only"]["miou"]:+.4f}); '
+          f'{t["full"]["miou"]:.4f} ({t["full"]["miou"] - t["synthetic_only"]["miou"]:+.4f}; '
+          f'background everywhere: {summary["background_miou"]:.4f}); '
           f'segmentation node {summary["node"]["hz"]:.1f} labels/s')
     print(json.dumps({'report': summary['report'], 'miou_synthetic_only':
                       t['synthetic_only']['miou'], 'miou_full': t['full']['miou'],
