@@ -119,7 +119,7 @@ def _substitute(obj, mapping):
 
 def plan_runs(bench, size, seeds, only, out, pool_root, sets=()):
     """List of run dicts (experiment, seed, resolved TrainConfig, run folder), in run order."""
-    from sam2real_ros.train_config import ConfigError, apply_mapping, apply_override, TrainConfig
+    from sam2real_ros.train_config import ConfigError, TrainConfig, apply_mapping, apply_override
     preset = bench['sizes'].get(size)
     if preset is None:
         raise BenchmarkError(f'unknown --size {size!r}; the config has {sorted(bench["sizes"])}')
