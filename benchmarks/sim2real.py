@@ -7,7 +7,7 @@ each run on held-out target-domain frames. The unlabeled real frames are segment
 mask store with the shared SAM worker code and reused by every run. Finished runs are reused and
 interrupted ones resumed, so re-running the same command continues where it stopped.
 
-    python benchmarks/sim2real.py                       # default size, ~30 min on 2 CPU cores
+    python benchmarks/sim2real.py                       # default size, ~27 min on 2 CPU cores
     python benchmarks/sim2real.py --quick --out /tmp/s  # smoke test, < 1 min
     python benchmarks/sim2real.py --config training/configs/sim2real_ycbv_gpu.yaml --size paper
 
