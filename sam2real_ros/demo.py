@@ -174,6 +174,7 @@ def train(args, st, data_root):
     from tqdm import tqdm
 
     from sam2real_ros.demo_report import read_metrics
+    from sam2real_ros.train_config import load_config
     procs = Procs(os.path.join(args.out, 'logs'))
     overrides = [f'data.real.root={data_root}']
     if args.epochs:
@@ -182,42 +183,45 @@ def train(args, st, data_root):
         overrides.append(f'frames_per_epoch={args.frames_per_epoch}')
     if args.quick:
         overrides += ['data.eval_frames=4', 'miou_last_k=1', 'optim.warmup_iters=2']
+    try:
+        cfg = load_config(args.config, overrides)
+    except ValueError as exc:
+        raise StageError(f'training config: {exc}') from None
     one_thread = {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
-    for v in VARIANTS:
-        procs.start(f'train_{v}', ['-m', 'sam2real_ros.train', '--config', args.config,
-                                   '--out', os.path.join(args.out, 'train', v),
-                                   f'variant={v}', *overrides], env=one_thread)
-    from sam2real_ros.train_config import load_config
-    cfg = load_config(args.config, overrides)
-    st.say(f'training synthetic_only and full in parallel: {cfg.max_epochs} epochs x '
-           f'{cfg.frames_per_epoch} iterations, {cfg.image_size[0]}x{cfg.image_size[1]}, '
-           f'seed {cfg.seed}; logs: {procs.logdir}/train_*.log')
-    bars = {v: tqdm(total=cfg.max_epochs, desc=f'  {v}', unit='epoch', leave=True,
-                    disable=None, position=i) for i, v in enumerate(VARIANTS)}
-    rows = {v: [] for v in VARIANTS}
-    while True:
+    bars, rows = {}, {v: [] for v in VARIANTS}
+    try:
         for v in VARIANTS:
-            path = os.path.join(args.out, 'train', v, 'metrics.csv')
-            new = read_metrics(path) if os.path.isfile(path) else []
-            for r in new[len(rows[v]):]:
-                bars[v].update(1)
-                bars[v].set_postfix_str(f'mIoU {r["miou"]:.3f}')
-                st.say(f'{v}: epoch {int(r["epoch"])}/{cfg.max_epochs}, mIoU {r["miou"]:.3f} '
-                       f'({r["time_s"]:.0f} s)')
-            rows[v] = new
-        states = {v: procs.procs[f'train_{v}'][0].poll() for v in VARIANTS}
-        for v, code in states.items():
-            if code not in (None, 0):
-                procs.stop_all()
-                raise StageError(f'training {v} exited with code {code}',
-                                 log=procs.log_path(f'train_{v}'),
-                                 detail=procs.tail(f'train_{v}'))
-        if all(code == 0 for code in states.values()):
-            break
-        time.sleep(0.5)
-    for bar in bars.values():
-        bar.close()
-    procs.stop_all()
+            procs.start(f'train_{v}', ['-m', 'sam2real_ros.train', '--config', args.config,
+                                       '--out', os.path.join(args.out, 'train', v),
+                                       f'variant={v}', *overrides], env=one_thread)
+        st.say(f'training synthetic_only and full in parallel: {cfg.max_epochs} epochs x '
+               f'{cfg.frames_per_epoch} iterations, {cfg.image_size[0]}x{cfg.image_size[1]}, '
+               f'seed {cfg.seed}; logs: {procs.logdir}/train_*.log')
+        bars = {v: tqdm(total=cfg.max_epochs, desc=f'  {v}', unit='epoch', leave=True,
+                        disable=None, position=i) for i, v in enumerate(VARIANTS)}
+        while True:
+            for v in VARIANTS:
+                path = os.path.join(args.out, 'train', v, 'metrics.csv')
+                new = read_metrics(path) if os.path.isfile(path) else []
+                for r in new[len(rows[v]):]:
+                    bars[v].update(1)
+                    bars[v].set_postfix_str(f'mIoU {r["miou"]:.3f}')
+                    st.say(f'{v}: epoch {int(r["epoch"])}/{cfg.max_epochs}, mIoU '
+                           f'{r["miou"]:.3f} ({r["time_s"]:.0f} s)')
+                rows[v] = new
+            states = {v: procs.procs[f'train_{v}'][0].poll() for v in VARIANTS}
+            for v, code in states.items():
+                if code not in (None, 0):
+                    raise StageError(f'training {v} exited with code {code}',
+                                     log=procs.log_path(f'train_{v}'),
+                                     detail=procs.tail(f'train_{v}'))
+            if all(code == 0 for code in states.values()):
+                break
+            time.sleep(0.5)
+    finally:  # also on Ctrl-C: the trainers run in their own sessions
+        for bar in bars.values():
+            bar.close()
+        procs.stop_all()
     out = {}
     for v in VARIANTS:
         last = rows[v][-1]
@@ -235,9 +239,11 @@ def export(args, st, checkpoint):
     """Stage 5: ``sam2real export`` of the full model's EMA weights; returns the .onnx path."""
     procs = Procs(os.path.join(args.out, 'logs'))
     out = os.path.join(args.out, 'model_full.onnx')
-    proc = procs.start('export', ['-m', 'sam2real_ros.export', checkpoint, '--out', out])
-    code = proc.wait()
-    procs.stop_all()
+    try:
+        proc = procs.start('export', ['-m', 'sam2real_ros.export', checkpoint, '--out', out])
+        code = proc.wait()
+    finally:
+        procs.stop_all()
     if code != 0:
         raise StageError(f'sam2real export exited with code {code}', log=procs.log_path('export'),
                          detail=procs.tail('export'))

@@ -249,7 +249,9 @@ def write_html(path, s):
         '<h2>3. The segmentation node with the trained model</h2>',
         f'<p>The <i>full</i> model (EMA weights) exported to ONNX '
         f'(<code>{e(s["model"])}</code>) runs in <code>segmentation_node</code> on the '
-        f'simulated camera (640x480 at {s["config"]["node_camera_rate"]:g} Hz).</p>',
+        f'simulated camera (640x480 at {s["config"]["node_camera_rate"]:g} Hz, so the rate '
+        f'cannot exceed {s["config"]["node_camera_rate"]:g} labels/s; the node drops frames '
+        'that arrive while it is busy and segments the newest one).</p>',
         '<table>',
         f'<tr><td>labels received</td><td><span id="rate-hz">{node["hz"]:.2f}</span> '
         f'labels/s ({node["frames"]} in {s["config"]["seconds"]:g} s)</td></tr>',
