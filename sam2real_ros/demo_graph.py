@@ -220,7 +220,7 @@ def run_node_demo(profile='fast', seconds=10.0, rate_hz=30.0, workdir=None, mode
     try:
         with NodeGraph(model_path, workdir, rate_hz=rate_hz, source=source) as graph:
             graph.wait_for_labels()
-            res = graph.measure(seconds)
+            res = graph.measure(seconds, progress=sys.stderr.isatty())
     except RuntimeError as exc:
         print(f'sam2real demo: {exc}', file=sys.stderr)
         return 1
