@@ -49,6 +49,8 @@ def main(argv=None):
     ap.add_argument('--profile', default='fast', help='model profile (fast or paper)')
     ap.add_argument('--device', default='auto', help='engine device: auto, cpu or cuda')
     ap.add_argument('--backend', default='auto', help='engine backend (auto)')
+    ap.add_argument('--allow-spinning', action='store_true',
+                    help='let onnxruntime threads busy-wait in the node (default: off)')
     ap.add_argument('--threads', type=int, default=0, help='CPU threads (0: library default)')
     ap.add_argument('--seconds', type=float, default=10.0, help='end-to-end window (10)')
     ap.add_argument('--camera-hz', type=float, default=30.0, help='camera rate (30)')
@@ -65,7 +67,8 @@ def main(argv=None):
     engine_hz, engine_ms, backend = bench_engine(model, args.backend, args.device,
                                                  max(3.0, args.seconds / 2), args.threads)
     print(f'bare engine: {engine_hz:.1f} Hz, p50 {engine_ms:.1f} ms ({backend})', flush=True)
-    params = {'backend': args.backend, 'device': args.device, 'threads': args.threads}
+    params = {'backend': args.backend, 'device': args.device, 'threads': args.threads,
+              'allow_spinning': args.allow_spinning}
     try:
         with NodeGraph(model, workdir, rate_hz=args.camera_hz, node_params=params) as graph:
             graph.wait_for_labels()

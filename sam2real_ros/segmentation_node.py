@@ -32,6 +32,9 @@ PARAMETERS = {
                 None),
     'device': ('auto', 'engine device: auto, cpu or cuda', None),
     'threads': (0, 'CPU inference threads (0: the library default)', (0, 256)),
+    'allow_spinning': (False, 'onnxruntime CPU threads busy-wait between operators: lowest '
+                       'latency on idle cores, but they steal CPU from the camera callbacks '
+                       'and other nodes on a busy robot CPU', None),
     'image_topic': ('/head_front_camera/rgb/image_raw', 'camera image topic (remappable)', None),
     'qos_reliability': ('auto', 'camera subscription reliability: auto (match the first '
                         'publisher), reliable or best_effort', None),
@@ -220,7 +223,8 @@ class SegmentationNode(Node):
         try:
             from sam2real_ros.engine import SegmentationEngine
             engine = SegmentationEngine.load(path, backend=self.p.backend, device=self.p.device,
-                                             threads=self.p.threads or None)
+                                             threads=self.p.threads or None,
+                                             allow_spinning=self.p.allow_spinning)
             names = list(engine.class_names)
             if not 1 <= len(names) <= 256:
                 raise ValueError(f'{len(names)} classes do not fit mono8 labels (1..256)')

@@ -63,12 +63,12 @@ def test_fast_export_is_one_file_with_metadata_and_matches_torch(fast_onnx):
     assert proto.opset_import[0].version >= 17
     meta = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(meta['class_names']) == CLASSES
-    assert json.loads(meta['input_size']) == [240, 320]
+    assert json.loads(meta['input_size']) == [192, 256]
     assert json.loads(meta['mean']) == list(mdl.IMAGENET_MEAN)
     assert meta['profile'] == 'fast' and meta['feature_dim'] == '3' and meta['sam2real_version']
     sess = ort.InferenceSession(str(fast_onnx), providers=['CPUExecutionProvider'])
     assert [i.name for i in sess.get_inputs()] == ['image']
-    assert list(sess.get_inputs()[0].shape) == [1, 3, 240, 320]
+    assert list(sess.get_inputs()[0].shape) == [1, 3, 192, 256]
     assert [o.name for o in sess.get_outputs()] == ['logits', 'features']
     # `--random` seeds torch with --seed (default 0): rebuild the same weights and compare.
     cfg = mdl.load_profile('fast', num_classes=3, pretrained=False)
@@ -99,7 +99,7 @@ def test_non_dividing_ppm_export_parity(tiny_ckpt_and_onnx):
 
 def test_engine_predicts_at_frame_size(fast_onnx):
     eng = SegmentationEngine.load(str(fast_onnx), threads=2)
-    assert eng.class_names == CLASSES and eng.input_size == (240, 320)
+    assert eng.class_names == CLASSES and eng.input_size == (192, 256)
     assert eng.backend == 'onnxruntime' and 'CPUExecutionProvider' in eng.providers
     rgb = frame()
     pred = eng.predict(rgb)

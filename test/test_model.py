@@ -26,7 +26,7 @@ def test_bundled_profiles_match_the_spec():
     assert paper.ppm_bins == (1, 2, 3, 6) and paper.feature_hidden == 256
     assert paper.feature_dim == 3 and paper.name == 'paper'
     fast = mdl.load_profile('fast', num_classes=7)
-    assert (fast.fusion_stride, fast.fusion_kernel, fast.input_size) == (8, 1, (240, 320))
+    assert (fast.fusion_stride, fast.fusion_kernel, fast.input_size) == (8, 1, (192, 256))
     assert fast.num_classes == 7 and fast.backbone.startswith('convnext')
     assert set(mdl.list_profiles()) >= {'paper', 'fast'}
 
