@@ -193,7 +193,7 @@ class SegmentationEngine:
     def _load_torch(cls, path, device, fp16, threads):
         import torch
 
-        from sam2real_ros.export import sam2real_version
+        from sam2real_ros.export import model_metadata
         from sam2real_ros.model import model_from_checkpoint
         if device == 'auto':
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -211,17 +211,7 @@ class SegmentationEngine:
         net = net.to(device)
         fp16 = (device == 'cuda') if fp16 is None else bool(fp16)
         use_autocast = fp16 and device == 'cuda'
-        meta = {
-            'sam2real_version': sam2real_version(),
-            'class_names': json.dumps(list(names)),
-            'input_size': json.dumps(list(cfg.input_size) if cfg.input_size else None),
-            'mean': json.dumps(list(cfg.mean)),
-            'std': json.dumps(list(cfg.std)),
-            'profile': cfg.name,
-            'feature_dim': str(cfg.feature_dim),
-            'num_classes': str(cfg.num_classes),
-            'model_cfg': json.dumps(cfg.to_dict()),
-        }
+        meta = model_metadata(cfg, names, cfg.input_size)
 
         def run(x, want_features):
             with torch.no_grad(), torch.autocast('cuda', torch.float16, enabled=use_autocast):

@@ -31,6 +31,32 @@ def sam2real_version():
         return 'unknown'
 
 
+def model_metadata(cfg, class_names, input_size):
+    """The metadata every deployable model carries (ONNX ``metadata_props``, engine).
+
+    Arguments:
+      cfg (ModelConfig): the network's configuration.
+      class_names (list of str): one name per output class.
+      input_size (tuple or None): (height, width) the network runs at; None = frame size.
+
+    Returns:
+      dict: str -> str (JSON-encoded lists), keys ``sam2real_version``, ``class_names``,
+      ``input_size``, ``mean``, ``std``, ``profile``, ``feature_dim``, ``num_classes``,
+      ``model_cfg``.
+    """
+    return {
+        METADATA_MARK: sam2real_version(),
+        'class_names': json.dumps(list(class_names)),
+        'input_size': json.dumps(list(input_size) if input_size else None),
+        'mean': json.dumps(list(cfg.mean)),
+        'std': json.dumps(list(cfg.std)),
+        'profile': cfg.name,
+        'feature_dim': str(cfg.feature_dim),
+        'num_classes': str(cfg.num_classes),
+        'model_cfg': json.dumps(cfg.to_dict()),
+    }
+
+
 def export_input_size(cfg, size=None):
     """(height, width) the ONNX graph is exported at: ``size``, the profile's, or 480x640."""
     if size is not None:
@@ -97,17 +123,7 @@ def export_onnx(model, cfg, class_names, out_path, opset=17, size=None, verify=T
         for p in (tmp, tmp + '.data'):
             if os.path.exists(p):
                 os.unlink(p)
-    meta = {
-        METADATA_MARK: sam2real_version(),
-        'class_names': json.dumps(class_names),
-        'input_size': json.dumps([h, w]),
-        'mean': json.dumps(list(cfg.mean)),
-        'std': json.dumps(list(cfg.std)),
-        'profile': cfg.name,
-        'feature_dim': str(cfg.feature_dim),
-        'num_classes': str(cfg.num_classes),
-        'model_cfg': json.dumps(cfg.to_dict()),
-    }
+    meta = model_metadata(cfg, class_names, (h, w))
     del proto.metadata_props[:]
     for k, v in meta.items():
         proto.metadata_props.add(key=k, value=v)

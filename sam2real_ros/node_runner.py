@@ -8,6 +8,7 @@ never a traceback. The node's optional ``shutdown()`` (stop worker threads) runs
 """
 import sys
 
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
 from rclpy.exceptions import InvalidParameterValueException, ParameterException
 from rclpy.executors import ExternalShutdownException
@@ -52,3 +53,43 @@ def run_node(name, make_node, args=None, config_errors=(), make_executor=None):
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+class ParamValues(dict):
+    """Declared parameter values: ``p['name']`` or ``p.name``."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def declare_parameters(node, specs, read_only=True):
+    """Declare every parameter of ``specs`` with a description and a range; return the values.
+
+    Arguments:
+      node (rclpy.node.Node): the node to declare on.
+      specs (dict): name -> ``(default, description)``, ``(default, description, (lo, hi))``
+        or ``(default, description, lo, hi)``; a range on an ``int`` default becomes an
+        ``IntegerRange``, on a ``float`` a ``FloatingPointRange``. rclpy refuses an out-of-range
+        override at start (``InvalidParameterValueException``, a configuration error for
+        :func:`run_node`).
+      read_only (bool): the nodes read their parameters once at start.
+
+    Returns:
+      ParamValues: name -> value (after overrides from YAML / ``-p``).
+    """
+    values = ParamValues()
+    for name, spec in specs.items():
+        default, text = spec[0], spec[1]
+        bounds = spec[2] if len(spec) == 3 else (spec[2:4] if len(spec) == 4 else None)
+        desc = ParameterDescriptor(description=text, read_only=read_only)
+        if bounds is not None and isinstance(default, int) and not isinstance(default, bool):
+            desc.integer_range = [IntegerRange(from_value=int(bounds[0]),
+                                               to_value=int(bounds[1]), step=1)]
+        elif bounds is not None:
+            desc.floating_point_range = [FloatingPointRange(
+                from_value=float(bounds[0]), to_value=float(bounds[1]), step=0.0)]
+        values[name] = node.declare_parameter(name, default, desc).value
+    return values

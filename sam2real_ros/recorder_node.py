@@ -12,15 +12,14 @@ import sys
 
 from action_msgs.msg import GoalStatusArray
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rcl_interfaces.msg import ParameterType
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 from rclpy.qos import qos_profile_action_status_default, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from sam2real_ros import conversions, episode_store, grasp_episodes
-from sam2real_ros.node_runner import run_node
+from sam2real_ros.node_runner import declare_parameters, run_node
 
 _FLOAT = {  # name: (default, description, min, max)
     'before_s': (2.0, 'seconds of frames kept in the ring buffer for the "before" phase',
@@ -60,20 +59,9 @@ _STR = {
 class RecorderNode(Node):
     """The grasp recorder node; raises ValueError on invalid parameters."""
 
-    def __init__(self):
-        super().__init__('grasp_recorder')
-        p = {}
-        for name, (default, desc, lo, hi) in _FLOAT.items():
-            p[name] = self.declare_parameter(name, default, ParameterDescriptor(
-                description=desc,
-                floating_point_range=[FloatingPointRange(from_value=lo, to_value=hi)])).value
-        for name, (default, desc, lo, hi) in _INT.items():
-            rng = IntegerRange(from_value=lo, to_value=hi, step=1)
-            p[name] = self.declare_parameter(name, default, ParameterDescriptor(
-                description=desc, integer_range=[rng])).value
-        for name, (default, desc) in _STR.items():
-            p[name] = self.declare_parameter(name, default, ParameterDescriptor(
-                description=desc)).value
+    def __init__(self, **kwargs):
+        super().__init__('grasp_recorder', **kwargs)
+        p = declare_parameters(self, {**_FLOAT, **_INT, **_STR}, read_only=False)
         p['action_names'] = list(self.declare_parameter(
             'action_names', ['/grasp_server/grasp'], ParameterDescriptor(
                 type=ParameterType.PARAMETER_STRING_ARRAY,

@@ -13,14 +13,13 @@ import sys
 import threading
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rcl_interfaces.msg import ParameterType
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, String
 
 from sam2real_ros import segmenters
-from sam2real_ros.node_runner import run_node
+from sam2real_ros.node_runner import declare_parameters, run_node
 from sam2real_ros.sam_worker import parse_shard, SamWorker, WorkerError
 
 _STR = {
@@ -60,20 +59,9 @@ _INT = {
 class SamWorkerNode(Node):
     """The sam_worker node; raises ValueError on invalid parameters."""
 
-    def __init__(self):
-        super().__init__('sam_worker')
-        p = {}
-        for name, (default, desc) in _STR.items():
-            p[name] = self.declare_parameter(name, default, ParameterDescriptor(
-                description=desc)).value
-        for name, (default, desc, lo, hi) in _FLOAT.items():
-            p[name] = self.declare_parameter(name, default, ParameterDescriptor(
-                description=desc,
-                floating_point_range=[FloatingPointRange(from_value=lo, to_value=hi)])).value
-        for name, (default, desc, lo, hi) in _INT.items():
-            rng = IntegerRange(from_value=lo, to_value=hi, step=1)
-            p[name] = self.declare_parameter(name, default, ParameterDescriptor(
-                description=desc, integer_range=[rng])).value
+    def __init__(self, **kwargs):
+        super().__init__('sam_worker', **kwargs)
+        p = declare_parameters(self, {**_STR, **_FLOAT, **_INT}, read_only=False)
         p['retry_failed'] = self.declare_parameter('retry_failed', False, ParameterDescriptor(
             description='process frames marked failed again')).value
         p['fallback.scales'] = list(self.declare_parameter(

@@ -14,14 +14,13 @@ import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from sam2real_ros.conversions import image_to_rgb8, numpy_to_image, stamp_to_ns
-from sam2real_ros.node_runner import run_node
+from sam2real_ros.node_runner import declare_parameters, run_node
 
 RELIABILITIES = ('auto', 'reliable', 'best_effort')
 
@@ -46,29 +45,6 @@ PARAMETERS = {
                       (0.1, 3600.0)),
     'diagnostics_period_s': (1.0, 'period of the /diagnostics status', (0.05, 60.0)),
 }
-
-
-class Params:
-    """Attribute access to declared parameter values."""
-
-
-def declare_parameters(node, specs):
-    """Declare ``specs`` (name -> (default, description, range)) read-only; return values.
-
-    Numbers get an ``IntegerRange``/``FloatingPointRange``; rclpy refuses an out-of-range
-    override at start with ``InvalidParameterValueException`` (a ``ParameterException``).
-    """
-    values = Params()
-    for name, (default, text, bounds) in specs.items():
-        desc = ParameterDescriptor(description=text, read_only=True)
-        if bounds is not None and isinstance(default, int):
-            desc.integer_range = [IntegerRange(from_value=bounds[0], to_value=bounds[1],
-                                               step=1)]
-        elif bounds is not None:
-            desc.floating_point_range = [FloatingPointRange(from_value=bounds[0],
-                                                            to_value=bounds[1], step=0.0)]
-        setattr(values, name, node.declare_parameter(name, default, desc).value)
-    return values
 
 
 class LatestFrame:

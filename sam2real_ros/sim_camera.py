@@ -14,8 +14,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from sam2real_ros.conversions import numpy_to_image
-from sam2real_ros.node_runner import run_node
-from sam2real_ros.segmentation_node import declare_parameters
+from sam2real_ros.node_runner import declare_parameters, run_node
 
 SOURCES = ('pattern', 'procedural')
 PARAMETERS = {
