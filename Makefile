@@ -13,7 +13,7 @@ test: setup
 	$(RUN) python -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
-	$(RUN) python -m flake8 sam2real_ros training benchmarks test launch
+	$(RUN) ament_flake8 . && $(RUN) ament_pep257 sam2real_ros test benchmarks launch
 
 bench: setup
 	$(RUN) python benchmarks/segmentation_node.py --profile fast

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 PY=${PYTHON:-python3.11}
 VENV=.venv
-command -v "$PY" >/dev/null || { echo "setup: $PY not found (sam2real needs Python 3.11)" >&2; exit 1; }
+command -v "$PY" >/dev/null || { echo "setup: $PY not found: install it, or set PYTHON=python3 (e.g. the ROS distro's Python)" >&2; exit 1; }
 
 # A sourced ROS 2 distro provides rclpy for the system Python: let the venv see it.
 ROS_SOURCED=0
@@ -17,6 +17,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   if [ "$ROS_SOURCED" = 1 ]; then "$PY" -m venv --system-site-packages "$VENV"; else "$PY" -m venv "$VENV"; fi
 fi
 PIP="$VENV/bin/python -m pip --disable-pip-version-check"
+editable() {
+  $PIP install -q --no-deps --no-build-isolation -e . > "$VENV/editable-install.log" 2>&1 \
+    || { cat "$VENV/editable-install.log"; echo "setup: installing sam2real failed" >&2; exit 1; }
+}
 # pip's configured local indexes may not exist on every machine: drop that noise, keep the rest.
 quiet() { "$@" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }; }
 want=$(cat requirements.txt requirements-ros.txt setup.py | sha256sum | cut -c1-16)-gpu${GPU:-0}-ros$ROS_SOURCED
@@ -26,7 +30,7 @@ if [ -f "$VENV/.setup-stamp" ] && [ "$(cat "$VENV/.setup-stamp")" = "$want" ]; t
     echo "setup: $VENV is up to date"; exit 0
   fi
   echo "setup: re-installing sam2real (editable) into $VENV"
-  $PIP install -q --no-deps --no-build-isolation -e . ; exit 0
+  editable; exit 0
 fi
 echo "setup: installing pinned dependencies into $VENV (first run: ~2 min, ~6 GB)"
 if [ "${GPU:-0}" = 1 ]; then
@@ -39,10 +43,10 @@ else
   $PIP uninstall -y -q onnxruntime-gpu >/dev/null 2>&1 || true
   quiet $PIP install -q -r requirements.txt
 fi
-if ! "$VENV/bin/python" -c 'import rclpy' >/dev/null 2>&1; then
+if [ "$ROS_SOURCED" = 0 ]; then  # the system Python has no rclpy: use the PyPI wheels
   echo "setup: no ROS 2 distro sourced -> installing the ROS 2 client wheels from PyPI"
   quiet $PIP install -q -r requirements-ros.txt
 fi
-$PIP install -q --no-deps --no-build-isolation -e .
+editable  # sam2real itself, editable
 echo "$want" > "$VENV/.setup-stamp"
 echo "setup: done"
