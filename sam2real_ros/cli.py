@@ -1,4 +1,5 @@
-"""The ``sam2real`` command: one entry point, one subcommand per job.
+"""
+The ``sam2real`` command: one entry point, one subcommand per job.
 
 Each subcommand lives in its own module that exposes ``main(argv=None)`` and is imported only
 when used, so ``sam2real --help`` is fast and a missing optional dependency of one job never

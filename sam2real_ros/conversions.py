@@ -1,4 +1,5 @@
-"""sensor_msgs/Image <-> numpy conversion, without rclpy.
+"""
+sensor_msgs/Image <-> numpy conversion, without rclpy.
 
 Decoding uses the ROS 2 ``cv_bridge`` when it is importable (set ``SAM2REAL_NO_CV_BRIDGE=1`` to
 force the built-in path) and the built-in numpy conversion otherwise; both honour ``step``
@@ -52,11 +53,14 @@ def using_cv_bridge():
 
 
 def _layout(msg):
-    """Validate ``msg`` and return ``(dtype, channels, height, width, step)``.
+    """
+    Validate ``msg`` and return ``(dtype, channels, height, width, step)``.
 
-    Raises:
+    Raises
+    ------
         ValueError: unsupported encoding, zero size, a ``step`` shorter than one row or not a
             multiple of the pixel's byte size, or ``len(data) != step * height``.
+
     """
     enc = msg.encoding
     if enc not in ENCODINGS:
@@ -81,19 +85,24 @@ def _layout(msg):
 
 
 def image_to_numpy(msg):
-    """Decode a sensor_msgs/Image into a numpy array in native byte order.
+    """
+    Decode a sensor_msgs/Image into a numpy array in native byte order.
 
     Arguments:
+    ---------
         msg (sensor_msgs.msg.Image): the image, any encoding of :data:`ENCODINGS`.
 
-    Returns:
+    Returns
+    -------
         (np.ndarray): HxW for one-channel encodings, HxWxC otherwise, with the encoding's
             dtype (uint8, uint16 or float32) and channel order (e.g. BGR for ``bgr8``). When the
             message needs no byte swap this is a view of ``msg.data`` (row padding skipped by
             strides): copy it if you keep it beyond the message.
 
-    Raises:
+    Raises
+    ------
         ValueError: unsupported encoding or a size/step mismatch (see :func:`_layout`).
+
     """
     dtype, channels, height, width, step = _layout(msg)
     bridge = _cv_bridge()
@@ -114,19 +123,24 @@ def image_to_numpy(msg):
 
 
 def image_to_rgb8(msg):
-    """Decode any colour or mono sensor_msgs/Image into the model's RGB input.
+    """
+    Decode any colour or mono sensor_msgs/Image into the model's RGB input.
 
     Arguments:
+    ---------
         msg (sensor_msgs.msg.Image): ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, ``mono8`` or
             ``mono16`` (scaled to 8 bits by the high byte).
 
-    Returns:
+    Returns
+    -------
         (np.ndarray): HxWx3 uint8, RGB order, C-contiguous (for ``rgb8`` without padding a
             view of ``msg.data``).
 
-    Raises:
+    Raises
+    ------
         ValueError: unsupported or non-image encoding (``16UC1``/``32FC1`` hold depth or
             measurements, not colours), or a size/step mismatch.
+
     """
     if msg.encoding in ('16UC1', '32FC1'):
         raise ValueError(f'image encoding {msg.encoding!r} is a depth/measurement encoding, '
@@ -146,21 +160,26 @@ def image_to_rgb8(msg):
 
 
 def numpy_to_image(arr, encoding, header=None):
-    """Build a sensor_msgs/Image from a numpy array (fast path, no per-byte field checks).
+    """
+    Build a sensor_msgs/Image from a numpy array (fast path, no per-byte field checks).
 
     Arguments:
+    ---------
         arr (np.ndarray): HxW (or HxWx1) for one-channel encodings, HxWxC otherwise; its dtype
             must be the encoding's (uint8, uint16 or float32; any byte order) -- values are
             never cast silently.
         encoding (str): one of :data:`ENCODINGS`.
         header (std_msgs.msg.Header | None): copied into the message (stamp and frame_id).
 
-    Returns:
+    Returns
+    -------
         (sensor_msgs.msg.Image): unpadded (``step = width * channels * itemsize``), native
             byte order (``is_bigendian`` set accordingly), data as ``array.array('B')``.
 
-    Raises:
+    Raises
+    ------
         ValueError: unsupported encoding, or a shape/dtype that does not fit it.
+
     """
     from sensor_msgs.msg import Image
 

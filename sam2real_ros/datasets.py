@@ -1,4 +1,5 @@
-"""The one dataset layer: labeled synthetic frames and unlabeled real frames with SAM segments.
+"""
+The one dataset layer: labeled synthetic frames and unlabeled real frames with SAM segments.
 
 Every dataset is built from a config dict by :func:`build_labeled` or :func:`build_unlabeled`
 (see docs/datasets.md) and is a map-style dataset (``len(ds)``, ``ds[i]``) with
@@ -27,12 +28,15 @@ class DatasetError(ValueError):
 
 
 class BaseDataset:
-    """Common behaviour: error policy, skip counting, epochs and augmentation.
+    """
+    Common behaviour: error policy, skip counting, epochs and augmentation.
 
     Arguments:
+    ---------
       on_error (str): ``raise`` (default) or ``skip`` broken frames (counted in ``skipped``).
       augment (dict | bool | None): :class:`Augment` settings (training only).
       seed (int): seed of the augmentation (and of procedural scenes).
+
     """
 
     class_names = ()
@@ -100,13 +104,15 @@ def _mask_store_error():
 
 
 class ProceduralDataset(BaseDataset):
-    """Procedural tabletop frames rendered on the fly (see :mod:`sam2real_ros.procedural`).
+    """
+    Procedural tabletop frames rendered on the fly (see :mod:`sam2real_ros.procedural`).
 
     Frame ``i`` of epoch ``e`` is rendered from the seed ``[seed, stream, e, i]``, so every epoch
     brings new scenes ("generated on the fly, a frame never repeats") while a fixed ``seed`` and
     epoch give a fixed evaluation set.
 
     Arguments:
+    ---------
       appearance (str | dict): preset name or dict (see ``procedural.get_appearance``).
       length (int): frames per epoch. size (tuple): ``(height, width)``.
       segments (str | callable | None): unlabeled use only: ``oracle`` (segments derived from
@@ -115,6 +121,7 @@ class ProceduralDataset(BaseDataset):
         None gives labeled samples.
       with_labels (bool): also return ``labels`` in unlabeled samples (evaluation only).
       oracle (dict): options of :func:`oracle_segments`.
+
     """
 
     def __init__(self, appearance='synthetic', length=1500, size=(480, 640), objects=(4, 8),
@@ -163,7 +170,8 @@ class ProceduralDataset(BaseDataset):
 
 def oracle_segments(instances, rng, p_split=0.5, p_keep_whole=0.7, p_merge=0.2,
                     p_background=0.5, min_area=64):
-    """An "oracle SAM" for tests: overlapping whole/part masks from an instance map.
+    """
+    An "oracle SAM" for tests: overlapping whole/part masks from an instance map.
 
     Each visible instance gives its whole mask and, with ``p_split``, two parts cut by a random
     line through its centroid (the whole is then kept with ``p_keep_whole``): SAM-like
@@ -172,11 +180,14 @@ def oracle_segments(instances, rng, p_split=0.5, p_keep_whole=0.7, p_merge=0.2,
     ground truth, so it is only ever selected explicitly (``segments: oracle``).
 
     Arguments:
+    ---------
       instances (np.ndarray): HxW int instance ids (0 = none).
       rng (np.random.Generator): random source (the result is deterministic given it).
 
-    Returns:
+    Returns
+    -------
       np.ndarray: NxHxW bool masks in random order (N may be 0).
+
     """
     h, w = instances.shape
     out = []
@@ -212,18 +223,21 @@ def oracle_segments(instances, rng, p_split=0.5, p_keep_whole=0.7, p_merge=0.2,
 
 
 class Augment:
-    """Random resized crop, horizontal flip and colour jitter for training samples.
+    """
+    Random resized crop, horizontal flip and colour jitter for training samples.
 
     Geometric changes apply to ``rgb``, ``labels`` and every mask alike; colour jitter to
     ``rgb`` only. Masks emptied by the crop are dropped.
 
     Arguments:
+    ---------
       size (tuple | None): output ``(height, width)``; None keeps the input size.
       scale (tuple): range of the crop area as a fraction of the image.
       ratio (tuple): range of the crop aspect ratio (width / height), relative to the image's.
       flip (float): probability of a horizontal flip.
       brightness, contrast, saturation (float): maximum relative change; hue (float): maximum
         hue shift as a fraction of the hue circle.
+
     """
 
     def __init__(self, size=None, scale=(0.5, 1.0), ratio=(0.75, 1.333), flip=0.5,
@@ -318,13 +332,17 @@ _PROC = ('appearance', 'length', 'size', 'objects')
 
 
 def build_labeled(cfg):
-    """Build a labeled dataset (training on synthetic frames, or evaluation) from a config.
+    """
+    Build a labeled dataset (training on synthetic frames, or evaluation) from a config.
 
     Arguments:
+    ---------
       cfg (dict): ``{type: procedural|bop|stillleben, ...}`` (fields in docs/datasets.md).
 
-    Returns:
+    Returns
+    -------
       BaseDataset: samples ``dict(rgb, labels, key)``.
+
     """
     kind = cfg.get('type') if isinstance(cfg, dict) else None
     if kind == 'procedural':
@@ -343,15 +361,19 @@ def build_labeled(cfg):
 
 
 def build_unlabeled(cfg, segmenter=None):
-    """Build an unlabeled real dataset (frames + SAM segments) from a config.
+    """
+    Build an unlabeled real dataset (frames + SAM segments) from a config.
 
     Arguments:
+    ---------
       cfg (dict): ``{type: episodes|image_folder|rosbag|procedural, ...}`` (docs/datasets.md).
       segmenter (callable | None): ``rgb -> NxHxW bool``; used for frames without stored
         masks when the config says ``missing_masks: segment`` (overrides ``segmenter``).
 
-    Returns:
+    Returns
+    -------
       BaseDataset: samples ``dict(rgb, masks, key)`` (+ ``labels`` where asked and known).
+
     """
     kind = cfg.get('type') if isinstance(cfg, dict) else None
     if kind == 'procedural':

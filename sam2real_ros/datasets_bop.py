@@ -1,4 +1,5 @@
-"""Labeled frames from BOP-format folders and from the Stillleben renderer.
+"""
+Labeled frames from BOP-format folders and from the Stillleben renderer.
 
 BOP layout (e.g. BlenderProc4BOP ``train_pbr``, or a real ``test`` split for evaluation)::
 
@@ -52,9 +53,11 @@ def _read_mapping(spec):
 
 
 class BopDataset(BaseDataset):
-    """Frames of a BOP split with semantic labels built from ``mask_visib``.
+    """
+    Frames of a BOP split with semantic labels built from ``mask_visib``.
 
     Arguments:
+    ---------
       root (str): dataset folder (holding ``<split>/`` and optionally ``classes.txt``).
       split (str): split folder, e.g. ``train_pbr``, ``train_real``, ``test``.
       scenes (list | None): scene folder names to use (default: all).
@@ -65,6 +68,7 @@ class BopDataset(BaseDataset):
         None (drop: painted as background); a dict or a YAML/JSON file. Default: class =
         obj_id.
       unknown_obj (str): ``error`` (default) or ``background`` for obj_ids the mapping lacks.
+
     """
 
     def __init__(self, root, split='train_pbr', scenes=None, classes=None, obj_to_class=None,
@@ -194,13 +198,16 @@ def _load_scene_gt(path):
 
 
 class StillLebenDataset(BaseDataset):
-    """Tabletop scenes rendered on the fly by Stillleben (needs a CUDA GPU and stillleben).
+    """
+    Tabletop scenes rendered on the fly by Stillleben (needs a CUDA GPU and stillleben).
 
     Arguments:
+    ---------
       meshes (list): mesh file paths; mesh ``i`` is class ``i + 1``.
       class_names (list | None): names for the meshes (default: file stems).
       objects_per_scene (int): objects per scene. size (tuple): ``(height, width)``.
       length (int): frames per epoch (each one a new scene).
+
     """
 
     def __init__(self, meshes, class_names=None, objects_per_scene=6, size=(480, 640),

@@ -1,4 +1,5 @@
-"""Unlabeled real frames with their SAM segments: recorder episodes, image folders, rosbags.
+"""
+Unlabeled real frames with their SAM segments: recorder episodes, image folders, rosbags.
 
 Frames are addressed by ``key`` = image path relative to the dataset root (``/`` separators);
 their masks come from the mask store (``<root>/masks`` by default). Frames without masks are
@@ -20,12 +21,19 @@ _ROSBAG_FIELDS = ('path', 'image_topic', 'min_period_s', 'cache', 'masks', 'miss
 
 
 def normalize_masks(result, shape):
-    """Segmenter output -> NxHxW bool.
+    """
+    Segmenter output -> NxHxW bool.
 
     Arguments:
+    ---------
       result: NxHxW array, a list of HxW arrays, SAM-style dicts with ``segmentation``, or an
         object with ``masks`` (array or method).
       shape (tuple): expected ``(H, W)``.
+
+    Returns
+    -------
+      np.ndarray: NxHxW bool masks.
+
     """
     if hasattr(result, 'masks'):
         result = result.masks() if callable(result.masks) else result.masks
@@ -40,7 +48,8 @@ def normalize_masks(result, shape):
 
 
 def resolve_segmenter(spec):
-    """A callable ``rgb -> masks`` from a callable, ``fallback``, ``sam``/``auto`` or a dict.
+    """
+    A callable ``rgb -> masks`` from a callable, ``fallback``, ``sam``/``auto`` or a dict.
 
     Names and dicts (``{kind: fallback, fallback_settings: {...}}``) go to
     ``segmenters.make_segmenter``; ``fallback`` is the multi-scale Felzenszwalb segmenter.
@@ -60,9 +69,11 @@ def resolve_segmenter(spec):
 
 
 class MaskedFrames(BaseDataset):
-    """Frames (paths + keys) joined with their masks in a mask store.
+    """
+    Frames (paths + keys) joined with their masks in a mask store.
 
     Arguments:
+    ---------
       root (str): dataset root; keys are paths relative to it.
       keys (list): image keys (relative paths, ``/`` separators).
       masks (str | None): mask store root (default ``<root>/masks``).
@@ -70,6 +81,7 @@ class MaskedFrames(BaseDataset):
         ``segment`` (run ``segmenter`` on them, not stored).
       segmenter (callable | str | None): used with ``missing_masks: segment``.
       with_failed (bool): keep frames whose segmentation failed when segmenting on the fly.
+
     """
 
     def __init__(self, root, keys, masks=None, missing_masks='skip', segmenter=None,

@@ -1,4 +1,5 @@
-"""Extract camera frames from a rosbag2 (sqlite3 or mcap) into an image-folder cache.
+"""
+Extract camera frames from a rosbag2 (sqlite3 or mcap) into an image-folder cache.
 
 Pure Python (the ``rosbags`` package), no ROS install needed. Frames are subsampled by time
 (at most one every ``min_period_s``) and written atomically as
@@ -17,7 +18,8 @@ IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 
 
 def image_from_msg(msg, msgtype):
-    """Decode a sensor_msgs Image or CompressedImage into HxWx3 uint8 RGB.
+    """
+    Decode a sensor_msgs Image or CompressedImage into HxWx3 uint8 RGB.
 
     Supported raw encodings: rgb8, bgr8, rgba8, bgra8, mono8, mono16 (scaled to 8 bit).
     """
@@ -50,9 +52,11 @@ def image_from_msg(msg, msgtype):
 
 
 def extract_bag_frames(bag, topic, out_dir, min_period_s=0.5, progress=True):
-    """Write the frames of ``topic`` in ``bag`` as PNG files, subsampled by time.
+    """
+    Write the frames of ``topic`` in ``bag`` as PNG files, subsampled by time.
 
     Arguments:
+    ---------
       bag (str): rosbag2 folder (or file) in sqlite3 or mcap storage.
       topic (str): image topic (sensor_msgs/msg/Image or CompressedImage).
       out_dir (str): output folder, e.g. ``<cache>/frames``.
@@ -60,9 +64,11 @@ def extract_bag_frames(bag, topic, out_dir, min_period_s=0.5, progress=True):
         receive time when a header stamp is zero). 0 keeps every frame.
       progress (bool): show a tqdm bar.
 
-    Returns:
+    Returns
+    -------
       dict: ``written``, ``existing`` (already there), ``dropped`` (subsampled out),
       ``failed`` (undecodable), ``messages`` (on the topic) and ``out_dir``.
+
     """
     from rosbags.highlevel import AnyReader
     from tqdm import tqdm

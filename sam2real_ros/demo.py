@@ -1,4 +1,5 @@
-"""``sam2real demo`` / ``make demo``: the whole loop on a simulated robot, on CPU, in minutes.
+"""
+``sam2real demo`` / ``make demo``: the whole loop on a simulated robot, on CPU, in minutes.
 
 Stages (each prints ``[stage i/6] ...`` lines; a failure names its stage and the log file):
 

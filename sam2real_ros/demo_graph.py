@@ -1,4 +1,5 @@
-"""Process graphs for the demo and benchmarks: sim_camera + segmentation_node + a listener.
+"""
+Process graphs for the demo and benchmarks: sim_camera + segmentation_node + a listener.
 
 :class:`NodeGraph` starts ``sim_camera`` and ``segmentation_node`` as real processes and measures
 the label rate at a :class:`Listener`; used by the demo's stage 6 (``sam2real_ros/demo.py``) and
@@ -19,7 +20,8 @@ LABELS = '/segmentation_node/labels'
 
 
 class Listener:
-    """An rclpy node in its own context, spun in a thread; records label stamps and status.
+    """
+    An rclpy node in its own context, spun in a thread; records label stamps and status.
 
     ``self.labels`` holds ``(receipt_ns, stamp_ns)`` per label message; ``self.status`` the
     latest ``segmentation_node`` diagnostic values (dict of str).
@@ -76,15 +78,18 @@ class Listener:
 
 
 class NodeGraph:
-    """Context manager: sim_camera + segmentation_node processes and a :class:`Listener`.
+    """
+    Context manager: sim_camera + segmentation_node processes and a :class:`Listener`.
 
     Arguments:
+    ---------
         model_path (str): model for the node.
         workdir (str): where the processes' logs go (``camera.log``, ``node.log``).
         rate_hz (float): camera rate.
         source (str): sim_camera source (``pattern`` or ``procedural``).
         node_params (dict): extra node parameters (``name: value``).
         camera_params (dict): extra sim_camera parameters (e.g. ``num_frames``).
+
     """
 
     def __init__(self, model_path, workdir, rate_hz=30.0, source='pattern', node_params=None,
@@ -136,12 +141,15 @@ class NodeGraph:
             time.sleep(0.1)
 
     def measure(self, seconds, progress=True):
-        """Measure labels received during ``seconds``.
+        """
+        Measure labels received during ``seconds``.
 
-        Returns:
+        Returns
+        -------
             (dict): ``hz`` (labels/s at the listener), ``latency_ms_p50``/``_p95`` (camera
             stamp -> label received), ``frames`` (labels), ``dropped`` (node's dropped-frame
             count during the window), ``node`` (the node's last diagnostic values).
+
         """
         from tqdm import tqdm
         start_labels, start_status = self.listener.snapshot()
@@ -200,15 +208,22 @@ def export_random_model(profile, out_path, classes='background,object_a,object_b
 
 def run_node_demo(profile='fast', seconds=10.0, rate_hz=30.0, workdir=None, model_path=None,
                   source='pattern'):
-    """Run the node demo; returns an exit code (0: labels flowed, 1: they did not).
+    """
+    Run the node demo; returns an exit code (0: labels flowed, 1: they did not).
 
     Arguments:
+    ---------
         profile (str): model profile for the random-weight export (when no ``model_path``).
         seconds (float): how long to measure after the first label.
         rate_hz (float): simulated camera rate.
         workdir (str | None): for the model and the process logs (a temporary dir if None).
         model_path (str | None): an existing model to use instead of a random export.
         source (str): sim_camera frame source (``pattern`` or ``procedural``).
+
+    Returns
+    -------
+        int: the exit code.
+
     """
     workdir = workdir or tempfile.mkdtemp(prefix='sam2real_demo_')
     os.makedirs(workdir, exist_ok=True)

@@ -1,4 +1,5 @@
-"""The demo's report: PNG images and one HTML page (``<run>/report.html``, images next to it).
+"""
+The demo's report: PNG images and one HTML page (``<run>/report.html``, images next to it).
 
 Images (all HxWx3 uint8 RGB, written atomically with :func:`io_utils.atomic_write_png`):
 ``episode_<k>.png`` (a recorded episode: frames with their phase, then the SAM worker's segments
@@ -34,16 +35,20 @@ def _caption(img, text, colour=(255, 255, 255)):
 
 
 def mask_overlay(rgb, masks, alpha=0.6, seed=0):
-    """Colour every segment (largest first, so nested smaller ones stay visible) over ``rgb``.
+    """
+    Colour every segment (largest first, so nested smaller ones stay visible) over ``rgb``.
 
     Arguments:
+    ---------
         rgb (np.ndarray): HxWx3 uint8.
         masks (np.ndarray): NxHxW bool (overlapping allowed).
         alpha (float): weight of the segment colours.
         seed (int): colour draw.
 
-    Returns:
+    Returns
+    -------
         (np.ndarray): HxWx3 uint8; pixels in no segment keep the (darkened) image.
+
     """
     rng = np.random.default_rng(seed)
     colours = rng.integers(40, 256, (len(masks), 3)).astype(np.uint8)
@@ -59,15 +64,19 @@ def mask_overlay(rgb, masks, alpha=0.6, seed=0):
 
 
 def episode_image(data_root, episode, max_frames=8):
-    """Two rows for one episode: frames with phase captions, and their segment overlays.
+    """
+    Two rows for one episode: frames with phase captions, and their segment overlays.
 
     Arguments:
+    ---------
         data_root (str): recorder dataset root (``masks/`` holds the mask store).
         episode (dict): an :func:`episode_store.list_episodes` entry (``dir`` is its folder).
         max_frames (int): frames shown, spread evenly over the episode.
 
-    Returns:
+    Returns
+    -------
         (np.ndarray, int, dict): image HxWx3 uint8, frames in the episode, phase counts.
+
     """
     from sam2real_ros import episode_store
     from sam2real_ros.io_utils import read_rgb
@@ -108,16 +117,20 @@ PRED_COLUMNS = ('input', 'ground truth', 'synthetic only', 'full (SAM reg.)',
 
 
 def prediction_image(samples, preds_syn, preds_full):
-    """Rows of held-out frames: input, ground truth, both models' labels and features.
+    """
+    Rows of held-out frames: input, ground truth, both models' labels and features.
 
     Arguments:
+    ---------
         samples (list[dict]): labeled samples (``rgb`` HxWx3 uint8, ``labels`` HxW uint8).
         preds_syn, preds_full (list): :class:`engine.Prediction` per sample (labels HxW uint8,
             features HxWxD float32).
 
-    Returns:
+    Returns
+    -------
         (np.ndarray): HxWx3 uint8 with a title row; each label tile is captioned with that
         frame's mIoU (Eq. 8 over the classes present).
+
     """
     from sam2real_ros.metrics import frame_ious
     header = np.full((20, TILE[1] * len(PRED_COLUMNS), 3), 255, np.uint8)
@@ -171,7 +184,8 @@ def _fmt(value, spec='.3f'):
 
 
 def write_html(path, s):
-    """Write the report page; ``s`` is the demo summary dict (see ``demo.py``).
+    """
+    Write the report page; ``s`` is the demo summary dict (see ``demo.py``).
 
     Keys used: ``episodes`` (list of dicts ``image``, ``id``, ``frames``, ``phases``),
     ``segmenter``, ``train`` (``{variant: {miou, miou_last_k, epochs, iterations}}``),
@@ -276,7 +290,8 @@ def write_html(path, s):
 
 
 def background_baseline(train):
-    """Return ``(mIoU of predicting background everywhere, background pixel fraction)``.
+    """
+    Return ``(mIoU of predicting background everywhere, background pixel fraction)``.
 
     Computed over the ``train['eval_frames']`` evaluation frames the trainers score.
     """
@@ -292,10 +307,13 @@ def background_baseline(train):
 
 
 def predictions(train, frames=4):
-    """Predict the first ``frames`` eval frames with both checkpoints (deployed engine path).
+    """
+    Predict the first ``frames`` eval frames with both checkpoints (deployed engine path).
 
-    Returns:
+    Returns
+    -------
         (list, list, list, list): samples, synthetic-only and full predictions, class names.
+
     """
     from sam2real_ros import datasets
     from sam2real_ros.engine import SegmentationEngine
@@ -309,10 +327,13 @@ def predictions(train, frames=4):
 
 
 def build(args, episodes, train, model, node, stages, started, load):
-    """Write every image, ``report.html`` and ``summary.json`` into ``args.out``.
+    """
+    Write every image, ``report.html`` and ``summary.json`` into ``args.out``.
 
-    Returns:
+    Returns
+    -------
         (dict): the summary (``report`` is the HTML path).
+
     """
     out = args.out
     eps = []

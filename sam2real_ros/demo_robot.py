@@ -1,4 +1,5 @@
-"""Demo stages 1-3: a simulated robot, the grasp recorder and the SAM worker as real processes.
+"""
+Demo stages 1-3: a simulated robot, the grasp recorder and the SAM worker as real processes.
 
 :class:`RobotGraph` starts ``sim_camera`` (procedural ``real`` frames), ``sim_grasp_server``,
 ``grasp_recorder`` and the ``sam_worker`` node, each a ROS process with its log file in
@@ -20,7 +21,8 @@ ACTION = '/grasp_server/grasp'
 
 
 class StageError(RuntimeError):
-    """An expected failure of a demo stage.
+    """
+    An expected failure of a demo stage.
 
     ``log`` names the log file to read (or None), ``detail`` holds extra lines (a log tail).
     """
@@ -88,9 +90,11 @@ def _ros_args(module, **params):
 
 
 class RobotGraph:
-    """The simulated robot, the recorder and the SAM worker node, plus the demo's own rclpy node.
+    """
+    The simulated robot, the recorder and the SAM worker node, plus the demo's own rclpy node.
 
     Arguments:
+    ---------
         data_root (str): the recorder's dataset root (episodes + ``masks/``).
         logdir (str): process logs.
         num_frames (int): distinct procedural scenes the camera renders and cycles.
@@ -98,6 +102,7 @@ class RobotGraph:
         grasp_s (float): how long each simulated grasp runs, seconds.
         before_s (float), after_s (float): recorder's before/after windows, seconds.
         segmenter (str): SAM worker segmenter (``fallback``, ``auto`` or ``sam``).
+
     """
 
     def __init__(self, data_root, logdir, num_frames=32, camera_rate=10.0, grasp_s=1.5,
@@ -166,10 +171,13 @@ class RobotGraph:
             time.sleep(0.1)
 
     def grasp(self, index, timeout=60.0):
-        """Run grasp ``index`` (0-based) and wait until the recorder has closed its episode.
+        """
+        Run grasp ``index`` (0-based) and wait until the recorder has closed its episode.
 
-        Returns:
+        Returns
+        -------
             (dict): the episode's metadata (:func:`episode_store.list_episodes` entry).
+
         """
         from action_msgs.msg import GoalStatus
 

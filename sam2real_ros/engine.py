@@ -1,4 +1,5 @@
-"""Inference engine: one RGB frame in, a label image (and dense features) out.
+"""
+Inference engine: one RGB frame in, a label image (and dense features) out.
 
 ``SegmentationEngine.load(path)`` opens an exported ``.onnx`` model (onnxruntime, with the
 TensorRT -> CUDA -> CPU execution providers that this onnxruntime build offers) or a training
@@ -23,7 +24,8 @@ class ModelLoadError(ValueError):
 
 @dataclasses.dataclass
 class Prediction:
-    """Result of :meth:`SegmentationEngine.predict`.
+    """
+    Result of :meth:`SegmentationEngine.predict`.
 
     ``labels``: HxW uint8 class indices at the input frame size (0 = background).
     ``features``: HxWxD float32 dense features at the input frame size, or None.
@@ -57,9 +59,11 @@ def _argmax_uint8(logits_chw):
 
 
 class SegmentationEngine:
-    """Run a sam2real model on single RGB frames (see :meth:`load`).
+    """
+    Run a sam2real model on single RGB frames (see :meth:`load`).
 
-    Attributes:
+    Attributes
+    ----------
       class_names (list[str]): one per class, index 0 = background.
       metadata (dict): the model's metadata (ONNX ``metadata_props`` or built from the
         checkpoint's ``model_cfg``), values as strings.
@@ -67,6 +71,7 @@ class SegmentationEngine:
       backend (str): ``'onnxruntime'`` or ``'torch'``.
       providers (list[str]): onnxruntime execution providers in use, or ``[device]`` for torch.
       fp16 (bool): whether half precision is in use.
+
     """
 
     def __init__(self, run, metadata, backend, providers, fp16):
@@ -93,9 +98,11 @@ class SegmentationEngine:
     @classmethod
     def load(cls, path, backend='auto', device='auto', fp16=None, threads=None,
              allow_spinning=True):
-        """Open a model file.
+        """
+        Open a model file.
 
         Arguments:
+        ---------
           path (str): ``.onnx`` (exported by ``sam2real export``) or ``.pt`` checkpoint.
           backend (str): ``'auto'`` (by file extension), ``'onnxruntime'`` or ``'torch'``.
           device (str): ``'auto'`` (GPU when available), ``'cpu'`` or ``'cuda'``.
@@ -106,12 +113,15 @@ class SegmentationEngine:
             latency on idle cores). Set False when other busy processes share the CPU: with 2
             threads on 2 cores and one core busy, spinning doubled the median latency.
 
-        Returns:
+        Returns
+        -------
           (SegmentationEngine)
 
-        Raises:
+        Raises
+        ------
           ModelLoadError: missing/unreadable file, no sam2real metadata, > 256 classes,
             unavailable device or backend.
+
         """
         path = os.fspath(path)
         if backend not in ('auto', 'onnxruntime', 'torch'):
@@ -222,16 +232,20 @@ class SegmentationEngine:
         return cls(run, meta, 'torch', [device], use_autocast)
 
     def predict(self, rgb, want_features=True):
-        """Segment one frame.
+        """
+        Segment one frame.
 
         Arguments:
+        ---------
           rgb (np.ndarray): HxWx3 uint8 RGB.
           want_features (bool): also return the dense features (skipped when False).
 
-        Returns:
+        Returns
+        -------
           (Prediction): ``labels`` HxW uint8 at the frame size (argmax at inference
           resolution, nearest-upsampled); ``features`` HxWxD float32 at the frame size
           (bilinear) or None.
+
         """
         check_rgb(rgb)
         hw = rgb.shape[:2]

@@ -1,4 +1,5 @@
-"""On-disk grasp episodes: crash-safe writer, recovery, readers (layout: docs/episode_store.md).
+"""
+On-disk grasp episodes: crash-safe writer, recovery, readers (layout: docs/episode_store.md).
 
 ``<root>/episodes/<episode_id>/episode.json`` + ``rgb/<stamp_ns>_<phase>.png`` (+ optional
 ``depth/<stamp_ns>_<phase>.png``, uint16 mm). Every file is written atomically; the writer holds
@@ -28,14 +29,17 @@ class EpisodeError(ValueError):
 
 @dataclass(frozen=True)
 class FrameRef:
-    """One stored frame.
+    """
+    One stored frame.
 
-    Attributes:
+    Attributes
+    ----------
       image_path (str): absolute path of the RGB PNG.
       key (str): ``image_path`` relative to the dataset root, ``/`` separators (mask-store key).
       stamp_ns (int): image header stamp in nanoseconds.
       phase (str): ``'before'``, ``'during'`` or ``'after'``.
       episode_id (str): folder name of the episode.
+
     """
 
     image_path: str
@@ -81,13 +85,16 @@ def _frame_names(stamp_ns, phase):
 
 
 class EpisodeWriter:
-    """Write one episode; ``episode.json`` is rewritten at start, on phase changes and at close.
+    """
+    Write one episode; ``episode.json`` is rewritten at start, on phase changes and at close.
 
     Arguments:
+    ---------
       root (str): dataset root (``<root>/episodes/<id>`` is created; the id gets a suffix
         when it already exists).
       start_ns (int): episode start time (ns since the epoch).
       meta (dict): extra fields for episode.json (trigger, camera, ...).
+
     """
 
     def __init__(self, root, start_ns, meta):
@@ -122,10 +129,17 @@ class EpisodeWriter:
         io_utils.atomic_write_json(os.path.join(self.dir, 'episode.json'), self.meta)
 
     def add_frame(self, stamp_ns, phase, rgb, depth=None):
-        """Write one frame (depth first, then RGB); returns the bytes written.
+        """
+        Write one frame (depth first, then RGB); returns the bytes written.
 
         Arguments:
+        ---------
           rgb (np.ndarray): HxWx3 uint8 RGB. depth (np.ndarray | None): HxW uint16 mm.
+
+        Returns
+        -------
+          int: bytes written.
+
         """
         if phase not in PHASES:
             raise ValueError(f'unknown phase {phase!r}')
@@ -157,10 +171,13 @@ class EpisodeWriter:
 
 
 def load_episode(path):
-    """Read and check ``<episode dir>/episode.json``; returns its dict plus ``'dir'``.
+    """
+    Read and check ``<episode dir>/episode.json``; returns its dict plus ``'dir'``.
 
-    Raises:
+    Raises
+    ------
       EpisodeError: missing file, invalid JSON or a missing/invalid field (named).
+
     """
     path = os.fspath(path)
     jpath = os.path.join(path, 'episode.json')
@@ -186,7 +203,8 @@ def load_episode(path):
 
 
 def list_episodes(root, complete_only=False):
-    """Return the episodes below ``root`` sorted by id (dicts of :func:`load_episode`).
+    """
+    Return the episodes below ``root`` sorted by id (dicts of :func:`load_episode`).
 
     Folders whose episode.json is unreadable are skipped (use :func:`load_episode` on one
     folder to see why); ``complete_only`` keeps state ``complete`` only.
@@ -248,7 +266,8 @@ def writer_alive(episode_dir):
 
 
 def recover_interrupted(root):
-    """Mark episodes left ``recording`` by a dead writer as ``interrupted``; returns their ids.
+    """
+    Mark episodes left ``recording`` by a dead writer as ``interrupted``; returns their ids.
 
     The frame list is rebuilt from the files (frames written after the last episode.json
     update are kept); only half-written temporary files of the dead writer are removed.
@@ -290,14 +309,17 @@ def dir_size_bytes(root):
 
 
 class EpisodeSink:
-    """Apply grasp_episodes events (start / frame / end) to the store, with a disk quota.
+    """
+    Apply grasp_episodes events (start / frame / end) to the store, with a disk quota.
 
     Arguments:
+    ---------
       root (str): dataset root.
       max_disk_gb (float): stop recording once the root holds this much (0: no limit); the
         root is measured once at start, then counted as files are written.
       min_free_gb (float): stop recording once the file system has less free space (0: off).
       warn (callable): ``warn(str)`` for problems; each distinct cause is reported once.
+
     """
 
     def __init__(self, root, max_disk_gb=0.0, min_free_gb=0.0, warn=print):

@@ -1,4 +1,5 @@
-"""``sam2real evaluate``: mIoU (Eq. 8) of a checkpoint or ONNX model on a labeled dataset.
+"""
+``sam2real evaluate``: mIoU (Eq. 8) of a checkpoint or ONNX model on a labeled dataset.
 
     sam2real evaluate runs/x/checkpoint.pt --data procedural-real
     sam2real evaluate model.onnx --data training/configs/paper_ycbv.yaml --frames 500

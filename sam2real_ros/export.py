@@ -1,4 +1,5 @@
-"""Export a trained checkpoint (EMA weights by default) to one self-contained ONNX file.
+"""
+Export a trained checkpoint (EMA weights by default) to one self-contained ONNX file.
 
 ``sam2real export CKPT --out model.onnx [--weights ema|model] [--opset 17]`` or, before any
 model is trained, ``sam2real export --random --profile fast --classes bg,a,b --out x.onnx``.
@@ -32,17 +33,21 @@ def sam2real_version():
 
 
 def model_metadata(cfg, class_names, input_size):
-    """The metadata every deployable model carries (ONNX ``metadata_props``, engine).
+    """
+    The metadata every deployable model carries (ONNX ``metadata_props``, engine).
 
     Arguments:
+    ---------
       cfg (ModelConfig): the network's configuration.
       class_names (list of str): one name per output class.
       input_size (tuple or None): (height, width) the network runs at; None = frame size.
 
-    Returns:
+    Returns
+    -------
       dict: str -> str (JSON-encoded lists), keys ``sam2real_version``, ``class_names``,
       ``input_size``, ``mean``, ``std``, ``profile``, ``feature_dim``, ``num_classes``,
       ``model_cfg``.
+
     """
     return {
         METADATA_MARK: sam2real_version(),
@@ -81,9 +86,11 @@ def _torch_export(model, x, out_path, opset):
 
 def export_onnx(model, cfg, class_names, out_path, opset=17, size=None, verify=True,
                 progress=None):
-    """Export ``model`` to ``out_path`` (atomically) with sam2real metadata.
+    """
+    Export ``model`` to ``out_path`` (atomically) with sam2real metadata.
 
     Arguments:
+    ---------
       model (SegmentationNet): the network (a CPU copy in eval mode is exported).
       cfg (ModelConfig): its config (input size, normalization, profile name).
       class_names (list[str]): one per class; at most 256 (labels are mono8).
@@ -93,9 +100,11 @@ def export_onnx(model, cfg, class_names, out_path, opset=17, size=None, verify=T
       verify (bool): compare onnxruntime (CPU) with PyTorch on a random input.
       progress (callable): optional, called with a step name after each step.
 
-    Returns:
+    Returns
+    -------
       (dict): ``path``, ``input_size``, ``max_abs_diff_logits``, ``max_abs_diff_features``
       (None without verify).
+
     """
     import onnx
     import torch

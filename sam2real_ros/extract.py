@@ -1,4 +1,5 @@
-"""``sam2real extract-episodes``: cut grasp episodes out of a rosbag2 (sqlite3 or mcap).
+"""
+``sam2real extract-episodes``: cut grasp episodes out of a rosbag2 (sqlite3 or mcap).
 
 Replays the bag through the same trigger, ring-buffer and phase logic as the live
 ``grasp_recorder`` (:mod:`sam2real_ros.grasp_episodes`), driven by each message's log time

@@ -1,4 +1,5 @@
-"""Pure grasp-episode logic: triggers, a ring buffer and phases, driven by timestamps.
+"""
+Pure grasp-episode logic: triggers, a ring buffer and phases, driven by timestamps.
 
 Shared by the live ``grasp_recorder`` node (driven by the node clock at message arrival) and by
 ``sam2real extract-episodes`` (driven by the rosbag2 log time of each message), so that both cut
@@ -59,13 +60,16 @@ class EpisodeConfig:
 
 @dataclass
 class Frame:
-    """One camera frame. ``t_ns`` drives the logic, ``stamp_ns`` names the file.
+    """
+    One camera frame. ``t_ns`` drives the logic, ``stamp_ns`` names the file.
 
-    Attributes:
+    Attributes
+    ----------
       t_ns (int): arrival time (live node clock) or bag log time, nanoseconds.
       stamp_ns (int): header stamp of the image, nanoseconds.
       rgb (np.ndarray): HxWx3 uint8 RGB (owned, not a view of a message buffer).
       depth (np.ndarray | None): HxW uint16 millimetres registered to ``rgb``.
+
     """
 
     t_ns: int
@@ -114,7 +118,8 @@ def goal_id_hex(uuid):
 
 
 def status_tuples(msg):
-    """``(goal_id_hex, stamp_ns, status)`` per goal of an action_msgs/GoalStatusArray.
+    """
+    ``(goal_id_hex, stamp_ns, status)`` per goal of an action_msgs/GoalStatusArray.
 
     Works for rclpy and rosbags messages alike (attribute access only).
     """
@@ -124,12 +129,15 @@ def status_tuples(msg):
 
 
 class EpisodeLogic:
-    """Decide which frames form which episode; every method returns a list of events.
+    """
+    Decide which frames form which episode; every method returns a list of events.
 
     Arguments:
+    ---------
       cfg (EpisodeConfig): timing.
       start_ns (int): when recording started, in the clock of the ``t_ns`` values (the node
         clock live, the first log time of a bag); goals stamped before it are stale.
+
     """
 
     def __init__(self, cfg, start_ns):
@@ -190,11 +198,18 @@ class EpisodeLogic:
         return (source, goal_id) in self.active
 
     def on_goal_statuses(self, action, statuses, t_ns):
-        """Feed one action_msgs/GoalStatusArray of ``action`` received at ``t_ns``.
+        """
+        Feed one action_msgs/GoalStatusArray of ``action`` received at ``t_ns``.
 
         Arguments:
+        ---------
           statuses (iterable): ``(goal_id_hex, goal_stamp_ns, status_int)`` for every goal in
             the array (the server lists all goals it still retains).
+
+        Returns
+        -------
+          list: the events this update caused (may be empty).
+
         """
         source = f'action:{action}'
         events = []
@@ -315,7 +330,8 @@ class EpisodeLogic:
 
 
 class BackgroundWriter:
-    """Run ``handle(event, **kw)`` (e.g. ``EpisodeSink.handle``) on a thread behind a queue.
+    """
+    Run ``handle(event, **kw)`` (e.g. ``EpisodeSink.handle``) on a thread behind a queue.
 
     Frame events beyond ``max_frames`` queued are dropped and counted (``dropped``), so the
     caller never blocks on disk; start/end events are never dropped, so episodes stay whole.

@@ -1,4 +1,5 @@
-"""Crash-safe file writes and image I/O shared by the recorder, the SAM worker and the trainer.
+"""
+Crash-safe file writes and image I/O shared by the recorder, the SAM worker and the trainer.
 
 Every write goes to a temporary file in the destination folder, is flushed and fsync'ed, then
 renamed over the destination (``os.replace`` is atomic on POSIX). A reader therefore sees either
@@ -69,10 +70,17 @@ def atomic_write_npz(path, **arrays):
 
 
 def encode_png(image):
-    """Encode an image as PNG bytes (lossless).
+    """
+    Encode an image as PNG bytes (lossless).
 
     Arguments:
+    ---------
       image (np.ndarray): HxWx3 uint8 RGB, HxW uint8 or HxW uint16 (e.g. depth in mm).
+
+    Returns
+    -------
+      np.ndarray: 1-D uint8 buffer with the PNG file bytes.
+
     """
     import cv2
     image = np.asarray(image)

@@ -1,4 +1,5 @@
-"""Training losses: supervised cross entropy (Eq. 1) and SAM segment pooling (Eq. 2-6, 9).
+"""
+Training losses: supervised cross entropy (Eq. 1) and SAM segment pooling (Eq. 2-6, 9).
 
 Conventions (see docs/training.md for the mapping equation -> code):
 
@@ -23,7 +24,8 @@ IGNORE_INDEX = 255
 
 
 class _SegmentSums(torch.autograd.Function):
-    """``[M @ z, M @ z^2, M @ 1]`` for bool masks ``M`` (NxP), features ``z`` (PxD), chunked.
+    """
+    ``[M @ z, M @ z^2, M @ 1]`` for bool masks ``M`` (NxP), features ``z`` (PxD), chunked.
 
     The last column is the pixel count ``|S_i|`` (computed here so that no NxP integer copy of
     the masks is ever made); it has no gradient.
@@ -63,17 +65,21 @@ def _as_bool_masks(masks, device):
 
 
 def segment_stats(features, masks, chunk=16):
-    """Per-segment pixel count, mean (Eq. 2) and unnormalized variance (Eq. 3).
+    """
+    Per-segment pixel count, mean (Eq. 2) and unnormalized variance (Eq. 3).
 
     Arguments:
+    ---------
       features (torch.Tensor): DxHxW float dense features ``z`` of one frame. When the masks
         have another size, the features are bilinearly upsampled to the mask size first.
       masks (np.ndarray or torch.Tensor): NxHxW bool SAM segments (overlap allowed).
       chunk (int): number of masks converted to float at a time.
 
-    Returns:
+    Returns
+    -------
       (torch.Tensor, torch.Tensor, torch.Tensor): ``count`` (N,) float pixel counts ``|S_i|``,
       ``mu`` (N, D) segment means (0 for empty segments), ``v`` (N, D) unnormalized variances.
+
     """
     if features.ndim != 3:
         raise ValueError(f'features must be DxHxW, got shape {tuple(features.shape)}')
@@ -94,16 +100,20 @@ def segment_stats(features, masks, chunk=16):
 
 
 def segment_pooling_losses(features, masks, margin=0.5, chunk=16):
-    """Invariance (Eq. 4) and variance (Eq. 5) losses of one frame.
+    """
+    Invariance (Eq. 4) and variance (Eq. 5) losses of one frame.
 
     Arguments:
+    ---------
       features (torch.Tensor): DxHxW float dense features.
       masks (np.ndarray or torch.Tensor): NxHxW bool SAM segments; empty ones are ignored.
       margin (float): hinge margin of Eq. 5 (the paper's beta in Eq. 5; 0.5).
       chunk (int): masks converted to float at a time (memory vs. speed).
 
-    Returns:
+    Returns
+    -------
       dict: ``inv`` and ``var`` (0-dim tensors) and ``n`` (int, non-empty segments).
+
     """
     count, mu, v = segment_stats(features, masks, chunk=chunk)
     keep = count > 0
@@ -122,9 +132,11 @@ def segment_pooling_losses(features, masks, margin=0.5, chunk=16):
 
 
 def real_loss(features, masks, alpha=0.05, beta=1.0, margin=0.5, chunk=16):
-    """Regularization loss on real frames, Eq. 9 (Eq. 6 for ``beta=1``), averaged over frames.
+    """
+    Regularization loss on real frames, Eq. 9 (Eq. 6 for ``beta=1``), averaged over frames.
 
     Arguments:
+    ---------
       features (torch.Tensor): BxDxHxW (or DxHxW) float dense features.
       masks (list): B NxHxW bool masks (one entry per frame; N may differ, may be 0).
       alpha (float): overall scale (0.05 in the paper).
@@ -132,9 +144,11 @@ def real_loss(features, masks, alpha=0.05, beta=1.0, margin=0.5, chunk=16):
       margin (float): hinge margin of Eq. 5.
       chunk (int): masks converted to float at a time.
 
-    Returns:
+    Returns
+    -------
       dict: ``loss`` = ``alpha * (beta * inv + (2 - beta) * var)`` and the frame means of ``inv``
       and ``var`` (0-dim tensors), plus ``n`` (mean segment count, float).
+
     """
     if features.ndim == 3:
         features, masks = features[None], [masks]
@@ -149,14 +163,18 @@ def real_loss(features, masks, alpha=0.05, beta=1.0, margin=0.5, chunk=16):
 
 
 def supervised_loss(logits, labels, ignore_index=IGNORE_INDEX):
-    """Pixel-wise cross entropy, Eq. 1, averaged over the labeled pixels of the batch.
+    """
+    Pixel-wise cross entropy, Eq. 1, averaged over the labeled pixels of the batch.
 
     Arguments:
+    ---------
       logits (torch.Tensor): BxCxHxW float class logits.
       labels (torch.Tensor): BxHxW integer labels (uint8 allowed); ``ignore_index`` is skipped.
 
-    Returns:
+    Returns
+    -------
       torch.Tensor: 0-dim loss (0 with a valid graph when every pixel is ignored).
+
     """
     labels = labels.to(device=logits.device, dtype=torch.long)
     if labels.shape[-2:] != logits.shape[-2:]:
@@ -168,20 +186,24 @@ def supervised_loss(logits, labels, ignore_index=IGNORE_INDEX):
 
 
 def sam_pseudolabels(pred, masks, background=0, ignore_index=IGNORE_INDEX):
-    """Pseudolabels from SAM masks (Sec. IV-E-b): best-IoU mask per predicted object class.
+    """
+    Pseudolabels from SAM masks (Sec. IV-E-b): best-IoU mask per predicted object class.
 
     For every class predicted in ``pred`` (except ``background``) the SAM mask with the highest
     IoU with that class's predicted region becomes the class's pseudolabel. All other pixels,
     and pixels claimed by two classes, get ``ignore_index``.
 
     Arguments:
+    ---------
       pred (np.ndarray): HxW integer predicted labels (e.g. the EMA model's argmax).
       masks (np.ndarray): NxHxW bool SAM segments of the same frame.
       background (int or None): class that gets no pseudolabel.
       ignore_index (int): value for unlabeled pixels.
 
-    Returns:
+    Returns
+    -------
       np.ndarray: HxW uint8 pseudolabels.
+
     """
     pred = np.asarray(pred)
     masks = np.asarray(masks, dtype=bool)

@@ -1,4 +1,5 @@
-"""Per-frame segment masks on disk: one compact, atomically written ``.npz`` per frame.
+"""
+Per-frame segment masks on disk: one compact, atomically written ``.npz`` per frame.
 
 Shared by the SAM worker (writer) and the trainer (reader). A frame is addressed by its ``key``,
 the image path relative to the dataset root with ``/`` separators; by convention the store lives
@@ -32,14 +33,18 @@ def _check_key(key):
 
 
 def masks_to_bboxes(masks):
-    """Return tight boxes of boolean masks in SAM's XYWH convention.
+    """
+    Return tight boxes of boolean masks in SAM's XYWH convention.
 
     Arguments:
+    ---------
       masks (np.ndarray): NxHxW bool.
 
-    Returns:
+    Returns
+    -------
       (np.ndarray): Nx4 int32 ``[x0, y0, x1 - x0, y1 - y0]`` with inclusive ``x1, y1`` (as
         ``SamAutomaticMaskGenerator`` reports them); all zeros for an empty mask.
+
     """
     masks = np.asarray(masks, dtype=bool)
     out = np.zeros((len(masks), 4), np.int32)
@@ -58,9 +63,11 @@ def masks_to_bboxes(masks):
 
 
 class MaskRecord:
-    """The masks of one frame as read from the store (masks stay bit-packed until asked for).
+    """
+    The masks of one frame as read from the store (masks stay bit-packed until asked for).
 
-    Attributes:
+    Attributes
+    ----------
       key (str): the frame's key.
       image_size (tuple(int, int)): (H, W) of the image and of every mask.
       scores (np.ndarray): Nx2 float32, columns (predicted_iou, stability_score).
@@ -68,6 +75,7 @@ class MaskRecord:
       bboxes (np.ndarray): Nx4 int32 XYWH (SAM convention, see :func:`masks_to_bboxes`).
       segmenter (str): name of the segmenter that produced the masks, e.g. ``sam:vit_h``.
       settings (dict): the segmenter's settings. extra (dict): anything else the writer stored.
+
     """
 
     def __init__(self, key, packed, image_size, scores, areas, bboxes, meta):
@@ -96,13 +104,17 @@ class MaskRecord:
         return self.scores[:, 1]
 
     def masks(self, indices=None):
-        """Unpack masks.
+        """
+        Unpack masks.
 
         Arguments:
+        ---------
           indices (sequence(int) or None): which masks; all when None.
 
-        Returns:
+        Returns
+        -------
           (np.ndarray): NxHxW bool (N = len(indices) when given).
+
         """
         packed = self._packed if indices is None else self._packed[np.asarray(indices, int)]
         h, w = self.image_size
@@ -115,10 +127,13 @@ class MaskRecord:
 
 
 class MaskStore:
-    """Directory of per-frame mask files.
+    """
+    Directory of per-frame mask files.
 
     Arguments:
+    ---------
       store_root (str or PathLike): folder of the store, usually ``<dataset_root>/masks``.
+
     """
 
     def __init__(self, store_root):
@@ -141,9 +156,11 @@ class MaskStore:
         return None
 
     def write(self, key, masks, scores, bboxes=None, segmenter='', extra=None, settings=None):
-        """Store the masks of one frame atomically (replaces an earlier result or failure).
+        """
+        Store the masks of one frame atomically (replaces an earlier result or failure).
 
         Arguments:
+        ---------
           key (str): image path relative to the dataset root, ``/`` separators.
           masks (np.ndarray): NxHxW bool (N may be 0).
           scores (np.ndarray or dict): Nx2 (predicted_iou, stability_score), or a dict with
@@ -153,8 +170,10 @@ class MaskStore:
           extra (dict or None): JSON-serializable data stored alongside (e.g. timings).
           settings (dict or None): the segmenter's settings (JSON-serializable).
 
-        Returns:
+        Returns
+        -------
           (str): the written file's path.
+
         """
         masks = np.asarray(masks)
         if masks.ndim != 3:
@@ -249,7 +268,8 @@ class MaskStore:
         return self._walk(FAILED_SUFFIX)
 
     def remove_stale_temp_files(self, min_age_s=60.0):
-        """Delete temp files left by killed writers; returns how many were removed.
+        """
+        Delete temp files left by killed writers; returns how many were removed.
 
         Only files older than ``min_age_s`` seconds are removed, so that a live writer sharing
         the store (another shard, another machine) never loses the file it is writing.

@@ -1,4 +1,5 @@
-"""Mean intersection over union exactly as Eq. 7-8 of the paper (per frame, then over frames).
+"""
+Mean intersection over union exactly as Eq. 7-8 of the paper (per frame, then over frames).
 
 Eq. 7: ``IoU_c(I) = |P_c(I) & G_c(I)| / |P_c(I) | G_c(I)|``; Eq. 8: the mean over frames of the
 mean of ``IoU_c(I)`` over ``C_I``, the classes present in the frame's ground truth.
@@ -22,17 +23,21 @@ IGNORE_INDEX = 255
 
 
 def frame_ious(pred, gt, include_background=True, background=0, ignore_index=IGNORE_INDEX):
-    """Per-class IoU (Eq. 7) of one frame over the classes present in its ground truth.
+    """
+    Per-class IoU (Eq. 7) of one frame over the classes present in its ground truth.
 
     Arguments:
+    ---------
       pred (np.ndarray): HxW integer predicted labels.
       gt (np.ndarray): HxW integer ground-truth labels (``ignore_index`` pixels are skipped).
       include_background (bool): whether ``background`` belongs to ``C_I`` when present.
       background (int): the background class id.
       ignore_index (int): ground-truth value of unlabeled pixels.
 
-    Returns:
+    Returns
+    -------
       dict: ``{class_id: IoU}`` for ``c in C_I`` (empty dict when ``C_I`` is empty).
+
     """
     pred = np.asarray(pred)
     gt = np.asarray(gt)
@@ -52,12 +57,15 @@ def frame_ious(pred, gt, include_background=True, background=0, ignore_index=IGN
 
 
 class MeanIoU:
-    """Accumulates Eq. 8 over frames.
+    """
+    Accumulates Eq. 8 over frames.
 
     Arguments:
+    ---------
       include_background (bool): see the module docstring.
       background (int): background class id.
       ignore_index (int): ground-truth value of unlabeled pixels.
+
     """
 
     def __init__(self, include_background=True, background=0, ignore_index=IGNORE_INDEX):

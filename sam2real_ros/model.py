@@ -1,4 +1,5 @@
-"""The shared segmentation network: ConvNeXt + FPN/PPM decoder + segmentation and feature heads.
+"""
+The shared segmentation network: ConvNeXt + FPN/PPM decoder + segmentation and feature heads.
 
 Architecture (paper Sec. III-B..D, Fig. 3, UPerNet-style): a ``timm`` ConvNeXt backbone with
 ``features_only=True`` gives 4 stages (strides 4, 8, 16, 32). A Pyramid Pooling Module (bins
@@ -30,7 +31,8 @@ MAX_CLASSES = 256  # labels are published as mono8
 
 @dataclasses.dataclass
 class ModelConfig:
-    """Everything needed to rebuild the network (stored in checkpoints as a plain dict).
+    """
+    Everything needed to rebuild the network (stored in checkpoints as a plain dict).
 
     ``input_size`` is the (height, width) the network runs at: camera frames are resized to it
     by :func:`preprocess` and labels are upsampled back to the camera size by the engine.
@@ -128,14 +130,18 @@ def list_profiles():
 
 
 def load_profile(name_or_path, **overrides):
-    """Load a named profile (``'paper'``, ``'fast'``) or a YAML file into a :class:`ModelConfig`.
+    """
+    Load a named profile (``'paper'``, ``'fast'``) or a YAML file into a :class:`ModelConfig`.
 
     Arguments:
+    ---------
       name_or_path (str): bundled profile name or path to a YAML file of ModelConfig fields.
       overrides: ModelConfig fields that replace the profile's values (e.g. ``num_classes``).
 
-    Returns:
+    Returns
+    -------
       (ModelConfig): with ``name`` set to the profile name unless the file sets one.
+
     """
     path = os.fspath(name_or_path)
     if not (path.endswith(('.yaml', '.yml')) or os.sep in path):
@@ -187,14 +193,18 @@ def adaptive_pool_matrix(size, bins):
 
 
 def adaptive_avg_pool2d_exact(x, bins):
-    """``F.adaptive_avg_pool2d(x, bins)`` as two matrix products (exports for any size).
+    """
+    ``F.adaptive_avg_pool2d(x, bins)`` as two matrix products (exports for any size).
 
     Arguments:
+    ---------
       x (torch.Tensor): BxCxHxW.
       bins (int): output size (bins x bins).
 
-    Returns:
+    Returns
+    -------
       (torch.Tensor): BxCxbinsxbins, same dtype as ``x``.
+
     """
     h, w = int(x.shape[-2]), int(x.shape[-1])
     mh = torch.from_numpy(adaptive_pool_matrix(h, bins)).to(x.device, x.dtype)
@@ -234,7 +244,8 @@ def _hub_reachable(timeout=3.0):
 
 
 def create_backbone(cfg):
-    """``timm`` ConvNeXt with ``features_only`` (4 stages), random or pretrained weights.
+    """
+    ``timm`` ConvNeXt with ``features_only`` (4 stages), random or pretrained weights.
 
     Raises RuntimeError with a clear message when pretrained weights cannot be obtained.
     """
@@ -272,7 +283,8 @@ def create_backbone(cfg):
 
 
 class SegmentationNet(nn.Module):
-    """ConvNeXt + UPerNet-style decoder with a segmentation head and a dense feature head.
+    """
+    ConvNeXt + UPerNet-style decoder with a segmentation head and a dense feature head.
 
     ``forward(x)`` with ``x`` Bx3xHxW float32 (normalized by ``cfg.mean/std``) returns
     ``(logits BxCxHxW, features BxDxHxW)``, both at the input resolution.
@@ -334,15 +346,19 @@ def build_model(cfg):
 
 
 def preprocess(rgb, cfg, size=None):
-    """Resize (to ``size`` or ``cfg.input_size`` if set) and normalize one RGB frame.
+    """
+    Resize (to ``size`` or ``cfg.input_size`` if set) and normalize one RGB frame.
 
     Arguments:
+    ---------
       rgb (np.ndarray): HxWx3 uint8 RGB.
       cfg (ModelConfig): gives ``input_size``, ``mean`` and ``std``.
       size (tuple): optional (height, width) overriding ``cfg.input_size``.
 
-    Returns:
+    Returns
+    -------
       (torch.Tensor): 1x3xhxw float32, ``(rgb / 255 - mean) / std``.
+
     """
     x = normalize_numpy(rgb, cfg.mean, cfg.std, size or cfg.input_size)
     return torch.from_numpy(x)
@@ -371,14 +387,21 @@ def check_rgb(rgb):
 
 
 def checkpoint_payload(model, cfg, class_names, ema_state=None, **extra):
-    """Checkpoint dict for ``torch.save``: ``model``, ``ema``, ``model_cfg``, ``class_names``.
+    """
+    Checkpoint dict for ``torch.save``: ``model``, ``ema``, ``model_cfg``, ``class_names``.
 
     Arguments:
+    ---------
       model (SegmentationNet): its ``state_dict`` is stored under ``model``.
       cfg (ModelConfig): stored as a plain dict under ``model_cfg``.
       class_names (list[str]): one per class, index 0 = background; must match num_classes.
       ema_state (dict): EMA state_dict (``None`` stores the model weights again).
       extra: more entries (step, optimizer state, ...); plain types and tensors only.
+
+    Returns
+    -------
+      dict: the checkpoint payload.
+
     """
     class_names = [str(c) for c in class_names]
     if len(class_names) != cfg.num_classes:
@@ -405,15 +428,19 @@ def load_checkpoint(path):
 
 
 def model_from_checkpoint(path_or_dict, weights='ema'):
-    """Rebuild the network from a checkpoint file or dict.
+    """
+    Rebuild the network from a checkpoint file or dict.
 
     Arguments:
+    ---------
       path_or_dict (str | dict): checkpoint path or a :func:`checkpoint_payload` dict.
       weights (str): ``'ema'`` (falls back to ``'model'`` when the checkpoint has no EMA) or
         ``'model'``.
 
-    Returns:
+    Returns
+    -------
       (SegmentationNet, ModelConfig, list[str]): model in eval mode on CPU, config, class names.
+
     """
     if weights not in ('ema', 'model'):
         raise ValueError(f"weights must be 'ema' or 'model', got {weights!r}")

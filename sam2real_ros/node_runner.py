@@ -1,4 +1,5 @@
-"""One ``main()`` for every sam2real node: init, spin, clean exit codes.
+"""
+One ``main()`` for every sam2real node: init, spin, clean exit codes.
 
 SIGINT (Ctrl-C, ``ros2 launch`` shutdown) and an external shutdown end the node with exit code
 0; a configuration error raised while the node is built (invalid parameter, missing folder,
@@ -17,9 +18,11 @@ CONFIG_ERRORS = (ValueError, ParameterException, InvalidParameterValueException,
 
 
 def run_node(name, make_node, args=None, config_errors=(), make_executor=None):
-    """Build the node with ``make_node()`` and spin it until shutdown.
+    """
+    Build the node with ``make_node()`` and spin it until shutdown.
 
     Arguments:
+    ---------
       name (str): the executable's name, used in error lines.
       make_node (callable): returns the ``rclpy.node.Node`` to spin.
       args (list or None): command-line arguments for ``rclpy.init`` (None: ``sys.argv``).
@@ -28,8 +31,10 @@ def run_node(name, make_node, args=None, config_errors=(), make_executor=None):
         ``rclpy.init`` (e.g. ``MultiThreadedExecutor`` for action servers); None spins
         single-threaded.
 
-    Returns:
+    Returns
+    -------
       int: the exit code, 0 after a normal shutdown, 2 after a configuration error.
+
     """
     rclpy.init(args=args)
     node = None
@@ -66,9 +71,11 @@ class ParamValues(dict):
 
 
 def declare_parameters(node, specs, read_only=True):
-    """Declare every parameter of ``specs`` with a description and a range; return the values.
+    """
+    Declare every parameter of ``specs`` with a description and a range; return the values.
 
     Arguments:
+    ---------
       node (rclpy.node.Node): the node to declare on.
       specs (dict): name -> ``(default, description)``, ``(default, description, (lo, hi))``
         or ``(default, description, lo, hi)``; a range on an ``int`` default becomes an
@@ -77,8 +84,10 @@ def declare_parameters(node, specs, read_only=True):
         :func:`run_node`).
       read_only (bool): the nodes read their parameters once at start.
 
-    Returns:
+    Returns
+    -------
       ParamValues: name -> value (after overrides from YAML / ``-p``).
+
     """
     values = ParamValues()
     for name, spec in specs.items():

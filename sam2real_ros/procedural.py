@@ -1,4 +1,5 @@
-"""Procedural tabletop renderer: labeled scenes with a controllable domain gap, no downloads.
+"""
+Procedural tabletop renderer: labeled scenes with a controllable domain gap, no downloads.
 
 A scene is a table (optionally with a wall behind it and unlabeled background clutter) and
 several objects of ``CLASS_NAMES[1:]`` placed with occlusion. Everything is drawn with numpy and
@@ -30,9 +31,11 @@ _PALETTE = {
 
 @dataclass(frozen=True)
 class Appearance:
-    """Rendering options; each one widens or narrows the gap to another appearance.
+    """
+    Rendering options; each one widens or narrows the gap to another appearance.
 
     Arguments:
+    ---------
       light_azimuth_deg (float): light direction around the camera axis (0 = from the right).
       light_elevation_deg (float): light elevation above the table plane (90 = from the camera).
       light_jitter_deg (float): per-scene random jitter of both light angles.
@@ -52,6 +55,7 @@ class Appearance:
       blur_sigma (float): Gaussian blur sigma in pixels (0 = off).
       jpeg_quality (int): JPEG re-encoding quality 1..100 (0 = off).
       vignetting (float): darkening of the image corners (0..1).
+
     """
 
     light_azimuth_deg: float = 60.0
@@ -107,15 +111,19 @@ PRESETS = {
 
 
 def get_appearance(spec='synthetic', **overrides):
-    """Resolve an appearance.
+    """
+    Resolve an appearance.
 
     Arguments:
+    ---------
       spec (str | dict | Appearance): a preset name, a dict ``{preset: name, <field>: value}``
         (fields override the preset, default preset ``synthetic``) or an :class:`Appearance`.
       overrides: further field overrides.
 
-    Returns:
+    Returns
+    -------
       Appearance: the resolved (validated) appearance.
+
     """
     if isinstance(spec, Appearance):
         base, extra = spec, {}
@@ -149,12 +157,15 @@ def render_scene(seed, appearance='synthetic', size=(480, 640), objects=(4, 8)):
 
 
 class TabletopRenderer:
-    """Deterministic procedural tabletop renderer.
+    """
+    Deterministic procedural tabletop renderer.
 
     Arguments:
+    ---------
       appearance (str | dict | Appearance): see :func:`get_appearance`.
       size (tuple): output ``(height, width)`` in pixels.
       objects (tuple): inclusive ``(min, max)`` number of objects per scene.
+
     """
 
     class_names = CLASS_NAMES
@@ -170,16 +181,20 @@ class TabletopRenderer:
         self._gain = None  # camera gain map, computed on first use
 
     def render(self, seed):
-        """Render the scene for ``seed``.
+        """
+        Render the scene for ``seed``.
 
         Arguments:
+        ---------
           seed (int | sequence of int): the same seed always gives the same frame.
 
-        Returns:
+        Returns
+        -------
           dict: ``rgb`` HxWx3 uint8 (RGB), ``labels`` HxW uint8 (class index into
           ``CLASS_NAMES``, 0 = background), ``instances`` HxW int32 (visible object instance,
           1..n, 0 = none), ``instance_classes`` int64 (n,) (class of instance ``i + 1``) and
           ``full_areas`` int64 (n,) (pixels of each silhouette before occlusion).
+
         """
         rng = np.random.default_rng(seed)
         app = self.appearance

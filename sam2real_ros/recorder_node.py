@@ -1,4 +1,5 @@
-"""``grasp_recorder``: records camera frames before, during and after each grasp.
+"""
+``grasp_recorder``: records camera frames before, during and after each grasp.
 
 Thin ROS adapter around :mod:`sam2real_ros.grasp_episodes` (which frames form which episode)
 and :mod:`sam2real_ros.episode_store` (crash-safe files). Parameters, triggers, QoS and

@@ -1,4 +1,5 @@
-"""A faster ``SamAutomaticMaskGenerator`` with the same output (masks, scores, boxes, order).
+"""
+A faster ``SamAutomaticMaskGenerator`` with the same output (masks, scores, boxes, order).
 
 The library's generator upsamples *every* one of the 3 masks per point prompt to full
 resolution (first to 1024x1024, padding included), then filters by predicted IoU, then by
@@ -33,14 +34,17 @@ ENCODER_DTYPES = {'float32': None, 'bfloat16': torch.bfloat16, 'float16': torch.
 
 
 class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
-    """Drop-in subclass of ``SamAutomaticMaskGenerator`` (``output_mode='binary_mask'``).
+    """
+    Drop-in subclass of ``SamAutomaticMaskGenerator`` (``output_mode='binary_mask'``).
 
     Arguments:
+    ---------
       model (Sam): the SAM model.
       upsample_chunk (int): masks upsampled to full resolution at once (memory bound).
       encoder_dtype (str): 'float32' (exact), 'bfloat16' or 'float16' (autocast of the image
         encoder only).
       **kwargs: the parent's generator settings (points_per_side, pred_iou_thresh, ...).
+
     """
 
     def __init__(self, model, upsample_chunk=32, encoder_dtype='float32', **kwargs):
@@ -61,16 +65,20 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
 
     @torch.no_grad()
     def generate_arrays(self, image):
-        """Segment everything, returning arrays instead of per-mask dicts.
+        """
+        Segment everything, returning arrays instead of per-mask dicts.
 
         Arguments:
+        ---------
           image (np.ndarray): HxWx3 uint8 RGB.
 
-        Returns:
+        Returns
+        -------
           (dict): ``masks`` NxHxW bool, ``iou_preds`` N float32, ``stability_score`` N float32,
             ``boxes`` Nx4 XYXY (inclusive, as the library), ``points`` Nx2 float, ``crop_boxes``
             Nx4 XYXY; in the library's order (decreasing predicted IoU after NMS). ``timings``
             (seconds per stage) is in :attr:`timings`.
+
         """
         self.timings = {}
         data = self._generate_masks(image)
@@ -226,7 +234,8 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
 
 def build_tiny_sam(seed=0, img_size=256, embed_dim=32, depth=2, num_heads=2, prompt_dim=32,
                    logit_scale=1.0, device='cpu'):
-    """Build a small random-weight SAM from the real ``segment_anything.modeling`` classes.
+    """
+    Build a small random-weight SAM from the real ``segment_anything.modeling`` classes.
 
     For tests and CPU benchmarks only (weights cannot be downloaded there). ``prompt_dim=256``
     and ``img_size=1024`` give SAM's real decoder and post-processing cost with a tiny encoder.

@@ -1,4 +1,5 @@
-"""``sam_worker`` node: segments new frames of the recorder's dataset in the background.
+"""
+``sam_worker`` node: segments new frames of the recorder's dataset in the background.
 
 A thin ROS adapter around :class:`sam2real_ros.sam_worker.SamWorker`: a worker thread polls the
 dataset root every ``poll_period`` seconds and segments frames of finished (complete or

@@ -1,4 +1,5 @@
-"""Background SAM worker: segment every new frame of a dataset into the mask store, resumably.
+"""
+Background SAM worker: segment every new frame of a dataset into the mask store, resumably.
 
 Core (:class:`SamWorker`, used by the ``sam_worker`` node too) and the ``sam2real segment`` CLI.
 Frames come from the recorder's episodes (``complete`` or ``interrupted`` ones only, never an
@@ -52,7 +53,8 @@ def _episode_frames(root):
 
 
 def find_frames(dataset_root, store_root=None):
-    """Return all frames below ``dataset_root``: finished episodes first, then plain image files.
+    """
+    Return all frames below ``dataset_root``: finished episodes first, then plain image files.
 
     Plain images are found recursively, skipping hidden entries, the mask store and folders
     named ``episodes``, ``masks``, ``labels`` or ``depth``. Returns a list of :class:`Frame`.
@@ -97,15 +99,18 @@ def in_shard(key, shard):
 
 
 class SamWorker:
-    """Segments the frames of one dataset (one shard of it) into a :class:`MaskStore`.
+    """
+    Segments the frames of one dataset (one shard of it) into a :class:`MaskStore`.
 
     Arguments:
+    ---------
       dataset_root (str): the recorder's dataset root or any image folder.
       segmenter (callable): ``segmenter(rgb) -> Segments`` with ``.name`` and ``.settings``
         (see :mod:`sam2real_ros.segmenters`).
       store_root (str or None): mask store folder (default ``<dataset_root>/masks``).
       shard (tuple(int, int)): ``(i, n)``: only keys with ``in_shard(key, (i, n))``.
       retry_failed (bool): process frames marked failed again.
+
     """
 
     def __init__(self, dataset_root, segmenter, store_root=None, shard=(0, 1),
@@ -135,7 +140,8 @@ class SamWorker:
         return out
 
     def process(self, frame, rgb=None):
-        """Segment one frame and store the result; returns ``'done'``, ``'failed'`` or ``'skip'``.
+        """
+        Segment one frame and store the result; returns ``'done'``, ``'failed'`` or ``'skip'``.
 
         Unreadable images and per-frame errors are recorded with :meth:`MaskStore.mark_failed`;
         after several unexpected errors in a row a :class:`WorkerError` stops the run.
@@ -172,17 +178,21 @@ class SamWorker:
 
     def run(self, frames=None, limit=None, stop=None, progress=False, busy=None,
             on_frame=None):
-        """Process ``frames`` (default: :meth:`pending`) in order, reading the next image ahead.
+        """
+        Process ``frames`` (default: :meth:`pending`) in order, reading the next image ahead.
 
         Arguments:
+        ---------
           limit (int or None): at most this many frames.
           stop (threading.Event or None): checked between frames; set it to stop cleanly.
           progress (bool): show a tqdm progress bar.
           busy (callable or None): while it returns True no new frame is started.
           on_frame (callable or None): ``on_frame(frame, status)`` after each frame.
 
-        Returns:
+        Returns
+        -------
           (int): frames processed (done or failed) in this call.
+
         """
         from concurrent.futures import ThreadPoolExecutor
 

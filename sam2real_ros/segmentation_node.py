@@ -1,4 +1,5 @@
-"""Real-time semantic segmentation node: camera image -> label image (+ overlay, features).
+"""
+Real-time semantic segmentation node: camera image -> label image (+ overlay, features).
 
 The subscription callback only puts the message in a one-slot buffer (a newer frame replaces
 an unprocessed one, which is counted as dropped); one worker thread loads the model, runs

@@ -1,4 +1,5 @@
-"""Segmenters that over-segment an RGB image into overlapping masks for the mask store.
+"""
+Segmenters that over-segment an RGB image into overlapping masks for the mask store.
 
 ``SamSegmenter``: SAM's automatic ("segment everything") mode, paper defaults (ViT-H, 24 points
 per side), through :class:`sam2real_ros.sam_fast.FastAutomaticMaskGenerator` (same output as the
@@ -34,13 +35,16 @@ class SegmenterError(RuntimeError):
 
 @dataclass
 class Segments:
-    """Output of a segmenter for one image.
+    """
+    Output of a segmenter for one image.
 
-    Attributes:
+    Attributes
+    ----------
       masks (np.ndarray): NxHxW bool, overlapping allowed.
       scores (np.ndarray): Nx2 float32 (predicted_iou, stability_score); 1.0 for the fallback.
       bboxes (np.ndarray): Nx4 int32 XYWH (SAM convention: inclusive corners, w = x1 - x0).
       timings (dict): seconds per stage.
+
     """
 
     masks: np.ndarray
@@ -73,10 +77,13 @@ def resolve_device(device):
 
 
 def load_sam(model_type='vit_h', checkpoint=None, device='cpu'):
-    """Build a SAM model and load its checkpoint.
+    """
+    Build a SAM model and load its checkpoint.
 
-    Raises:
+    Raises
+    ------
       SegmenterError: unknown model type, missing or unreadable checkpoint.
+
     """
     import torch
     from segment_anything import sam_model_registry
@@ -97,15 +104,18 @@ def load_sam(model_type='vit_h', checkpoint=None, device='cpu'):
 
 
 class SamSegmenter:
-    """SAM automatic mask generation (all masks kept, as the generator returns them).
+    """
+    SAM automatic mask generation (all masks kept, as the generator returns them).
 
     Arguments:
+    ---------
       model (Sam): a loaded SAM model (its device is used).
       model_type (str): recorded in the store (``sam:<model_type>``).
       fast (bool): use the faster generator (same output) instead of the library's.
       upsample_chunk (int): masks upsampled at once (fast path).
       encoder_dtype (str): 'float32' (exact), 'bfloat16' or 'float16'.
       **settings: ``SamAutomaticMaskGenerator`` settings overriding :data:`SAM_DEFAULTS`.
+
     """
 
     def __init__(self, model, model_type='vit_h', fast=True, upsample_chunk=32,
@@ -156,7 +166,8 @@ def _merge_into(fine, coarse):
 
 
 class FelzenszwalbSegmenter:
-    """Fallback over-segmenter: a hierarchy of Felzenszwalb segmentations (scikit-image).
+    """
+    Fallback over-segmenter: a hierarchy of Felzenszwalb segmentations (scikit-image).
 
     The finest scale is segmented directly; every coarser scale assigns each segment of the
     previous level to the coarse Felzenszwalb segment it overlaps most, so coarse segments are
@@ -223,17 +234,21 @@ class FelzenszwalbSegmenter:
 def make_segmenter(kind='auto', model_type='vit_h', checkpoint=None, device='auto',
                    sam_settings=None, fallback_settings=None, fast=True, upsample_chunk=32,
                    encoder_dtype='float32', log=print):
-    """Build the configured segmenter.
+    """
+    Build the configured segmenter.
 
     Arguments:
+    ---------
       kind (str): 'sam' (refuses to run without the checkpoint), 'fallback' (Felzenszwalb),
         or 'auto' (SAM when the checkpoint exists, else says so in one line and falls back).
       sam_settings (dict): generator settings (see :data:`SAM_DEFAULTS`).
       fallback_settings (dict): :class:`FelzenszwalbSegmenter` settings.
       log (callable): where the one-line fallback notice goes.
 
-    Raises:
+    Raises
+    ------
       SegmenterError: bad kind or settings; missing checkpoint with kind 'sam'.
+
     """
     if kind not in ('sam', 'fallback', 'auto'):
         raise SegmenterError(f'segmenter must be sam, fallback or auto, got {kind!r}')

@@ -1,4 +1,5 @@
-"""Simulated camera node: rgb8 frames + camera_info at a fixed rate, for tests and demos.
+"""
+Simulated camera node: rgb8 frames + camera_info at a fixed rate, for tests and demos.
 
 ``python -m sam2real_ros.sim_camera --ros-args -p rate_hz:=30.0 -p source:=pattern``.
 Sources: ``pattern`` (a cheap moving test pattern, the default) and ``procedural`` (frames of
@@ -32,12 +33,15 @@ PARAMETERS = {
 
 
 class PatternSource:
-    """A moving test pattern: colour bars, a bright square sweeping across, a grey gradient.
+    """
+    A moving test pattern: colour bars, a bright square sweeping across, a grey gradient.
 
     Arguments:
+    ---------
         width (int), height (int): frame size.
 
     ``frame(i)`` returns HxWx3 uint8 RGB; cost ~1 ms at 640x480 (two array copies).
+
     """
 
     def __init__(self, width, height):

@@ -1,4 +1,5 @@
-"""Simulated grasp action server: a real rclpy ActionServer that "grasps" for a while.
+"""
+Simulated grasp action server: a real rclpy ActionServer that "grasps" for a while.
 
 ``python -m sam2real_ros.sim_grasp_server`` serves ``test_msgs/action/Fibonacci`` on
 ``/grasp_server/grasp`` (parameter ``action_name``). Each goal executes for

@@ -1,4 +1,5 @@
-"""``sam2real train``: train a model (synthetic + SAM-regularized real frames), resumably.
+"""
+``sam2real train``: train a model (synthetic + SAM-regularized real frames), resumably.
 
     sam2real train --config training/configs/tiny_cpu.yaml --out runs/x [--resume] [key=value ...]
     torchrun --nproc_per_node=4 -m sam2real_ros.train --config ... --out ...

@@ -1,4 +1,5 @@
-"""Training configuration: :class:`TrainConfig`, YAML files and ``key=value`` overrides.
+"""
+Training configuration: :class:`TrainConfig`, YAML files and ``key=value`` overrides.
 
 A config is nested dataclasses; YAML files under ``training/configs/`` set any subset of fields
 and command-line overrides use dotted keys (``optim.lr=3e-4``, ``loss.beta=0.5``,

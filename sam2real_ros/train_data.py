@@ -1,4 +1,5 @@
-"""Deterministic data streams for the trainer: per-epoch index draws, batching, resizing.
+"""
+Deterministic data streams for the trainer: per-epoch index draws, batching, resizing.
 
 The frames of epoch ``e`` on rank ``r`` are drawn from ``np.random.default_rng([seed, stream,
 r, e])`` (without replacement when the dataset is large enough, Sec. IV-A: "randomly chosen
@@ -43,7 +44,8 @@ def resize_labels(labels, size):
 
 
 def resize_masks(masks, size):
-    """NxHxW bool -> Nxhxw bool, nearest neighbour (OpenCV's rule ``src = floor(dst * H / h)``).
+    """
+    NxHxW bool -> Nxhxw bool, nearest neighbour (OpenCV's rule ``src = floor(dst * H / h)``).
 
     Pure indexing: no float or multi-channel copy of the masks is made.
     """
@@ -68,18 +70,22 @@ def _check_sample(sample, need, source):
 
 
 def prepare_batch(samples, size, mean, std, need, source):
-    """List of sample dicts -> tensors at one size.
+    """
+    List of sample dicts -> tensors at one size.
 
     Arguments:
+    ---------
       samples (list[dict]): ``rgb`` HxWx3 uint8 and, per ``need``, ``labels`` HxW / ``masks``.
       size (tuple): (h, w) training size, or None for the first sample's size.
       mean, std (tuple): normalization (ImageNet).
       need (tuple): keys every sample must have.
       source (str): dataset name for error messages.
 
-    Returns:
+    Returns
+    -------
       dict: ``x`` Bx3xhxw float32, ``labels`` Bxhxw int64 (if needed), ``masks`` list of
       Nxhxw bool numpy arrays (if needed), ``keys`` list[str], ``rgb`` list of resized uint8.
+
     """
     for s in samples:
         _check_sample(s, need, source)

@@ -1,4 +1,5 @@
-"""Per-epoch image panels: input | prediction | ground truth | dense features as RGB.
+"""
+Per-epoch image panels: input | prediction | ground truth | dense features as RGB.
 
 Uses ``sam2real_ros.visual`` (``colorize_labels``, ``features_to_rgb``) when it is installed,
 else a small built-in palette and per-channel min-max normalization.
@@ -35,14 +36,18 @@ def _features_rgb(features):
 
 
 def make_panel(rows, tile_height=160):
-    """Stack rows of (rgb, pred, gt, features) into one uint8 image.
+    """
+    Stack rows of (rgb, pred, gt, features) into one uint8 image.
 
     Arguments:
+    ---------
       rows (list): tuples ``(rgb HxWx3 uint8, pred HxW uint8, gt HxW uint8,
         features hxwxD float32)``; every tile is resized to ``tile_height``.
 
-    Returns:
+    Returns
+    -------
       np.ndarray: panel HxWx3 uint8 (columns: input, prediction, ground truth, features).
+
     """
     out = []
     for rgb, pred, gt, feats in rows:

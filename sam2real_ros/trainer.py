@@ -1,4 +1,5 @@
-"""The training loop (Fig. 4): alternating synthetic (Eq. 1) and real (Eq. 6/9) steps.
+"""
+The training loop (Fig. 4): alternating synthetic (Eq. 1) and real (Eq. 6/9) steps.
 
 One iteration = one synthetic batch (forward, Eq. 1, backward, AdamW step) followed by one real
 batch (its own forward/backward/step): Eq. 6/9 on SAM masks (``full``), Eq. 1 on SAM
@@ -77,14 +78,17 @@ class _OneHead(torch.nn.Module):
 
 
 class Trainer:
-    """Builds data, model, EMA, optimizer and schedule from a TrainConfig and runs epochs.
+    """
+    Builds data, model, EMA, optimizer and schedule from a TrainConfig and runs epochs.
 
     Arguments:
+    ---------
       cfg (TrainConfig): validated config.
       out_dir (str): run folder (config.yaml, checkpoint.pt, metrics.csv, images/, tb/).
       resume (bool): continue from ``out_dir/checkpoint.pt``.
       rank, world_size (int): distributed position (1 process: 0, 1).
       device (torch.device): compute device.
+
     """
 
     def __init__(self, cfg, out_dir, resume=False, rank=0, world_size=1, device=None):
@@ -216,7 +220,8 @@ class Trainer:
                                         self.model_cfg.std, need, f'{name} dataset')
 
     def train_epoch(self, progress=None, log_fn=None):
-        """One epoch of ``self.iters`` iterations; returns mean losses.
+        """
+        One epoch of ``self.iters`` iterations; returns mean losses.
 
         ``log_fn(iteration, values)`` (optional) gets every iteration's loss values.
         """

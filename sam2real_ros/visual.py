@@ -1,4 +1,5 @@
-"""Visualization helpers shared by the segmentation node, the trainer and the demo.
+"""
+Visualization helpers shared by the segmentation node, the trainer and the demo.
 
 No torch or rclpy needed: numpy only.
 """
@@ -23,14 +24,18 @@ PALETTE = _palette()  # 256x3 uint8, fixed across runs
 
 
 def colorize_labels(labels, num_classes=None):
-    """Colour a label image with the fixed palette (class 0 = black).
+    """
+    Colour a label image with the fixed palette (class 0 = black).
 
     Arguments:
+    ---------
       labels (np.ndarray): HxW uint8 (or integer) class indices.
       num_classes (int): optional; labels >= num_classes raise ValueError.
 
-    Returns:
+    Returns
+    -------
       (np.ndarray): HxWx3 uint8 RGB.
+
     """
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.dtype.kind not in 'ui':
@@ -47,16 +52,20 @@ def colorize_labels(labels, num_classes=None):
 
 
 def features_to_rgb(features):
-    """Visualize dense features as colours, each channel min-max normalized per frame.
+    """
+    Visualize dense features as colours, each channel min-max normalized per frame.
 
     As in the paper's Fig. 5/11: D = 3 maps to RGB; D = 2 to red/green with blue constant
     (128); D = 1 to grayscale; D > 3 shows the first 3 channels.
 
     Arguments:
+    ---------
       features (np.ndarray): HxWxD float (D >= 1).
 
-    Returns:
+    Returns
+    -------
       (np.ndarray): HxWx3 uint8 RGB.
+
     """
     f = np.asarray(features, np.float32)
     if f.ndim != 3 or f.shape[2] < 1:
