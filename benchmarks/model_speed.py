@@ -1,4 +1,5 @@
-"""Time ``SegmentationEngine.predict`` on a 640x480 frame for model profiles (random weights).
+"""
+Time ``SegmentationEngine.predict`` on a 640x480 frame for model profiles (random weights).
 
 Usage: ``python benchmarks/model_speed.py [--profiles fast,paper] [--iters 20] [--threads 2]``.
 Each profile is exported to ONNX (random weights) in a temporary folder, then ``predict`` is
@@ -17,7 +18,8 @@ import numpy as np
 
 
 def time_predict(engine, rgb, iters, want_features):
-    """Wall-time median and min, and process CPU-time median (ms) of ``engine.predict``.
+    """
+    Wall-time median and min, and process CPU-time median (ms) of ``engine.predict``.
 
     CPU time (all threads of this process) is less sensitive to other jobs on a shared machine
     than wall time; with 1 thread it approximates the uncontended single-core wall time.
@@ -72,15 +74,15 @@ def main(argv=None):
                   f'{args.threads} threads: predict 640x480 labels only {labels_ms:.1f} ms '
                   f'(min {labels_min:.1f}, cpu {labels_cpu:.1f}), labels+features '
                   f'{both_ms:.1f} ms (min {both_min:.1f}, cpu {both_cpu:.1f})', flush=True)
-            results[cfg.name] = dict(labels_ms=round(labels_ms, 1),
-                                     labels_features_ms=round(both_ms, 1),
-                                     labels_min_ms=round(labels_min, 1),
-                                     labels_cpu_ms=round(labels_cpu, 1),
-                                     labels_features_cpu_ms=round(both_cpu, 1),
-                                     inference_size=size, backbone=cfg.backbone)
+            results[cfg.name] = {'labels_ms': round(labels_ms, 1),
+                                 'labels_features_ms': round(both_ms, 1),
+                                 'labels_min_ms': round(labels_min, 1),
+                                 'labels_cpu_ms': round(labels_cpu, 1),
+                                 'labels_features_cpu_ms': round(both_cpu, 1),
+                                 'inference_size': size, 'backbone': cfg.backbone}
             del engine
-    print(json.dumps(dict(benchmark='model_speed', backend=args.backend,
-                          threads=args.threads, frame='640x480', results=results)))
+    print(json.dumps({'benchmark': 'model_speed', 'backend': args.backend,
+                      'threads': args.threads, 'frame': '640x480', 'results': results}))
     return 0
 
 

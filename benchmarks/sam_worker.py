@@ -1,4 +1,5 @@
-"""Where the SAM worker's time goes, naive generator vs the fast path, and the fallback.
+"""
+Where the SAM worker's time goes, naive generator vs the fast path, and the fallback.
 
 Random weights (no checkpoints here): ``--model-type tiny`` (default on CPU) is a small ViT
 encoder with SAM's real prompt encoder / mask decoder (256 ch) and real 1024x1024
@@ -135,10 +136,10 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     model_type = args.model_type or ('tiny' if args.device == 'cpu' else 'vit_h')
     pps = args.points_per_side or (8 if model_type == 'tiny' and args.device == 'cpu' else 24)
-    settings = dict(points_per_side=pps, points_per_batch=args.points_per_batch,
-                    pred_iou_thresh=args.pred_iou_thresh,
-                    stability_score_thresh=args.stability_score_thresh,
-                    box_nms_thresh=args.box_nms_thresh)
+    settings = {'points_per_side': pps, 'points_per_batch': args.points_per_batch,
+                'pred_iou_thresh': args.pred_iou_thresh,
+                'stability_score_thresh': args.stability_score_thresh,
+                'box_nms_thresh': args.box_nms_thresh}
     sam = build_model(model_type, args.device, args.logit_scale)
     img = synthetic_image(args.height, args.width)
     with torch.no_grad():  # warm-up (allocator, kernels)
@@ -170,17 +171,17 @@ def main(argv=None):
     fb_masks = len(fb(img).masks)
     fb_t = time.perf_counter() - t0
     print(f'fallback (Felzenszwalb x3, max_side 320): {fb_t:.2f} s, {fb_masks} masks')
-    res = dict(
-        s_per_frame=round(float(np.median(fast_t)), 3),
-        naive_s_per_frame=round(float(np.median(naive_t)), 3) if naive_t else None,
-        speedup=round(float(np.median(naive_t) / np.median(fast_t)), 2) if naive_t else None,
-        masks_per_frame=float(np.mean(counts)), device=args.device, model_type=model_type,
-        random_weights=True, points_per_side=pps, image=f'{args.height}x{args.width}',
-        settings=settings, encoder_dtype=args.encoder_dtype,
-        stages_s={k: round(v, 3) for k, v in stages.items()},
-        naive_stages_s={k: round(v, 3) for k, v in naive_stages.items()},
-        min_mask_iou_vs_naive=min(ious) if ious else None,
-        fallback_s_per_frame=round(fb_t, 3), fallback_masks_per_frame=fb_masks)
+    res = {
+        's_per_frame': round(float(np.median(fast_t)), 3),
+        'naive_s_per_frame': round(float(np.median(naive_t)), 3) if naive_t else None,
+        'speedup': round(float(np.median(naive_t) / np.median(fast_t)), 2) if naive_t else None,
+        'masks_per_frame': float(np.mean(counts)), 'device': args.device, 'model_type': model_type,
+        'random_weights': True, 'points_per_side': pps, 'image': f'{args.height}x{args.width}',
+        'settings': settings, 'encoder_dtype': args.encoder_dtype,
+        'stages_s': {k: round(v, 3) for k, v in stages.items()},
+        'naive_stages_s': {k: round(v, 3) for k, v in naive_stages.items()},
+        'min_mask_iou_vs_naive': min(ious) if ious else None,
+        'fallback_s_per_frame': round(fb_t, 3), 'fallback_masks_per_frame': fb_masks}
     print(json.dumps(res))
 
 

@@ -1,4 +1,5 @@
-"""Segment pooling loss (Eq. 2-5): project implementation vs. direct dense transcription.
+"""
+Segment pooling loss (Eq. 2-5): project implementation vs. direct dense transcription.
 
     tools/venv-run python benchmarks/segment_loss.py [--n 150] [--height 480] [--width 640]
 

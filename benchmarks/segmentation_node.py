@@ -1,4 +1,5 @@
-"""Benchmark the segmentation node end to end through real DDS, and the bare engine.
+"""
+Benchmark the segmentation node end to end through real DDS, and the bare engine.
 
 ``python benchmarks/segmentation_node.py --profile fast [--device cpu|cuda] [--seconds N]``
 

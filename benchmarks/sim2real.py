@@ -1,4 +1,5 @@
-"""Does SAM regularization help? A reproducible small-scale version of the paper's Tables I-III.
+"""
+Does SAM regularization help? A reproducible small-scale version of the paper's Tables I-III.
 
 Trains ``synthetic_only``, ``full`` (SAM regularization, Eq. 6), ``pseudolabel`` and
 ``real_labels`` over several seeds, plus a wider domain gap and alpha / D sweeps, all described by
@@ -24,11 +25,10 @@ import subprocess
 import sys
 import time
 
-import yaml
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sim2real_pool  # noqa: E402  (benchmarks/ is not a package)
 import sim2real_report  # noqa: E402
+import yaml  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CONFIG = os.path.join(HERE, '..', 'training', 'configs', 'sim2real_cpu.yaml')
@@ -51,16 +51,16 @@ def build_parser():
                    help='benchmark config YAML (default: %(default)s)')
     p.add_argument('--size', default='default', help='size preset from the config: tiny, '
                    'default, paper (default: %(default)s)')
-    p.add_argument('--seeds', type=int, help='number of seeds (default: the preset\'s)')
+    p.add_argument('--seeds', type=int, help="number of seeds (default: the preset's)")
     p.add_argument('--only', nargs='+', metavar='ID', help='run only these experiment ids '
                    '(or groups, e.g. narrow)')
     p.add_argument('--quick', action='store_true', help='smoke test: size tiny, 1 seed, '
-                   'the config\'s quick experiments')
+                   "the config's quick experiments")
     p.add_argument('--out', default='runs/sim2real', help='output folder (default: %(default)s)')
     p.add_argument('--launcher', choices=('inprocess', 'python', 'torchrun'),
-                   help='how runs are started (default: the config\'s)')
+                   help="how runs are started (default: the config's)")
     p.add_argument('--nproc-per-node', type=int, help='torchrun processes per node')
-    p.add_argument('--segmenter', help='auto | fallback | sam (default: the config\'s)')
+    p.add_argument('--segmenter', help="auto | fallback | sam (default: the config's)")
     p.add_argument('--threads', type=int, help='torch threads per run (default: config)')
     p.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', dest='sets',
                    help='training config overrides for every run, applied last '
@@ -156,7 +156,7 @@ def plan_runs(bench, size, seeds, only, out, pool_root, sets=()):
                 cfg.validate()
             except ConfigError as e:
                 raise BenchmarkError(f'experiment {exp["id"]}: {e}') from None
-            runs.append(dict(exp=exp, seed=seed, cfg=cfg, dir=run_dir))
+            runs.append({'exp': exp, 'seed': seed, 'cfg': cfg, 'dir': run_dir})
     return runs
 
 
@@ -220,7 +220,7 @@ def pool_spec(bench, size, out):
 
 def prepare_pool(bench, runs, pool_root, spec, progress, log):
     """Render (procedural pool) and segment the real training frames once; returns info."""
-    info = dict(root=pool_root)
+    info = {'root': pool_root}
     if spec:
         info.update(sim2real_pool.render_pool(pool_root, progress=progress, **spec))
     if bench.get('segment_real', True):
@@ -265,13 +265,13 @@ def main(argv=None):
         pool_root, spec = pool_spec(bench, args.size, out)
         runs = plan_runs(bench, args.size, seeds, args.only, out, pool_root, args.sets)
         if args.dry_run:
-            plan = [dict(experiment=r['exp']['id'], seed=r['seed'], variant=r['cfg'].variant,
-                         out=r['dir'], epochs=r['cfg'].max_epochs,
-                         init_checkpoint=r['cfg'].init_checkpoint) for r in runs]
+            plan = [{'experiment': r['exp']['id'], 'seed': r['seed'], 'variant': r['cfg'].variant,
+                     'out': r['dir'], 'epochs': r['cfg'].max_epochs,
+                     'init_checkpoint': r['cfg'].init_checkpoint} for r in runs]
             for r in plan:
                 print(f'{r["experiment"]} seed {r["seed"]}: {r["variant"]}, {r["epochs"]} '
                       f'epochs -> {r["out"]}')
-            print(json.dumps(dict(size=args.size, launcher=launcher, runs=plan)))
+            print(json.dumps({'size': args.size, 'launcher': launcher, 'runs': plan}))
             return 0
         os.makedirs(out, exist_ok=True)
         pool = prepare_pool(bench, runs, pool_root, spec, not args.no_progress, log)
@@ -301,10 +301,11 @@ def main(argv=None):
         print('sim2real: interrupted; run the same command again to continue', file=sys.stderr)
         return 130
     wall = time.monotonic() - t0
-    summary = sim2real_report.write_report(out, runs, dict(
-        size=args.size, seeds=seeds, config=os.path.relpath(args.config), wall_s=round(wall, 1),
-        segmenter=(pool.get('segments') or {}).get('segmenter'), launcher=launcher,
-        threads=threads, pool_frames=pool.get('frames')))
+    summary = sim2real_report.write_report(out, runs, {
+        'size': args.size, 'seeds': seeds, 'config': os.path.relpath(args.config),
+        'wall_s': round(wall, 1),
+        'segmenter': (pool.get('segments') or {}).get('segmenter'), 'launcher': launcher,
+        'threads': threads, 'pool_frames': pool.get('frames')})
     log(f'wrote {os.path.join(out, "results.md")}, results.csv, summary.csv, curves.png '
         f'({wall:.0f} s)')
     print(json.dumps(summary))

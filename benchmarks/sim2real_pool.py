@@ -1,4 +1,5 @@
-"""Fixed pool of procedural "real" training frames, segmented once into a mask store.
+"""
+Fixed pool of procedural "real" training frames, segmented once into a mask store.
 
 The sim2real benchmark trains every variant and seed on the same pool of unlabeled real frames,
 like a robot's recorded dataset: the frames are rendered once with the ``real`` appearance and
@@ -22,13 +23,14 @@ POOL_FIELDS = ('appearance', 'seed', 'frames', 'size', 'objects')
 
 def pool_paths(root):
     """Folders of a pool: ``dict(real=<image folder + masks/>, bop=<BOP root>, oracle=...)``."""
-    return dict(real=os.path.join(root, 'real'), bop=os.path.join(root, 'real_bop'),
-                oracle=os.path.join(root, 'oracle_masks'))
+    return {'real': os.path.join(root, 'real'), 'bop': os.path.join(root, 'real_bop'),
+            'oracle': os.path.join(root, 'oracle_masks')}
 
 
 def render_pool(root, appearance='real', seed=11, frames=48, size=(96, 128), objects=(4, 8),
                 progress=False):
-    """Render the pool's frames (skipping those already on disk) and their BOP ground truth.
+    """
+    Render the pool's frames (skipping those already on disk) and their BOP ground truth.
 
     Arguments:
       root (str): pool folder.
@@ -38,8 +40,10 @@ def render_pool(root, appearance='real', seed=11, frames=48, size=(96, 128), obj
         drawn from other seeds.
       frames (int): pool size. size (tuple): ``(height, width)``. objects (tuple): min/max.
 
-    Returns:
+    Returns
+    -------
       dict: ``real``, ``bop`` and ``oracle`` folder paths, ``frames`` count.
+
     """
     from tqdm import tqdm
 
@@ -82,7 +86,8 @@ def render_pool(root, appearance='real', seed=11, frames=48, size=(96, 128), obj
 
 
 def segment_pool(real_root, segmenter='auto', progress=False, log=print):
-    """Segment every frame of ``real_root`` without masks into ``<real_root>/masks``, once.
+    """
+    Segment every frame of ``real_root`` without masks into ``<real_root>/masks``, once.
 
     Arguments:
       real_root (str): image folder (the pool's ``real`` folder, or a real dataset root).
@@ -90,13 +95,15 @@ def segment_pool(real_root, segmenter='auto', progress=False, log=print):
         ``fallback``, ``sam``, or a dict of ``segmenters.make_segmenter`` keywords.
       log (callable): one-line messages.
 
-    Returns:
+    Returns
+    -------
       dict: ``segmented`` (frames processed now), ``failed``, ``seconds`` (segmenter time),
       ``segmenter`` name, ``store`` path.
+
     """
     from sam2real_ros.sam_worker import SamWorker
     from sam2real_ros.segmenters import make_segmenter
-    spec = dict(kind=segmenter) if isinstance(segmenter, str) else dict(segmenter)
+    spec = {'kind': segmenter} if isinstance(segmenter, str) else dict(segmenter)
     worker = SamWorker(real_root, None)
     todo = worker.pending()
     name = None
@@ -112,5 +119,5 @@ def segment_pool(real_root, segmenter='auto', progress=False, log=print):
             name = worker.store.read(next(iter(keys))).segmenter
     if worker.failed:
         log(f'warning: {worker.failed} frames failed to segment (see {worker.store_root})')
-    return dict(segmented=worker.done, failed=worker.failed, seconds=worker.seconds,
-                segmenter=name, store=worker.store_root)
+    return {'segmented': worker.done, 'failed': worker.failed, 'seconds': worker.seconds,
+            'segmenter': name, 'store': worker.store_root}

@@ -33,13 +33,16 @@ def _mean_std(values):
 
 
 def collect(runs):
-    """Per-run rows and per-experiment aggregates.
+    """
+    Per-run rows and per-experiment aggregates.
 
-    Returns:
+    Returns
+    -------
       (list[dict], list[dict]): run rows (experiment, label, variant, seed, miou = the final
       ``miou_last_k``, miou_final = last epoch's mIoU, epochs, train_s, curve = per-epoch
       mIoU list, offset = epochs of the run it started from) and experiment rows
       (experiment, label, variant, mean, std, n, seeds).
+
     """
     rows, order = [], []
     for run in runs:
@@ -47,13 +50,14 @@ def collect(runs):
         exp = run['exp']
         init = run['cfg'].init_checkpoint
         offset = len(read_metrics(os.path.dirname(init))) if init else 0
-        rows.append(dict(offset=offset, experiment=exp['id'], label=exp.get('label', exp['id']),
-                         variant=exp['variant'], seed=run['seed'],
-                         miou=_float(hist[-1]['miou_last_k']) if hist else float('nan'),
-                         miou_final=_float(hist[-1]['miou']) if hist else float('nan'),
-                         epochs=len(hist),
-                         train_s=round(sum(_float(h['time_s']) for h in hist), 1),
-                         curve=[_float(h['miou']) for h in hist]))
+        rows.append({'offset': offset, 'experiment': exp['id'],
+                     'label': exp.get('label', exp['id']), 'variant': exp['variant'],
+                     'seed': run['seed'],
+                     'miou': _float(hist[-1]['miou_last_k']) if hist else float('nan'),
+                     'miou_final': _float(hist[-1]['miou']) if hist else float('nan'),
+                     'epochs': len(hist),
+                     'train_s': round(sum(_float(h['time_s']) for h in hist), 1),
+                     'curve': [_float(h['miou']) for h in hist]})
         if exp['id'] not in order:
             order.append(exp['id'])
     baselines = {run['exp']['id']: baseline_of(run['exp'], order) for run in runs}
@@ -64,15 +68,16 @@ def collect(runs):
         base = {r['seed']: r['miou'] for r in rows if r['experiment'] == baselines[eid]}
         diffs = [r['miou'] - base[r['seed']] for r in mine if r['seed'] in base]
         dmean, dstd = _mean_std(diffs) if baselines[eid] else (float('nan'), float('nan'))
-        agg.append(dict(experiment=eid, label=mine[0]['label'], variant=mine[0]['variant'],
-                        mean=mean, std=std, n=len(mine), seeds=[r['miou'] for r in mine],
-                        baseline=baselines[eid], delta=dmean, delta_std=dstd,
-                        delta_n=len(diffs)))
+        agg.append({'experiment': eid, 'label': mine[0]['label'], 'variant': mine[0]['variant'],
+                    'mean': mean, 'std': std, 'n': len(mine), 'seeds': [r['miou'] for r in mine],
+                    'baseline': baselines[eid], 'delta': dmean, 'delta_std': dstd,
+                    'delta_n': len(diffs)})
     return rows, agg
 
 
 def baseline_of(exp, ids):
-    """Experiment id an experiment is compared with, seed by seed (None for itself).
+    """
+    Experiment id an experiment is compared with, seed by seed (None for itself).
 
     ``baseline`` in the experiment, else the ``synthetic_only`` experiment of its group, else
     the first ``synthetic_only`` experiment (the sweeps compare against the narrow gap's).
@@ -115,7 +120,8 @@ def markdown(agg, meta):
 
 
 def plot_curves(path, rows):
-    """``curves.png``: mIoU per epoch per experiment (mean over seeds, min-max band), by group.
+    """
+    ``curves.png``: mIoU per epoch per experiment (mean over seeds, min-max band), by group.
 
     A run started from another run's checkpoint (``init_from``) is drawn after that run's epochs.
     """
@@ -180,6 +186,6 @@ def write_report(out, runs, meta):
 
     def num(v):
         return None if math.isnan(v) else round(v, 4)
-    return dict(meta, results={a['experiment']: dict(
-        mean=num(a['mean']), std=num(a['std']), n=a['n'], delta_vs=a['baseline'],
-        delta=num(a['delta']), delta_std=num(a['delta_std'])) for a in agg})
+    return dict(meta, results={a['experiment']: {
+        'mean': num(a['mean']), 'std': num(a['std']), 'n': a['n'], 'delta_vs': a['baseline'],
+        'delta': num(a['delta']), 'delta_std': num(a['delta_std'])} for a in agg})

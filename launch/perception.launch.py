@@ -1,4 +1,5 @@
-"""Bring sam2real up on the robot: grasp recorder, SAM worker and real-time segmentation node.
+"""
+Bring sam2real up on the robot: grasp recorder, SAM worker and real-time segmentation node.
 
     ros2 launch sam2real perception.launch.py grasp_action:=/pick_object \
         model_path:=~/sam2real/model.onnx dataset_root:=~/sam2real_data
@@ -45,7 +46,8 @@ def _config_dir(value):
 
 
 def node_parameters(config_dir, node_name):
-    """Return the ``ros__parameters`` of ``node_name`` from ``<config_dir>/<node_name>.yaml``.
+    """
+    Return the ``ros__parameters`` of ``node_name`` from ``<config_dir>/<node_name>.yaml``.
 
     Loading the YAML here (rather than passing ``--params-file``) makes the values apply whatever
     namespace the node is pushed into.
@@ -72,8 +74,8 @@ def _setup(context):
     arg = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     cfg = _config_dir(arg['config_dir'])
     dataset_root = os.path.expanduser(arg['dataset_root'])
-    common = dict(output='screen', emulate_tty=True,
-                  arguments=['--ros-args', '--log-level', arg['log_level']])
+    common = {'output': 'screen', 'emulate_tty': True,
+              'arguments': ['--ros-args', '--log-level', arg['log_level']]}
     nodes = []
     if _flag(context, 'recorder'):
         params = node_parameters(cfg, 'grasp_recorder')

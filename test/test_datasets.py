@@ -166,7 +166,7 @@ def test_augment_moves_labels_and_masks_with_pixels():
     blocks = rng.integers(0, 2, (12, 16)).astype(np.uint8)
     labels = cv2.resize(blocks, (160, 120), interpolation=cv2.INTER_NEAREST)
     rgb = np.stack([labels * 200 + 20] * 3, -1).astype(np.uint8)
-    sample = dict(rgb=rgb, labels=labels, masks=labels[None] > 0, key='k')
+    sample = {'rgb': rgb, 'labels': labels, 'masks': labels[None] > 0, 'key': 'k'}
     flip = Augment(scale=(1, 1), ratio=(1, 1), flip=1.0, brightness=0, contrast=0,
                    saturation=0, hue=0)(sample, rng)
     np.testing.assert_array_equal(flip['rgb'], rgb[:, ::-1])
@@ -207,7 +207,7 @@ def test_image_folder_with_mask_store(tmp_path):
 
     def seg(rgb):
         calls.append(rgb.shape)
-        return [dict(segmentation=rgb[..., 0] > 100)]
+        return [{'segmentation': rgb[..., 0] > 100}]
 
     full = build_unlabeled({'type': 'image_folder', 'root': str(root),
                             'missing_masks': 'segment'}, segmenter=seg)

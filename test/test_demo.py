@@ -5,9 +5,8 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 from conftest import REPO
+import pytest
 
 pytest.importorskip('rclpy')
 

@@ -58,7 +58,7 @@ def test_readers_skip_incomplete_and_reject_bad_json(tmp_path):
     w.close()
 
 
-CRASHING_WRITER = textwrap.dedent('''
+CRASHING_WRITER = textwrap.dedent("""
     import os, sys
     import numpy as np
     from sam2real_ros.episode_store import EpisodeWriter
@@ -67,7 +67,7 @@ CRASHING_WRITER = textwrap.dedent('''
         w.add_frame(10**18 + i, 'during', np.full((24, 32, 3), i, np.uint8))
     print('written', flush=True)
     sys.stdin.readline()
-''')
+""")
 
 
 def test_recovery_after_kill9_keeps_every_frame(tmp_path):

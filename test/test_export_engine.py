@@ -6,26 +6,25 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import torch
-
 from sam2real_ros import export
 from sam2real_ros import model as mdl
 from sam2real_ros.engine import ModelLoadError, SegmentationEngine
+import torch
 
 CLASSES = ['background', 'mug', 'box']
 
 
 def tiny_cfg(**kw):
-    """A small random-weight config (top level 7x9 at 200x260: bins 2, 3, 6 do not divide)."""
-    base = dict(backbone='convnext_atto', pretrained=False, num_classes=3, fpn_channels=16,
-                fusion_channels=32, feature_hidden=24, fusion_stride=4, fusion_kernel=3,
-                input_size=(200, 260), name='tiny')
+    """Make a small random-weight config (top level 7x9 at 200x260: bins 2, 3, 6 do not divide)."""
+    base = {'backbone': 'convnext_atto', 'pretrained': False, 'num_classes': 3, 'fpn_channels': 16,
+            'fusion_channels': 32, 'feature_hidden': 24, 'fusion_stride': 4, 'fusion_kernel': 3,
+            'input_size': (200, 260), 'name': 'tiny'}
     base.update(kw)
     return mdl.ModelConfig(**base)
 
 
 def frame(h=480, w=640, seed=0):
-    """A 640x480 test frame with smooth structure (few exact logit ties)."""
+    """Make a 640x480 test frame with smooth structure (few exact logit ties)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]
     img = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 255 // (h + w)], -1)
@@ -34,7 +33,7 @@ def frame(h=480, w=640, seed=0):
 
 @pytest.fixture(scope='module')
 def fast_onnx(tmp_path_factory):
-    """The fast profile with random weights, exported through the CLI."""
+    """Export the fast profile with random weights through the CLI."""
     out = tmp_path_factory.mktemp('fast') / 'fast.onnx'
     rc = export.main(['--random', '--profile', 'fast', '--classes', ','.join(CLASSES),
                       '--out', str(out)])
@@ -44,7 +43,7 @@ def fast_onnx(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def tiny_ckpt_and_onnx(tmp_path_factory):
-    """A tiny checkpoint (.pt, EMA differs from model) and its ONNX export."""
+    """Save a tiny checkpoint (.pt, EMA differs from model) and export it to ONNX."""
     d = tmp_path_factory.mktemp('tiny')
     torch.manual_seed(0)
     cfg = tiny_cfg()
@@ -58,7 +57,7 @@ def tiny_ckpt_and_onnx(tmp_path_factory):
 
 def test_fast_export_is_one_file_with_metadata_and_matches_torch(fast_onnx):
     assert not os.path.exists(str(fast_onnx) + '.data')
-    assert [p for p in os.listdir(fast_onnx.parent)] == ['fast.onnx']
+    assert list(os.listdir(fast_onnx.parent)) == ['fast.onnx']
     proto = onnx.load(str(fast_onnx))
     assert proto.opset_import[0].version >= 17
     meta = {p.key: p.value for p in proto.metadata_props}
@@ -176,7 +175,7 @@ def test_engine_load_errors(tiny_ckpt_and_onnx, tmp_path):
         SegmentationEngine.load(str(many))
     with pytest.raises(ModelLoadError, match='needs an .onnx'):
         SegmentationEngine.load(str(ckpt), backend='onnxruntime')
-    with pytest.raises(ModelLoadError, match="backend must be"):
+    with pytest.raises(ModelLoadError, match='backend must be'):
         SegmentationEngine.load(str(onnx_path), backend='tensorflow')
     if 'CUDAExecutionProvider' not in ort.get_available_providers():
         with pytest.raises(ModelLoadError, match='cuda'):

@@ -74,7 +74,7 @@ def write_bag(path, plugin):
 
 
 def expected_episodes(stream, cfg):
-    """The pure logic fed the same messages at the same log times."""
+    """Feed the pure logic the same messages at the same log times; return its episodes."""
     logic = grasp_episodes.EpisodeLogic(cfg, stream[0][2])
     events = []
     for topic, _, t, msg in stream:

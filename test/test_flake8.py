@@ -1,4 +1,5 @@
-"""Code style as `colcon test` checks it on a robot: ament_flake8 (ROS 2's flake8 config).
+"""
+Code style as `colcon test` checks it on a robot: ament_flake8 (ROS 2's flake8 config).
 
 ament_flake8 comes with a ROS 2 install, or from PyPI (requirements-ros.txt) without one.
 """

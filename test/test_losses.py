@@ -1,10 +1,9 @@
 """Segment pooling losses (Eq. 2-6, 9) against a direct float64 transcription, and Eq. 1."""
 import numpy as np
 import pytest
+from sam2real_ros import losses
 import torch
 import torch.nn.functional as F
-
-from sam2real_ros import losses
 
 
 def reference(features, masks, margin=0.5):

@@ -4,10 +4,9 @@ import time
 
 import numpy as np
 import pytest
-import torch
+from sam2real_ros.mask_store import masks_to_bboxes, MaskStore, MaskStoreError
 from segment_anything.utils.amg import batched_mask_to_box
-
-from sam2real_ros.mask_store import MaskStore, MaskStoreError, masks_to_bboxes
+import torch
 
 
 def _random_masks(n=5, h=37, w=53, seed=0):

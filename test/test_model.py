@@ -1,19 +1,18 @@
 """Model, profiles, preprocessing, checkpoints and visual helpers (random weights)."""
 import numpy as np
 import pytest
+from sam2real_ros import model as mdl
+from sam2real_ros.visual import colorize_labels, features_to_rgb
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from sam2real_ros import model as mdl
-from sam2real_ros.visual import colorize_labels, features_to_rgb
-
 
 def tiny_cfg(**kw):
-    """A small random-weight config for fast tests."""
-    base = dict(backbone='convnext_atto', pretrained=False, num_classes=4, fpn_channels=16,
-                fusion_channels=32, feature_hidden=24, fusion_stride=8, fusion_kernel=1,
-                input_size=(64, 96))
+    """Build a small random-weight config for fast tests."""
+    base = {'backbone': 'convnext_atto', 'pretrained': False, 'num_classes': 4, 'fpn_channels': 16,
+            'fusion_channels': 32, 'feature_hidden': 24, 'fusion_stride': 8, 'fusion_kernel': 1,
+            'input_size': (64, 96)}
     base.update(kw)
     return mdl.ModelConfig(**base)
 

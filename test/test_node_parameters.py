@@ -3,10 +3,9 @@ import os
 import subprocess
 import sys
 
+from conftest import REPO
 import pytest
 import yaml
-
-from conftest import REPO
 
 rclpy = pytest.importorskip('rclpy')
 

@@ -1,4 +1,5 @@
-"""launch_testing: the real perception.launch.py (sim:=true) on a ROS 2 install.
+"""
+launch_testing: the real perception.launch.py (sim:=true) on a ROS 2 install.
 
 Starts the launch file with the simulated camera and grasp server, a random-weight ``fast``
 model and a temporary dataset root, then asserts: labels arrive as 640x480 mono8, a grasp leaves
@@ -20,11 +21,12 @@ launch_testing = pytest.importorskip(
     'launch_testing', reason='launch_testing/launch_ros are not installable from PyPI (they come '
     'with a ROS 2 install); test_perception_system.py covers the same scenarios without them')
 launch_ros = pytest.importorskip('launch_ros', reason='launch_ros needs a ROS 2 install')
-import launch  # noqa: E402
-import launch_testing.actions  # noqa: E402
-import launch_testing.asserts  # noqa: E402
+# I100: these must follow the importorskip calls, so they cannot sort after pytest.
+import launch  # noqa: E402, I100
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+import launch_testing.actions  # noqa: E402
+import launch_testing.asserts  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ACTION = '/grasp_server/grasp'

@@ -1,4 +1,5 @@
-"""The perception launch scenario with plain processes (runs where launch_testing is missing).
+"""
+The perception launch scenario with plain processes (runs where launch_testing is missing).
 
 The same graph as ``perception.launch.py sim:=true``: simulated camera and grasp action server,
 grasp recorder, SAM worker (fallback segmenter) and segmentation node, each a real process
@@ -9,9 +10,8 @@ masks produced for it, and clean exit codes on SIGINT.
 import os
 import threading
 
-import pytest
-
 from conftest import REPO, wait_until
+import pytest
 from sam2real_ros import episode_store
 from sam2real_ros.mask_store import MaskStore
 

@@ -56,13 +56,13 @@ def _stats(preset, n=6):
     gray = [cv2.cvtColor(f['rgb'], cv2.COLOR_RGB2GRAY).astype(np.float32) for f in frames]
     lap = [np.abs(cv2.Laplacian(g, cv2.CV_32F)) for g in gray]
     hsv = [cv2.cvtColor(f['rgb'], cv2.COLOR_RGB2HSV)[f['labels'] > 0] for f in frames]
-    return dict(
+    return {
         # typical high-frequency energy on the table (the median ignores object edges)
-        table_hf=float(np.mean([np.median(q[f['labels'] == 0]) for q, f in zip(lap, frames)])),
-        lap=float(np.mean([q.mean() for q in lap])),
-        obj_sat=float(np.mean([h[:, 1].mean() for h in hsv])),
-        obj_std=float(np.mean([np.std(o, axis=0).mean() for o in obj])),
-    )
+        'table_hf': float(np.mean([np.median(q[f['labels'] == 0]) for q, f in zip(lap, frames)])),
+        'lap': float(np.mean([q.mean() for q in lap])),
+        'obj_sat': float(np.mean([h[:, 1].mean() for h in hsv])),
+        'obj_std': float(np.mean([np.std(o, axis=0).mean() for o in obj])),
+    }
 
 
 def test_presets_differ_in_appearance_statistics():

@@ -3,10 +3,9 @@ import os
 import signal
 import threading
 
+from conftest import wait_until
 import numpy as np
 import pytest
-
-from conftest import wait_until
 from sam2real_ros import episode_store
 from sam2real_ros.io_utils import read_rgb
 
@@ -103,9 +102,9 @@ def harness(request):
 
 
 def start_recorder(processes, root, name='recorder', **params):
-    base = dict(output_dir=str(root), image_topic=IMAGE_TOPIC, before_s=1.0,
-                before_max_frames=3, during_rate_hz=4.0, after_s=1.0, after_rate_hz=4.0,
-                diagnostics_period_s=0.3, min_free_gb=0.0)
+    base = {'output_dir': str(root), 'image_topic': IMAGE_TOPIC, 'before_s': 1.0,
+            'before_max_frames': 3, 'during_rate_hz': 4.0, 'after_s': 1.0, 'after_rate_hz': 4.0,
+            'diagnostics_period_s': 0.3, 'min_free_gb': 0.0}
     base.update(params)
     args = ['-m', 'sam2real_ros.recorder_node', '--ros-args']
     for k, v in base.items():
@@ -168,7 +167,7 @@ def test_kill9_mid_episode_then_restart_marks_interrupted(processes, harness, tm
     root = tmp_path / 'data'
     rec = start_recorder(processes, root, during_rate_hz=10.0, action_names='[""]')
     assert harness.call('/grasp_recorder/start').success
-    rgb_files = lambda: [p for p in root.glob('episodes/*/rgb/*.png')]  # noqa: E731
+    rgb_files = lambda: list(root.glob('episodes/*/rgb/*.png'))  # noqa: E731
     assert wait_until(lambda: len(rgb_files()) >= 6, 20), processes.output(rec)
     processes.stop(rec, sig=signal.SIGKILL)
     written = sorted(p.name for p in rgb_files())

@@ -1,4 +1,5 @@
-"""A rosbag-driven training run through the user-facing commands, on a real rosbag2 file.
+"""
+A rosbag-driven training run through the user-facing commands, on a real rosbag2 file.
 
 rosbag2 (mcap) with procedurally rendered "real" frames -> ``sam2real extract-frames`` ->
 ``sam2real segment`` (fallback segmenter) -> ``sam2real train`` with
@@ -9,10 +10,9 @@ import os
 import subprocess
 import sys
 
+from conftest import REPO
 import numpy as np
 import pytest
-
-from conftest import REPO
 from sam2real_ros.mask_store import MaskStore
 from sam2real_ros.procedural import TabletopRenderer
 

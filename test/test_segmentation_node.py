@@ -1,4 +1,5 @@
-"""Integration tests: sim_camera and segmentation_node processes over real DDS.
+"""
+Integration tests: sim_camera and segmentation_node processes over real DDS.
 
 A random-weight ``fast`` model is exported once; the test process listens with its own rclpy
 node (own context, spun in a thread) and checks what the node publishes.
@@ -9,26 +10,25 @@ import shutil
 import threading
 import time
 
-from conftest import wait_until
+from conftest import FAST_MODEL_CLASSES as CLASSES, wait_until
 import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+# I100: the ROS imports must follow the importorskip, so they cannot all sort after pytest.
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402, I100
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sam2real_ros.conversions import numpy_to_image, stamp_to_ns  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from sam2real_ros.conversions import numpy_to_image, stamp_to_ns  # noqa: E402
-
-from conftest import FAST_MODEL_CLASSES as CLASSES  # noqa: E402
 NODE = '/segmentation_node'
 
 
 @pytest.fixture(scope='module')
 def model_path(fast_onnx_model):
-    """A random-weight ``fast`` ONNX model with three classes (shared, see conftest)."""
+    """Return a random-weight ``fast`` ONNX model with three classes (shared, see conftest)."""
     return fast_onnx_model
 
 
@@ -63,7 +63,7 @@ class Listener:
         return self.node.create_subscription(msg_type, topic, callback, qos)
 
     def got(self, topic):
-        """A copy of what ``topic`` received so far."""
+        """Return a copy of what ``topic`` received so far."""
         with self.lock:
             return list(self.msgs[topic])
 

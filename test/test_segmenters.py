@@ -1,11 +1,10 @@
 """Segmenters: fast SAM path equals the library's generator; nested fallback; auto/sam choice."""
 import numpy as np
 import pytest
-from segment_anything import SamAutomaticMaskGenerator
-
 from sam2real_ros.sam_fast import build_tiny_sam, FastAutomaticMaskGenerator
 from sam2real_ros.segmenters import (FelzenszwalbSegmenter, make_segmenter, SamSegmenter,
                                      SegmenterError)
+from segment_anything import SamAutomaticMaskGenerator
 
 
 def _image(h=60, w=80, seed=0):
@@ -28,10 +27,10 @@ def tiny_sam():
 
 
 @pytest.mark.parametrize('settings', [
-    dict(pred_iou_thresh=0.0, stability_score_thresh=0.5, box_nms_thresh=1.0),
-    dict(pred_iou_thresh=0.03, stability_score_thresh=0.6, box_nms_thresh=1.0),
-    dict(pred_iou_thresh=0.0, stability_score_thresh=0.5, box_nms_thresh=1.0,
-         min_mask_region_area=30),
+    {'pred_iou_thresh': 0.0, 'stability_score_thresh': 0.5, 'box_nms_thresh': 1.0},
+    {'pred_iou_thresh': 0.03, 'stability_score_thresh': 0.6, 'box_nms_thresh': 1.0},
+    {'pred_iou_thresh': 0.0, 'stability_score_thresh': 0.5, 'box_nms_thresh': 1.0,
+     'min_mask_region_area': 30},
 ])
 def test_fast_generator_equals_library(tiny_sam, settings):
     img = _image()
@@ -51,8 +50,8 @@ def test_fast_generator_equals_library(tiny_sam, settings):
 
 def test_sam_segmenter_output(tiny_sam):
     img = _image(48, 64)
-    kw = dict(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.5,
-              box_nms_thresh=1.0)
+    kw = {'points_per_side': 4, 'pred_iou_thresh': 0.0, 'stability_score_thresh': 0.5,
+          'box_nms_thresh': 1.0}
     fast = SamSegmenter(tiny_sam, 'tiny', **kw)(img)
     naive = SamSegmenter(tiny_sam, 'tiny', fast=False, **kw)(img)
     n = len(naive.masks)

@@ -19,7 +19,7 @@ def _run(*args, cwd=ROOT):
 
 
 def _small_config(tmp_path):
-    """The CPU config with two experiments (synthetic_only and its pseudolabel child), tiny."""
+    """Write a tiny copy of the CPU config with two experiments (synthetic_only, pseudolabel)."""
     with open(CONFIG) as f:
         bench = yaml.safe_load(f)
     bench['experiments'] = [e for e in bench['experiments']

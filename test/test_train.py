@@ -8,10 +8,9 @@ import subprocess
 import sys
 
 import pytest
-import torch
-
 from sam2real_ros import evaluate, train, train_config
 from sam2real_ros.trainer import Trainer
+import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, 'training', 'configs', 'tiny_cpu.yaml')
