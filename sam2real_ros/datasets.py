@@ -153,7 +153,7 @@ class ProceduralDataset(BaseDataset):
     def _load(self, index):
         stream = 2 if self.unlabeled else 1
         scene = self.renderer.render([self.seed, stream, self.epoch, index])
-        out = dict(rgb=scene['rgb'], key=self._key(index))
+        out = {'rgb': scene['rgb'], 'key': self._key(index)}
         if not self.unlabeled:
             out['labels'] = scene['labels']
             return out

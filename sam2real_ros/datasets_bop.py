@@ -179,7 +179,7 @@ class BopDataset(BaseDataset):
                 mask = mask[..., 0]
             if cls:
                 labels[mask > 0] = cls
-        return dict(rgb=rgb, labels=labels, key=self._key(index))
+        return {'rgb': rgb, 'labels': labels, 'key': self._key(index)}
 
 
 def _load_scene_gt(path):
@@ -250,4 +250,5 @@ class StillLebenDataset(BaseDataset):
         result = self.renderer.render(scene)
         rgb = result.rgb()[..., :3].cpu().numpy().astype(np.uint8)
         labels = result.class_index()[..., 0].cpu().numpy().astype(np.uint8)
-        return dict(rgb=rgb, labels=labels, key=f'stillleben/{self.seed}-{self.epoch}-{index}')
+        return {'rgb': rgb, 'labels': labels,
+                'key': f'stillleben/{self.seed}-{self.epoch}-{index}'}

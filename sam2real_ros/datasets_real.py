@@ -57,7 +57,7 @@ def resolve_segmenter(spec):
     if callable(spec):
         return spec
     if isinstance(spec, str):
-        spec = dict(kind=spec)
+        spec = {'kind': spec}
     if not isinstance(spec, dict) or spec.get('kind') not in ('fallback', 'sam', 'auto'):
         raise DatasetError(f'segmenter must be "fallback", "sam", "auto", a dict with such a '
                            f'"kind", or a callable; got {spec!r}')
@@ -132,7 +132,7 @@ class MaskedFrames(BaseDataset):
             masks = rec.masks()
         else:
             masks = normalize_masks(self.segmenter(rgb), rgb.shape[:2])
-        return dict(rgb=rgb, masks=masks, key=key)
+        return {'rgb': rgb, 'masks': masks, 'key': key}
 
 
 def list_images(root, exclude=()):

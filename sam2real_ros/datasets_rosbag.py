@@ -78,7 +78,8 @@ def extract_bag_frames(bag, topic, out_dir, min_period_s=0.5, progress=True):
         raise DatasetError(f'rosbag not found: {bag}')
     if min_period_s < 0:
         raise DatasetError(f'min_period_s must be >= 0, got {min_period_s}')
-    stats = dict(written=0, existing=0, dropped=0, failed=0, messages=0, out_dir=out_dir)
+    stats = {'written': 0, 'existing': 0, 'dropped': 0, 'failed': 0, 'messages': 0,
+             'out_dir': out_dir}
     period_ns = int(round(min_period_s * 1e9))
     try:
         reader = AnyReader([_bag_path(bag)])

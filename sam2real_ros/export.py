@@ -71,7 +71,7 @@ def export_input_size(cfg, size=None):
 
 def _torch_export(model, x, out_path, opset):
     import torch
-    kw = dict(input_names=['image'], output_names=['logits', 'features'], opset_version=opset)
+    kw = {'input_names': ['image'], 'output_names': ['logits', 'features'], 'opset_version': opset}
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         try:
@@ -140,8 +140,8 @@ def export_onnx(model, cfg, class_names, out_path, opset=17, size=None, verify=T
     atomic_write_bytes(out_path, data)
     if progress:
         progress('exported')
-    result = dict(path=os.fspath(out_path), input_size=[h, w], max_abs_diff_logits=None,
-                  max_abs_diff_features=None)
+    result = {'path': os.fspath(out_path), 'input_size': [h, w], 'max_abs_diff_logits': None,
+              'max_abs_diff_features': None}
     if verify:
         import onnxruntime as ort
         sess = ort.InferenceSession(data, providers=['CPUExecutionProvider'])

@@ -192,8 +192,8 @@ class MaskStore:
         bboxes = bboxes.reshape(-1, 4).astype(np.int32) if n else np.zeros((0, 4), np.int32)
         if len(bboxes) != n:
             raise MaskStoreError(f'{key}: {len(bboxes)} boxes for {n} masks')
-        meta = dict(format=FORMAT_VERSION, key=key, segmenter=str(segmenter),
-                    settings=settings or {}, extra=extra or {}, created=time.time())
+        meta = {'format': FORMAT_VERSION, 'key': key, 'segmenter': str(segmenter),
+                'settings': settings or {}, 'extra': extra or {}, 'created': time.time()}
         packed = np.packbits(masks.reshape(n, h * w), axis=1)
         path = self.path(key)
         io_utils.atomic_write_npz(
@@ -228,7 +228,7 @@ class MaskStore:
     def mark_failed(self, key, reason):
         """Record that ``key`` could not be segmented (a small JSON file with the reason)."""
         io_utils.atomic_write_json(self.failed_path(key),
-                                   dict(key=key, reason=str(reason), time=time.time()))
+                                   {'key': key, 'reason': str(reason), 'time': time.time()})
 
     def failure_reason(self, key):
         """Return the reason stored by :meth:`mark_failed`, or None."""

@@ -250,11 +250,11 @@ def create_backbone(cfg):
     Raises RuntimeError with a clear message when pretrained weights cannot be obtained.
     """
     import timm
-    kwargs = dict(features_only=True, out_indices=(0, 1, 2, 3))
+    kwargs = {'features_only': True, 'out_indices': (0, 1, 2, 3)}
     if cfg.pretrained_path:
         if not os.path.isfile(cfg.pretrained_path):
             raise RuntimeError(f'pretrained_path not found: {cfg.pretrained_path}')
-        kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=cfg.pretrained_path))
+        kwargs.update(pretrained=True, pretrained_cfg_overlay={'file': cfg.pretrained_path})
     else:
         kwargs.update(pretrained=bool(cfg.pretrained))
     hub_constants, was_offline = None, None

@@ -223,9 +223,9 @@ class TabletopRenderer:
             self._gain = camera_gain(app, h, w)
         rgb = _camera(img, app, rng, self._gain)
         lut = np.array([0] + classes, np.uint8)
-        return dict(rgb=rgb, labels=lut[instances], instances=instances,
-                    instance_classes=np.array(classes, np.int64),
-                    full_areas=np.array(full_areas, np.int64))
+        return {'rgb': rgb, 'labels': lut[instances], 'instances': instances,
+                'instance_classes': np.array(classes, np.int64),
+                'full_areas': np.array(full_areas, np.int64)}
 
 
 def _light_vector(app, rng):

@@ -101,12 +101,12 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
         for i in range(len(d['masks'])):
             x0, y0, x1, y1 = (float(v) for v in d['boxes'][i])
             cx0, cy0, cx1, cy1 = (float(v) for v in d['crop_boxes'][i])
-            recs.append(dict(segmentation=d['masks'][i], area=int(d['masks'][i].sum()),
-                             bbox=[x0, y0, x1 - x0, y1 - y0],
-                             predicted_iou=float(d['iou_preds'][i]),
-                             point_coords=[d['points'][i].tolist()],
-                             stability_score=float(d['stability_score'][i]),
-                             crop_box=[cx0, cy0, cx1 - cx0, cy1 - cy0]))
+            recs.append({'segmentation': d['masks'][i], 'area': int(d['masks'][i].sum()),
+                         'bbox': [x0, y0, x1 - x0, y1 - y0],
+                         'predicted_iou': float(d['iou_preds'][i]),
+                         'point_coords': [d['points'][i].tolist()],
+                         'stability_score': float(d['stability_score'][i]),
+                         'crop_box': [cx0, cy0, cx1 - cx0, cy1 - cy0]})
         return recs
 
     def _set_image(self, image):

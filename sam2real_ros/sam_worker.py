@@ -168,7 +168,7 @@ class SamWorker:
         dt = time.perf_counter() - t0
         self.store.write(frame.key, seg.masks, seg.scores, seg.bboxes,
                          segmenter=self.segmenter.name, settings=self.segmenter.settings,
-                         extra=dict(timings=seg.timings, seconds=dt))
+                         extra={'timings': seg.timings, 'seconds': dt})
         self._errors_in_a_row = 0
         self.done += 1
         self.seconds += dt
@@ -277,16 +277,16 @@ def _options(args):
     for name in ('points_per_side', 'points_per_batch'):
         if getattr(args, name) is not None:
             sam[name] = getattr(args, name)
-    return dict(
-        segmenter=args.segmenter or cfg.get('segmenter', 'auto'),
-        model_type=args.model_type or cfg.get('model_type', 'vit_h'),
-        checkpoint=args.checkpoint or cfg.get('checkpoint') or None,
-        device=args.device or cfg.get('device', 'auto'),
-        nice=args.nice if args.nice is not None else int(cfg.get('nice', 10)),
-        poll=args.poll if args.poll is not None else float(cfg.get('poll_period', 5.0)),
-        sam=sam, fallback=dict(cfg.get('fallback') or {}),
-        upsample_chunk=int(cfg.get('upsample_chunk', 32)),
-        encoder_dtype=cfg.get('encoder_dtype', 'float32'))
+    return {
+        'segmenter': args.segmenter or cfg.get('segmenter', 'auto'),
+        'model_type': args.model_type or cfg.get('model_type', 'vit_h'),
+        'checkpoint': args.checkpoint or cfg.get('checkpoint') or None,
+        'device': args.device or cfg.get('device', 'auto'),
+        'nice': args.nice if args.nice is not None else int(cfg.get('nice', 10)),
+        'poll': args.poll if args.poll is not None else float(cfg.get('poll_period', 5.0)),
+        'sam': sam, 'fallback': dict(cfg.get('fallback') or {}),
+        'upsample_chunk': int(cfg.get('upsample_chunk', 32)),
+        'encoder_dtype': cfg.get('encoder_dtype', 'float32')}
 
 
 def main(argv=None):

@@ -20,13 +20,13 @@ SAM_CHECKPOINTS = {
 }
 SAM_URL = 'https://dl.fbaipublicfiles.com/segment_anything/'
 # SamAutomaticMaskGenerator defaults (chosen for ViT-H) with the paper's 24 points per side.
-SAM_DEFAULTS = dict(points_per_side=24, points_per_batch=64, pred_iou_thresh=0.88,
-                    stability_score_thresh=0.95, stability_score_offset=1.0,
-                    box_nms_thresh=0.7, crop_n_layers=0, crop_nms_thresh=0.7,
-                    crop_overlap_ratio=512 / 1500, crop_n_points_downscale_factor=1,
-                    min_mask_region_area=0)
-FALLBACK_DEFAULTS = dict(scales=[50.0, 200.0, 800.0], sigma=0.8, min_area=64,
-                         max_area_fraction=0.95, max_side=320)
+SAM_DEFAULTS = {'points_per_side': 24, 'points_per_batch': 64, 'pred_iou_thresh': 0.88,
+                'stability_score_thresh': 0.95, 'stability_score_offset': 1.0,
+                'box_nms_thresh': 0.7, 'crop_n_layers': 0, 'crop_nms_thresh': 0.7,
+                'crop_overlap_ratio': 512 / 1500, 'crop_n_points_downscale_factor': 1,
+                'min_mask_region_area': 0}
+FALLBACK_DEFAULTS = {'scales': [50.0, 200.0, 800.0], 'sigma': 0.8, 'min_area': 64,
+                     'max_area_fraction': 0.95, 'max_side': 320}
 
 
 class SegmenterError(RuntimeError):
@@ -185,8 +185,9 @@ class FelzenszwalbSegmenter:
         scales = sorted(float(s) for s in scales)
         if not scales or scales[0] <= 0:
             raise SegmenterError(f'fallback scales must be positive numbers, got {scales}')
-        self.settings = dict(scales=scales, sigma=float(sigma), min_area=int(min_area),
-                             max_area_fraction=float(max_area_fraction), max_side=int(max_side))
+        self.settings = {'scales': scales, 'sigma': float(sigma), 'min_area': int(min_area),
+                         'max_area_fraction': float(max_area_fraction),
+                         'max_side': int(max_side)}
 
     def label_levels(self, rgb):
         """Return nested label maps, fine to coarse: list of HxW int arrays."""
