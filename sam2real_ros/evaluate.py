@@ -14,9 +14,8 @@ import json
 import os
 import sys
 
-import yaml
-
 from sam2real_ros.metrics import MeanIoU
+import yaml
 
 PRESETS = {
     'procedural-real': {'type': 'procedural', 'appearance': 'real', 'seed': 1000,

@@ -17,8 +17,8 @@ Rules (see docs/grasp_recorder.md):
     seen already terminal but newer than the start opens and immediately ends an episode.
 """
 from collections import Counter, deque
-import threading
 from dataclasses import dataclass, field
+import threading
 from typing import Optional
 
 import numpy as np

@@ -16,11 +16,10 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 from rclpy.qos import qos_profile_action_status_default, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
-from std_srvs.srv import Trigger
-
 from sam2real_ros import conversions, episode_store, grasp_episodes
 from sam2real_ros.node_runner import declare_parameters, run_node
+from sensor_msgs.msg import CameraInfo, Image
+from std_srvs.srv import Trigger
 
 _FLOAT = {  # name: (default, description, min, max)
     'before_s': (2.0, 'seconds of frames kept in the ring buffer for the "before" phase',

@@ -22,12 +22,12 @@ import math
 import time
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from segment_anything import SamAutomaticMaskGenerator
 from segment_anything.utils.amg import (
     batched_mask_to_box, calculate_stability_score, is_box_near_crop_edge, MaskData,
     remove_small_regions, uncrop_boxes_xyxy, uncrop_masks, uncrop_points)
+import torch
+import torch.nn.functional as F
 from torchvision.ops.boxes import batched_nms
 
 ENCODER_DTYPES = {'float32': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16}

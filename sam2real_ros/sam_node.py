@@ -17,11 +17,10 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from std_msgs.msg import Bool, String
-
 from sam2real_ros import segmenters
 from sam2real_ros.node_runner import declare_parameters, run_node
 from sam2real_ros.sam_worker import parse_shard, SamWorker, WorkerError
+from std_msgs.msg import Bool, String
 
 _STR = {
     'dataset_root': ('', "the recorder's dataset root (required)"),

@@ -13,15 +13,14 @@ import sys
 import threading
 import time
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
-from sensor_msgs.msg import Image
-from std_msgs.msg import String
-
 from sam2real_ros.conversions import image_to_rgb8, numpy_to_image, stamp_to_ns
 from sam2real_ros.node_runner import declare_parameters, run_node
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
 RELIABILITIES = ('auto', 'reliable', 'best_effort')
 

@@ -12,10 +12,9 @@ import sys
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
-
 from sam2real_ros.conversions import numpy_to_image
 from sam2real_ros.node_runner import declare_parameters, run_node
+from sensor_msgs.msg import CameraInfo, Image
 
 SOURCES = ('pattern', 'procedural')
 PARAMETERS = {

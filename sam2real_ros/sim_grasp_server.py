@@ -14,9 +14,8 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
-from test_msgs.action import Fibonacci
-
 from sam2real_ros.node_runner import run_node
+from test_msgs.action import Fibonacci
 
 
 class SimGraspServer(Node):

@@ -17,10 +17,9 @@ import math
 import os
 import sys
 
-import torch
-
 from sam2real_ros.io_utils import atomic_write_bytes
 from sam2real_ros.train_config import ConfigError, dump_config, load_config
+import torch
 
 CSV_FIELDS = ['epoch', 'iteration', 'lr', 'sup_loss', 'real_loss', 'real_inv', 'real_var',
               'real_n', 'pseudo_loss', 'miou', 'miou_last_k', 'eval_frames', 'time_s']

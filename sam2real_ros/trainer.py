@@ -17,13 +17,12 @@ import signal
 import time
 
 import numpy as np
-import torch
-
 from sam2real_ros import losses
 from sam2real_ros import train_data
 from sam2real_ros.io_utils import atomic_write_bytes
 from sam2real_ros.metrics import MeanIoU
 from sam2real_ros.train_config import ConfigError
+import torch
 
 CKPT_NAME = 'checkpoint.pt'
 
