@@ -88,9 +88,9 @@ def build_parser():
     p.add_argument('--out', help='run folder (default: runs/demo-<timestamp>); must not exist '
                    'or be empty')
     p.add_argument('--grasps', type=int, default=3, help='grasps to record (default: 3)')
-    p.add_argument('--epochs', type=int, help='training epochs (default: the config\'s, 8)')
+    p.add_argument('--epochs', type=int, help="training epochs (default: the config's, 8)")
     p.add_argument('--frames-per-epoch', type=int,
-                   help='training iterations per epoch (default: the config\'s, 25)')
+                   help="training iterations per epoch (default: the config's, 25)")
     p.add_argument('--scenes', type=int, default=32,
                    help='distinct procedural scenes the camera cycles (default: 32)')
     p.add_argument('--seconds', type=float, default=10.0,

@@ -174,7 +174,7 @@ def build_parser():
                    help='which weights of the checkpoint to export (default: ema)')
     p.add_argument('--opset', type=int, default=17, help='ONNX opset (>= 17, default 17)')
     p.add_argument('--size', type=_parse_size, default=None,
-                   help='inference size HxW (default: the profile\'s input_size, 480x640 for '
+                   help="inference size HxW (default: the profile's input_size, 480x640 for "
                    'full-resolution profiles)')
     p.add_argument('--random', action='store_true',
                    help='export a randomly initialized model instead of a checkpoint')

@@ -71,13 +71,13 @@ class SamWorkerNode(Node):
         self.p = p
         root = os.path.expanduser(p['dataset_root'])
         if not root:
-            raise ValueError('parameter dataset_root must name the recorder\'s dataset folder')
+            raise ValueError("parameter dataset_root must name the recorder's dataset folder")
         if os.path.exists(root) and not os.path.isdir(root):
             raise ValueError(f'parameter dataset_root must be a folder, got the file {root!r}')
         # Started together with the recorder (one launch), the folder may not exist yet.
         os.makedirs(root, exist_ok=True)
         if p['segmenter'] not in ('sam', 'fallback', 'auto'):
-            raise ValueError(f"parameter segmenter must be sam, fallback or auto, got "
+            raise ValueError(f'parameter segmenter must be sam, fallback or auto, got '
                              f"{p['segmenter']!r}")
         ckpt = p['checkpoint'] or segmenters.default_checkpoint(p['model_type'])
         if p['segmenter'] == 'sam' and not os.path.isfile(ckpt):

@@ -29,7 +29,7 @@ class DataConfig:
         default_factory=lambda: {'type': 'procedural', 'appearance': 'real', 'seed': 1,
                                  'segments': 'fallback'})
     real_labeled: dict = None   # variant real_labels; defaults to ``real``
-    eval: dict = dataclasses.field(
+    eval: dict = dataclasses.field(  # noqa: A003 (the config key 'eval')
         default_factory=lambda: {'type': 'procedural', 'appearance': 'real', 'seed': 1000,
                                  'length': 100})
     eval_frames: int = 50       # held-out frames evaluated per epoch (0 = all)
