@@ -171,7 +171,7 @@ class ProceduralDataset(BaseDataset):
 def oracle_segments(instances, rng, p_split=0.5, p_keep_whole=0.7, p_merge=0.2,
                     p_background=0.5, min_area=64):
     """
-    An "oracle SAM" for tests: overlapping whole/part masks from an instance map.
+    Make "oracle SAM" segments for tests: overlapping whole/part masks from an instance map.
 
     Each visible instance gives its whole mask and, with ``p_split``, two parts cut by a random
     line through its centroid (the whole is then kept with ``p_keep_whole``): SAM-like

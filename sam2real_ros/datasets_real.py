@@ -49,7 +49,7 @@ def normalize_masks(result, shape):
 
 def resolve_segmenter(spec):
     """
-    A callable ``rgb -> masks`` from a callable, ``fallback``, ``sam``/``auto`` or a dict.
+    Return a callable ``rgb -> masks`` from a callable, ``fallback``, ``sam``/``auto`` or a dict.
 
     Names and dicts (``{kind: fallback, fallback_settings: {...}}``) go to
     ``segmenters.make_segmenter``; ``fallback`` is the multi-scale Felzenszwalb segmenter.

@@ -128,7 +128,7 @@ def extract_bag_frames(bag, topic, out_dir, min_period_s=0.5, progress=True):
 
 
 def _bag_path(bag):
-    """AnyReader wants the bag folder; accept the .db3/.mcap file or metadata.yaml too."""
+    """Return the bag folder AnyReader wants; accept the .db3/.mcap file or metadata.yaml too."""
     from pathlib import Path
     p = Path(bag)
     if p.is_file() and (p.parent / 'metadata.yaml').is_file():

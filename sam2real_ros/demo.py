@@ -57,7 +57,7 @@ class Stages:
 
     @contextlib.contextmanager
     def stage(self, index, name):
-        """Run one stage: ``with stages.stage(3, 'SAM worker'): ...``."""
+        """Run one numbered stage as a context manager (a ``with`` block, e.g. 3, 'SAM worker')."""
         self.current = index
         label = f'stage {index}/{STAGES}' if index else 'report'
         print(f'[{label}] {name} ...', flush=True)

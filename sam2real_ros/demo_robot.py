@@ -54,7 +54,7 @@ class Procs:
         return self.procs[name][2]
 
     def tail(self, name, lines=8):
-        """The last ``lines`` lines process ``name`` printed."""
+        """Return the last ``lines`` lines process ``name`` printed."""
         self.procs[name][1].flush()
         with open(self.procs[name][2], errors='replace') as f:
             return '\n'.join(f.read().splitlines()[-lines:])

@@ -92,7 +92,7 @@ class SegmentationEngine:
 
     @property
     def num_classes(self):
-        """Number of classes (``len(class_names)``)."""
+        """Return the number of classes (``len(class_names)``)."""
         return len(self.class_names)
 
     @classmethod

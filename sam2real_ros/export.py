@@ -34,7 +34,7 @@ def sam2real_version():
 
 def model_metadata(cfg, class_names, input_size):
     """
-    The metadata every deployable model carries (ONNX ``metadata_props``, engine).
+    Return the metadata every deployable model carries (ONNX ``metadata_props``, engine).
 
     Arguments:
     ---------

@@ -156,7 +156,7 @@ class EpisodeLogic:
 
     # ----------------------------------------------------------------- triggers
     def start(self, source, goal_id, t_ns):
-        """A trigger (``source`` e.g. ``'action:/grasp'`` or ``'service'``) starts at ``t_ns``."""
+        """Start a trigger (``source`` e.g. ``'action:/grasp'`` or ``'service'``) at ``t_ns``."""
         events = self.tick(t_ns)
         key = (source, goal_id)
         if key in self.active:
@@ -182,7 +182,7 @@ class EpisodeLogic:
         return events
 
     def stop(self, source, goal_id, t_ns, outcome='succeeded'):
-        """A trigger ends at ``t_ns``; returns ``[]`` when it was not active."""
+        """End a trigger at ``t_ns``; returns ``[]`` when it was not active."""
         events = self.tick(t_ns)
         trig = self.active.pop((source, goal_id), None)
         if trig is None:
@@ -299,7 +299,7 @@ class EpisodeLogic:
         return last_t is None or t - last_t >= (1.0 - _RATE_SLACK) * _NS / rate
 
     def _duplicate(self, frame, ref, counter='dedup_skipped'):
-        """True when ``frame`` looks like ``ref`` (mean abs grey difference below threshold)."""
+        """Tell whether ``frame`` looks like ``ref`` (mean abs grey difference below threshold)."""
         if self.cfg.dedup_threshold <= 0 or ref is None:
             return False
         if frame.thumb is None:
@@ -362,7 +362,7 @@ class BackgroundWriter:
         return True
 
     def pending(self):
-        """Number of queued events."""
+        """Return the number of queued events."""
         with self._cv:
             return len(self._q)
 

@@ -92,7 +92,7 @@ class MeanIoU:
 
     @property
     def frames(self):
-        """Number of frames that contributed a term."""
+        """Return the number of frames that contributed a term."""
         return len(self.frame_scores)
 
     def compute(self):

@@ -222,7 +222,7 @@ class PPM(nn.Module):
         self.bottleneck = ConvNormAct(cin + len(self.bins) * cout, cout, 3, norm)
 
     def forward(self, x):
-        """BxCinxHxW -> BxCoutxHxW."""
+        """Map BxCinxHxW -> BxCoutxHxW."""
         size = x.shape[-2:]
         outs = [x]
         for b, stage in zip(self.bins, self.stages):

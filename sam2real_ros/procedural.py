@@ -440,5 +440,5 @@ def _camera(img, app, rng, gain):
 
 
 def appearance_dict(app):
-    """An :class:`Appearance` as a plain dict (for configs and checkpoints)."""
+    """Return an :class:`Appearance` as a plain dict (for configs and checkpoints)."""
     return asdict(app)

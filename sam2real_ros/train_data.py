@@ -22,7 +22,7 @@ def epoch_indices(n, count, seed, stream, rank, epoch):
 
 
 def make_loader(dataset, indices, batch_size, num_workers):
-    """DataLoader over ``indices`` in order, batches as lists of sample dicts."""
+    """Make a DataLoader over ``indices`` in order, batches as lists of sample dicts."""
     batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
     return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
                                        collate_fn=list)
@@ -37,7 +37,7 @@ def resize_rgb(rgb, size):
 
 
 def resize_labels(labels, size):
-    """HxW integer labels -> size (nearest)."""
+    """Resize HxW integer labels to ``size`` (nearest)."""
     if size is None or tuple(labels.shape[:2]) == tuple(size):
         return labels
     return cv2.resize(labels, (int(size[1]), int(size[0])), interpolation=cv2.INTER_NEAREST)
@@ -45,7 +45,7 @@ def resize_labels(labels, size):
 
 def resize_masks(masks, size):
     """
-    NxHxW bool -> Nxhxw bool, nearest neighbour (OpenCV's rule ``src = floor(dst * H / h)``).
+    Resize NxHxW bool masks to Nxhxw, nearest (OpenCV's rule ``src = floor(dst * H / h)``).
 
     Pure indexing: no float or multi-channel copy of the masks is made.
     """

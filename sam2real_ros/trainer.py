@@ -266,7 +266,7 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, keep_images=0):
-        """mIoU (Eq. 8) of the EMA model on the eval set; returns (summary, image tuples)."""
+        """Compute the EMA model's mIoU (Eq. 8) on the eval set; return (summary, image tuples)."""
         acc = MeanIoU(include_background=self.cfg.include_background,
                       ignore_index=self.cfg.loss.ignore_index)
         n = len(self.eval_ds)
@@ -288,7 +288,7 @@ class Trainer:
         return acc.summary(), images
 
     def kill_if_requested(self):
-        """Testing aid: SIGKILL this process after epoch ``kill_after_epoch``."""
+        """Kill this process (SIGKILL) after epoch ``kill_after_epoch``: a testing aid."""
         if self.cfg.kill_after_epoch is not None and self.epoch == self.cfg.kill_after_epoch:
             os.kill(os.getpid(), signal.SIGKILL)
 
