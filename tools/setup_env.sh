@@ -12,9 +12,14 @@ command -v "$PY" >/dev/null || { echo "setup: $PY not found: install it, or set 
 ROS_SOURCED=0
 if [ -n "${ROS_DISTRO:-}" ] && "$PY" -c 'import rclpy' >/dev/null 2>&1; then ROS_SOURCED=1; fi
 
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "setup: creating $VENV (ROS 2 distro sourced: $ROS_SOURCED)"
+make_venv() {
+  rm -rf "$VENV"
   if [ "$ROS_SOURCED" = 1 ]; then "$PY" -m venv --system-site-packages "$VENV"; else "$PY" -m venv "$VENV"; fi
+}
+# (re)create the venv when it is missing or half-made (e.g. an interrupted ensurepip)
+if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+  echo "setup: creating $VENV (ROS 2 distro sourced: $ROS_SOURCED)"
+  make_venv || { echo "setup: venv creation failed, retrying once" >&2; sleep 2; make_venv; }
 fi
 PIP="$VENV/bin/python -m pip --disable-pip-version-check"
 editable() {
