@@ -65,6 +65,9 @@ def build_parser():
     p.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', dest='sets',
                    help='training config overrides for every run, applied last '
                    '(e.g. model.pretrained=false data.num_workers=8)')
+    p.add_argument('--report-only', action='store_true',
+                   help='train nothing: rewrite the tables and plots from the run folders '
+                        'already under --out and print the JSON summary')
     p.add_argument('--dry-run', action='store_true', help='check the config, print the '
                    'planned runs and exit (renders, segments and trains nothing)')
     p.add_argument('--no-progress', action='store_true', help='no tqdm bars')
@@ -272,6 +275,16 @@ def main(argv=None):
                 print(f'{r["experiment"]} seed {r["seed"]}: {r["variant"]}, {r["epochs"]} '
                       f'epochs -> {r["out"]}')
             print(json.dumps({'size': args.size, 'launcher': launcher, 'runs': plan}))
+            return 0
+        if args.report_only:
+            if not os.path.isdir(out):
+                raise BenchmarkError(f'--report-only: no benchmark output at {out}')
+            summary = sim2real_report.write_report(out, runs, {
+                'size': args.size, 'seeds': seeds, 'config': os.path.relpath(args.config),
+                'report_only': True})
+            log(f'wrote {os.path.join(out, "results.md")}, results.csv, summary.csv, '
+                'curves.png')
+            print(json.dumps(summary))
             return 0
         os.makedirs(out, exist_ok=True)
         pool = prepare_pool(bench, runs, pool_root, spec, not args.no_progress, log)

@@ -1,8 +1,15 @@
-"""Results of the sim2real benchmark: tables (markdown, CSV), mIoU curves (PNG), JSON summary."""
+"""
+Results of the sim2real benchmark: tables (markdown, CSV), mIoU curves (PNG), JSON summary.
+
+Run as a script, it rewrites the report of an existing benchmark output folder without training
+anything (``python benchmarks/sim2real_report.py --out runs/sim2real [--size ...]``, the same
+options as benchmarks/sim2real.py) and prints the JSON summary as its last line.
+"""
 import csv
 import io
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -189,3 +196,13 @@ def write_report(out, runs, meta):
     return dict(meta, results={a['experiment']: {
         'mean': num(a['mean']), 'std': num(a['std']), 'n': a['n'], 'delta_vs': a['baseline'],
         'delta': num(a['delta']), 'delta_std': num(a['delta_std'])} for a in agg})
+
+
+def main(argv=None):
+    """Rewrite the report of an existing run folder (``sim2real.py --report-only``)."""
+    import sim2real
+    return sim2real.main(['--report-only'] + list(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -75,6 +75,15 @@ def test_quick_run_writes_tables_plots_and_reuses_pool_and_runs(tmp_path):
     assert 'segmenting' not in again.stderr + again.stdout
     assert again.stdout.count('(reused)') + again.stderr.count('(reused)') == 2
     assert json.loads(again.stdout.strip().splitlines()[-1])['results'] == summary['results']
+    # the report script rewrites the tables from the run folders alone and ends with the JSON
+    (out / 'results.md').unlink()
+    report = subprocess.run([sys.executable, os.path.join(os.path.dirname(SCRIPT),
+                                                          'sim2real_report.py'),
+                             '--quick', '--config', str(cfg), '--out', str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert json.loads(report.stdout.strip().splitlines()[-1])['results'] == summary['results']
+    assert 'SAM pseudolabels' in (out / 'results.md').read_text()
 
 
 def test_user_errors_are_one_line(tmp_path):
