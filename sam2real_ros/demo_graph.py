@@ -28,30 +28,17 @@ class Listener:
     """
 
     def __init__(self, labels_topic=LABELS):
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import Image
 
         from sam2real_ros.conversions import stamp_to_ns
-        self._rclpy, self._stamp_to_ns = rclpy, stamp_to_ns
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node('sam2real_demo_listener', context=self.context)
+        from sam2real_ros.node_runner import BackgroundNode
+        self._stamp_to_ns = stamp_to_ns
         self.labels, self.status, self.lock = [], {}, threading.Lock()
+        self._ros = BackgroundNode('sam2real_demo_listener')
+        self.node = self._ros.node
         self.node.create_subscription(Image, labels_topic, self._on_labels, 10)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # the context was shut down while spinning
-                break
 
     def _on_labels(self, msg):
         now = time.time_ns()
@@ -71,10 +58,7 @@ class Listener:
 
     def close(self):
         """Stop spinning and shut the context down."""
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
-        self.thread.join(2.0)
+        self._ros.close()
 
 
 class NodeGraph:

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 CAMERA = '/head_front_camera/rgb/image_raw'
@@ -127,24 +126,19 @@ class RobotGraph:
 
     def start(self, timeout=120.0, progress=print):
         """Start the processes and wait until camera, action server and recorder are up."""
-        import rclpy
         from rclpy.action import ActionClient
-        from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import CameraInfo
         from test_msgs.action import Fibonacci
+
+        from sam2real_ros.node_runner import BackgroundNode
         for name, args in self.spec:
             self.procs.start(name, args)
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx)
-        self.node = rclpy.create_node('sam2real_demo_grasp_pipeline', context=self.ctx)
+        self._ros = BackgroundNode('sam2real_demo_grasp_pipeline')
+        self.node = self._ros.node
         self.infos = []
         self.node.create_subscription(CameraInfo, CAMERA_INFO, self.infos.append, 10)
         self.client = ActionClient(self.node, Fibonacci, ACTION)
         self.goal_cls = Fibonacci.Goal
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
         checks = [('the camera publishes', lambda: bool(self.infos)),
                   ('the grasp action server answers', lambda: self.client.server_is_ready()),
                   ('the recorder subscribed to the camera',
@@ -154,13 +148,6 @@ class RobotGraph:
         for what, ok in checks:
             self._wait(ok, timeout, f'not ready after {timeout:g} s: {what}')
             progress(f'ready: {what}')
-
-    def _spin(self):
-        while self.ctx.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # the context was shut down while spinning
-                break
 
     def _wait(self, predicate, timeout, message, log=None):
         deadline = time.monotonic() + timeout
@@ -231,10 +218,6 @@ class RobotGraph:
     def close(self):
         """Stop the processes (SIGINT) and the demo's node; returns ``{name: exit code}``."""
         if self.node is not None:
-            import rclpy
-            self.executor.shutdown(timeout_sec=1.0)
-            self.node.destroy_node()
-            rclpy.try_shutdown(context=self.ctx)
-            self.thread.join(2.0)
+            self._ros.close()
             self.node = None
         return self.procs.stop_all()

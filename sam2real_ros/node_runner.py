@@ -102,3 +102,38 @@ def declare_parameters(node, specs, read_only=True):
                 from_value=float(bounds[0]), to_value=float(bounds[1]), step=0.0)]
         values[name] = node.declare_parameter(name, default, desc).value
     return values
+
+
+class BackgroundNode:
+    """
+    An rclpy node in a context of its own, spun by a daemon thread.
+
+    For programs that talk to the nodes from outside (the demo, benchmarks, tests): create
+    subscriptions and clients on ``self.node``; callbacks run on the spinning thread. ``close()``
+    stops the thread and shuts the context down; the process's default context is untouched.
+    """
+
+    def __init__(self, name):
+        from rclpy.executors import SingleThreadedExecutor
+        import threading
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # the context was shut down while spinning
+                break
+
+    def close(self):
+        """Stop spinning, destroy the node and shut its context down."""
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self.thread.join(2.0)

@@ -17,9 +17,9 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 # I100: the ROS imports must follow the importorskip, so they cannot all sort after pytest.
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402, I100
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sam2real_ros.conversions import numpy_to_image, stamp_to_ns  # noqa: E402
+from sam2real_ros.node_runner import BackgroundNode  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
@@ -36,22 +36,10 @@ class Listener:
     """The test's own ROS node: records messages (with receipt time) per topic."""
 
     def __init__(self):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node('test_listener', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        self._ros = BackgroundNode('test_listener')
+        self.node = self._ros.node
         self.msgs = {}
         self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # context shut down while spinning
-                break
 
     def listen(self, msg_type, topic, qos=10):
         """Subscribe and record ``(receipt_ns, msg)`` pairs under ``topic``."""
@@ -76,10 +64,7 @@ class Listener:
         return None
 
     def close(self):
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self.thread.join(2.0)
+        self._ros.close()
 
 
 @pytest.fixture
