@@ -159,6 +159,35 @@ def image_to_rgb8(msg):
     return np.ascontiguousarray(rgb)
 
 
+def image_to_depth_mm(msg):
+    """
+    Decode a depth sensor_msgs/Image into uint16 millimetres (the episode store's depth).
+
+    Arguments:
+    ---------
+        msg (sensor_msgs.msg.Image): ``16UC1`` or ``mono16`` (millimetres, the OpenNI/Astra
+            convention) or ``32FC1`` (metres, REP 118; NaN and out-of-range become 0).
+
+    Returns
+    -------
+        (np.ndarray): HxW uint16 millimetres, 0 = no measurement.
+
+    Raises
+    ------
+        ValueError: any other encoding, or a size/step mismatch.
+
+    """
+    if msg.encoding not in ('16UC1', 'mono16', '32FC1'):
+        raise ValueError(f'depth encoding {msg.encoding!r} is not supported: use 16UC1 or '
+                         'mono16 (mm) or 32FC1 (m)')
+    depth = image_to_numpy(msg)
+    if msg.encoding == '32FC1':
+        mm = np.nan_to_num(depth.astype(np.float64) * 1000.0, nan=0.0, posinf=0.0, neginf=0.0)
+        mm[(mm < 0) | (mm > 65535)] = 0
+        return np.rint(mm).astype(np.uint16)
+    return np.ascontiguousarray(depth, dtype=np.uint16)
+
+
 def numpy_to_image(arr, encoding, header=None):
     """
     Build a sensor_msgs/Image from a numpy array (fast path, no per-byte field checks).

@@ -160,15 +160,11 @@ class RecorderNode(Node):
         if best is None:
             return None
         try:
-            depth = conversions.image_to_numpy(best[1])
-            if best[1].encoding == '32FC1':
-                depth = (depth * 1000.0).clip(0, 65535)
-                depth[~(depth == depth)] = 0
-            if depth.ndim != 2 or depth.shape != shape or best[1].encoding not in (
-                    '16UC1', 'mono16', '32FC1'):
-                raise ValueError(f'depth must be a {shape[0]}x{shape[1]} 16UC1/mono16/32FC1 '
-                                 f'image, got {best[1].encoding} {depth.shape}')
-            return depth.astype('uint16')
+            depth = conversions.image_to_depth_mm(best[1])
+            if depth.shape != shape:
+                raise ValueError(f'depth image {depth.shape[1]}x{depth.shape[0]} does not match '
+                                 f'the {shape[1]}x{shape[0]} RGB image')
+            return depth
         except ValueError as exc:
             self._bad(f'{self.p["depth_topic"]}: {exc}')
             return None

@@ -10,7 +10,7 @@ os.environ.setdefault('SAM2REAL_NO_CV_BRIDGE', '1')  # test the built-in path it
 
 from sam2real_ros import conversions  # noqa: E402
 from sam2real_ros.conversions import (  # noqa: E402
-    ENCODINGS, image_to_numpy, image_to_rgb8, numpy_to_image)
+    ENCODINGS, image_to_depth_mm, image_to_numpy, image_to_rgb8, numpy_to_image)
 
 Image = pytest.importorskip('sensor_msgs.msg').Image
 H, W = 5, 7
@@ -114,6 +114,19 @@ def test_rgb8_from_mono():
 def test_rgb8_refuses_measurement_encodings(encoding):
     with pytest.raises(ValueError, match=encoding):
         image_to_rgb8(numpy_to_image(_random(encoding), encoding))
+
+
+def test_depth_mm_from_16bit_and_metres():
+    mm = np.array([[0, 1, 500], [1234, 65535, 7]], np.uint16)
+    for enc in ('16UC1', 'mono16'):
+        out = image_to_depth_mm(numpy_to_image(mm, enc))
+        assert out.dtype == np.uint16
+        np.testing.assert_array_equal(out, mm)
+    metres = np.array([[0.0, np.nan, 0.5], [1.2344, -1.0, 70.0]], np.float32)
+    np.testing.assert_array_equal(image_to_depth_mm(numpy_to_image(metres, '32FC1')),
+                                  [[0, 0, 500], [1234, 0, 0]])
+    with pytest.raises(ValueError, match='rgb8'):
+        image_to_depth_mm(numpy_to_image(np.zeros((2, 2, 3), np.uint8), 'rgb8'))
 
 
 def test_unsupported_encoding():
