@@ -22,7 +22,7 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*', 'benchmarks']),
-    package_data={'sam2real_ros': ['profiles/*.yaml']},
+    package_data={'sam2real_ros.modeling': ['profiles/*.yaml']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
@@ -36,12 +36,12 @@ setup(
     license='MIT',
     entry_points={
         'console_scripts': [
-            'segmentation_node = sam2real_ros.segmentation_node:main',
-            'grasp_recorder = sam2real_ros.recorder_node:main',
-            'sam_worker = sam2real_ros.sam_node:main',
+            'segmentation_node = sam2real_ros.nodes.segmentation_node:main',
+            'grasp_recorder = sam2real_ros.nodes.grasp_recorder:main',
+            'sam_worker = sam2real_ros.nodes.sam_worker:main',
             'sam2real = sam2real_ros.cli:main',
-            'sim_camera = sam2real_ros.sim_camera:main',
-            'sim_grasp_server = sam2real_ros.sim_grasp_server:main',
+            'sim_camera = sam2real_ros.nodes.sim_camera:main',
+            'sim_grasp_server = sam2real_ros.nodes.sim_grasp_server:main',
         ],
     },
 )

@@ -17,7 +17,7 @@ PROFILE=${PROFILE:-paper}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | tee "$OUT/gpu.txt"
 "$PY" - "$OUT/model_$PROFILE.pt" "$PROFILE" <<'PY'
 import sys, torch
-from sam2real_ros import model as m
+from sam2real_ros.modeling import model as m
 cfg = m.load_profile(sys.argv[2], pretrained=False, num_classes=22)
 net = m.build_model(cfg)
 torch.save(m.checkpoint_payload(net, cfg, ['bg'] + [f'obj{i}' for i in range(21)]), sys.argv[1])

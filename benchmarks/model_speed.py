@@ -46,9 +46,9 @@ def main(argv=None):
 
     import torch
 
-    from sam2real_ros import model as mdl
-    from sam2real_ros.engine import SegmentationEngine
-    from sam2real_ros.export import export_onnx
+    from sam2real_ros.inference.engine import SegmentationEngine
+    from sam2real_ros.inference.export import export_onnx
+    from sam2real_ros.modeling import model as mdl
 
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)

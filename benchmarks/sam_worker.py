@@ -34,7 +34,7 @@ def build_model(model_type, device, logit_scale):
     """Build a random-weight SAM of the given type on ``device``."""
     from segment_anything import sam_model_registry
 
-    from sam2real_ros.sam_fast import build_tiny_sam
+    from sam2real_ros.sam.sam_fast import build_tiny_sam
     if model_type == 'tiny':
         return build_tiny_sam(0, img_size=1024, embed_dim=64, depth=2, num_heads=2,
                               prompt_dim=256, logit_scale=logit_scale, device=device)
@@ -89,7 +89,7 @@ def run_naive(sam, img, settings, device):
 
 def run_fast(sam, img, settings, device, chunk, encoder_dtype):
     """Run the fast path; stage times from the generator."""
-    from sam2real_ros.sam_fast import FastAutomaticMaskGenerator
+    from sam2real_ros.sam.sam_fast import FastAutomaticMaskGenerator
     gen = FastAutomaticMaskGenerator(sam, upsample_chunk=chunk, encoder_dtype=encoder_dtype,
                                      **settings)
     sync(device)
@@ -165,7 +165,7 @@ def main(argv=None):
             print(f'frame {i}: naive {nt:.2f} s, {len(nm)} masks, stages '
                   + ', '.join(f'{k} {v:.2f}' for k, v in nst.items())
                   + f'; min IoU fast vs naive {ious[-1]:.4f}')
-    from sam2real_ros.segmenters import FelzenszwalbSegmenter
+    from sam2real_ros.sam.segmenters import FelzenszwalbSegmenter
     fb = FelzenszwalbSegmenter()
     t0 = time.perf_counter()
     fb_masks = len(fb(img).masks)

@@ -58,7 +58,7 @@ def dense_losses(features, masks, margin=0.5):
 
 def child(method, n, h, w, repeats, out_path):
     """Run one method; write timings, peak growth, values and gradient to ``out_path``."""
-    from sam2real_ros.losses import segment_pooling_losses
+    from sam2real_ros.training.losses import segment_pooling_losses
     feats, masks = make_inputs(n, h, w)
 
     def once():

@@ -26,8 +26,8 @@ import numpy as np
 
 def bench_engine(model_path, backend, device, seconds, threads=0):
     """Return (predictions per second, p50 ms, backend name) of the bare engine at 640x480."""
-    from sam2real_ros.engine import SegmentationEngine
-    from sam2real_ros.sim_camera import PatternSource
+    from sam2real_ros.inference.engine import SegmentationEngine
+    from sam2real_ros.nodes.sim_camera import PatternSource
     engine = SegmentationEngine.load(model_path, backend=backend, device=device,
                                      threads=threads or None)
     source = PatternSource(640, 480)
@@ -59,7 +59,7 @@ def main(argv=None):
     ap.add_argument('--workdir', default=None, help='model and logs (default: a temp dir)')
     args = ap.parse_args(argv)
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from sam2real_ros.demo_graph import export_random_model, NodeGraph
+    from sam2real_ros.demo.graph import export_random_model, NodeGraph
 
     workdir = args.workdir or tempfile.mkdtemp(prefix='sam2real_bench_')
     os.makedirs(workdir, exist_ok=True)

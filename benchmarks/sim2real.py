@@ -122,7 +122,8 @@ def _substitute(obj, mapping):
 
 def plan_runs(bench, size, seeds, only, out, pool_root, sets=()):
     """List of run dicts (experiment, seed, resolved TrainConfig, run folder), in run order."""
-    from sam2real_ros.train_config import ConfigError, TrainConfig, apply_mapping, apply_override
+    from sam2real_ros.training.config import (ConfigError, TrainConfig, apply_mapping,
+                                              apply_override)
     preset = bench['sizes'].get(size)
     if preset is None:
         raise BenchmarkError(f'unknown --size {size!r}; the config has {sorted(bench["sizes"])}')
@@ -165,7 +166,7 @@ def plan_runs(bench, size, seeds, only, out, pool_root, sets=()):
 
 def run_state(run):
     """``done``, ``partial`` or ``new``; a folder trained with another config is an error."""
-    from sam2real_ros.train_config import dump_config
+    from sam2real_ros.training.config import dump_config
     ck = os.path.join(run['dir'], 'checkpoint.pt')
     if not os.path.isfile(ck):
         return 'new'
@@ -180,12 +181,12 @@ def run_state(run):
 
 def launch(run, launcher, nproc, threads):
     """Train one run (resuming a partial one); raises BenchmarkError when it fails."""
-    from sam2real_ros.train_config import dump_config
+    from sam2real_ros.training.config import dump_config
     resume = run_state(run) == 'partial'
     if launcher == 'inprocess':
         import torch
 
-        from sam2real_ros import train
+        from sam2real_ros.training import train
         torch.set_num_threads(threads)
         train.run(run['cfg'], run['dir'], resume=resume, progress=False)
         return
@@ -193,9 +194,9 @@ def launch(run, launcher, nproc, threads):
     cfg_path = run['dir'] + '.yaml'
     with open(cfg_path, 'w') as f:
         f.write(dump_config(run['cfg']))
-    cmd = [sys.executable, '-m', 'sam2real_ros.train']
+    cmd = [sys.executable, '-m', 'sam2real_ros.training.train']
     if launcher == 'torchrun':
-        cmd = ['torchrun', f'--nproc_per_node={nproc}', '-m', 'sam2real_ros.train']
+        cmd = ['torchrun', f'--nproc_per_node={nproc}', '-m', 'sam2real_ros.training.train']
     cmd += ['--config', cfg_path, '--out', run['dir']] + (['--resume'] if resume else [])
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -4,7 +4,7 @@ Fixed pool of procedural "real" training frames, segmented once into a mask stor
 The sim2real benchmark trains every variant and seed on the same pool of unlabeled real frames,
 like a robot's recorded dataset: the frames are rendered once with the ``real`` appearance and
 written as PNGs (``<pool>/real/frames/NNNNNN.png``), the shared SAM worker code
-(:class:`sam2real_ros.sam_worker.SamWorker`, the same as ``sam2real segment``) segments them
+(:class:`sam2real_ros.sam.worker.SamWorker`, the same as ``sam2real segment``) segments them
 into ``<pool>/real/masks`` (resumable: frames with masks are skipped), and the same frames with
 their ground truth are written as a BOP folder (``<pool>/real_bop``) for the ``real_labels``
 upper bound. For a diagnostic "ideal SAM", ``<pool>/oracle_masks`` holds segments derived from
@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from sam2real_ros.io_utils import atomic_write_bytes, atomic_write_png
+from sam2real_ros.common.io_utils import atomic_write_bytes, atomic_write_png
 
 POOL_FIELDS = ('appearance', 'seed', 'frames', 'size', 'objects')
 
@@ -47,9 +47,9 @@ def render_pool(root, appearance='real', seed=11, frames=48, size=(96, 128), obj
     """
     from tqdm import tqdm
 
-    from sam2real_ros.datasets import oracle_segments
-    from sam2real_ros.mask_store import MaskStore
-    from sam2real_ros.procedural import CLASS_NAMES, TabletopRenderer
+    from sam2real_ros.data.datasets import oracle_segments
+    from sam2real_ros.data.procedural import CLASS_NAMES, TabletopRenderer
+    from sam2real_ros.sam.mask_store import MaskStore
     paths = pool_paths(root)
     oracle = MaskStore(paths['oracle'])
     img_dir = os.path.join(paths['real'], 'frames')
@@ -101,8 +101,8 @@ def segment_pool(real_root, segmenter='auto', progress=False, log=print):
       ``segmenter`` name, ``store`` path.
 
     """
-    from sam2real_ros.sam_worker import SamWorker
-    from sam2real_ros.segmenters import make_segmenter
+    from sam2real_ros.sam.segmenters import make_segmenter
+    from sam2real_ros.sam.worker import SamWorker
     spec = {'kind': segmenter} if isinstance(segmenter, str) else dict(segmenter)
     worker = SamWorker(real_root, None)
     todo = worker.pending()

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from sam2real_ros.io_utils import atomic_write_bytes
+from sam2real_ros.common.io_utils import atomic_write_bytes
 
 
 def read_metrics(run_dir):

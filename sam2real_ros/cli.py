@@ -9,13 +9,15 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
-    'demo': ('sam2real_ros.demo', 'run the whole loop on the embedded default data'),
-    'train': ('sam2real_ros.train', 'train a model (synthetic + SAM-regularized real frames)'),
-    'evaluate': ('sam2real_ros.evaluate', 'mIoU (Eq. 8) of a checkpoint or ONNX model'),
-    'export': ('sam2real_ros.export', 'export a checkpoint (EMA weights) to ONNX for the node'),
-    'segment': ('sam2real_ros.sam_worker', 'run SAM (or the fallback) on a dataset, resumably'),
-    'extract-episodes': ('sam2real_ros.extract', 'cut grasp episodes out of a rosbag2'),
-    'extract-frames': ('sam2real_ros.datasets_rosbag',
+    'demo': ('sam2real_ros.demo.pipeline', 'run the whole loop on the embedded default data'),
+    'train': ('sam2real_ros.training.train',
+              'train a model (synthetic + SAM-regularized real frames)'),
+    'evaluate': ('sam2real_ros.training.evaluate', 'mIoU (Eq. 8) of a checkpoint or ONNX model'),
+    'export': ('sam2real_ros.inference.export',
+               'export a checkpoint (EMA weights) to ONNX for the node'),
+    'segment': ('sam2real_ros.sam.worker', 'run SAM (or the fallback) on a dataset, resumably'),
+    'extract-episodes': ('sam2real_ros.recording.extract', 'cut grasp episodes out of a rosbag2'),
+    'extract-frames': ('sam2real_ros.data.rosbag',
                        'image folder from one topic of a rosbag2, subsampled by time'),
 }
 

@@ -92,7 +92,7 @@ FAST_MODEL_CLASSES = ['bg', 'a', 'b']
 @pytest.fixture(scope='session')
 def fast_onnx_model(tmp_path_factory):
     """One random-weight ``fast`` ONNX model (classes bg, a, b) shared by the node tests."""
-    from sam2real_ros import export
+    from sam2real_ros.inference import export
     path = tmp_path_factory.mktemp('model') / 'fast.onnx'
     rc = export.main(['--random', '--profile', 'fast', '--no-verify',
                       '--classes', ','.join(FAST_MODEL_CLASSES), '--out', str(path)])

@@ -1,4 +1,4 @@
-"""Tests for sam2real_ros.conversions with real sensor_msgs/Image messages (no ROS graph)."""
+"""Tests for sam2real_ros.common.conversions with real sensor_msgs/Image messages (no graph)."""
 import array
 import os
 import sys
@@ -8,8 +8,8 @@ import pytest
 
 os.environ.setdefault('SAM2REAL_NO_CV_BRIDGE', '1')  # test the built-in path itself
 
-from sam2real_ros import conversions  # noqa: E402
-from sam2real_ros.conversions import (  # noqa: E402
+from sam2real_ros.common import conversions  # noqa: E402
+from sam2real_ros.common.conversions import (  # noqa: E402
     ENCODINGS, image_to_depth_mm, image_to_numpy, image_to_rgb8, numpy_to_image)
 
 Image = pytest.importorskip('sensor_msgs.msg').Image

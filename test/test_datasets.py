@@ -7,12 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from sam2real_ros.datasets import (Augment, build_labeled, build_unlabeled, DatasetError,
-                                   oracle_segments)
-from sam2real_ros.datasets_rosbag import extract_bag_frames
-from sam2real_ros.io_utils import atomic_write_png, read_rgb
-from sam2real_ros.mask_store import MaskStore
-from sam2real_ros.procedural import TabletopRenderer
+from sam2real_ros.common.io_utils import atomic_write_png, read_rgb
+from sam2real_ros.data.datasets import (Augment, build_labeled, build_unlabeled, DatasetError,
+                                        oracle_segments)
+from sam2real_ros.data.procedural import TabletopRenderer
+from sam2real_ros.data.rosbag import extract_bag_frames
+from sam2real_ros.sam.mask_store import MaskStore
 
 # The real YCB-Video sample lives in shared/ beside the checkout (CI lays a copy there too).
 YCBV = os.environ.get('SAM2REAL_YCBV_SAMPLE') or os.path.join(
@@ -221,7 +221,7 @@ def test_image_folder_with_mask_store(tmp_path):
 
 
 def test_episodes_with_masks(tmp_path):
-    from sam2real_ros.episode_store import EpisodeWriter, iter_frames
+    from sam2real_ros.recording.episode_store import EpisodeWriter, iter_frames
     root = tmp_path / 'data'
     w = EpisodeWriter(str(root), 1_000_000_000, {})
     r = TabletopRenderer('real', size=(60, 80))

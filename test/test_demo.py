@@ -52,8 +52,8 @@ def test_quick_demo_runs_the_loop_and_writes_the_report(tmp_path):
     assert summary['node_hz'] == pytest.approx(rate, abs=0.01)
 
     # Both grasps were recorded as episodes and every frame has SAM worker masks.
-    from sam2real_ros import episode_store
-    from sam2real_ros.mask_store import MaskStore
+    from sam2real_ros.recording import episode_store
+    from sam2real_ros.sam.mask_store import MaskStore
     frames = list(episode_store.iter_frames(str(out / 'data')))
     assert len(episode_store.list_episodes(str(out / 'data'), complete_only=True)) == 2
     assert {'before', 'during', 'after'} <= {f.phase for f in frames}

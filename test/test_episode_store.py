@@ -9,10 +9,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from sam2real_ros import episode_store
-from sam2real_ros.episode_store import EpisodeError, EpisodeSink, EpisodeWriter
-from sam2real_ros.grasp_episodes import EpisodeEnd, EpisodeStart, Frame, FrameOut
-from sam2real_ros.io_utils import read_image_unchanged, read_rgb
+from sam2real_ros.common.io_utils import read_image_unchanged, read_rgb
+from sam2real_ros.recording import episode_store
+from sam2real_ros.recording.episode_store import EpisodeError, EpisodeSink, EpisodeWriter
+from sam2real_ros.recording.grasp_episodes import EpisodeEnd, EpisodeStart, Frame, FrameOut
 
 T0 = 1_790_000_000 * 10**9
 CAM = {'width': 32, 'height': 24, 'K': [1.0] * 9, 'D': [0.0] * 5,
@@ -61,7 +61,7 @@ def test_readers_skip_incomplete_and_reject_bad_json(tmp_path):
 CRASHING_WRITER = textwrap.dedent("""
     import os, sys
     import numpy as np
-    from sam2real_ros.episode_store import EpisodeWriter
+    from sam2real_ros.recording.episode_store import EpisodeWriter
     w = EpisodeWriter(sys.argv[1], 10**18, {'trigger': {'source': 'service'}})
     for i in range(5):  # episode.json is rewritten only on phase changes
         w.add_frame(10**18 + i, 'during', np.full((24, 32, 3), i, np.uint8))

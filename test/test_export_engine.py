@@ -6,9 +6,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from sam2real_ros import export
-from sam2real_ros import model as mdl
-from sam2real_ros.engine import ModelLoadError, SegmentationEngine
+from sam2real_ros.inference import export
+from sam2real_ros.inference.engine import ModelLoadError, SegmentationEngine
+from sam2real_ros.modeling import model as mdl
 import torch
 
 CLASSES = ['background', 'mug', 'box']
@@ -183,7 +183,7 @@ def test_engine_load_errors(tiny_ckpt_and_onnx, tmp_path):
 
 
 def test_feature_resize_handles_many_channels():
-    from sam2real_ros.engine import _resize_features
+    from sam2real_ros.inference.engine import _resize_features
     rng = np.random.default_rng(0)
     feats = rng.random((30, 40, 300), dtype=np.float32)
     out = _resize_features(feats, (60, 80))

@@ -2,8 +2,10 @@
 import numpy as np
 import pytest
 
-from sam2real_ros import episode_store, extract, grasp_episodes
-from sam2real_ros.io_utils import read_rgb
+from sam2real_ros.common.io_utils import read_rgb
+from sam2real_ros.recording import episode_store
+from sam2real_ros.recording import extract
+from sam2real_ros.recording import grasp_episodes
 
 rosbags = pytest.importorskip('rosbags')
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from sam2real_ros.grasp_episodes import (EpisodeConfig, EpisodeEnd, EpisodeLogic, EpisodeStart,
-                                         Frame, FrameOut)
+from sam2real_ros.recording.grasp_episodes import (EpisodeConfig, EpisodeEnd, EpisodeLogic,
+                                                   EpisodeStart, Frame, FrameOut)
 
 S = 1_000_000_000
 T0 = 1000 * S

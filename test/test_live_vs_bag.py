@@ -6,8 +6,8 @@ real DDS to a real recorder process and, message by message, written to an mcap 
 ``rosbags`` (the bytes rclpy serializes, log time = publish time: what ``ros2 bag record``
 captures). Extracting the bag must give the same episodes as the live node wrote.
 
-How both decide (sam2real_ros/grasp_episodes.py): the live node drives the logic with its clock
-at message arrival, the extraction with the bag log time; file names use the image header
+How both decide (sam2real_ros/recording/grasp_episodes.py): the live node drives the logic with
+its clock at message arrival, the extraction with the bag log time; file names use the image header
 stamp in both. Arrival and publish times differ by the DDS latency, so every threshold of the
 stream lies half a frame period (50 ms) away from a frame: statuses change midway between two
 frames, and the rate slots (10% slack: 450 ms at 2 Hz), ``before_s`` and ``after_s`` fall
@@ -23,8 +23,8 @@ import time
 from conftest import wait_until
 import numpy as np
 import pytest
-from sam2real_ros import episode_store
-from sam2real_ros.io_utils import read_rgb
+from sam2real_ros.common.io_utils import read_rgb
+from sam2real_ros.recording import episode_store
 
 rclpy = pytest.importorskip('rclpy')
 pytest.importorskip('rosbags')
@@ -114,8 +114,8 @@ class StreamPublisher:
 
     def frame(self, index):
         """Publish camera info and an rgb8 64x48 frame that encodes ``index``, stamped now."""
+        from sam2real_ros.common.conversions import numpy_to_image
         from sensor_msgs.msg import CameraInfo
-        from sam2real_ros.conversions import numpy_to_image
         rgb = np.zeros((48, 64, 3), np.uint8)
         rgb[..., 0] = index % 256
         rgb[..., 1] = index // 256
@@ -206,7 +206,7 @@ def test_live_recorder_and_bag_extraction_give_the_same_episodes(processes, stre
     params = dict(TIMING, output_dir=str(live), image_topic=IMAGE_TOPIC,
                   action_names=f"['{ACTION}']", min_free_gb=0.0, queue_size=200,
                   diagnostics_period_s=0.3)
-    args = ['-m', 'sam2real_ros.recorder_node', '--ros-args']
+    args = ['-m', 'sam2real_ros.nodes.grasp_recorder', '--ros-args']
     for k, v in params.items():
         args += ['-p', f'{k}:={v}']
     rec = processes.start(*args, name='recorder')

@@ -1,7 +1,7 @@
 """Segment pooling losses (Eq. 2-6, 9) against a direct float64 transcription, and Eq. 1."""
 import numpy as np
 import pytest
-from sam2real_ros import losses
+from sam2real_ros.training import losses
 import torch
 import torch.nn.functional as F
 

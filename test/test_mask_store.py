@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 import pytest
-from sam2real_ros.mask_store import masks_to_bboxes, MaskStore, MaskStoreError
+from sam2real_ros.sam.mask_store import masks_to_bboxes, MaskStore, MaskStoreError
 from segment_anything.utils.amg import batched_mask_to_box
 import torch
 

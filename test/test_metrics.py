@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from sam2real_ros.metrics import frame_ious, mean_iou, MeanIoU
+from sam2real_ros.training.metrics import frame_ious, mean_iou, MeanIoU
 
 
 def test_frame_ious_hand_example():

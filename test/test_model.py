@@ -1,8 +1,8 @@
 """Model, profiles, preprocessing, checkpoints and visual helpers (random weights)."""
 import numpy as np
 import pytest
-from sam2real_ros import model as mdl
-from sam2real_ros.visual import colorize_labels, features_to_rgb
+from sam2real_ros.inference.visual import colorize_labels, features_to_rgb
+from sam2real_ros.modeling import model as mdl
 import torch
 from torch import nn
 import torch.nn.functional as F

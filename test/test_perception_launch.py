@@ -50,7 +50,7 @@ def _launch_file():
 def generate_test_description():
     tmp = tempfile.mkdtemp(prefix='sam2real_launch_test_')
     model = os.path.join(tmp, 'model.onnx')
-    from sam2real_ros import export
+    from sam2real_ros.inference import export
     assert export.main(['--random', '--profile', 'fast', '--classes', 'bg,a,b,c',
                         '--out', model]) == 0
     include = IncludeLaunchDescription(
@@ -104,8 +104,8 @@ class TestPerception(unittest.TestCase):
         self.assertTrue(self._spin_until(result.done, 60.0))
         self.assertEqual(result.result().status, GoalStatus.STATUS_SUCCEEDED)
 
-        from sam2real_ros import episode_store
-        from sam2real_ros.mask_store import MaskStore
+        from sam2real_ros.recording import episode_store
+        from sam2real_ros.sam.mask_store import MaskStore
 
         def frames():
             return list(episode_store.iter_frames(dataset_root, complete_only=True))

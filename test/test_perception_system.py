@@ -12,8 +12,8 @@ import threading
 
 from conftest import REPO, wait_until
 import pytest
-from sam2real_ros import episode_store
-from sam2real_ros.mask_store import MaskStore
+from sam2real_ros.recording import episode_store
+from sam2real_ros.sam.mask_store import MaskStore
 
 rclpy = pytest.importorskip('rclpy')
 

@@ -3,8 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sam2real_ros import procedural
-from sam2real_ros.procedural import CLASS_NAMES, get_appearance, TabletopRenderer
+from sam2real_ros.data import procedural
+from sam2real_ros.data.procedural import CLASS_NAMES, get_appearance, TabletopRenderer
 
 SIZE = (120, 160)
 

@@ -6,8 +6,8 @@ import threading
 from conftest import wait_until
 import numpy as np
 import pytest
-from sam2real_ros import episode_store
-from sam2real_ros.io_utils import read_rgb
+from sam2real_ros.common.io_utils import read_rgb
+from sam2real_ros.recording import episode_store
 
 rclpy = pytest.importorskip('rclpy')
 
@@ -47,7 +47,7 @@ class RosHarness:
             self.diag[st.hardware_id] = {kv.key: kv.value for kv in st.values}
 
     def _publish(self):
-        from sam2real_ros.conversions import numpy_to_image
+        from sam2real_ros.common.conversions import numpy_to_image
         self.n += 1
         header = self.node.get_clock().now().to_msg()
         if self.bad_every and self.n % self.bad_every == 0:
@@ -106,7 +106,7 @@ def start_recorder(processes, root, name='recorder', **params):
             'before_max_frames': 3, 'during_rate_hz': 4.0, 'after_s': 1.0, 'after_rate_hz': 4.0,
             'diagnostics_period_s': 0.3, 'min_free_gb': 0.0}
     base.update(params)
-    args = ['-m', 'sam2real_ros.recorder_node', '--ros-args']
+    args = ['-m', 'sam2real_ros.nodes.grasp_recorder', '--ros-args']
     for k, v in base.items():
         args += ['-p', f'{k}:={v}']
     return processes.start(*args, name=name)
@@ -125,7 +125,7 @@ def check_episode(ep):
 
 @pytest.mark.rostest
 def test_grasps_become_episodes_and_latched_status_starts_nothing(processes, harness, tmp_path):
-    server = processes.start('-m', 'sam2real_ros.sim_grasp_server', '--ros-args', '-p',
+    server = processes.start('-m', 'sam2real_ros.nodes.sim_grasp_server', '--ros-args', '-p',
                              'grasp_duration_s:=1.5', name='server')
     root = tmp_path / 'data'
     rec = start_recorder(processes, root)

@@ -13,8 +13,8 @@ import sys
 from conftest import REPO
 import numpy as np
 import pytest
-from sam2real_ros.mask_store import MaskStore
-from sam2real_ros.procedural import TabletopRenderer
+from sam2real_ros.data.procedural import TabletopRenderer
+from sam2real_ros.sam.mask_store import MaskStore
 
 
 def _write_bag(path, frames):

@@ -9,13 +9,13 @@ from conftest import REPO, wait_until
 import numpy as np
 import pytest
 
-from sam2real_ros import io_utils
-from sam2real_ros.episode_store import EpisodeWriter
-from sam2real_ros.mask_store import MaskStore
-from sam2real_ros.sam_fast import build_tiny_sam
-from sam2real_ros.sam_worker import find_frames, in_shard, main, parse_shard, SamWorker, \
+from sam2real_ros.common import io_utils
+from sam2real_ros.recording.episode_store import EpisodeWriter
+from sam2real_ros.sam.mask_store import MaskStore
+from sam2real_ros.sam.sam_fast import build_tiny_sam
+from sam2real_ros.sam.segmenters import FelzenszwalbSegmenter, SamSegmenter
+from sam2real_ros.sam.worker import find_frames, in_shard, main, parse_shard, SamWorker, \
     WorkerError
-from sam2real_ros.segmenters import FelzenszwalbSegmenter, SamSegmenter
 
 
 def _img(seed, h=48, w=64):
@@ -112,7 +112,7 @@ def test_kill_and_resume(tmp_path):
     for i in range(16):
         io_utils.atomic_write_png(tmp_path / 'imgs' / f'{i:02d}.png', _img(i, 240, 320))
     store = MaskStore(tmp_path / 'masks')
-    cmd = [sys.executable, '-m', 'sam2real_ros.sam_worker', str(tmp_path), '--segmenter',
+    cmd = [sys.executable, '-m', 'sam2real_ros.sam.worker', str(tmp_path), '--segmenter',
            'fallback', '--no-progress']
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -148,7 +148,7 @@ def test_node_processes_completed_episode(tmp_path, processes):
 
     writers = make_dataset(tmp_path, n_plain=1)
     store = MaskStore(tmp_path / 'masks')
-    proc = processes.start('-m', 'sam2real_ros.sam_node', '--ros-args', '-p',
+    proc = processes.start('-m', 'sam2real_ros.nodes.sam_worker', '--ros-args', '-p',
                            f'dataset_root:={tmp_path}', '-p', 'segmenter:=fallback', '-p',
                            'poll_period:=0.2', '-p', 'nice:=0', '-p', 'fallback.min_area:=10',
                            '-p', 'diagnostics_period:=0.2', name='sam_worker')

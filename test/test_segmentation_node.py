@@ -18,8 +18,8 @@ rclpy = pytest.importorskip('rclpy')
 # I100: the ROS imports must follow the importorskip, so they cannot all sort after pytest.
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402, I100
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sam2real_ros.conversions import numpy_to_image, stamp_to_ns  # noqa: E402
-from sam2real_ros.node_runner import BackgroundNode  # noqa: E402
+from sam2real_ros.common.conversions import numpy_to_image, stamp_to_ns  # noqa: E402
+from sam2real_ros.nodes.runner import BackgroundNode  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
@@ -76,12 +76,13 @@ def listener():
 
 def start_camera(processes, rate_hz):
     # Publisher depth 10 so the test's own (slow, Python) camera_info reader misses no stamp.
-    return processes.start('-m', 'sam2real_ros.sim_camera', '--ros-args', '-p', 'qos_depth:=10',
+    return processes.start('-m', 'sam2real_ros.nodes.sim_camera', '--ros-args',
+                           '-p', 'qos_depth:=10',
                            '-p', f'rate_hz:={float(rate_hz)}', name='camera')
 
 
 def start_node(processes, model):
-    return processes.start('-m', 'sam2real_ros.segmentation_node', '--ros-args',
+    return processes.start('-m', 'sam2real_ros.nodes.segmentation_node', '--ros-args',
                            '-p', f'model_path:={model}', name='node')
 
 
@@ -154,7 +155,7 @@ def test_model_problems_and_bad_frames(processes, listener, model_path, tmp_path
     listener.listen(DiagnosticArray, '/diagnostics')
     pub = listener.node.create_publisher(Image, '/test_images', 10)
     target = tmp_path / 'later.onnx'
-    node = processes.start('-m', 'sam2real_ros.segmentation_node', '--ros-args',
+    node = processes.start('-m', 'sam2real_ros.nodes.segmentation_node', '--ros-args',
                            '-r', '__node:=node', '-p', 'image_topic:=/test_images',
                            '-p', 'qos_reliability:=reliable', '-p', f'model_path:={target}',
                            '-p', 'model_retry_s:=0.3', '-p', 'diagnostics_period_s:=0.2',
@@ -219,7 +220,7 @@ def test_model_problems_and_bad_frames(processes, listener, model_path, tmp_path
 
 
 def test_latest_frame_keeps_only_the_newest():
-    from sam2real_ros.segmentation_node import LatestFrame
+    from sam2real_ros.nodes.segmentation_node import LatestFrame
     slot = LatestFrame()
     assert slot.take(timeout=0.01) is None
     for i in range(5):
@@ -235,7 +236,7 @@ def test_latest_frame_keeps_only_the_newest():
 
 
 def test_invalid_parameter_is_refused_at_start(processes):
-    node = processes.start('-m', 'sam2real_ros.segmentation_node', '--ros-args',
+    node = processes.start('-m', 'sam2real_ros.nodes.segmentation_node', '--ros-args',
                            '-p', 'qos_depth:=0', name='node')
     assert node.wait(30) == 2
     out = processes.output(node)

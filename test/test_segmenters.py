@@ -1,9 +1,9 @@
 """Segmenters: fast SAM path equals the library's generator; nested fallback; auto/sam choice."""
 import numpy as np
 import pytest
-from sam2real_ros.sam_fast import build_tiny_sam, FastAutomaticMaskGenerator
-from sam2real_ros.segmenters import (FelzenszwalbSegmenter, make_segmenter, SamSegmenter,
-                                     SegmenterError)
+from sam2real_ros.sam.sam_fast import build_tiny_sam, FastAutomaticMaskGenerator
+from sam2real_ros.sam.segmenters import (FelzenszwalbSegmenter, make_segmenter, SamSegmenter,
+                                         SegmenterError)
 from segment_anything import SamAutomaticMaskGenerator
 
 

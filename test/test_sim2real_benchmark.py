@@ -48,7 +48,7 @@ def test_quick_run_writes_tables_plots_and_reuses_pool_and_runs(tmp_path):
     pool = out / 'pool' / '3'
     assert sorted(os.listdir(pool / 'real' / 'frames')) == ['000000.png', '000001.png',
                                                             '000002.png']
-    from sam2real_ros.mask_store import MaskStore
+    from sam2real_ros.sam.mask_store import MaskStore
     store = MaskStore(str(pool / 'real' / 'masks'))
     assert store.keys() == ['frames/000000.png', 'frames/000001.png', 'frames/000002.png']
     assert all(len(store.read(k)) > 0 for k in store.keys())

@@ -8,8 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from sam2real_ros import evaluate, train, train_config
-from sam2real_ros.trainer import Trainer
+from sam2real_ros.training import config as train_config
+from sam2real_ros.training import evaluate
+from sam2real_ros.training import train
+from sam2real_ros.training.trainer import Trainer
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,7 +62,8 @@ def test_kill_and_resume_equals_straight_run(tmp_path, capsys):
     # Same config, SIGKILLed after epoch 1's checkpoint, then resumed; the resumed process runs
     # torchrun-style (WORLD_SIZE=1, gloo) to cover the distributed set-up too.
     run_dir = tmp_path / 'killed'
-    cmd = [sys.executable, '-m', 'sam2real_ros.train', '--config', TINY, '--out', str(run_dir),
+    cmd = [sys.executable, '-m', 'sam2real_ros.training.train', '--config', TINY,
+           '--out', str(run_dir),
            *SMALL]
     first = subprocess.run(cmd + ['kill_after_epoch=1'], cwd=REPO, capture_output=True,
                            text=True, timeout=300)
@@ -69,7 +72,8 @@ def test_kill_and_resume_equals_straight_run(tmp_path, capsys):
     assert ck['epoch'] == 1
     env = dict(os.environ, RANK='0', WORLD_SIZE='1', LOCAL_RANK='0', MASTER_ADDR='127.0.0.1',
                MASTER_PORT=str(_free_port()))
-    second = subprocess.run([sys.executable, '-m', 'sam2real_ros.train', '--out', str(run_dir),
+    second = subprocess.run([sys.executable, '-m', 'sam2real_ros.training.train',
+                             '--out', str(run_dir),
                              '--resume'], cwd=REPO, capture_output=True, text=True, timeout=300,
                             env=env)
     assert second.returncode == 0, second.stderr[-2000:]
@@ -91,7 +95,7 @@ def test_kill_and_resume_equals_straight_run(tmp_path, capsys):
     assert 0.0 <= float(rows[-1]['miou']) <= 1.0
     assert sorted(os.listdir(run_dir / 'images')) == ['epoch_001.png', 'epoch_002.png']
     # the checkpoint is a model checkpoint too (EMA weights for evaluation/export)
-    from sam2real_ros.model import model_from_checkpoint
+    from sam2real_ros.modeling.model import model_from_checkpoint
     net, cfg, names = model_from_checkpoint(str(run_dir / 'checkpoint.pt'))
     assert len(names) == cfg.num_classes
     # `sam2real evaluate` (engine path, EMA weights) reproduces the trainer's last mIoU
@@ -157,7 +161,7 @@ def test_resize_masks_matches_opencv_nearest_and_keeps_bool():
     import cv2
     import numpy as np
 
-    from sam2real_ros.train_data import resize_masks
+    from sam2real_ros.training.batching import resize_masks
     masks = np.random.default_rng(0).random((700, 24, 32)) > 0.5   # > OpenCV's channel limit
     for size in [(16, 16), (50, 77)]:
         got = resize_masks(masks, size)

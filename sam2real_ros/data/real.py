@@ -1,0 +1,187 @@
+"""
+Unlabeled real frames with their SAM segments: recorder episodes, image folders, rosbags.
+
+Frames are addressed by ``key`` = image path relative to the dataset root (``/`` separators);
+their masks come from the mask store (``<root>/masks`` by default). Frames without masks are
+skipped and counted (``ds.missing_masks``), or segmented on the fly when a segmenter is given
+and ``missing_masks: segment`` is set. Rosbags are first extracted once into an image-folder
+cache (:func:`extract_bag_frames`), which the SAM worker then segments like any image folder.
+"""
+import os
+
+import numpy as np
+
+from sam2real_ros.common.io_utils import read_rgb
+from sam2real_ros.data.datasets import BaseDataset, DatasetError
+
+IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+_FIELDS = ('root', 'masks', 'missing_masks', 'segmenter', 'complete_only', 'with_failed')
+_ROSBAG_FIELDS = ('path', 'image_topic', 'min_period_s', 'cache', 'masks', 'missing_masks',
+                  'segmenter', 'progress')
+
+
+def normalize_masks(result, shape):
+    """
+    Segmenter output -> NxHxW bool.
+
+    Arguments:
+    ---------
+      result: NxHxW array, a list of HxW arrays, SAM-style dicts with ``segmentation``, or an
+        object with ``masks`` (array or method).
+      shape (tuple): expected ``(H, W)``.
+
+    Returns
+    -------
+      np.ndarray: NxHxW bool masks.
+
+    """
+    if hasattr(result, 'masks'):
+        result = result.masks() if callable(result.masks) else result.masks
+    if isinstance(result, (list, tuple)):
+        result = [r['segmentation'] if isinstance(r, dict) else r for r in result]
+        result = np.stack(result) if result else np.zeros((0,) + tuple(shape), bool)
+    masks = np.asarray(result).astype(bool, copy=False)
+    if masks.ndim != 3 or masks.shape[1:] != tuple(shape):
+        raise DatasetError(f'segmenter returned masks of shape {masks.shape}, expected '
+                           f'Nx{shape[0]}x{shape[1]}')
+    return masks
+
+
+def resolve_segmenter(spec):
+    """
+    Return a callable ``rgb -> masks`` from a callable, ``fallback``, ``sam``/``auto`` or a dict.
+
+    Names and dicts (``{kind: fallback, fallback_settings: {...}}``) go to
+    ``segmenters.make_segmenter``; ``fallback`` is the multi-scale Felzenszwalb segmenter.
+    """
+    if callable(spec):
+        return spec
+    if isinstance(spec, str):
+        spec = {'kind': spec}
+    if not isinstance(spec, dict) or spec.get('kind') not in ('fallback', 'sam', 'auto'):
+        raise DatasetError(f'segmenter must be "fallback", "sam", "auto", a dict with such a '
+                           f'"kind", or a callable; got {spec!r}')
+    from sam2real_ros.sam import segmenters
+    try:
+        return segmenters.make_segmenter(**spec)
+    except (TypeError, segmenters.SegmenterError) as e:
+        raise DatasetError(f'segmenter {spec}: {e}') from None
+
+
+class MaskedFrames(BaseDataset):
+    """
+    Frames (paths + keys) joined with their masks in a mask store.
+
+    Arguments:
+    ---------
+      root (str): dataset root; keys are paths relative to it.
+      keys (list): image keys (relative paths, ``/`` separators).
+      masks (str | None): mask store root (default ``<root>/masks``).
+      missing_masks (str): ``skip`` (default: frames without masks are skipped and counted) or
+        ``segment`` (run ``segmenter`` on them, not stored).
+      segmenter (callable | str | None): used with ``missing_masks: segment``.
+      with_failed (bool): keep frames whose segmentation failed when segmenting on the fly.
+
+    """
+
+    def __init__(self, root, keys, masks=None, missing_masks='skip', segmenter=None,
+                 with_failed=False, **kw):
+        super().__init__(**kw)
+        from sam2real_ros.sam.mask_store import MaskStore
+        self.root = os.fspath(root)
+        self.store = MaskStore(masks or os.path.join(self.root, 'masks'))
+        if missing_masks not in ('skip', 'segment'):
+            raise DatasetError(f'missing_masks must be skip or segment, got {missing_masks!r}')
+        self.segmenter = None
+        if missing_masks == 'segment':
+            if segmenter is None:
+                raise DatasetError('missing_masks "segment" needs a segmenter')
+            self.segmenter = resolve_segmenter(segmenter)
+        self.keys, self.missing_masks, self.failed_masks = [], 0, 0
+        for key in keys:
+            status = self.store.status(key)
+            if status == 'done' or (self.segmenter is not None
+                                    and (status is None or with_failed)):
+                self.keys.append(key)
+            elif status == 'failed':
+                self.failed_masks += 1
+            else:
+                self.missing_masks += 1
+        self.total_frames = len(keys)
+        if not self.keys:
+            raise DatasetError(
+                f'none of the {len(keys)} frames under {self.root} has masks in '
+                f'{self.store.root} ({self.missing_masks} missing, {self.failed_masks} failed); '
+                f'run "sam2real segment" on {self.root} first')
+
+    def __len__(self):
+        return len(self.keys)
+
+    def _key(self, index):
+        return self.keys[index]
+
+    def _load(self, index):
+        key = self.keys[index]
+        rgb = read_rgb(os.path.join(self.root, *key.split('/')))
+        if self.store.status(key) == 'done':
+            rec = self.store.read(key)
+            if tuple(rec.image_size) != rgb.shape[:2]:
+                raise DatasetError(f'{self.store.path(key)}: masks are {rec.image_size[1]}x'
+                                   f'{rec.image_size[0]} but the image {key} is '
+                                   f'{rgb.shape[1]}x{rgb.shape[0]}')
+            masks = rec.masks()
+        else:
+            masks = normalize_masks(self.segmenter(rgb), rgb.shape[:2])
+        return {'rgb': rgb, 'masks': masks, 'key': key}
+
+
+def list_images(root, exclude=()):
+    """Image keys below ``root`` (sorted, ``/`` separators), skipping the ``exclude`` folders."""
+    keys = []
+    skip = {os.path.abspath(d) for d in exclude}
+    for dirpath, dirnames, files in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.')
+                             and os.path.abspath(os.path.join(dirpath, d)) not in skip)
+        for name in sorted(files):
+            if name.lower().endswith(IMAGE_EXTS) and not name.startswith('.'):
+                rel = os.path.relpath(os.path.join(dirpath, name), root)
+                keys.append(rel.replace(os.sep, '/'))
+    return keys
+
+
+def build(kind, cfg, segmenter=None):
+    """Build an ``episodes``, ``image_folder`` or ``rosbag`` dataset from its config."""
+    from sam2real_ros.data.datasets import _take
+    fields = _ROSBAG_FIELDS if kind == 'rosbag' else _FIELDS
+    kw = _take(cfg, fields, 'unlabeled')
+    if segmenter is not None:
+        kw['segmenter'] = segmenter
+    if kind == 'rosbag':
+        for need in ('path', 'image_topic'):
+            if not kw.get(need):
+                raise DatasetError(f'rosbag dataset needs "{need}"')
+        from sam2real_ros.data.rosbag import extract_bag_frames
+        cache = kw.pop('cache', None) or os.fspath(kw['path']).rstrip('/\\') + '.frames'
+        extract_bag_frames(kw.pop('path'), kw.pop('image_topic'),
+                           os.path.join(cache, 'frames'), kw.pop('min_period_s', 0.5),
+                           progress=kw.pop('progress', True))
+        kw['root'] = cache
+        kind = 'image_folder'
+    root = kw.get('root')
+    if not root:
+        raise DatasetError(f'{kind} dataset needs "root"')
+    if not os.path.isdir(root):
+        raise DatasetError(f'{kind} dataset root is not a folder: {root}')
+    if kind == 'episodes':
+        from sam2real_ros.recording.episode_store import iter_frames
+        complete_only = kw.pop('complete_only', True)
+        keys = [f.key for f in iter_frames(root, complete_only=complete_only)]
+        if not keys:
+            raise DatasetError(f'no recorded episode frames under {root}/episodes '
+                               f'(complete_only={complete_only})')
+    else:
+        kw.pop('complete_only', None)
+        keys = list_images(root, exclude=[kw.get('masks') or os.path.join(root, 'masks')])
+        if not keys:
+            raise DatasetError(f'no images ({", ".join(IMAGE_EXTS)}) found under {root}')
+    return MaskedFrames(keys=keys, **kw)

@@ -1,0 +1,233 @@
+"""
+Process graphs for the demo and benchmarks: sim_camera + segmentation_node + a listener.
+
+:class:`NodeGraph` starts ``sim_camera`` and ``segmentation_node`` as real processes and measures
+the label rate at a :class:`Listener`; used by the demo's stage 6
+(``sam2real_ros/demo/pipeline.py``) and by ``benchmarks/segmentation_node.py``.
+:func:`run_node_demo` is the node-only demo (a random-weight or given model on the simulated
+camera).
+"""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+LABELS = '/segmentation_node/labels'
+
+
+class Listener:
+    """
+    An rclpy node in its own context, spun in a thread; records label stamps and status.
+
+    ``self.labels`` holds ``(receipt_ns, stamp_ns)`` per label message; ``self.status`` the
+    latest ``segmentation_node`` diagnostic values (dict of str).
+    """
+
+    def __init__(self, labels_topic=LABELS):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import Image
+
+        from sam2real_ros.common.conversions import stamp_to_ns
+        from sam2real_ros.nodes.runner import BackgroundNode
+        self._stamp_to_ns = stamp_to_ns
+        self.labels, self.status, self.lock = [], {}, threading.Lock()
+        self._ros = BackgroundNode('sam2real_demo_listener')
+        self.node = self._ros.node
+        self.node.create_subscription(Image, labels_topic, self._on_labels, 10)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
+
+    def _on_labels(self, msg):
+        now = time.time_ns()
+        with self.lock:
+            self.labels.append((now, self._stamp_to_ns(msg.header.stamp)))
+
+    def _on_diag(self, msg):
+        for st in msg.status:
+            if st.name.startswith('segmentation_node'):
+                with self.lock:
+                    self.status = {kv.key: kv.value for kv in st.values}
+
+    def snapshot(self):
+        """Return ``(labels copy, status copy)``."""
+        with self.lock:
+            return list(self.labels), dict(self.status)
+
+    def close(self):
+        """Stop spinning and shut the context down."""
+        self._ros.close()
+
+
+class NodeGraph:
+    """
+    Context manager: sim_camera + segmentation_node processes and a :class:`Listener`.
+
+    Arguments:
+    ---------
+        model_path (str): model for the node.
+        workdir (str): where the processes' logs go (``camera.log``, ``node.log``).
+        rate_hz (float): camera rate.
+        source (str): sim_camera source (``pattern`` or ``procedural``).
+        node_params (dict): extra node parameters (``name: value``).
+        camera_params (dict): extra sim_camera parameters (e.g. ``num_frames``).
+
+    """
+
+    def __init__(self, model_path, workdir, rate_hz=30.0, source='pattern', node_params=None,
+                 camera_params=None):
+        self.workdir = workdir
+        self.camera_args = ['-m', 'sam2real_ros.nodes.sim_camera', '--ros-args',
+                            '-p', f'rate_hz:={float(rate_hz)}', '-p', f'source:={source}']
+        for key, value in (camera_params or {}).items():
+            self.camera_args += ['-p', f'{key}:={value}']
+        self.node_args = ['-m', 'sam2real_ros.nodes.segmentation_node', '--ros-args',
+                          '-p', f'model_path:={model_path}']
+        for key, value in (node_params or {}).items():
+            self.node_args += ['-p', f'{key}:={value}']
+        self.procs = {}
+
+    def _start(self, name, args):
+        log = open(os.path.join(self.workdir, f'{name}.log'), 'w')
+        proc = subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED='1'))
+        self.procs[name] = (proc, log)
+
+    def log(self, name):
+        """Everything process ``name`` printed so far."""
+        self.procs[name][1].flush()
+        with open(os.path.join(self.workdir, f'{name}.log'), errors='replace') as f:
+            return f.read()
+
+    def check_alive(self):
+        """Raise RuntimeError with the log tail when a process has exited."""
+        for name, (proc, _) in self.procs.items():
+            if proc.poll() is not None:
+                tail = '\n'.join(self.log(name).splitlines()[-15:])
+                raise RuntimeError(f'{name} exited with code {proc.returncode}:\n{tail}')
+
+    def __enter__(self):
+        self.listener = Listener()
+        self._start('camera', self.camera_args)
+        self._start('node', self.node_args)
+        return self
+
+    def wait_for_labels(self, timeout=120.0):
+        """Block until the first label arrives; RuntimeError on timeout or a dead process."""
+        deadline = time.monotonic() + timeout
+        while not self.listener.snapshot()[0]:
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'no labels within {timeout:g} s; node log:\n'
+                                   + self.log('node')[-2000:])
+            time.sleep(0.1)
+
+    def measure(self, seconds, progress=True):
+        """
+        Measure labels received during ``seconds``.
+
+        Returns
+        -------
+            (dict): ``hz`` (labels/s at the listener), ``latency_ms_p50``/``_p95`` (camera
+            stamp -> label received), ``frames`` (labels), ``dropped`` (node's dropped-frame
+            count during the window), ``node`` (the node's last diagnostic values).
+
+        """
+        from tqdm import tqdm
+        start_labels, start_status = self.listener.snapshot()
+        t0 = time.time_ns()
+        bar = tqdm(total=int(round(seconds)), disable=not progress, desc='segmentation_node',
+                   bar_format='{desc}: {n}/{total} s |{bar:20}|{postfix}', leave=True)
+        for _ in range(int(round(seconds))):
+            time.sleep(1.0)
+            self.check_alive()
+            labels, status = self.listener.snapshot()
+            recent = [r for r, _ in labels if r >= time.time_ns() - 1_000_000_000]
+            bar.set_postfix_str(f'{len(recent)} Hz, node {status.get("rate_hz", "?")} Hz, '
+                                f'latency p50 {status.get("latency_ms_p50", "?")} ms, '
+                                f'dropped {status.get("dropped_frames", "?")}')
+            bar.update(1)
+        bar.close()
+        t1 = time.time_ns()
+        labels, status = self.listener.snapshot()
+        window = [(r, s) for r, s in labels[len(start_labels):] if t0 <= r <= t1]
+        lat = np.array([(r - s) / 1e6 for r, s in window]) if window else np.array([np.nan])
+        return {
+            'hz': len(window) / ((t1 - t0) / 1e9),
+            'latency_ms_p50': float(np.percentile(lat, 50)),
+            'latency_ms_p95': float(np.percentile(lat, 95)),
+            'frames': len(window),
+            'dropped': (int(status.get('dropped_frames', 0))
+                        - int(start_status.get('dropped_frames', 0))),
+            'node': status,
+        }
+
+    def __exit__(self, *exc):
+        self.exit_codes = {}
+        for name, (proc, log) in reversed(list(self.procs.items())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+            self.exit_codes[name] = proc.returncode
+            log.close()
+        self.listener.close()
+        return False
+
+
+def export_random_model(profile, out_path, classes='background,object_a,object_b'):
+    """Export a random-weight model of ``profile`` to ``out_path``; raises RuntimeError."""
+    from sam2real_ros.inference import export
+    rc = export.main(['--random', '--profile', profile, '--classes', classes,
+                      '--out', out_path])
+    if rc not in (0, None):
+        raise RuntimeError(f'export of a random {profile!r} model failed (exit code {rc})')
+    return out_path
+
+
+def run_node_demo(profile='fast', seconds=10.0, rate_hz=30.0, workdir=None, model_path=None,
+                  source='pattern'):
+    """
+    Run the node demo; returns an exit code (0: labels flowed, 1: they did not).
+
+    Arguments:
+    ---------
+        profile (str): model profile for the random-weight export (when no ``model_path``).
+        seconds (float): how long to measure after the first label.
+        rate_hz (float): simulated camera rate.
+        workdir (str | None): for the model and the process logs (a temporary dir if None).
+        model_path (str | None): an existing model to use instead of a random export.
+        source (str): sim_camera frame source (``pattern`` or ``procedural``).
+
+    Returns
+    -------
+        int: the exit code.
+
+    """
+    workdir = workdir or tempfile.mkdtemp(prefix='sam2real_demo_')
+    os.makedirs(workdir, exist_ok=True)
+    if model_path is None:
+        print(f'exporting a random-weight {profile!r} model ...', flush=True)
+        model_path = export_random_model(profile, os.path.join(workdir, f'{profile}.onnx'))
+    print(f'starting sim_camera ({rate_hz:g} Hz, {source}) and segmentation_node; logs in '
+          f'{workdir}', flush=True)
+    try:
+        with NodeGraph(model_path, workdir, rate_hz=rate_hz, source=source) as graph:
+            graph.wait_for_labels()
+            res = graph.measure(seconds, progress=sys.stderr.isatty())
+    except RuntimeError as exc:
+        print(f'sam2real demo: {exc}', file=sys.stderr)
+        return 1
+    node = res['node']
+    print(f'segmentation_node: {res["hz"]:.1f} Hz end to end at the listener '
+          f'({res["frames"]} label images in {seconds:g} s), latency camera->listener p50 '
+          f'{res["latency_ms_p50"]:.0f} ms / p95 {res["latency_ms_p95"]:.0f} ms, inference p50 '
+          f'{node.get("inference_ms_p50", "?")} ms, dropped {res["dropped"]} camera frames, '
+          f'backend {node.get("backend", "?")}')
+    return 0

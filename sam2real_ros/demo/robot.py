@@ -1,0 +1,223 @@
+"""
+Demo stages 1-3: a simulated robot, the grasp recorder and the SAM worker as real processes.
+
+:class:`RobotGraph` starts ``sim_camera`` (procedural ``real`` frames), ``sim_grasp_server``,
+``grasp_recorder`` and the ``sam_worker`` node, each a ROS process with its log file in
+``<run>/logs/``. The demo plays the grasp pipeline: :meth:`RobotGraph.grasp` sends one goal
+with a real ActionClient and waits until the recorder has closed the episode;
+:meth:`RobotGraph.wait_for_masks` waits until the SAM worker has segmented every recorded frame.
+Errors are :class:`StageError` with the log file of the process that failed.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+CAMERA = '/head_front_camera/rgb/image_raw'
+CAMERA_INFO = '/head_front_camera/rgb/camera_info'
+ACTION = '/grasp_server/grasp'
+
+
+class StageError(RuntimeError):
+    """
+    An expected failure of a demo stage.
+
+    ``log`` names the log file to read (or None), ``detail`` holds extra lines (a log tail).
+    """
+
+    def __init__(self, message, log=None, detail=''):
+        super().__init__(message)
+        self.log, self.detail = log, detail
+
+
+class Procs:
+    """Real ``python -m`` processes with one log file each (``<logdir>/<name>.log``)."""
+
+    def __init__(self, logdir):
+        self.logdir, self.procs = logdir, {}
+        os.makedirs(logdir, exist_ok=True)
+
+    def start(self, name, args, env=None):
+        """Start ``sys.executable *args`` as process ``name``; returns the Popen."""
+        path = os.path.join(self.logdir, f'{name}.log')
+        log = open(path, 'w')
+        proc = subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True,
+                                env=dict(os.environ, PYTHONUNBUFFERED='1', **(env or {})))
+        self.procs[name] = (proc, log, path)
+        return proc
+
+    def log_path(self, name):
+        """Path of process ``name``'s log file."""
+        return self.procs[name][2]
+
+    def tail(self, name, lines=8):
+        """Return the last ``lines`` lines process ``name`` printed."""
+        self.procs[name][1].flush()
+        with open(self.procs[name][2], errors='replace') as f:
+            return '\n'.join(f.read().splitlines()[-lines:])
+
+    def check_alive(self):
+        """Raise :class:`StageError` (with the log tail and path) if a process has exited."""
+        for name, (proc, _, path) in self.procs.items():
+            if proc.poll() is not None:
+                raise StageError(f'{name} exited with code {proc.returncode}', log=path,
+                                 detail=self.tail(name))
+
+    def stop_all(self, timeout=10.0):
+        """SIGINT every running process (last started first); returns ``{name: exit code}``."""
+        codes = {}
+        for name, (proc, log, _) in reversed(list(self.procs.items())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+            codes[name] = proc.returncode
+            log.close()
+        return codes
+
+
+def _ros_args(module, **params):
+    args = ['-m', f'sam2real_ros.{module}', '--ros-args']
+    for key, value in params.items():
+        args += ['-p', f'{key}:={value}']
+    return args
+
+
+class RobotGraph:
+    """
+    The simulated robot, the recorder and the SAM worker node, plus the demo's own rclpy node.
+
+    Arguments:
+    ---------
+        data_root (str): the recorder's dataset root (episodes + ``masks/``).
+        logdir (str): process logs.
+        num_frames (int): distinct procedural scenes the camera renders and cycles.
+        camera_rate (float): camera rate, Hz.
+        grasp_s (float): how long each simulated grasp runs, seconds.
+        before_s (float), after_s (float): recorder's before/after windows, seconds.
+        segmenter (str): SAM worker segmenter (``fallback``, ``auto`` or ``sam``).
+
+    """
+
+    def __init__(self, data_root, logdir, num_frames=32, camera_rate=10.0, grasp_s=1.5,
+                 before_s=1.0, after_s=1.0, segmenter='fallback'):
+        self.data_root, self.before_s, self.after_s = data_root, before_s, after_s
+        self.procs = Procs(logdir)
+        self.spec = [
+            ('sim_camera', _ros_args('sim_camera', source='procedural', rate_hz=float(camera_rate),
+                                     num_frames=int(num_frames), image_topic=CAMERA,
+                                     camera_info_topic=CAMERA_INFO)),
+            ('sim_grasp_server', _ros_args('sim_grasp_server', action_name=ACTION,
+                                           grasp_duration_s=float(grasp_s))),
+            ('grasp_recorder', _ros_args(
+                'recorder_node', output_dir=data_root, image_topic=CAMERA,
+                camera_info_topic=CAMERA_INFO, min_free_gb=0.0, before_s=float(before_s),
+                before_max_frames=3, during_rate_hz=2.0, after_s=float(after_s),
+                after_rate_hz=2.0, action_names=f"['{ACTION}']")),
+            ('sam_worker', _ros_args('sam_node', dataset_root=data_root, segmenter=segmenter,
+                                     poll_period=0.5, nice=0)),
+        ]
+        self.node = None
+
+    def start(self, timeout=120.0, progress=print):
+        """Start the processes and wait until camera, action server and recorder are up."""
+        from rclpy.action import ActionClient
+        from sensor_msgs.msg import CameraInfo
+        from test_msgs.action import Fibonacci
+
+        from sam2real_ros.nodes.runner import BackgroundNode
+        for name, args in self.spec:
+            self.procs.start(name, args)
+        self._ros = BackgroundNode('sam2real_demo_grasp_pipeline')
+        self.node = self._ros.node
+        self.infos = []
+        self.node.create_subscription(CameraInfo, CAMERA_INFO, self.infos.append, 10)
+        self.client = ActionClient(self.node, Fibonacci, ACTION)
+        self.goal_cls = Fibonacci.Goal
+        checks = [('the camera publishes', lambda: bool(self.infos)),
+                  ('the grasp action server answers', lambda: self.client.server_is_ready()),
+                  ('the recorder subscribed to the camera',
+                   lambda: self.node.count_subscribers(CAMERA) >= 1),
+                  ('the SAM worker node is up',
+                   lambda: self.node.count_publishers('/sam_worker/frame_done') >= 1)]
+        for what, ok in checks:
+            self._wait(ok, timeout, f'not ready after {timeout:g} s: {what}')
+            progress(f'ready: {what}')
+
+    def _wait(self, predicate, timeout, message, log=None):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            self.procs.check_alive()
+            if time.monotonic() > deadline:
+                raise StageError(message, log=log)
+            time.sleep(0.1)
+
+    def grasp(self, index, timeout=60.0):
+        """
+        Run grasp ``index`` (0-based) and wait until the recorder has closed its episode.
+
+        Returns
+        -------
+            (dict): the episode's metadata (:func:`episode_store.list_episodes` entry).
+
+        """
+        from action_msgs.msg import GoalStatus
+
+        from sam2real_ros.recording import episode_store
+        time.sleep(self.before_s)  # let the recorder's ring buffer fill with "before" frames
+        goal = self.client.send_goal_async(self.goal_cls(order=3))
+        self._wait(goal.done, timeout, 'the grasp server did not answer the goal')
+        if not goal.result().accepted:
+            raise StageError('the grasp server rejected the goal',
+                             log=self.procs.log_path('sim_grasp_server'))
+        result = goal.result().get_result_async()
+        self._wait(result.done, timeout, 'the grasp did not finish',
+                   log=self.procs.log_path('sim_grasp_server'))
+        if result.result().status != GoalStatus.STATUS_SUCCEEDED:
+            raise StageError(f'grasp {index + 1} ended with status {result.result().status}',
+                             log=self.procs.log_path('sim_grasp_server'))
+
+        def closed():
+            return len(episode_store.list_episodes(self.data_root, complete_only=True)) > index
+        self._wait(closed, self.after_s + timeout, f'the recorder did not close episode '
+                   f'{index + 1}', log=self.procs.log_path('grasp_recorder'))
+        return episode_store.list_episodes(self.data_root, complete_only=True)[index]
+
+    def mask_status(self):
+        """``(done, failed, total)`` over the recorded frames of complete episodes."""
+        from sam2real_ros.recording import episode_store
+        from sam2real_ros.sam.mask_store import MaskStore
+        store = MaskStore(os.path.join(self.data_root, 'masks'))
+        states = [store.status(f.key) for f in episode_store.iter_frames(self.data_root)]
+        return states.count('done'), states.count('failed'), len(states)
+
+    def wait_for_masks(self, timeout=900.0, report=None):
+        """Wait until every recorded frame has masks; ``report(done, total)`` on changes."""
+        deadline, last = time.monotonic() + timeout, None
+        while True:
+            self.procs.check_alive()
+            done, failed, total = self.mask_status()
+            if (done, total) != last and report is not None:
+                report(done, total)
+                last = (done, total)
+            if failed:
+                raise StageError(f'the SAM worker failed on {failed} of {total} frames',
+                                 log=self.procs.log_path('sam_worker'))
+            if done == total:
+                return done
+            if time.monotonic() > deadline:
+                raise StageError(f'the SAM worker segmented {done} of {total} frames in '
+                                 f'{timeout:g} s', log=self.procs.log_path('sam_worker'))
+            time.sleep(0.2)
+
+    def close(self):
+        """Stop the processes (SIGINT) and the demo's node; returns ``{name: exit code}``."""
+        if self.node is not None:
+            self._ros.close()
+            self.node = None
+        return self.procs.stop_all()

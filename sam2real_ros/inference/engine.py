@@ -1,0 +1,257 @@
+"""
+Inference engine: one RGB frame in, a label image (and dense features) out.
+
+``SegmentationEngine.load(path)`` opens an exported ``.onnx`` model (onnxruntime, with the
+TensorRT -> CUDA -> CPU execution providers that this onnxruntime build offers) or a training
+checkpoint ``.pt`` (PyTorch, EMA weights). ``predict(rgb)`` resizes the frame to the model's
+inference size, normalizes it, runs the network, takes the argmax at inference resolution and
+nearest-upsamples the labels to the frame size. This module never imports rclpy.
+"""
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from sam2real_ros.modeling.model import check_rgb, MAX_CLASSES, normalize_numpy
+
+GPU_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider')
+
+
+class ModelLoadError(ValueError):
+    """The model file is missing, unreadable, or not a sam2real model."""
+
+
+@dataclasses.dataclass
+class Prediction:
+    """
+    Result of :meth:`SegmentationEngine.predict`.
+
+    ``labels``: HxW uint8 class indices at the input frame size (0 = background).
+    ``features``: HxWxD float32 dense features at the input frame size, or None.
+    """
+
+    labels: np.ndarray
+    features: np.ndarray = None
+
+
+def _resize_nearest(labels, hw):
+    import cv2
+    if labels.shape[:2] == tuple(hw):
+        return labels
+    return cv2.resize(labels, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def _resize_features(feat_hwd, hw):
+    import cv2
+    if feat_hwd.shape[:2] == tuple(hw):
+        return np.ascontiguousarray(feat_hwd)
+    parts = []
+    for i in range(0, feat_hwd.shape[2], 128):  # OpenCV refuses many-channel arrays
+        out = cv2.resize(np.ascontiguousarray(feat_hwd[:, :, i:i + 128]), (hw[1], hw[0]),
+                         interpolation=cv2.INTER_LINEAR)
+        parts.append(out[:, :, None] if out.ndim == 2 else out)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+
+
+def _argmax_uint8(logits_chw):
+    return np.argmax(logits_chw, axis=0).astype(np.uint8)
+
+
+class SegmentationEngine:
+    """
+    Run a sam2real model on single RGB frames (see :meth:`load`).
+
+    Attributes
+    ----------
+      class_names (list[str]): one per class, index 0 = background.
+      metadata (dict): the model's metadata (ONNX ``metadata_props`` or built from the
+        checkpoint's ``model_cfg``), values as strings.
+      input_size (tuple): (height, width) the network runs at, or None (frame size).
+      backend (str): ``'onnxruntime'`` or ``'torch'``.
+      providers (list[str]): onnxruntime execution providers in use, or ``[device]`` for torch.
+      fp16 (bool): whether half precision is in use.
+
+    """
+
+    def __init__(self, run, metadata, backend, providers, fp16):
+        self._run = run
+        self.metadata = metadata
+        self.class_names = json.loads(metadata['class_names'])
+        size = json.loads(metadata.get('input_size', 'null'))
+        self.input_size = tuple(size) if size else None
+        self.mean = json.loads(metadata['mean'])
+        self.std = json.loads(metadata['std'])
+        self.feature_dim = int(metadata.get('feature_dim', 3))
+        self.backend = backend
+        self.providers = providers
+        self.fp16 = fp16
+        if not 1 <= len(self.class_names) <= MAX_CLASSES:
+            raise ModelLoadError(f'model has {len(self.class_names)} classes: labels are mono8, '
+                                 f'at most {MAX_CLASSES} classes are supported')
+
+    @property
+    def num_classes(self):
+        """Return the number of classes (``len(class_names)``)."""
+        return len(self.class_names)
+
+    @classmethod
+    def load(cls, path, backend='auto', device='auto', fp16=None, threads=None,
+             allow_spinning=True):
+        """
+        Open a model file.
+
+        Arguments:
+        ---------
+          path (str): ``.onnx`` (exported by ``sam2real export``) or ``.pt`` checkpoint.
+          backend (str): ``'auto'`` (by file extension), ``'onnxruntime'`` or ``'torch'``.
+          device (str): ``'auto'`` (GPU when available), ``'cpu'`` or ``'cuda'``.
+          fp16 (bool): half precision; None = on for GPU, off for CPU. onnxruntime uses it
+            through TensorRT (``trt_fp16_enable``); torch through autocast on CUDA.
+          threads (int): CPU threads for inference (None = library default).
+          allow_spinning (bool): onnxruntime worker threads busy-wait between ops (lowest
+            latency on idle cores). Set False when other busy processes share the CPU: with 2
+            threads on 2 cores and one core busy, spinning doubled the median latency.
+
+        Returns
+        -------
+          (SegmentationEngine)
+
+        Raises
+        ------
+          ModelLoadError: missing/unreadable file, no sam2real metadata, > 256 classes,
+            unavailable device or backend.
+
+        """
+        path = os.fspath(path)
+        if backend not in ('auto', 'onnxruntime', 'torch'):
+            raise ModelLoadError(f"backend must be 'auto', 'onnxruntime' or 'torch', "
+                                 f'got {backend!r}')
+        if device not in ('auto', 'cpu', 'cuda'):
+            raise ModelLoadError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+        if threads is not None and int(threads) < 1:
+            raise ModelLoadError(f'threads must be >= 1, got {threads}')
+        if not os.path.isfile(path):
+            raise ModelLoadError(f'model file not found: {path}')
+        is_onnx = path.lower().endswith('.onnx')
+        if backend == 'auto':
+            backend = 'onnxruntime' if is_onnx else 'torch'
+        if backend == 'onnxruntime' and not is_onnx:
+            raise ModelLoadError(f'the onnxruntime backend needs an .onnx file (export it with '
+                                 f'`sam2real export`), got {path}')
+        if backend == 'torch' and is_onnx:
+            raise ModelLoadError(f'the torch backend needs a .pt checkpoint, got {path}')
+        if backend == 'onnxruntime':
+            return cls._load_onnx(path, device, fp16, threads, allow_spinning)
+        return cls._load_torch(path, device, fp16, threads)
+
+    @classmethod
+    def _load_onnx(cls, path, device, fp16, threads, allow_spinning=True):
+        import onnxruntime as ort
+        available = ort.get_available_providers()
+        gpu = [p for p in GPU_PROVIDERS if p in available] if device != 'cpu' else []
+        if device == 'cuda' and not gpu:
+            raise ModelLoadError(f'device cuda requested but this onnxruntime offers only '
+                                 f'{available} (install onnxruntime-gpu instead of onnxruntime)')
+        fp16 = bool(gpu) if fp16 is None else bool(fp16)
+        providers = []
+        for p in gpu:
+            if p == 'TensorrtExecutionProvider':
+                cache = os.path.join(os.path.expanduser('~'), '.cache', 'sam2real', 'trt')
+                providers.append((p, {'trt_fp16_enable': fp16, 'trt_engine_cache_enable': True,
+                                      'trt_engine_cache_path': cache}))
+            else:
+                providers.append(p)
+        providers.append('CPUExecutionProvider')
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        if not allow_spinning:
+            opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
+            opts.add_session_config_entry('session.inter_op.allow_spinning', '0')
+        try:
+            sess = ort.InferenceSession(path, sess_options=opts, providers=providers)
+        except Exception as e:
+            raise ModelLoadError(f'not a readable ONNX model: {path} ({type(e).__name__}: '
+                                 f'{str(e).strip().splitlines()[0] if str(e).strip() else ""})'
+                                 ) from None
+        meta = dict(sess.get_modelmeta().custom_metadata_map)
+        if 'sam2real_version' not in meta or 'class_names' not in meta:
+            raise ModelLoadError(f'ONNX model without sam2real metadata: {path} (export it with '
+                                 f'`sam2real export`)')
+        inputs = [i.name for i in sess.get_inputs()]
+        outputs = [o.name for o in sess.get_outputs()]
+        if inputs != ['image'] or 'logits' not in outputs:
+            raise ModelLoadError(f'ONNX model {path} has inputs {inputs} / outputs {outputs}; '
+                                 f"expected input 'image' and outputs 'logits', 'features'")
+        has_features = 'features' in outputs
+
+        def run(x, want_features):
+            names = ['logits', 'features'] if want_features and has_features else ['logits']
+            outs = sess.run(names, {'image': x})
+            return outs[0][0], (outs[1][0] if len(outs) > 1 else None)
+
+        try:
+            engine = cls(run, meta, 'onnxruntime', sess.get_providers(), fp16 and bool(gpu))
+        except (KeyError, ValueError) as e:
+            raise ModelLoadError(f'ONNX model {path}: bad sam2real metadata ({e})') from None
+        return engine
+
+    @classmethod
+    def _load_torch(cls, path, device, fp16, threads):
+        import torch
+
+        from sam2real_ros.inference.export import model_metadata
+        from sam2real_ros.modeling.model import model_from_checkpoint
+        if device == 'auto':
+            device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        if device == 'cuda' and not torch.cuda.is_available():
+            raise ModelLoadError('device cuda requested but torch.cuda.is_available() is False')
+        if threads:
+            torch.set_num_threads(int(threads))
+        try:
+            net, cfg, names = model_from_checkpoint(path, weights='ema')
+        except ValueError as e:
+            raise ModelLoadError(str(e)) from None
+        if len(names) > MAX_CLASSES:
+            raise ModelLoadError(f'{path}: {len(names)} classes, at most {MAX_CLASSES} '
+                                 f'(labels are mono8)')
+        net = net.to(device)
+        fp16 = (device == 'cuda') if fp16 is None else bool(fp16)
+        use_autocast = fp16 and device == 'cuda'
+        meta = model_metadata(cfg, names, cfg.input_size)
+
+        def run(x, want_features):
+            with torch.no_grad(), torch.autocast('cuda', torch.float16, enabled=use_autocast):
+                logits, feats = net(torch.from_numpy(x).to(device))
+            feats = feats[0].float().cpu().numpy() if want_features else None
+            return logits[0].float().cpu().numpy(), feats
+
+        return cls(run, meta, 'torch', [device], use_autocast)
+
+    def predict(self, rgb, want_features=True):
+        """
+        Segment one frame.
+
+        Arguments:
+        ---------
+          rgb (np.ndarray): HxWx3 uint8 RGB.
+          want_features (bool): also return the dense features (skipped when False).
+
+        Returns
+        -------
+          (Prediction): ``labels`` HxW uint8 at the frame size (argmax at inference
+          resolution, nearest-upsampled); ``features`` HxWxD float32 at the frame size
+          (bilinear) or None.
+
+        """
+        check_rgb(rgb)
+        hw = rgb.shape[:2]
+        x = normalize_numpy(rgb, self.mean, self.std, self.input_size)
+        logits, feats = self._run(x, want_features)
+        labels = _resize_nearest(_argmax_uint8(logits), hw)
+        if feats is not None:
+            feats = _resize_features(np.ascontiguousarray(feats.transpose(1, 2, 0)), hw)
+        return Prediction(labels=labels, features=feats)

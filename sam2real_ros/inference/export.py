@@ -1,0 +1,242 @@
+"""
+Export a trained checkpoint (EMA weights by default) to one self-contained ONNX file.
+
+``sam2real export CKPT --out model.onnx [--weights ema|model] [--opset 17]`` or, before any
+model is trained, ``sam2real export --random --profile fast --classes bg,a,b --out x.onnx``.
+
+The ONNX graph has input ``image`` (1x3xhxw float32, normalized, at the profile's inference
+size) and outputs ``logits`` (1xCxhxw) and ``features`` (1xDxhxw). ``metadata_props`` carry
+``sam2real_version``, ``class_names`` (JSON list), ``input_size`` (JSON [h, w]), ``mean`` and
+``std`` (JSON lists), ``profile``, ``feature_dim``, ``num_classes`` and ``model_cfg`` (JSON).
+After export, onnxruntime (CPU) is run on a random input and compared with PyTorch.
+"""
+import argparse
+import copy
+import json
+import os
+import sys
+import warnings
+
+import numpy as np
+
+DEFAULT_FULL_RES = (480, 640)  # export size for profiles with input_size: null
+METADATA_MARK = 'sam2real_version'
+
+
+def sam2real_version():
+    """Return the installed package version (``'unknown'`` when not installed)."""
+    from importlib import metadata
+    try:
+        return metadata.version('sam2real')
+    except metadata.PackageNotFoundError:
+        return 'unknown'
+
+
+def model_metadata(cfg, class_names, input_size):
+    """
+    Return the metadata every deployable model carries (ONNX ``metadata_props``, engine).
+
+    Arguments:
+    ---------
+      cfg (ModelConfig): the network's configuration.
+      class_names (list of str): one name per output class.
+      input_size (tuple or None): (height, width) the network runs at; None = frame size.
+
+    Returns
+    -------
+      dict: str -> str (JSON-encoded lists), keys ``sam2real_version``, ``class_names``,
+      ``input_size``, ``mean``, ``std``, ``profile``, ``feature_dim``, ``num_classes``,
+      ``model_cfg``.
+
+    """
+    return {
+        METADATA_MARK: sam2real_version(),
+        'class_names': json.dumps(list(class_names)),
+        'input_size': json.dumps(list(input_size) if input_size else None),
+        'mean': json.dumps(list(cfg.mean)),
+        'std': json.dumps(list(cfg.std)),
+        'profile': cfg.name,
+        'feature_dim': str(cfg.feature_dim),
+        'num_classes': str(cfg.num_classes),
+        'model_cfg': json.dumps(cfg.to_dict()),
+    }
+
+
+def export_input_size(cfg, size=None):
+    """(height, width) the ONNX graph is exported at: ``size``, the profile's, or 480x640."""
+    if size is not None:
+        return tuple(int(v) for v in size)
+    return tuple(cfg.input_size) if cfg.input_size is not None else DEFAULT_FULL_RES
+
+
+def _torch_export(model, x, out_path, opset):
+    import torch
+    kw = {'input_names': ['image'], 'output_names': ['logits', 'features'], 'opset_version': opset}
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        try:
+            torch.onnx.export(model, (x,), out_path, dynamo=False, do_constant_folding=True, **kw)
+        except Exception as legacy_error:  # legacy exporter removed or failing: try dynamo
+            try:
+                torch.onnx.export(model, (x,), out_path, dynamo=True, external_data=False, **kw)
+            except Exception as e:
+                raise RuntimeError(f'ONNX export failed (legacy: {legacy_error}; dynamo: '
+                                   f'{e})') from None
+
+
+def export_onnx(model, cfg, class_names, out_path, opset=17, size=None, verify=True,
+                progress=None):
+    """
+    Export ``model`` to ``out_path`` (atomically) with sam2real metadata.
+
+    Arguments:
+    ---------
+      model (SegmentationNet): the network (a CPU copy in eval mode is exported).
+      cfg (ModelConfig): its config (input size, normalization, profile name).
+      class_names (list[str]): one per class; at most 256 (labels are mono8).
+      out_path (str): destination ``.onnx`` file.
+      opset (int): ONNX opset, >= 17.
+      size (tuple): optional (height, width) overriding the profile's inference size.
+      verify (bool): compare onnxruntime (CPU) with PyTorch on a random input.
+      progress (callable): optional, called with a step name after each step.
+
+    Returns
+    -------
+      (dict): ``path``, ``input_size``, ``max_abs_diff_logits``, ``max_abs_diff_features``
+      (None without verify).
+
+    """
+    import onnx
+    import torch
+
+    from sam2real_ros.common.io_utils import atomic_write_bytes
+    from sam2real_ros.modeling.model import MAX_CLASSES
+
+    if opset < 17:
+        raise ValueError(f'opset must be >= 17, got {opset}')
+    class_names = [str(c) for c in class_names]
+    if len(class_names) > MAX_CLASSES:
+        raise ValueError(f'{len(class_names)} classes: at most {MAX_CLASSES} (labels are mono8)')
+    if len(class_names) != cfg.num_classes:
+        raise ValueError(f'{len(class_names)} class names for a model with '
+                         f'{cfg.num_classes} classes')
+    h, w = export_input_size(cfg, size)
+    model = copy.deepcopy(model).cpu().eval()  # leave the caller's model (device, mode) as is
+    x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    tmp = f'{out_path}.export-tmp-{os.getpid()}.onnx'
+    try:
+        with torch.no_grad():
+            _torch_export(model, x, tmp, opset)
+        proto = onnx.load(tmp)  # also pulls in external data if an exporter wrote any
+    finally:
+        for p in (tmp, tmp + '.data'):
+            if os.path.exists(p):
+                os.unlink(p)
+    meta = model_metadata(cfg, class_names, (h, w))
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        proto.metadata_props.add(key=k, value=v)
+    data = proto.SerializeToString()
+    atomic_write_bytes(out_path, data)
+    if progress:
+        progress('exported')
+    result = {'path': os.fspath(out_path), 'input_size': [h, w], 'max_abs_diff_logits': None,
+              'max_abs_diff_features': None}
+    if verify:
+        import onnxruntime as ort
+        sess = ort.InferenceSession(data, providers=['CPUExecutionProvider'])
+        ol, of = sess.run(['logits', 'features'], {'image': x.numpy()})
+        with torch.no_grad():
+            tl, tf = model(x)
+        result['max_abs_diff_logits'] = float(np.abs(ol - tl.numpy()).max())
+        result['max_abs_diff_features'] = float(np.abs(of - tf.numpy()).max())
+        if progress:
+            progress('verified')
+    return result
+
+
+def _parse_size(text):
+    try:
+        h, w = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'size must be HxW (e.g. 480x640), got {text!r}')
+    return h, w
+
+
+def build_parser():
+    """Argument parser of ``sam2real export``."""
+    p = argparse.ArgumentParser(
+        prog='sam2real export', description='Export a sam2real checkpoint (or a random model) '
+        'to one self-contained ONNX file with class names and preprocessing in its metadata.')
+    p.add_argument('checkpoint', nargs='?', help='checkpoint .pt written by sam2real train')
+    p.add_argument('--out', required=True, help='output .onnx path')
+    p.add_argument('--weights', choices=('ema', 'model'), default='ema',
+                   help='which weights of the checkpoint to export (default: ema)')
+    p.add_argument('--opset', type=int, default=17, help='ONNX opset (>= 17, default 17)')
+    p.add_argument('--size', type=_parse_size, default=None,
+                   help="inference size HxW (default: the profile's input_size, 480x640 for "
+                   'full-resolution profiles)')
+    p.add_argument('--random', action='store_true',
+                   help='export a randomly initialized model instead of a checkpoint')
+    p.add_argument('--profile', default='fast',
+                   help='model profile name or YAML path for --random (default: fast)')
+    p.add_argument('--classes', default='background,object',
+                   help='comma-separated class names for --random, background first')
+    p.add_argument('--seed', type=int, default=0, help='random seed for --random')
+    p.add_argument('--no-verify', action='store_true',
+                   help='skip the onnxruntime-vs-PyTorch comparison')
+    return p
+
+
+def main(argv=None):
+    """Run ``sam2real export``; returns 0 on success, 2 on a user error."""
+    args = build_parser().parse_args(argv)
+    from tqdm import tqdm
+
+    from sam2real_ros.modeling import model as mdl
+    bar = tqdm(total=2 if args.no_verify else 3, desc='sam2real export', unit='step',
+               file=sys.stderr, leave=False, disable=None)  # no bar when not a TTY
+
+    def step(name):
+        bar.set_postfix_str(name)
+        bar.update(1)
+
+    try:
+        if args.random:
+            if args.checkpoint:
+                raise ValueError('give either a checkpoint or --random, not both')
+            names = [c.strip() for c in args.classes.split(',') if c.strip()]
+            if len(names) < 1:
+                raise ValueError('--classes: give at least one class name')
+            if len(names) > mdl.MAX_CLASSES:
+                raise ValueError(f'--classes: {len(names)} classes, at most {mdl.MAX_CLASSES} '
+                                 f'(labels are mono8)')
+            cfg = mdl.load_profile(args.profile, num_classes=len(names), pretrained=False,
+                                   pretrained_path=None)
+            import torch
+            torch.manual_seed(args.seed)
+            net = mdl.build_model(cfg)
+        else:
+            if not args.checkpoint:
+                raise ValueError('give a checkpoint path (or --random --profile NAME)')
+            net, cfg, names = mdl.model_from_checkpoint(args.checkpoint, weights=args.weights)
+        step('model loaded')
+        res = export_onnx(net, cfg, names, args.out, opset=args.opset, size=args.size,
+                          verify=not args.no_verify, progress=step)
+    except (ValueError, RuntimeError, OSError) as e:
+        bar.close()
+        print(f'sam2real export: error: {e}', file=sys.stderr)
+        return 2
+    bar.close()
+    size_mb = os.path.getsize(args.out) / 1e6
+    print(f'wrote {args.out} ({size_mb:.1f} MB, profile {cfg.name}, input '
+          f'{res["input_size"][0]}x{res["input_size"][1]}, {len(names)} classes, '
+          f'D={cfg.feature_dim})')
+    if res['max_abs_diff_logits'] is not None:
+        print(f'onnxruntime vs torch: max abs diff logits {res["max_abs_diff_logits"]:.3g}, '
+              f'features {res["max_abs_diff_features"]:.3g}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""
+Simulated grasp action server: a real rclpy ActionServer that "grasps" for a while.
+
+``python -m sam2real_ros.nodes.sim_grasp_server`` serves ``test_msgs/action/Fibonacci`` on
+``/grasp_server/grasp`` (parameter ``action_name``). Each goal executes for
+``grasp_duration_s`` seconds, publishing feedback, then succeeds; a goal with a negative
+``order`` aborts instead, and a cancel request cancels it. Goals run one after another.
+"""
+import sys
+import time
+
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from sam2real_ros.nodes.runner import run_node
+from test_msgs.action import Fibonacci
+
+
+class SimGraspServer(Node):
+    """Action server node; see the module docstring."""
+
+    def __init__(self):
+        super().__init__('grasp_server')
+        self.declare_parameter('action_name', '/grasp_server/grasp', ParameterDescriptor(
+            description='name of the simulated grasp action (test_msgs/action/Fibonacci)'))
+        self.declare_parameter('grasp_duration_s', 2.0, ParameterDescriptor(
+            description='how long each grasp executes before it ends, seconds',
+            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=3600.0)]))
+        name = self.get_parameter('action_name').value
+        self.duration = float(self.get_parameter('grasp_duration_s').value)
+        if not name:
+            raise ValueError('parameter action_name must not be empty')
+        self._server = ActionServer(
+            self, Fibonacci, name, execute_callback=self._execute,
+            goal_callback=lambda goal: GoalResponse.ACCEPT,
+            cancel_callback=lambda handle: CancelResponse.ACCEPT,
+            callback_group=ReentrantCallbackGroup())
+        self.get_logger().info(f'simulated grasp server on {name} ({self.duration:g} s per grasp)')
+
+    def _execute(self, handle):
+        order = int(handle.request.order)
+        fb = Fibonacci.Feedback()
+        t_end = time.monotonic() + self.duration
+        while time.monotonic() < t_end:
+            if handle.is_cancel_requested:
+                handle.canceled()
+                self.get_logger().info('grasp canceled')
+                return Fibonacci.Result(sequence=fb.sequence)
+            fb.sequence = list(fb.sequence) + [len(fb.sequence)]
+            handle.publish_feedback(fb)
+            time.sleep(min(0.1, max(0.0, t_end - time.monotonic())))
+        if order < 0:
+            handle.abort()
+            self.get_logger().info('grasp aborted')
+        else:
+            handle.succeed()
+            self.get_logger().info('grasp succeeded')
+        return Fibonacci.Result(sequence=fb.sequence)
+
+
+def main(argv=None):
+    """Run ``sim_grasp_server`` until SIGINT; returns the exit code (2 on invalid parameters)."""
+    return run_node('sim_grasp_server', SimGraspServer, argv,
+                    make_executor=lambda: MultiThreadedExecutor(num_threads=2))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""
+Segmenters that over-segment an RGB image into overlapping masks for the mask store.
+
+``SamSegmenter``: SAM's automatic ("segment everything") mode, paper defaults (ViT-H, 24 points
+per side), through :class:`sam2real_ros.sam.sam_fast.FastAutomaticMaskGenerator` (same output as
+the library's generator, faster). ``FelzenszwalbSegmenter``: a fallback for machines without a SAM
+checkpoint: Felzenszwalb graph segmentation at several scales, merged into a strict hierarchy,
+so coarse segments are unions of (contain) fine ones and segments overlap across scales.
+:func:`make_segmenter` picks one (``sam``, ``fallback`` or ``auto``).
+"""
+from dataclasses import dataclass
+import os
+
+import numpy as np
+
+SAM_CHECKPOINTS = {
+    'vit_h': 'sam_vit_h_4b8939.pth',
+    'vit_l': 'sam_vit_l_0b3195.pth',
+    'vit_b': 'sam_vit_b_01ec64.pth',
+}
+SAM_URL = 'https://dl.fbaipublicfiles.com/segment_anything/'
+# SamAutomaticMaskGenerator defaults (chosen for ViT-H) with the paper's 24 points per side.
+SAM_DEFAULTS = {'points_per_side': 24, 'points_per_batch': 64, 'pred_iou_thresh': 0.88,
+                'stability_score_thresh': 0.95, 'stability_score_offset': 1.0,
+                'box_nms_thresh': 0.7, 'crop_n_layers': 0, 'crop_nms_thresh': 0.7,
+                'crop_overlap_ratio': 512 / 1500, 'crop_n_points_downscale_factor': 1,
+                'min_mask_region_area': 0}
+FALLBACK_DEFAULTS = {'scales': [50.0, 200.0, 800.0], 'sigma': 0.8, 'min_area': 64,
+                     'max_area_fraction': 0.95, 'max_side': 320}
+
+
+class SegmenterError(RuntimeError):
+    """A segmenter cannot be built (missing checkpoint, bad setting); the message says why."""
+
+
+@dataclass
+class Segments:
+    """
+    Output of a segmenter for one image.
+
+    Attributes
+    ----------
+      masks (np.ndarray): NxHxW bool, overlapping allowed.
+      scores (np.ndarray): Nx2 float32 (predicted_iou, stability_score); 1.0 for the fallback.
+      bboxes (np.ndarray): Nx4 int32 XYWH (SAM convention: inclusive corners, w = x1 - x0).
+      timings (dict): seconds per stage.
+
+    """
+
+    masks: np.ndarray
+    scores: np.ndarray
+    bboxes: np.ndarray
+    timings: dict
+
+
+def default_checkpoint(model_type='vit_h'):
+    """Return the default checkpoint: ``$SAM_CHECKPOINT`` or ``~/.cache/sam2real/<file>``."""
+    if os.environ.get('SAM_CHECKPOINT'):
+        return os.environ['SAM_CHECKPOINT']
+    name = SAM_CHECKPOINTS.get(model_type, f'sam_{model_type}.pth')
+    return os.path.join(os.path.expanduser('~'), '.cache', 'sam2real', name)
+
+
+def missing_checkpoint_message(path, model_type='vit_h'):
+    """Return one line naming the missing file and where to download it."""
+    name = SAM_CHECKPOINTS.get(model_type, 'sam_vit_h_4b8939.pth')
+    return (f'SAM checkpoint not found: {path} (download {name} from {SAM_URL}{name} and pass '
+            f'--checkpoint, or set SAM_CHECKPOINT)')
+
+
+def resolve_device(device):
+    """Map 'auto' to 'cuda' when available else 'cpu'; keep other values."""
+    if device in (None, '', 'auto'):
+        import torch
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    return device
+
+
+def load_sam(model_type='vit_h', checkpoint=None, device='cpu'):
+    """
+    Build a SAM model and load its checkpoint.
+
+    Raises
+    ------
+      SegmenterError: unknown model type, missing or unreadable checkpoint.
+
+    """
+    import torch
+    from segment_anything import sam_model_registry
+    if model_type not in sam_model_registry:
+        raise SegmenterError(f'unknown SAM model_type {model_type!r} '
+                             f'(one of {sorted(sam_model_registry)})')
+    path = checkpoint or default_checkpoint(model_type)
+    if not os.path.isfile(path):
+        raise SegmenterError(missing_checkpoint_message(path, model_type))
+    sam = sam_model_registry[model_type](checkpoint=None)
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+        sam.load_state_dict(state)
+    except Exception as e:
+        raise SegmenterError(f'cannot load SAM checkpoint {path} as {model_type}: '
+                             f'{type(e).__name__}: {str(e)[:200]}') from None
+    return sam.eval().to(device)
+
+
+class SamSegmenter:
+    """
+    SAM automatic mask generation (all masks kept, as the generator returns them).
+
+    Arguments:
+    ---------
+      model (Sam): a loaded SAM model (its device is used).
+      model_type (str): recorded in the store (``sam:<model_type>``).
+      fast (bool): use the faster generator (same output) instead of the library's.
+      upsample_chunk (int): masks upsampled at once (fast path).
+      encoder_dtype (str): 'float32' (exact), 'bfloat16' or 'float16'.
+      **settings: ``SamAutomaticMaskGenerator`` settings overriding :data:`SAM_DEFAULTS`.
+
+    """
+
+    def __init__(self, model, model_type='vit_h', fast=True, upsample_chunk=32,
+                 encoder_dtype='float32', **settings):
+        from segment_anything import SamAutomaticMaskGenerator
+
+        from sam2real_ros.sam.sam_fast import FastAutomaticMaskGenerator
+        unknown = set(settings) - set(SAM_DEFAULTS)
+        if unknown:
+            raise SegmenterError(f'unknown SAM generator settings: {sorted(unknown)}')
+        self.settings = dict(SAM_DEFAULTS, **settings)
+        self.name = f'sam:{model_type}'
+        self.fast = bool(fast)
+        if self.fast:
+            self.generator = FastAutomaticMaskGenerator(
+                model, upsample_chunk=upsample_chunk, encoder_dtype=encoder_dtype,
+                **self.settings)
+        else:
+            self.generator = SamAutomaticMaskGenerator(model, **self.settings)
+        self.settings.update(model_type=model_type, encoder_dtype=encoder_dtype)
+
+    def __call__(self, rgb):
+        """Segment HxWx3 uint8 RGB; returns :class:`Segments`."""
+        if self.fast:
+            d = self.generator.generate_arrays(rgb)
+            masks = d['masks']
+            scores = np.stack([d['iou_preds'], d['stability_score']], 1).astype(np.float32)
+            b = d['boxes'].reshape(-1, 4).astype(np.int32)
+            bboxes = np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
+            return Segments(masks, scores.reshape(-1, 2), bboxes.reshape(-1, 4),
+                            dict(self.generator.timings))
+        recs = self.generator.generate(rgb)
+        masks = np.stack([r['segmentation'] for r in recs]) if recs else np.zeros(
+            (0,) + rgb.shape[:2], bool)
+        scores = np.array([[r['predicted_iou'], r['stability_score']] for r in recs],
+                          np.float32).reshape(-1, 2)
+        bboxes = np.array([r['bbox'] for r in recs], np.int32).reshape(-1, 4)
+        return Segments(masks, scores, bboxes, {})
+
+
+def _merge_into(fine, coarse):
+    """Relabel ``fine`` so each fine segment joins the coarse segment it overlaps most."""
+    nf, nc = int(fine.max()) + 1, int(coarse.max()) + 1
+    counts = np.bincount(fine.ravel() * nc + coarse.ravel(), minlength=nf * nc)
+    parent = counts.reshape(nf, nc).argmax(1)
+    _, parent = np.unique(parent, return_inverse=True)
+    return parent[fine]
+
+
+class FelzenszwalbSegmenter:
+    """
+    Fallback over-segmenter: a hierarchy of Felzenszwalb segmentations (scikit-image).
+
+    The finest scale is segmented directly; every coarser scale assigns each segment of the
+    previous level to the coarse Felzenszwalb segment it overlaps most, so coarse segments are
+    exact unions of finer ones (nested, overlapping masks like SAM's whole/part outputs).
+    Segments smaller than ``min_area`` pixels or larger than ``max_area_fraction`` of the image
+    are dropped, as are exact duplicates across levels. Images are segmented at most
+    ``max_side`` pixels on the long side and the label maps scaled back (nearest).
+    """
+
+    name = 'felzenszwalb'
+
+    def __init__(self, scales=None, sigma=0.8, min_area=64, max_area_fraction=0.95,
+                 max_side=320):
+        scales = FALLBACK_DEFAULTS['scales'] if scales is None else scales
+        scales = sorted(float(s) for s in scales)
+        if not scales or scales[0] <= 0:
+            raise SegmenterError(f'fallback scales must be positive numbers, got {scales}')
+        self.settings = {'scales': scales, 'sigma': float(sigma), 'min_area': int(min_area),
+                         'max_area_fraction': float(max_area_fraction),
+                         'max_side': int(max_side)}
+
+    def label_levels(self, rgb):
+        """Return nested label maps, fine to coarse: list of HxW int arrays."""
+        import cv2
+        from skimage.segmentation import felzenszwalb
+        h, w = rgb.shape[:2]
+        s = self.settings
+        f = min(1.0, s['max_side'] / max(h, w))
+        small = rgb if f == 1.0 else cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))),
+                                                interpolation=cv2.INTER_AREA)
+        min_size = max(1, int(s['min_area'] * f * f) // 2)
+        levels = []
+        for scale in s['scales']:
+            lab = felzenszwalb(small, scale=scale, sigma=s['sigma'], min_size=min_size)
+            levels.append(lab if not levels else _merge_into(levels[-1], lab))
+        if f != 1.0:
+            levels = [cv2.resize(lab.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
+                      for lab in levels]
+        return levels
+
+    def __call__(self, rgb):
+        """Segment HxWx3 uint8 RGB; returns :class:`Segments` (fine segments first)."""
+        import time
+
+        from sam2real_ros.sam.mask_store import masks_to_bboxes
+        t0 = time.perf_counter()
+        h, w = rgb.shape[:2]
+        s = self.settings
+        max_area = s['max_area_fraction'] * h * w
+        masks, seen = [], set()
+        for lab in self.label_levels(rgb):
+            areas = np.bincount(lab.ravel())
+            for i in np.flatnonzero((areas >= s['min_area']) & (areas <= max_area)):
+                m = lab == i
+                sig = np.packbits(m).tobytes()
+                if sig not in seen:
+                    seen.add(sig)
+                    masks.append(m)
+        masks = np.stack(masks) if masks else np.zeros((0, h, w), bool)
+        scores = np.ones((len(masks), 2), np.float32)
+        return Segments(masks, scores, masks_to_bboxes(masks),
+                        {'fallback': time.perf_counter() - t0})
+
+
+def make_segmenter(kind='auto', model_type='vit_h', checkpoint=None, device='auto',
+                   sam_settings=None, fallback_settings=None, fast=True, upsample_chunk=32,
+                   encoder_dtype='float32', log=print):
+    """
+    Build the configured segmenter.
+
+    Arguments:
+    ---------
+      kind (str): 'sam' (refuses to run without the checkpoint), 'fallback' (Felzenszwalb),
+        or 'auto' (SAM when the checkpoint exists, else says so in one line and falls back).
+      sam_settings (dict): generator settings (see :data:`SAM_DEFAULTS`).
+      fallback_settings (dict): :class:`FelzenszwalbSegmenter` settings.
+      log (callable): where the one-line fallback notice goes.
+
+    Raises
+    ------
+      SegmenterError: bad kind or settings; missing checkpoint with kind 'sam'.
+
+    """
+    if kind not in ('sam', 'fallback', 'auto'):
+        raise SegmenterError(f'segmenter must be sam, fallback or auto, got {kind!r}')
+    if kind in ('sam', 'auto'):
+        path = checkpoint or default_checkpoint(model_type)
+        if os.path.isfile(path) or kind == 'sam':
+            model = load_sam(model_type, path, resolve_device(device))
+            return SamSegmenter(model, model_type, fast=fast, upsample_chunk=upsample_chunk,
+                                encoder_dtype=encoder_dtype, **(sam_settings or {}))
+        log(missing_checkpoint_message(path, model_type) + '; using the fallback segmenter '
+            '(multi-scale Felzenszwalb)')
+    try:
+        return FelzenszwalbSegmenter(**(fallback_settings or {}))
+    except TypeError as e:
+        raise SegmenterError(f'bad fallback settings {fallback_settings}: {e}') from None

@@ -1,0 +1,353 @@
+"""
+Background SAM worker: segment every new frame of a dataset into the mask store, resumably.
+
+Core (:class:`SamWorker`, used by the ``sam_worker`` node too) and the ``sam2real segment`` CLI.
+Frames come from the recorder's episodes (``complete`` or ``interrupted`` ones only, never an
+episode still ``recording``) and from plain image folders below the dataset root. Frames with
+masks are skipped, each frame's masks are written atomically, unreadable images are recorded as
+failed (retried only with ``--retry-failed``); ``--shard i/n`` splits the work by a stable hash
+of the key. Usage: docs/sam_worker.md.
+"""
+import argparse
+from dataclasses import dataclass
+import hashlib
+import os
+import signal
+import sys
+import threading
+import time
+
+from sam2real_ros.common import io_utils
+from sam2real_ros.sam.mask_store import MaskStore
+
+IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+SKIP_DIRS = ('episodes', 'masks', 'labels', 'depth')
+MAX_CONSECUTIVE_ERRORS = 5
+
+
+class WorkerError(RuntimeError):
+    """A user error (bad dataset root, bad shard spec, ...) or a systematic failure."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One image to segment: absolute ``image_path`` and its store ``key`` (relative, ``/``)."""
+
+    image_path: str
+    key: str
+
+
+def _episode_frames(root):
+    try:
+        from sam2real_ros.recording import episode_store
+    except ImportError:  # pragma: no cover - the module ships with the package
+        return []
+    out = []
+    for meta in episode_store.list_episodes(root, complete_only=False):
+        if meta['state'] not in ('complete', 'interrupted'):
+            continue
+        for fr in sorted(meta['frames'], key=lambda f: f['stamp_ns']):
+            path = os.path.join(meta['dir'], *fr['rgb'].split('/'))
+            out.append(Frame(path, os.path.relpath(path, root).replace(os.sep, '/')))
+    return out
+
+
+def find_frames(dataset_root, store_root=None):
+    """
+    Return all frames below ``dataset_root``: finished episodes first, then plain image files.
+
+    Plain images are found recursively, skipping hidden entries, the mask store and folders
+    named ``episodes``, ``masks``, ``labels`` or ``depth``. Returns a list of :class:`Frame`.
+    """
+    root = os.path.abspath(os.fspath(dataset_root))
+    if not os.path.isdir(root):
+        raise WorkerError(f'dataset root is not a folder: {root}')
+    store_root = os.path.abspath(store_root or os.path.join(root, 'masks'))
+    frames = _episode_frames(root)
+    for dirpath, dirnames, files in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.') and d not in SKIP_DIRS
+                             and os.path.join(dirpath, d) != store_root)
+        for name in sorted(files):
+            if not name.startswith('.') and name.lower().endswith(IMAGE_EXTS):
+                path = os.path.join(dirpath, name)
+                frames.append(Frame(path, os.path.relpath(path, root).replace(os.sep, '/')))
+    return frames
+
+
+def parse_shard(text):
+    """Parse ``'i/n'`` into ``(i, n)`` with ``0 <= i < n``; raises :class:`WorkerError`."""
+    try:
+        i, n = (int(v) for v in str(text).split('/'))
+    except ValueError:
+        raise WorkerError(f'--shard must look like i/n (e.g. 0/4), got {text!r}') from None
+    if n < 1 or not 0 <= i < n:
+        raise WorkerError(f'--shard {text}: need 0 <= i < n')
+    return i, n
+
+
+def shard_from_env(environ=os.environ):
+    """Return ``(RANK, WORLD_SIZE)`` as set by torchrun, or ``(0, 1)``."""
+    if 'RANK' in environ and 'WORLD_SIZE' in environ:
+        return parse_shard(f"{environ['RANK']}/{environ['WORLD_SIZE']}")
+    return 0, 1
+
+
+def in_shard(key, shard):
+    """Tell whether ``key`` belongs to shard ``i`` of ``n`` (SHA-1 of the key)."""
+    i, n = shard
+    return n == 1 or int(hashlib.sha1(key.encode()).hexdigest()[:12], 16) % n == i
+
+
+class SamWorker:
+    """
+    Segments the frames of one dataset (one shard of it) into a :class:`MaskStore`.
+
+    Arguments:
+    ---------
+      dataset_root (str): the recorder's dataset root or any image folder.
+      segmenter (callable): ``segmenter(rgb) -> Segments`` with ``.name`` and ``.settings``
+        (see :mod:`sam2real_ros.sam.segmenters`).
+      store_root (str or None): mask store folder (default ``<dataset_root>/masks``).
+      shard (tuple(int, int)): ``(i, n)``: only keys with ``in_shard(key, (i, n))``.
+      retry_failed (bool): process frames marked failed again.
+
+    """
+
+    def __init__(self, dataset_root, segmenter, store_root=None, shard=(0, 1),
+                 retry_failed=False):
+        self.root = os.path.abspath(os.fspath(dataset_root))
+        self.store_root = os.path.abspath(store_root or os.path.join(self.root, 'masks'))
+        self.store = MaskStore(self.store_root)
+        self.segmenter = segmenter
+        self.shard = tuple(shard)
+        self.retry_failed = retry_failed
+        self.done = self.failed = 0
+        self.seconds = 0.0
+        self.last_seconds = None
+        self.queue_length = 0
+        self._errors_in_a_row = 0
+        self.removed_temp_files = self.store.remove_stale_temp_files()
+
+    def pending(self):
+        """Return the frames of this shard that still need masks (list of :class:`Frame`)."""
+        out = []
+        for f in find_frames(self.root, self.store_root):
+            if in_shard(f.key, self.shard):
+                st = self.store.status(f.key)
+                if st is None or (st == 'failed' and self.retry_failed):
+                    out.append(f)
+        self.queue_length = len(out)
+        return out
+
+    def process(self, frame, rgb=None):
+        """
+        Segment one frame and store the result; returns ``'done'``, ``'failed'`` or ``'skip'``.
+
+        Unreadable images and per-frame errors are recorded with :meth:`MaskStore.mark_failed`;
+        after several unexpected errors in a row a :class:`WorkerError` stops the run.
+        """
+        if self.store.status(frame.key) == 'done':
+            return 'skip'
+        t0 = time.perf_counter()
+        try:
+            if rgb is None:
+                rgb = io_utils.read_rgb(frame.image_path)
+            seg = self.segmenter(rgb)
+        except io_utils.ImageReadError as e:
+            self.store.mark_failed(frame.key, str(e))
+            self.failed += 1
+            return 'failed'
+        except Exception as e:
+            self._errors_in_a_row += 1
+            self.store.mark_failed(frame.key, f'{type(e).__name__}: {e}')
+            self.failed += 1
+            if self._errors_in_a_row >= MAX_CONSECUTIVE_ERRORS:
+                raise WorkerError(f'{self._errors_in_a_row} frames in a row failed, last '
+                                  f'{frame.key}: {type(e).__name__}: {e}') from e
+            return 'failed'
+        dt = time.perf_counter() - t0
+        self.store.write(frame.key, seg.masks, seg.scores, seg.bboxes,
+                         segmenter=self.segmenter.name, settings=self.segmenter.settings,
+                         extra={'timings': seg.timings, 'seconds': dt})
+        self._errors_in_a_row = 0
+        self.done += 1
+        self.seconds += dt
+        self.last_seconds = dt
+        self.queue_length = max(0, self.queue_length - 1)
+        return 'done'
+
+    def run(self, frames=None, limit=None, stop=None, progress=False, busy=None,
+            on_frame=None):
+        """
+        Process ``frames`` (default: :meth:`pending`) in order, reading the next image ahead.
+
+        Arguments:
+        ---------
+          limit (int or None): at most this many frames.
+          stop (threading.Event or None): checked between frames; set it to stop cleanly.
+          progress (bool): show a tqdm progress bar.
+          busy (callable or None): while it returns True no new frame is started.
+          on_frame (callable or None): ``on_frame(frame, status)`` after each frame.
+
+        Returns
+        -------
+          (int): frames processed (done or failed) in this call.
+
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        from tqdm import tqdm
+        frames = self.pending() if frames is None else list(frames)
+        if limit is not None:
+            frames = frames[:limit]
+        stop = stop or threading.Event()
+        n = 0
+
+        def load(f):
+            try:
+                return io_utils.read_rgb(f.image_path)
+            except io_utils.ImageReadError:
+                return None
+
+        with ThreadPoolExecutor(1) as pool, tqdm(total=len(frames), unit='frame',
+                                                 disable=not (progress and frames),
+                                                 desc='segment') as bar:
+            ahead = pool.submit(load, frames[0]) if frames else None
+            for i, frame in enumerate(frames):
+                while busy is not None and busy() and not stop.is_set():
+                    stop.wait(0.1)
+                if stop.is_set():
+                    break
+                rgb = ahead.result()
+                ahead = pool.submit(load, frames[i + 1]) if i + 1 < len(frames) else None
+                status = self.process(frame, rgb)
+                n += status != 'skip'
+                bar.update(1)
+                bar.set_postfix(done=self.done, failed=self.failed)
+                if on_frame is not None:
+                    on_frame(frame, status)
+        return n
+
+
+def load_config(path):
+    """Read the parameters of ``config/sam_worker.yaml`` (the ROS parameter file)."""
+    import yaml
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise WorkerError(f'cannot read config {path}: {e}') from None
+    for node in doc.values() if isinstance(doc, dict) else []:
+        if isinstance(node, dict) and isinstance(node.get('ros__parameters'), dict):
+            return node['ros__parameters']
+    raise WorkerError(f'{path}: no "<node>: ros__parameters:" section')
+
+
+def build_parser():
+    """Build the argument parser of ``sam2real segment``."""
+    p = argparse.ArgumentParser(prog='sam2real segment', description=__doc__.split('\n')[0])
+    p.add_argument('dataset', help='dataset root (recorder layout) or image folder')
+    p.add_argument('--store', help='mask store folder (default DATASET/masks)')
+    p.add_argument('--config', help='parameter file (config/sam_worker.yaml layout)')
+    p.add_argument('--segmenter', choices=('sam', 'fallback', 'auto'), default=None,
+                   help='sam: SAM only; fallback: Felzenszwalb; auto (default): SAM when '
+                   'the checkpoint exists, else the fallback')
+    p.add_argument('--model-type', default=None, help='SAM backbone (default vit_h)')
+    p.add_argument('--checkpoint', default=None,
+                   help='SAM checkpoint (default $SAM_CHECKPOINT or ~/.cache/sam2real/)')
+    p.add_argument('--points-per-side', type=int, default=None, help='default 24 (paper)')
+    p.add_argument('--points-per-batch', type=int, default=None, help='default 64')
+    p.add_argument('--device', default=None, help='auto (default), cpu, cuda, cuda:1, ...')
+    p.add_argument('--shard', default=None, help='i/n: process shard i of n (default from '
+                   'torchrun RANK/WORLD_SIZE, else 0/1)')
+    p.add_argument('--limit', type=int, default=None, help='at most this many frames')
+    p.add_argument('--watch', action='store_true', help='keep polling for new frames')
+    p.add_argument('--poll', type=float, default=None, help='seconds between scans (--watch)')
+    p.add_argument('--retry-failed', action='store_true', help='try failed frames again')
+    p.add_argument('--nice', type=int, default=None, help='CPU niceness increment (default 10)')
+    p.add_argument('--naive', action='store_true',
+                   help="use segment_anything's own generator (slower, same masks)")
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    return p
+
+
+def _options(args):
+    cfg = load_config(args.config) if args.config else {}
+    sam = dict(cfg.get('sam') or {})
+    for name in ('points_per_side', 'points_per_batch'):
+        if getattr(args, name) is not None:
+            sam[name] = getattr(args, name)
+    return {
+        'segmenter': args.segmenter or cfg.get('segmenter', 'auto'),
+        'model_type': args.model_type or cfg.get('model_type', 'vit_h'),
+        'checkpoint': args.checkpoint or cfg.get('checkpoint') or None,
+        'device': args.device or cfg.get('device', 'auto'),
+        'nice': args.nice if args.nice is not None else int(cfg.get('nice', 10)),
+        'poll': args.poll if args.poll is not None else float(cfg.get('poll_period', 5.0)),
+        'sam': sam, 'fallback': dict(cfg.get('fallback') or {}),
+        'upsample_chunk': int(cfg.get('upsample_chunk', 32)),
+        'encoder_dtype': cfg.get('encoder_dtype', 'float32')}
+
+
+def main(argv=None):
+    """Run ``sam2real segment``; returns the exit code."""
+    from sam2real_ros.sam import segmenters
+    args = build_parser().parse_args(argv)
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print('stopping after the current frame (again to abort)', file=sys.stderr)
+        stop.set()
+
+    try:
+        opt = _options(args)
+        shard = parse_shard(args.shard) if args.shard else shard_from_env()
+        if not os.path.isdir(args.dataset):
+            raise WorkerError(f'dataset root is not a folder: {args.dataset}')
+        if opt['nice'] > 0:
+            os.nice(opt['nice'])
+        device = opt['device']
+        if device == 'auto' and 'LOCAL_RANK' in os.environ:
+            import torch
+            if torch.cuda.is_available():
+                device = f"cuda:{os.environ['LOCAL_RANK']}"
+        seg = segmenters.make_segmenter(
+            opt['segmenter'], opt['model_type'], opt['checkpoint'], device, opt['sam'],
+            opt['fallback'], fast=not args.naive, upsample_chunk=opt['upsample_chunk'],
+            encoder_dtype=opt['encoder_dtype'], log=lambda m: print(m, file=sys.stderr))
+        worker = SamWorker(args.dataset, seg, args.store, shard, args.retry_failed)
+    except (WorkerError, segmenters.SegmenterError, OSError) as e:
+        print(f'sam2real segment: {e}', file=sys.stderr)
+        return 2
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    print(f'segmenter {seg.name}, store {worker.store_root}, shard {shard[0]}/{shard[1]}'
+          + (f', removed {worker.removed_temp_files} stale temp files'
+             if worker.removed_temp_files else ''), file=sys.stderr)
+    left = args.limit
+    try:
+        while not stop.is_set():
+            n = worker.run(limit=left, stop=stop, progress=not args.no_progress)
+            if left is not None:
+                left -= n
+            if not args.watch or (left is not None and left <= 0):
+                break
+            stop.wait(opt['poll'])
+    except WorkerError as e:
+        print(f'sam2real segment: {e}', file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print('aborted', file=sys.stderr)
+        return 130
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+    per = f', {worker.seconds / worker.done:.2f} s/frame' if worker.done else ''
+    print(f'done {worker.done}, failed {worker.failed}{per}; '
+          f'{len(worker.store.failed_keys())} failed frames in the store', file=sys.stderr)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
