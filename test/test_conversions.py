@@ -1,4 +1,4 @@
-"""Tests for sam2real_ros.common.conversions with real sensor_msgs/Image messages (no graph)."""
+"""Tests for common.conversions and nodes.messages with real sensor_msgs/Image messages."""
 import array
 import os
 import sys
@@ -10,9 +10,10 @@ os.environ.setdefault('SAM2REAL_NO_CV_BRIDGE', '1')  # test the built-in path it
 
 from sam2real_ros.common import conversions  # noqa: E402
 from sam2real_ros.common.conversions import (  # noqa: E402
-    ENCODINGS, image_to_depth_mm, image_to_numpy, image_to_rgb8, numpy_to_image)
+    ENCODINGS, image_to_depth_mm, image_to_numpy, image_to_rgb8)
 
 Image = pytest.importorskip('sensor_msgs.msg').Image
+from sam2real_ros.nodes.messages import numpy_to_image  # noqa: E402, I100
 H, W = 5, 7
 
 

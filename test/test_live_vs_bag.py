@@ -114,7 +114,7 @@ class StreamPublisher:
 
     def frame(self, index):
         """Publish camera info and an rgb8 64x48 frame that encodes ``index``, stamped now."""
-        from sam2real_ros.common.conversions import numpy_to_image
+        from sam2real_ros.nodes.messages import numpy_to_image
         from sensor_msgs.msg import CameraInfo
         rgb = np.zeros((48, 64, 3), np.uint8)
         rgb[..., 0] = index % 256

@@ -47,7 +47,7 @@ class RosHarness:
             self.diag[st.hardware_id] = {kv.key: kv.value for kv in st.values}
 
     def _publish(self):
-        from sam2real_ros.common.conversions import numpy_to_image
+        from sam2real_ros.nodes.messages import numpy_to_image
         self.n += 1
         header = self.node.get_clock().now().to_msg()
         if self.bad_every and self.n % self.bad_every == 0:

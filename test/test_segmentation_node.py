@@ -18,7 +18,8 @@ rclpy = pytest.importorskip('rclpy')
 # I100: the ROS imports must follow the importorskip, so they cannot all sort after pytest.
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402, I100
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sam2real_ros.common.conversions import numpy_to_image, stamp_to_ns  # noqa: E402
+from sam2real_ros.common.conversions import stamp_to_ns  # noqa: E402
+from sam2real_ros.nodes.messages import numpy_to_image  # noqa: E402
 from sam2real_ros.nodes.runner import BackgroundNode  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402

@@ -18,7 +18,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
-from sam2real_ros.common.conversions import image_to_rgb8, numpy_to_image, stamp_to_ns
+from sam2real_ros.common.conversions import image_to_rgb8, stamp_to_ns
+from sam2real_ros.nodes.messages import numpy_to_image
 from sam2real_ros.nodes.runner import declare_parameters, run_node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String

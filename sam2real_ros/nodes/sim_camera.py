@@ -12,7 +12,7 @@ import sys
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sam2real_ros.common.conversions import numpy_to_image
+from sam2real_ros.nodes.messages import numpy_to_image
 from sam2real_ros.nodes.runner import declare_parameters, run_node
 from sensor_msgs.msg import CameraInfo, Image
 
