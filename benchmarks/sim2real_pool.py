@@ -8,7 +8,7 @@ written as PNGs (``<pool>/real/frames/NNNNNN.png``), the shared SAM worker code
 into ``<pool>/real/masks`` (resumable: frames with masks are skipped), and the same frames with
 their ground truth are written as a BOP folder (``<pool>/real_bop``) for the ``real_labels``
 upper bound. For a diagnostic "ideal SAM", ``<pool>/oracle_masks`` holds segments derived from
-the ground-truth instances (``datasets.oracle_segments``: whole objects, halves, merged
+the ground-truth instances (``procedural.oracle_segments``: whole objects, halves, merged
 neighbours, the background) for the same frames; only experiments that name it use it.
 """
 import json
@@ -47,7 +47,7 @@ def render_pool(root, appearance='real', seed=11, frames=48, size=(96, 128), obj
     """
     from tqdm import tqdm
 
-    from sam2real_ros.data.datasets import oracle_segments
+    from sam2real_ros.data.procedural import oracle_segments
     from sam2real_ros.data.procedural import CLASS_NAMES, TabletopRenderer
     from sam2real_ros.sam.mask_store import MaskStore
     paths = pool_paths(root)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from sam2real_ros.common.io_utils import atomic_write_png, read_rgb
-from sam2real_ros.data.datasets import (Augment, build_labeled, build_unlabeled, DatasetError,
-                                        oracle_segments)
-from sam2real_ros.data.procedural import TabletopRenderer
+from sam2real_ros.data.base import Augment
+from sam2real_ros.data.datasets import build_labeled, build_unlabeled, DatasetError
+from sam2real_ros.data.procedural import oracle_segments, TabletopRenderer
 from sam2real_ros.data.rosbag import extract_bag_frames
 from sam2real_ros.sam.mask_store import MaskStore
 

@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from sam2real_ros.common.io_utils import read_image_unchanged, read_rgb
-from sam2real_ros.data.datasets import BaseDataset, DatasetError
+from sam2real_ros.data.base import BaseDataset, DatasetError
 
 BOP_FIELDS = ('root', 'split', 'scenes', 'obj_to_class', 'classes', 'unknown_obj')
 STILLLEBEN_FIELDS = ('meshes', 'class_names', 'objects_per_scene', 'size', 'length', 'device')

@@ -8,11 +8,13 @@ OpenCV in a few milliseconds per 480x640 frame and is fully determined by the se
 :class:`Appearance`; the presets ``synthetic`` (the "simulator"), ``real`` (the "robot camera")
 and ``synthetic_wide_gap`` (flat render, most options off) build a narrow and a wide domain gap.
 """
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 import math
 
 import cv2
 import numpy as np
+
+from sam2real_ros.data.base import BaseDataset, DatasetError, normalize_masks, resolve_segmenter
 
 CLASS_NAMES = ('background', 'box', 'can', 'ball', 'banana', 'mug', 'bottle', 'block')
 """Label ``i`` is ``CLASS_NAMES[i]``; 0 is the table, wall and clutter."""
@@ -149,11 +151,6 @@ def _preset(name):
     if name not in PRESETS:
         raise ValueError(f'unknown appearance preset {name!r}; known: {sorted(PRESETS)}')
     return PRESETS[name]
-
-
-def render_scene(seed, appearance='synthetic', size=(480, 640), objects=(4, 8)):
-    """Render one tabletop scene (see :class:`TabletopRenderer`)."""
-    return TabletopRenderer(appearance, size, objects).render(seed)
 
 
 class TabletopRenderer:
@@ -439,6 +436,118 @@ def _camera(img, app, rng, gain):
     return out
 
 
-def appearance_dict(app):
-    """Return an :class:`Appearance` as a plain dict (for configs and checkpoints)."""
-    return asdict(app)
+class ProceduralDataset(BaseDataset):
+    """
+    Procedural tabletop frames rendered on the fly (see :class:`TabletopRenderer`).
+
+    Frame ``i`` of epoch ``e`` is rendered from the seed ``[seed, stream, e, i]``, so every epoch
+    brings new scenes ("generated on the fly, a frame never repeats") while a fixed ``seed`` and
+    epoch give a fixed evaluation set.
+
+    Arguments:
+    ---------
+      appearance (str | dict): preset name or dict (see ``procedural.get_appearance``).
+      length (int): frames per epoch. size (tuple): ``(height, width)``.
+      segments (str | callable | None): unlabeled use only: ``oracle`` (segments derived from
+        the ground-truth instances with random over/under-segmentation), ``fallback`` (the
+        fallback over-segmenter of ``segmenters.py``) or a callable ``rgb -> NxHxW bool``.
+        None gives labeled samples.
+      with_labels (bool): also return ``labels`` in unlabeled samples (evaluation only).
+      oracle (dict): options of :func:`oracle_segments`.
+
+    """
+
+    def __init__(self, appearance='synthetic', length=1500, size=(480, 640), objects=(4, 8),
+                 segments=None, with_labels=False, oracle=None, **kw):
+        super().__init__(**kw)
+        self.renderer = TabletopRenderer(appearance, size, objects)
+        self.appearance_name = appearance if isinstance(appearance, str) else 'custom'
+        self.length = int(length)
+        if self.length < 1:
+            raise DatasetError(f'procedural: length must be >= 1, got {length}')
+        self.class_names = list(CLASS_NAMES)
+        self.unlabeled = segments is not None
+        self.with_labels = bool(with_labels)
+        self.oracle = dict(oracle or {})
+        self.segmenter = None
+        if segments == 'oracle':
+            self.segments_name = 'oracle'
+        elif self.unlabeled:
+            self.segmenter = resolve_segmenter(segments)
+            self.segments_name = getattr(self.segmenter, 'name', str(segments))
+
+    def __len__(self):
+        return self.length
+
+    def _key(self, index):
+        return f'procedural/{self.appearance_name}/{self.seed}-{self.epoch}-{index}'
+
+    def _load(self, index):
+        stream = 2 if self.unlabeled else 1
+        scene = self.renderer.render([self.seed, stream, self.epoch, index])
+        out = {'rgb': scene['rgb'], 'key': self._key(index)}
+        if not self.unlabeled:
+            out['labels'] = scene['labels']
+            return out
+        if self.segmenter is None:
+            rng = np.random.default_rng([self.seed, 3, self.epoch, index])
+            out['masks'] = oracle_segments(scene['instances'], rng, **self.oracle)
+        else:
+            out['masks'] = normalize_masks(self.segmenter(scene['rgb']), scene['rgb'].shape[:2])
+        if self.with_labels:
+            out['labels'] = scene['labels']
+        return out
+
+
+def oracle_segments(instances, rng, p_split=0.5, p_keep_whole=0.7, p_merge=0.2,
+                    p_background=0.5, min_area=64):
+    """
+    Make "oracle SAM" segments for tests: overlapping whole/part masks from an instance map.
+
+    Each visible instance gives its whole mask and, with ``p_split``, two parts cut by a random
+    line through its centroid (the whole is then kept with ``p_keep_whole``): SAM-like
+    over-segmentation. Touching instances are merged into one extra mask with ``p_merge``
+    (under-segmentation), and the background is one segment with ``p_background``. This uses
+    ground truth, so it is only ever selected explicitly (``segments: oracle``).
+
+    Arguments:
+    ---------
+      instances (np.ndarray): HxW int instance ids (0 = none).
+      rng (np.random.Generator): random source (the result is deterministic given it).
+
+    Returns
+    -------
+      np.ndarray: NxHxW bool masks in random order (N may be 0).
+
+    """
+    h, w = instances.shape
+    out = []
+    ids = [int(i) for i in np.unique(instances) if i != 0]
+    kernel = np.ones((5, 5), np.uint8)
+    for i in ids:
+        whole = instances == i
+        area = int(whole.sum())
+        if area < min_area:
+            continue
+        keep_whole = True
+        if rng.random() < p_split:
+            ys, xs = np.nonzero(whole)
+            t = rng.uniform(0, np.pi)
+            side = (xs - xs.mean()) * np.cos(t) + (ys - ys.mean()) * np.sin(t) > 0
+            for part in (side, ~side):
+                if part.sum() >= min_area:
+                    m = np.zeros((h, w), bool)
+                    m[ys[part], xs[part]] = True
+                    out.append(m)
+            keep_whole = rng.random() < p_keep_whole
+        if keep_whole:
+            out.append(whole)
+        if rng.random() < p_merge:
+            ring = cv2.dilate(whole.astype(np.uint8), kernel).astype(bool) & ~whole
+            touching = [int(j) for j in np.unique(instances[ring]) if j not in (0, i)]
+            if touching:
+                out.append(whole | (instances == touching[int(rng.integers(len(touching)))]))
+    if rng.random() < p_background and (instances == 0).sum() >= min_area:
+        out.append(instances == 0)
+    order = rng.permutation(len(out))
+    return np.stack([out[k] for k in order]) if out else np.zeros((0, h, w), bool)

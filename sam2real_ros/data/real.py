@@ -9,63 +9,14 @@ cache (:func:`extract_bag_frames`), which the SAM worker then segments like any 
 """
 import os
 
-import numpy as np
-
 from sam2real_ros.common.io_utils import read_rgb
-from sam2real_ros.data.datasets import BaseDataset, DatasetError
+from sam2real_ros.data.base import (BaseDataset, DatasetError, normalize_masks, resolve_segmenter,
+                                    take_config)
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 _FIELDS = ('root', 'masks', 'missing_masks', 'segmenter', 'complete_only', 'with_failed')
 _ROSBAG_FIELDS = ('path', 'image_topic', 'min_period_s', 'cache', 'masks', 'missing_masks',
                   'segmenter', 'progress')
-
-
-def normalize_masks(result, shape):
-    """
-    Segmenter output -> NxHxW bool.
-
-    Arguments:
-    ---------
-      result: NxHxW array, a list of HxW arrays, SAM-style dicts with ``segmentation``, or an
-        object with ``masks`` (array or method).
-      shape (tuple): expected ``(H, W)``.
-
-    Returns
-    -------
-      np.ndarray: NxHxW bool masks.
-
-    """
-    if hasattr(result, 'masks'):
-        result = result.masks() if callable(result.masks) else result.masks
-    if isinstance(result, (list, tuple)):
-        result = [r['segmentation'] if isinstance(r, dict) else r for r in result]
-        result = np.stack(result) if result else np.zeros((0,) + tuple(shape), bool)
-    masks = np.asarray(result).astype(bool, copy=False)
-    if masks.ndim != 3 or masks.shape[1:] != tuple(shape):
-        raise DatasetError(f'segmenter returned masks of shape {masks.shape}, expected '
-                           f'Nx{shape[0]}x{shape[1]}')
-    return masks
-
-
-def resolve_segmenter(spec):
-    """
-    Return a callable ``rgb -> masks`` from a callable, ``fallback``, ``sam``/``auto`` or a dict.
-
-    Names and dicts (``{kind: fallback, fallback_settings: {...}}``) go to
-    ``segmenters.make_segmenter``; ``fallback`` is the multi-scale Felzenszwalb segmenter.
-    """
-    if callable(spec):
-        return spec
-    if isinstance(spec, str):
-        spec = {'kind': spec}
-    if not isinstance(spec, dict) or spec.get('kind') not in ('fallback', 'sam', 'auto'):
-        raise DatasetError(f'segmenter must be "fallback", "sam", "auto", a dict with such a '
-                           f'"kind", or a callable; got {spec!r}')
-    from sam2real_ros.sam import segmenters
-    try:
-        return segmenters.make_segmenter(**spec)
-    except (TypeError, segmenters.SegmenterError) as e:
-        raise DatasetError(f'segmenter {spec}: {e}') from None
 
 
 class MaskedFrames(BaseDataset):
@@ -151,9 +102,8 @@ def list_images(root, exclude=()):
 
 def build(kind, cfg, segmenter=None):
     """Build an ``episodes``, ``image_folder`` or ``rosbag`` dataset from its config."""
-    from sam2real_ros.data.datasets import _take
     fields = _ROSBAG_FIELDS if kind == 'rosbag' else _FIELDS
-    kw = _take(cfg, fields, 'unlabeled')
+    kw = take_config(cfg, fields, 'unlabeled')
     if segmenter is not None:
         kw['segmenter'] = segmenter
     if kind == 'rosbag':

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from sam2real_ros.common.io_utils import atomic_write_png
-from sam2real_ros.data.datasets import DatasetError
+from sam2real_ros.data.base import DatasetError
 
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 
