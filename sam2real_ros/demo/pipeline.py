@@ -174,8 +174,8 @@ def train(args, st, data_root):
     """Stage 4: both variants in parallel subprocesses; returns ``{variant: summary dict}``."""
     from tqdm import tqdm
 
-    from sam2real_ros.demo.report import read_metrics
     from sam2real_ros.training.config import load_config
+    from sam2real_ros.training.train import read_metrics
     procs = Procs(os.path.join(args.out, 'logs'))
     overrides = [f'data.real.root={data_root}']
     if args.epochs:
@@ -204,7 +204,7 @@ def train(args, st, data_root):
         while True:
             for v in VARIANTS:
                 path = os.path.join(args.out, 'train', v, 'metrics.csv')
-                new = read_metrics(path) if os.path.isfile(path) else []
+                new = read_metrics(path)
                 for r in new[len(rows[v]):]:
                     bars[v].update(1)
                     bars[v].set_postfix_str(f'mIoU {r["miou"]:.3f}')

@@ -8,7 +8,6 @@ synthetic-only and the SAM-regularized model's labels and dense features), ``cur
 (mIoU per epoch of both runs). Numbers in the HTML carry ``id``/``data-*`` attributes so tests
 can read them back.
 """
-import csv
 import html
 import os
 
@@ -149,13 +148,6 @@ def prediction_image(samples, preds_syn, preds_full):
                  _tile(features_to_rgb(pf.features))]
         rows.append(np.concatenate(tiles, 1))
     return np.concatenate(rows, 0)
-
-
-def read_metrics(path):
-    """Rows of a trainer ``metrics.csv`` as dicts of floats."""
-    with open(path, newline='') as f:
-        return [{k: float(v) if v not in ('', None) else float('nan') for k, v in row.items()}
-                for row in csv.DictReader(f)]
 
 
 def curves_image(path, runs):

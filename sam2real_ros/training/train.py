@@ -74,6 +74,19 @@ def write_csv(path, history):
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
+def read_metrics(path):
+    """
+    Rows of a ``metrics.csv`` written by :func:`write_csv`, as dicts of floats.
+
+    Empty cells read as NaN; a missing file gives ``[]`` (a run that has not finished an epoch).
+    """
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline='') as f:
+        return [{k: float(v) if v not in ('', None) else float('nan') for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
 def _load_cfg(args):
     cfg_path = args.config
     if args.resume and cfg_path is None:
