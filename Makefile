@@ -16,7 +16,7 @@ lint: setup
 	$(RUN) ament_flake8 . && $(RUN) ament_pep257 sam2real_ros test benchmarks launch
 
 bench: setup
-	$(RUN) python benchmarks/segmentation_node.py --profile fast
+	$(RUN) python -m benchmarks.segmentation_node --profile fast
 
 clean:
 	rm -rf build install log runs .pytest_cache

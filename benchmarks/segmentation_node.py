@@ -58,7 +58,6 @@ def main(argv=None):
     ap.add_argument('--model', default=None, help='use this model instead of exporting one')
     ap.add_argument('--workdir', default=None, help='model and logs (default: a temp dir)')
     args = ap.parse_args(argv)
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from sam2real_ros.demo.graph import export_random_model, NodeGraph
 
     workdir = args.workdir or tempfile.mkdtemp(prefix='sam2real_bench_')

@@ -8,9 +8,10 @@ each run on held-out target-domain frames. The unlabeled real frames are segment
 mask store with the shared SAM worker code and reused by every run. Finished runs are reused and
 interrupted ones resumed, so re-running the same command continues where it stopped.
 
-    python benchmarks/sim2real.py                       # default size, ~27 min on 2 CPU cores
-    python benchmarks/sim2real.py --quick --out /tmp/s  # smoke test, < 1 min
-    python benchmarks/sim2real.py --config training/configs/sim2real_ycbv_gpu.yaml --size paper
+    python -m benchmarks.sim2real                       # default size, ~27 min on 2 CPU cores
+    python -m benchmarks.sim2real --quick --out /tmp/s  # smoke test, < 1 min
+    python -m benchmarks.sim2real --config training/configs/sim2real_ycbv_gpu.yaml --size paper
+    python -m benchmarks.sim2real --report-only --out runs/sim2real  # tables from finished runs
 
 Writes ``<out>/results.md``, ``results.csv`` (one row per run), ``summary.csv`` (mean/std per
 experiment), ``curves.png`` (mIoU per epoch per variant) and keeps each run's folder
@@ -25,10 +26,9 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import sim2real_pool  # noqa: E402  (benchmarks/ is not a package)
-import sim2real_report  # noqa: E402
-import yaml  # noqa: E402
+from benchmarks import sim2real_pool
+from benchmarks import sim2real_report
+import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CONFIG = os.path.join(HERE, '..', 'training', 'configs', 'sim2real_cpu.yaml')
@@ -175,7 +175,7 @@ def run_state(run):
     if old != dump_config(run['cfg']):
         raise BenchmarkError(f'{run["dir"]} holds a run with another config; choose another '
                              f'--out or delete that folder')
-    rows = sim2real_report.read_metrics(run['dir'])
+    rows = sim2real_report.run_metrics(run['dir'])
     return 'done' if len(rows) >= run['cfg'].max_epochs else 'partial'
 
 
@@ -300,7 +300,7 @@ def main(argv=None):
             t1 = time.monotonic()
             if state != 'done':
                 launch(run, launcher, nproc, threads)
-            rows = sim2real_report.read_metrics(run['dir'])
+            rows = sim2real_report.run_metrics(run['dir'])
             score = float(rows[-1]['miou_last_k']) if rows else float('nan')
             log(f'[{i + 1}/{len(runs)}] {name}: mIoU {score:.3f}'
                 + (' (reused)' if state == 'done' else f' ({time.monotonic() - t1:.0f} s)'))

@@ -1,28 +1,24 @@
 """
 Results of the sim2real benchmark: tables (markdown, CSV), mIoU curves (PNG), JSON summary.
 
-Run as a script, it rewrites the report of an existing benchmark output folder without training
-anything (``python benchmarks/sim2real_report.py --out runs/sim2real [--size ...]``, the same
-options as benchmarks/sim2real.py) and prints the JSON summary as its last line.
+Used by ``benchmarks/sim2real.py`` (which it does not import); to rewrite the report of an
+existing output folder without training anything, run
+``python -m benchmarks.sim2real --report-only --out runs/sim2real [--size ...]``.
 """
 import csv
 import io
 import math
 import os
-import sys
 
 import numpy as np
 
 from sam2real_ros.common.io_utils import atomic_write_bytes
 
 
-def read_metrics(run_dir):
-    """Rows of a run's ``metrics.csv`` (list of dicts of strings; [] when absent)."""
-    path = os.path.join(run_dir, 'metrics.csv')
-    if not os.path.isfile(path):
-        return []
-    with open(path, newline='') as f:
-        return list(csv.DictReader(f))
+def run_metrics(run_dir):
+    """Rows of a run's ``metrics.csv`` as the trainer's reader gives them ([] when absent)."""
+    from sam2real_ros.training.train import read_metrics
+    return read_metrics(os.path.join(run_dir, 'metrics.csv'))
 
 
 def _float(v):
@@ -53,10 +49,10 @@ def collect(runs):
     """
     rows, order = [], []
     for run in runs:
-        hist = read_metrics(run['dir'])
+        hist = run_metrics(run['dir'])
         exp = run['exp']
         init = run['cfg'].init_checkpoint
-        offset = len(read_metrics(os.path.dirname(init))) if init else 0
+        offset = len(run_metrics(os.path.dirname(init))) if init else 0
         rows.append({'offset': offset, 'experiment': exp['id'],
                      'label': exp.get('label', exp['id']), 'variant': exp['variant'],
                      'seed': run['seed'],
@@ -196,13 +192,3 @@ def write_report(out, runs, meta):
     return dict(meta, results={a['experiment']: {
         'mean': num(a['mean']), 'std': num(a['std']), 'n': a['n'], 'delta_vs': a['baseline'],
         'delta': num(a['delta']), 'delta_std': num(a['delta_std'])} for a in agg})
-
-
-def main(argv=None):
-    """Rewrite the report of an existing run folder (``sim2real.py --report-only``)."""
-    import sim2real
-    return sim2real.main(['--report-only'] + list(sys.argv[1:] if argv is None else argv))
-
-
-if __name__ == '__main__':
-    sys.exit(main())

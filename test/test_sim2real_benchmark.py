@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/sim2real.py at its minuscule size (a real subprocess, real files)."""
+"""Smoke test of ``python -m benchmarks.sim2real`` at its minuscule size (real subprocess)."""
 import csv
 import json
 import os
@@ -8,13 +8,12 @@ import sys
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, 'benchmarks', 'sim2real.py')
 CONFIG = os.path.join(ROOT, 'training', 'configs', 'sim2real_cpu.yaml')
 
 
 def _run(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, SCRIPT, '--no-progress', *args], cwd=cwd,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    return subprocess.run([sys.executable, '-m', 'benchmarks.sim2real', '--no-progress', *args],
+                          cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           timeout=300)
 
 
@@ -75,12 +74,9 @@ def test_quick_run_writes_tables_plots_and_reuses_pool_and_runs(tmp_path):
     assert 'segmenting' not in again.stderr + again.stdout
     assert again.stdout.count('(reused)') + again.stderr.count('(reused)') == 2
     assert json.loads(again.stdout.strip().splitlines()[-1])['results'] == summary['results']
-    # the report script rewrites the tables from the run folders alone and ends with the JSON
+    # --report-only rewrites the tables from the run folders alone and ends with the JSON
     (out / 'results.md').unlink()
-    report = subprocess.run([sys.executable, os.path.join(os.path.dirname(SCRIPT),
-                                                          'sim2real_report.py'),
-                             '--quick', '--config', str(cfg), '--out', str(out)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    report = _run('--report-only', '--quick', '--config', str(cfg), '--out', str(out))
     assert report.returncode == 0, report.stderr[-2000:]
     assert json.loads(report.stdout.strip().splitlines()[-1])['results'] == summary['results']
     assert 'SAM pseudolabels' in (out / 'results.md').read_text()
