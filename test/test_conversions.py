@@ -1,15 +1,13 @@
 """Tests for common.conversions and nodes.messages with real sensor_msgs/Image messages."""
 import array
-import os
 import sys
+from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
-
-os.environ.setdefault('SAM2REAL_NO_CV_BRIDGE', '1')  # test the built-in path itself
-
-from sam2real_ros.common import conversions  # noqa: E402
-from sam2real_ros.common.conversions import (  # noqa: E402
+from sam2real_ros.common import conversions
+from sam2real_ros.common.conversions import (
     ENCODINGS, image_to_depth_mm, image_to_numpy, image_to_rgb8)
 
 Image = pytest.importorskip('sensor_msgs.msg').Image
@@ -40,8 +38,15 @@ def _manual_msg(arr, encoding, pad=0, bigendian=False):
     return msg
 
 
-def test_cv_bridge_disabled_for_these_tests():
-    assert not conversions.using_cv_bridge()
+def test_decoder_imports_no_ros_and_no_cv_bridge():
+    """common/conversions is the one ROS-free decoder: it must import without any ROS package."""
+    import subprocess
+    code = ('import sys; import sam2real_ros.common.conversions; '
+            'bad = [m for m in sys.modules if m.split(".")[0] in '
+            '("rclpy", "sensor_msgs", "std_msgs", "cv_bridge")]; '
+            'print(bad); sys.exit(1 if bad else 0)')
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
 
 
 @pytest.mark.parametrize('encoding', sorted(ENCODINGS))
@@ -109,6 +114,34 @@ def test_rgb8_from_mono():
     mono16 = np.array([[0, 255, 256, 65535]], np.uint16)
     out16 = image_to_rgb8(_manual_msg(mono16, 'mono16', bigendian=True))
     np.testing.assert_array_equal(out16[0, :, 0], [0, 0, 1, 255])
+
+
+def test_mono16_is_scaled_by_the_high_byte_even_when_all_values_are_small():
+    """One scale for every frame: a dark mono16 frame (max <= 255) is not stretched."""
+    dark = np.array([[0, 40, 200, 255]], np.uint16)
+    np.testing.assert_array_equal(image_to_rgb8(numpy_to_image(dark, 'mono16'))[0, :, 0],
+                                  [0, 0, 0, 0])
+    bright = np.array([[0, 40, 512, 40000]], np.uint16)
+    np.testing.assert_array_equal(image_to_rgb8(numpy_to_image(bright, 'mono16'))[0, :, 0],
+                                  [0, 0, 2, 156])
+
+
+def test_generic_8bit_encodings():
+    grey = _random('mono8', seed=5)
+    np.testing.assert_array_equal(image_to_rgb8(numpy_to_image(grey, '8UC1'))[..., 1], grey)
+    rgb = _random('rgb8', seed=6)
+    np.testing.assert_array_equal(image_to_rgb8(numpy_to_image(rgb[..., ::-1], '8UC3')), rgb)
+
+
+def test_compressed_images_decode_to_rgb():
+    rgb = _random('rgb8', seed=7)
+    ok, png = cv2.imencode('.png', rgb[..., ::-1])
+    msg = SimpleNamespace(format='png', data=png.ravel())
+    np.testing.assert_array_equal(image_to_rgb8(msg), rgb)
+    with pytest.raises(ValueError, match='does not decode'):
+        image_to_rgb8(SimpleNamespace(format='jpeg', data=np.zeros(10, np.uint8)))
+    with pytest.raises(ValueError, match='compressed depth'):
+        image_to_rgb8(SimpleNamespace(format='16UC1; compressedDepth png', data=png.ravel()))
 
 
 @pytest.mark.parametrize('encoding', ['16UC1', '32FC1'])

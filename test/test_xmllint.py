@@ -13,7 +13,7 @@ def test_package_xml_declares_runtime_dependencies():
     assert root.findtext('name') == 'sam2real'
     deps = {e.text for e in root.findall('exec_depend')}
     for dep in ('rclpy', 'sensor_msgs', 'std_msgs', 'std_srvs', 'action_msgs', 'diagnostic_msgs',
-                'cv_bridge', 'python3-opencv', 'python3-numpy'):
+                'python3-opencv', 'python3-numpy'):
         assert dep in deps, dep
     assert root.find('export/build_type').text == 'ament_python'
 

@@ -1,18 +1,19 @@
 """
-Decode image messages into numpy arrays, without ROS.
+Decode image messages into numpy arrays, without ROS: the one image decoder.
 
 Works on any object with ``encoding``, ``height``, ``width``, ``step``, ``is_bigendian`` and
 ``data`` (rclpy sensor_msgs/Image and ``rosbags`` messages alike) and never imports a ROS
-package. Building a sensor_msgs/Image is :func:`sam2real_ros.nodes.messages.numpy_to_image`.
+package or ``cv_bridge``. The nodes, ``sam2real extract-episodes`` and ``sam2real
+extract-frames`` all decode through it, so the same message gives the same pixels everywhere.
+Building a sensor_msgs/Image is :func:`sam2real_ros.nodes.messages.numpy_to_image`.
 
-Decoding uses the ROS 2 ``cv_bridge`` when it is importable (set ``SAM2REAL_NO_CV_BRIDGE=1`` to
-force the built-in path) and the built-in numpy conversion otherwise; both honour ``step``
-padding and ``is_bigendian``. Every message is validated first, so a bad message raises one
-clear :class:`ValueError` naming the field and value whichever path decodes it.
+Decoding honours ``step`` padding and ``is_bigendian``; every message is validated first, so a
+bad message raises one clear :class:`ValueError` naming the field and value.
 
-Supported encodings: ``rgb8 bgr8 rgba8 bgra8 mono8 mono16 16UC1 32FC1``.
+Supported encodings: ``rgb8 bgr8 rgba8 bgra8 mono8 mono16 16UC1 32FC1`` and the generic
+``8UC1`` (grey, as ``mono8``) and ``8UC3`` (OpenCV's BGR order, as ``bgr8``);
+sensor_msgs/CompressedImage (JPEG, PNG) for colour.
 """
-import os
 import sys
 
 import numpy as np
@@ -27,28 +28,11 @@ ENCODINGS = {
     'mono16': (np.dtype(np.uint16), 1),
     '16UC1': (np.dtype(np.uint16), 1),
     '32FC1': (np.dtype(np.float32), 1),
+    '8UC1': (np.dtype(np.uint8), 1),
+    '8UC3': (np.dtype(np.uint8), 3),
 }
-
-_BRIDGE = None  # False: not importable; CvBridge instance otherwise (created lazily)
-
-
-def _cv_bridge():
-    """Return a ROS 2 ``CvBridge`` when one is importable and allowed, else ``None``."""
-    global _BRIDGE
-    if _BRIDGE is None:
-        _BRIDGE = False
-        if os.environ.get('SAM2REAL_NO_CV_BRIDGE', '') != '1':
-            try:
-                from cv_bridge import CvBridge
-                _BRIDGE = CvBridge()
-            except Exception:  # absent, or a broken (ROS 1 / PyPI) copy: use the numpy path
-                _BRIDGE = False
-    return _BRIDGE or None
-
-
-def using_cv_bridge():
-    """Return True when decoding goes through the ROS 2 ``cv_bridge``."""
-    return _cv_bridge() is not None
+# encodings that hold depth or measurements, never colours
+MEASUREMENT_ENCODINGS = ('16UC1', '32FC1')
 
 
 def _layout(msg):
@@ -104,9 +88,6 @@ def image_to_numpy(msg):
 
     """
     dtype, channels, height, width, step = _layout(msg)
-    bridge = _cv_bridge()
-    if bridge is not None:
-        return np.asarray(bridge.imgmsg_to_cv2(msg, desired_encoding='passthrough'))
     swap = bool(msg.is_bigendian) != (sys.byteorder == 'big') and dtype.itemsize > 1
     raw = np.frombuffer(msg.data, dtype=np.uint8)
     if channels == 1:
@@ -123,12 +104,15 @@ def image_to_numpy(msg):
 
 def image_to_rgb8(msg):
     """
-    Decode any colour or mono sensor_msgs/Image into the model's RGB input.
+    Decode any colour or mono image message into the model's RGB input.
 
     Arguments:
     ---------
-        msg (sensor_msgs.msg.Image): ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, ``mono8`` or
-            ``mono16`` (scaled to 8 bits by the high byte).
+        msg (sensor_msgs.msg.Image | sensor_msgs.msg.CompressedImage): ``rgb8``, ``bgr8``,
+            ``rgba8``, ``bgra8``, ``mono8``/``8UC1``, ``8UC3`` (BGR) or ``mono16`` (always
+            scaled to 8 bits by the high byte, whatever the frame's values, so every frame of a
+            stream gets the same scale); or a compressed image (JPEG, PNG; anything
+            ``cv2.imdecode`` reads as colour or grey).
 
     Returns
     -------
@@ -137,25 +121,51 @@ def image_to_rgb8(msg):
 
     Raises
     ------
-        ValueError: unsupported or non-image encoding (``16UC1``/``32FC1`` hold depth or
-            measurements, not colours), or a size/step mismatch.
+        ValueError: unsupported or non-image encoding (``16UC1``/``32FC1`` and compressed
+            depth hold depth or measurements, not colours), a size/step mismatch, or
+            compressed data that does not decode.
 
     """
-    if msg.encoding in ('16UC1', '32FC1'):
-        raise ValueError(f'image encoding {msg.encoding!r} is a depth/measurement encoding, '
+    if not hasattr(msg, 'encoding') and hasattr(msg, 'format'):
+        return compressed_to_rgb8(msg)
+    enc = msg.encoding
+    if enc in MEASUREMENT_ENCODINGS:
+        raise ValueError(f'image encoding {enc!r} is a depth/measurement encoding, '
                          'not a colour or mono image the model can segment')
     arr = image_to_numpy(msg)
-    enc = msg.encoding
     if enc == 'rgb8':
         rgb = arr
     elif enc == 'rgba8':
         rgb = arr[..., :3]
-    elif enc in ('bgr8', 'bgra8'):
+    elif enc in ('bgr8', 'bgra8', '8UC3'):
         rgb = arr[..., 2::-1]
-    else:  # mono8 / mono16
-        mono = arr if enc == 'mono8' else (arr >> 8).astype(np.uint8)
+    else:  # mono8 / 8UC1 / mono16
+        mono = (arr >> 8).astype(np.uint8) if enc == 'mono16' else arr
         rgb = np.repeat(mono[..., None], 3, axis=2)
     return np.ascontiguousarray(rgb)
+
+
+def compressed_to_rgb8(msg):
+    """
+    Decode a sensor_msgs/CompressedImage (JPEG, PNG) into HxWx3 uint8 RGB.
+
+    Raises
+    ------
+        ValueError: compressed depth (``compressedDepth`` format) or undecodable data.
+
+    """
+    import cv2
+
+    fmt = str(msg.format)
+    if 'compresseddepth' in fmt.lower().replace(' ', ''):
+        raise ValueError(f'compressed image format {fmt!r} is compressed depth, not a colour '
+                         'or mono image the model can segment')
+    data = np.frombuffer(msg.data, np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise ValueError(f'compressed image ({fmt or "no format"}, {data.size} bytes) does not '
+                         'decode')
+    return np.ascontiguousarray(img[:, :, ::-1])
 
 
 def image_to_depth_mm(msg):

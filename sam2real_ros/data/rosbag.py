@@ -8,47 +8,12 @@ interrupted extraction resumes and a finished one is a no-op.
 """
 import os
 
-import cv2
-import numpy as np
-
+from sam2real_ros.common import bags
+from sam2real_ros.common import conversions
 from sam2real_ros.common.io_utils import atomic_write_png
 from sam2real_ros.data.base import DatasetError
 
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
-
-
-def image_from_msg(msg, msgtype):
-    """
-    Decode a sensor_msgs Image or CompressedImage into HxWx3 uint8 RGB.
-
-    Supported raw encodings: rgb8, bgr8, rgba8, bgra8, mono8, mono16 (scaled to 8 bit).
-    """
-    if msgtype.endswith('CompressedImage'):
-        img = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f'undecodable {msg.format!r} compressed image')
-        return np.ascontiguousarray(img[:, :, ::-1])
-    enc, h, w, step = msg.encoding.lower(), int(msg.height), int(msg.width), int(msg.step)
-    chans = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1, '8uc1': 1, '8uc3': 3,
-             'mono16': 2, '16uc1': 2}.get(enc)
-    if chans is None:
-        raise ValueError(f'unsupported image encoding {msg.encoding!r}')
-    data = np.frombuffer(msg.data, np.uint8)
-    if step < w * chans or len(data) < step * h:
-        raise ValueError(f'image data too short for {w}x{h} {enc} (step {step}, '
-                         f'{len(data)} bytes)')
-    rows = data[:step * h].reshape(h, step)[:, :w * chans]
-    if chans == 2:
-        big = bool(msg.is_bigendian)
-        px = rows.copy().view('>u2' if big else '<u2').reshape(h, w)
-        gray = (px >> 8).astype(np.uint8) if px.max() > 255 else px.astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    img = rows.reshape(h, w, chans)
-    if chans == 1:
-        return np.repeat(img, 3, axis=2)
-    if enc.startswith('bgr'):
-        img = img[:, :, 2::-1]
-    return np.ascontiguousarray(img[:, :, :3])
 
 
 def extract_bag_frames(bag, topic, out_dir, min_period_s=0.5, progress=True):
@@ -67,73 +32,72 @@ def extract_bag_frames(bag, topic, out_dir, min_period_s=0.5, progress=True):
     Returns
     -------
       dict: ``written``, ``existing`` (already there), ``dropped`` (subsampled out),
-      ``failed`` (undecodable), ``messages`` (on the topic) and ``out_dir``.
+      ``failed`` (undecodable), ``failures`` (each decoding problem -> how many frames had
+      it), ``messages`` (on the topic) and ``out_dir``.
+
+    Raises
+    ------
+      DatasetError: the bag is missing or unreadable, the topic is not an image topic in it,
+      or not one of its frames decodes (e.g. a depth topic: ``16UC1`` is not a colour image).
 
     """
-    from rosbags.highlevel import AnyReader
     from tqdm import tqdm
 
     bag = os.fspath(bag)
-    if not os.path.exists(bag):
-        raise DatasetError(f'rosbag not found: {bag}')
     if min_period_s < 0:
         raise DatasetError(f'min_period_s must be >= 0, got {min_period_s}')
     stats = {'written': 0, 'existing': 0, 'dropped': 0, 'failed': 0, 'messages': 0,
              'out_dir': out_dir}
     period_ns = int(round(min_period_s * 1e9))
+    reasons = {}  # each distinct decoding problem -> count (printed once)
     try:
-        reader = AnyReader([_bag_path(bag)])
-        reader.open()
-    except Exception as e:  # rosbags raises its own error types for broken bags
-        raise DatasetError(f'cannot open rosbag {bag}: {type(e).__name__}: {e}') from None
-    try:
-        conns = [c for c in reader.connections if c.topic == topic]
-        if not conns:
-            images = sorted({c.topic for c in reader.connections if c.msgtype in IMAGE_TYPES})
-            raise DatasetError(f'topic {topic!r} not in rosbag {bag}; image topics there: '
-                               f'{images or "none"}')
-        if conns[0].msgtype not in IMAGE_TYPES:
-            raise DatasetError(f'topic {topic!r} in {bag} has type {conns[0].msgtype}, '
-                               f'expected one of {IMAGE_TYPES}')
-        os.makedirs(out_dir, exist_ok=True)
-        last = None
-        bar = tqdm(total=sum(c.msgcount for c in conns), desc=f'extract {topic}',
-                   unit='msg', disable=not progress)
-        for conn, log_ns, raw in reader.messages(connections=conns):
-            bar.update(1)
-            stats['messages'] += 1
-            msg = reader.deserialize(raw, conn.msgtype)
-            stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-            stamp = stamp or int(log_ns)
-            if last is not None and stamp - last < period_ns:
-                stats['dropped'] += 1
-                continue
-            last = stamp
-            path = os.path.join(out_dir, f'{stamp:019d}.png')
-            if os.path.exists(path):
-                stats['existing'] += 1
-                continue
-            try:
-                rgb = image_from_msg(msg, conn.msgtype)
-            except ValueError as e:
-                stats['failed'] += 1
-                bar.write(f'{bag}: {topic} message at {stamp} ns skipped: {e}')
-                continue
-            atomic_write_png(path, rgb)
-            stats['written'] += 1
-        bar.close()
-    finally:
-        reader.close()
+        with bags.open_bag(bag) as reader:
+            conns = [c for c in reader.connections if c.topic == topic]
+            if not conns:
+                images = sorted({c.topic for c in reader.connections
+                                 if c.msgtype in IMAGE_TYPES})
+                raise DatasetError(f'topic {topic!r} not in rosbag {bag}; image topics there: '
+                                   f'{images or "none"}')
+            if conns[0].msgtype not in IMAGE_TYPES:
+                raise DatasetError(f'topic {topic!r} in {bag} has type {conns[0].msgtype}, '
+                                   f'expected one of {IMAGE_TYPES}')
+            os.makedirs(out_dir, exist_ok=True)
+            last = None
+            bar = tqdm(total=sum(c.msgcount for c in conns), desc=f'extract {topic}',
+                       unit='msg', disable=not progress)
+            for conn, log_ns, raw in reader.messages(connections=conns):
+                bar.update(1)
+                stats['messages'] += 1
+                msg = reader.deserialize(raw, conn.msgtype)
+                stamp = conversions.stamp_to_ns(msg.header.stamp) or int(log_ns)
+                if last is not None and stamp - last < period_ns:
+                    stats['dropped'] += 1
+                    continue
+                last = stamp
+                path = os.path.join(out_dir, f'{stamp:019d}.png')
+                if os.path.exists(path):
+                    stats['existing'] += 1
+                    continue
+                try:
+                    rgb = conversions.image_to_rgb8(msg)
+                except ValueError as e:
+                    stats['failed'] += 1
+                    if str(e) not in reasons:
+                        bar.write(f'{bag}: {topic} message at {stamp} ns skipped: {e} '
+                                  '(each problem is reported once, counted in "failures")')
+                    reasons[str(e)] = reasons.get(str(e), 0) + 1
+                    continue
+                atomic_write_png(path, rgb)
+                stats['written'] += 1
+            bar.close()
+    except bags.BagError as e:
+        raise DatasetError(str(e)) from None
+    stats['failures'] = reasons
+    if stats['failed'] and not stats['written'] + stats['existing']:
+        first = next(iter(reasons))
+        raise DatasetError(f'none of the {stats["failed"]} frames of {topic!r} in {bag} could '
+                           f'be decoded: {first}')
     return stats
-
-
-def _bag_path(bag):
-    """Return the bag folder AnyReader wants; accept the .db3/.mcap file or metadata.yaml too."""
-    from pathlib import Path
-    p = Path(bag)
-    if p.is_file() and (p.parent / 'metadata.yaml').is_file():
-        return p.parent
-    return p
 
 
 def main(argv=None):

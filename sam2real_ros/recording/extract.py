@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from sam2real_ros.common import bags
 from sam2real_ros.common import conversions
 from sam2real_ros.recording import episode_store
 from sam2real_ros.recording import grasp_episodes
@@ -44,10 +45,6 @@ class UserError(Exception):
 
 def extract(args, warn=print):
     """Run the extraction; returns ``(stats dict, logic counts)``."""
-    from pathlib import Path
-
-    from rosbags.highlevel import AnyReader
-    from rosbags.typesys import get_typestore, Stores
     from tqdm import tqdm
 
     cfg = grasp_episodes.EpisodeConfig(**{k: getattr(args, k) for k in (
@@ -62,10 +59,9 @@ def extract(args, warn=print):
     info_topic = args.camera_info_topic or args.image_topic.rsplit('/', 1)[0] + '/camera_info'
     status_topics = {a.rstrip('/') + '/_action/status': a for a in args.action}
     try:
-        reader = AnyReader([Path(args.bag)], default_typestore=get_typestore(Stores.ROS2_KILTED))
-        reader.open()
-    except Exception as exc:  # rosbags raises its own error types for unreadable bags
-        raise UserError(f'cannot open bag {args.bag}: {exc}')
+        reader = bags.open_reader(args.bag)
+    except bags.BagError as exc:
+        raise UserError(str(exc))
     try:
         topics = {c.topic for c in reader.connections}
         if args.image_topic not in topics:

@@ -1,0 +1,69 @@
+"""
+Open rosbag2 files (sqlite3 or mcap) for reading, without ROS: the one bag opener.
+
+Both bag readers (``sam2real extract-frames`` in :mod:`sam2real_ros.data.rosbag` and
+``sam2real extract-episodes`` in :mod:`sam2real_ros.recording.extract`) open bags here, with the
+pure-Python ``rosbags`` package. Bags written since ROS 2 Iron carry their message definitions;
+older ones (sqlite3 bags from Humble and before) do not, and their types come from the Humble
+type store, the newest distribution whose bags lack definitions.
+"""
+import contextlib
+import os
+from pathlib import Path
+
+
+class BagError(ValueError):
+    """A bag that is missing or cannot be opened (the message names it)."""
+
+
+def bag_path(bag):
+    """Return the bag folder ``rosbags`` reads; accept the .db3/.mcap file or metadata.yaml too."""
+    p = Path(os.fspath(bag))
+    if p.is_file() and (p.parent / 'metadata.yaml').is_file():
+        return p.parent
+    return p
+
+
+def open_reader(bag):
+    """
+    Open ``bag`` and return the open reader; the caller closes it (or use :func:`open_bag`).
+
+    Arguments:
+    ---------
+      bag (str | os.PathLike): rosbag2 folder, or its .db3/.mcap file or metadata.yaml.
+
+    Returns
+    -------
+      (rosbags.highlevel.AnyReader): the open reader (``connections``, ``messages()``,
+      ``deserialize()``, ``start_time``, ``end_time``, ``close()``).
+
+    Raises
+    ------
+      BagError: the path does not exist or is not a readable bag.
+
+    """
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import get_typestore, Stores
+
+    if not os.path.exists(os.fspath(bag)):
+        raise BagError(f'rosbag not found: {os.fspath(bag)}')
+    try:
+        reader = AnyReader([bag_path(bag)], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
+        reader.open()
+    except Exception as e:  # rosbags raises its own error types for unreadable bags
+        raise BagError(f'cannot open rosbag {os.fspath(bag)}: {type(e).__name__}: {e}') from None
+    return reader
+
+
+@contextlib.contextmanager
+def open_bag(bag):
+    """
+    Open a bag for reading as a context manager; the reader is closed on exit.
+
+    Same argument, reader and errors as :func:`open_reader`.
+    """
+    reader = open_reader(bag)
+    try:
+        yield reader
+    finally:
+        reader.close()
