@@ -7,7 +7,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 from sam2real_ros.inference import export
-from sam2real_ros.inference.engine import ModelLoadError, SegmentationEngine
+from sam2real_ros.inference.engine import (choose_providers, ModelLoadError, SegmentationEngine,
+                                           trt_cache_dir)
 from sam2real_ros.modeling import model as mdl
 import torch
 
@@ -68,17 +69,22 @@ def test_fast_export_is_one_file_with_metadata_and_matches_torch(fast_onnx):
     sess = ort.InferenceSession(str(fast_onnx), providers=['CPUExecutionProvider'])
     assert [i.name for i in sess.get_inputs()] == ['image']
     assert list(sess.get_inputs()[0].shape) == [1, 3, 192, 256]
-    assert [o.name for o in sess.get_outputs()] == ['logits', 'features']
+    assert [o.name for o in sess.get_outputs()] == ['logits', 'features', 'labels']
+    assert sess.get_outputs()[2].type == 'tensor(uint8)'
+    assert list(sess.get_outputs()[2].shape) == [1, 192, 256]
     # `--random` seeds torch with --seed (default 0): rebuild the same weights and compare.
     cfg = mdl.load_profile('fast', num_classes=3, pretrained=False)
     torch.manual_seed(0)
     net = mdl.build_model(cfg).eval()
     x = mdl.preprocess(frame(), cfg)
-    ol, of = sess.run(None, {'image': x.numpy()})
+    ol, of, olab = sess.run(None, {'image': x.numpy()})
     with torch.no_grad():
         tl, tf = net(x)
     assert np.abs(ol - tl.numpy()).max() < 1e-4
     assert np.abs(of - tf.numpy()).max() < 1e-4
+    # The graph's ArgMax: the labels are the argmax of its own logits, first index on ties.
+    assert olab.dtype == np.uint8 and np.array_equal(olab, np.argmax(ol, axis=1))
+    assert np.mean(olab == tl.argmax(1).numpy()) > 0.999
 
 
 def test_non_dividing_ppm_export_parity(tiny_ckpt_and_onnx):
@@ -88,7 +94,7 @@ def test_non_dividing_ppm_export_parity(tiny_ckpt_and_onnx):
     net, cfg, _ = mdl.model_from_checkpoint(str(ckpt), weights='ema')
     x = mdl.preprocess(frame(), cfg)
     sess = ort.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
-    ol, of = sess.run(None, {'image': x.numpy()})
+    ol, of = sess.run(['logits', 'features'], {'image': x.numpy()})
     with torch.no_grad():
         tl, tf = net(x)
     assert np.abs(ol - tl.numpy()).max() < 1e-4
@@ -191,3 +197,75 @@ def test_feature_resize_handles_many_channels():
     # Each channel is resized on its own: compare channel 250 with a single-channel resize.
     single = _resize_features(np.ascontiguousarray(feats[:, :, 250:251]), (60, 80))
     assert np.allclose(out[:, :, 250], single[:, :, 0])
+
+
+def strip_labels_output(src, dst):
+    """Write ``src`` as a model exported before the ArgMax existed (no ``labels`` output)."""
+    proto = onnx.load(str(src))
+    keep = [o for o in proto.graph.output if o.name != 'labels']
+    del proto.graph.output[:]
+    proto.graph.output.extend(keep)
+    while True:  # drop the nodes nothing needs any more (Cast, ArgMax)
+        needed = {o.name for o in proto.graph.output}
+        needed |= {i for n in proto.graph.node for i in n.input}
+        dead = [n for n in proto.graph.node if not set(n.output) & needed]
+        if not dead:
+            break
+        for n in dead:
+            proto.graph.node.remove(n)
+    onnx.save(proto, str(dst))
+
+
+def test_engine_uses_the_graph_argmax_and_old_models_still_work(fast_onnx, tmp_path):
+    old = tmp_path / 'old.onnx'
+    strip_labels_output(fast_onnx, old)
+    sess = ort.InferenceSession(str(old), providers=['CPUExecutionProvider'])
+    assert [o.name for o in sess.get_outputs()] == ['logits', 'features']
+    assert not any(n.op_type == 'ArgMax' for n in onnx.load(str(old)).graph.node)
+    new_eng = SegmentationEngine.load(str(fast_onnx), threads=1)
+    old_eng = SegmentationEngine.load(str(old), threads=1)
+    assert new_eng.labels_in_graph and not old_eng.labels_in_graph
+    for seed in (0, 1):
+        rgb = frame(seed=seed)
+        a, b = new_eng.predict(rgb), old_eng.predict(rgb)
+        assert a.labels.dtype == b.labels.dtype == np.uint8
+        assert np.array_equal(a.labels, b.labels)
+        assert np.array_equal(a.features, b.features)
+        assert np.array_equal(new_eng.predict(rgb, want_features=False).labels, a.labels)
+
+
+def test_provider_choice_follows_what_onnxruntime_offers():
+    cpu = ['CPUExecutionProvider']
+    assert choose_providers(cpu) == (cpu, False)
+    assert choose_providers(['AzureExecutionProvider', *cpu], 'auto') == (cpu, False)
+    with pytest.raises(ModelLoadError, match='onnxruntime-gpu'):
+        choose_providers(cpu, 'cuda')
+    with pytest.raises(ModelLoadError, match='device must be'):
+        choose_providers(cpu, 'tpu')
+    cuda = ['CUDAExecutionProvider', *cpu]
+    assert choose_providers(cuda, 'auto') == (['CUDAExecutionProvider', *cpu], False)
+    assert choose_providers(cuda, 'cuda', fp16=True) == (['CUDAExecutionProvider', *cpu], False)
+    assert choose_providers(cuda, 'cpu') == (cpu, False)
+    trt = ['TensorrtExecutionProvider', *cuda]
+    providers, fp16 = choose_providers(trt, 'cuda', cache_dir='/cache/abc')
+    assert fp16 is True
+    assert [p if isinstance(p, str) else p[0] for p in providers] == trt
+    options = providers[0][1]
+    assert options['trt_fp16_enable'] is True and options['trt_engine_cache_enable'] is True
+    assert options['trt_engine_cache_path'] == options['trt_timing_cache_path'] == '/cache/abc'
+    providers, fp16 = choose_providers(trt, 'auto', fp16=False)
+    assert fp16 is False and providers[0] == ('TensorrtExecutionProvider',
+                                              {'trt_fp16_enable': False})
+    assert choose_providers(trt, 'cpu') == (cpu, False)
+
+
+def test_trt_cache_folder_follows_the_model_content(tmp_path, monkeypatch):
+    monkeypatch.setenv('SAM2REAL_TRT_CACHE', str(tmp_path / 'cache'))
+    model = tmp_path / 'model.onnx'
+    model.write_bytes(b'weights of run 1')
+    first = trt_cache_dir(model)
+    assert first.startswith(str(tmp_path / 'cache'))
+    assert trt_cache_dir(model) == first
+    model.write_bytes(b'weights of run 2')  # same path, new weights: a new engine is built
+    assert trt_cache_dir(model) != first
+    assert trt_cache_dir(model, base='/elsewhere').startswith('/elsewhere/')

@@ -2,10 +2,12 @@
 Inference engine: one RGB frame in, a label image (and dense features) out.
 
 ``SegmentationEngine.load(path)`` opens an exported ``.onnx`` model (onnxruntime, with the
-TensorRT -> CUDA -> CPU execution providers that this onnxruntime build offers) or a training
-checkpoint ``.pt`` (PyTorch, EMA weights). ``predict(rgb)`` resizes the frame to the model's
-inference size, normalizes it, runs the network, takes the argmax at inference resolution and
-nearest-upsamples the labels to the frame size. This module never imports rclpy.
+TensorRT (fp16, engine cache) -> CUDA -> CPU execution providers that this onnxruntime build
+offers, see :func:`choose_providers`) or a training checkpoint ``.pt`` (PyTorch, EMA weights).
+``predict(rgb)`` resizes the frame to the model's inference size, normalizes it, runs the
+network, takes the argmax at inference resolution -- inside the graph when the model has the
+``labels`` output, so only labels are copied from the GPU -- and nearest-upsamples the labels
+to the frame size. This module never imports rclpy.
 """
 import dataclasses
 import json
@@ -58,6 +60,75 @@ def _argmax_uint8(logits_chw):
     return np.argmax(logits_chw, axis=0).astype(np.uint8)
 
 
+def trt_cache_dir(model_path, base=None):
+    """
+    Return the TensorRT engine cache folder for this model file's content.
+
+    onnxruntime names cached engines by the model's path and graph, not by its weights: a
+    model replaced in place (hot reload after a new training run) would reuse the engine built
+    for the old weights. One folder per content hash (SHA-256 of the file, 16 hex digits) under
+    ``base`` (default ``$SAM2REAL_TRT_CACHE`` or ``~/.cache/sam2real/trt``) avoids that.
+    """
+    import hashlib
+    base = base or os.environ.get('SAM2REAL_TRT_CACHE') or os.path.join(
+        os.path.expanduser('~'), '.cache', 'sam2real', 'trt')
+    digest = hashlib.sha256()
+    with open(model_path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return os.path.join(base, digest.hexdigest()[:16])
+
+
+def choose_providers(available, device='auto', fp16=None, cache_dir=None):
+    """
+    Choose onnxruntime execution providers (with options) for a device.
+
+    TensorRT (fp16 engines when ``fp16``, engine and timing caches in ``cache_dir``) first, then
+    CUDA, then CPU, among those ``available`` offers; ``device='cpu'`` uses the CPU only.
+
+    Arguments:
+    ---------
+      available (list[str]): ``onnxruntime.get_available_providers()``.
+      device (str): ``'auto'`` (GPU providers when available), ``'cpu'`` or ``'cuda'``.
+      fp16 (bool or None): TensorRT half precision; None = on when TensorRT is used.
+      cache_dir (str or None): TensorRT engine cache folder (see :func:`trt_cache_dir`);
+        None disables the cache.
+
+    Returns
+    -------
+      (list, bool): providers for ``InferenceSession`` (names, or ``(name, options)``), and
+      whether fp16 is in use.
+
+    Raises
+    ------
+      ModelLoadError: ``device='cuda'`` without a GPU provider, or an unknown device.
+
+    """
+    if device not in ('auto', 'cpu', 'cuda'):
+        raise ModelLoadError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    gpu = [p for p in GPU_PROVIDERS if p in available] if device != 'cpu' else []
+    if device == 'cuda' and not gpu:
+        raise ModelLoadError(f'device cuda requested but this onnxruntime offers only '
+                             f'{list(available)} (install onnxruntime-gpu instead of '
+                             'onnxruntime)')
+    use_trt = 'TensorrtExecutionProvider' in gpu
+    fp16 = use_trt if fp16 is None else bool(fp16) and use_trt
+    providers = []
+    for name in gpu:
+        if name == 'TensorrtExecutionProvider':
+            options = {'trt_fp16_enable': fp16}
+            if cache_dir:
+                options.update({'trt_engine_cache_enable': True,
+                                'trt_engine_cache_path': cache_dir,
+                                'trt_timing_cache_enable': True,
+                                'trt_timing_cache_path': cache_dir})
+            providers.append((name, options))
+        else:
+            providers.append(name)
+    providers.append('CPUExecutionProvider')
+    return providers, fp16
+
+
 class SegmentationEngine:
     """
     Run a sam2real model on single RGB frames (see :meth:`load`).
@@ -71,6 +142,9 @@ class SegmentationEngine:
       backend (str): ``'onnxruntime'`` or ``'torch'``.
       providers (list[str]): onnxruntime execution providers in use, or ``[device]`` for torch.
       fp16 (bool): whether half precision is in use.
+      labels_in_graph (bool): the argmax runs inside the model (ONNX ``labels`` output, or on
+        the torch device), so only labels are copied to the host; False for ONNX models
+        exported before the ``labels`` output existed (argmax of the logits on the host).
 
     """
 
@@ -86,6 +160,7 @@ class SegmentationEngine:
         self.backend = backend
         self.providers = providers
         self.fp16 = fp16
+        self.labels_in_graph = False
         if not 1 <= len(self.class_names) <= MAX_CLASSES:
             raise ModelLoadError(f'model has {len(self.class_names)} classes: labels are mono8, '
                                  f'at most {MAX_CLASSES} classes are supported')
@@ -149,20 +224,12 @@ class SegmentationEngine:
     def _load_onnx(cls, path, device, fp16, threads, allow_spinning=True):
         import onnxruntime as ort
         available = ort.get_available_providers()
-        gpu = [p for p in GPU_PROVIDERS if p in available] if device != 'cpu' else []
-        if device == 'cuda' and not gpu:
-            raise ModelLoadError(f'device cuda requested but this onnxruntime offers only '
-                                 f'{available} (install onnxruntime-gpu instead of onnxruntime)')
-        fp16 = bool(gpu) if fp16 is None else bool(fp16)
-        providers = []
-        for p in gpu:
-            if p == 'TensorrtExecutionProvider':
-                cache = os.path.join(os.path.expanduser('~'), '.cache', 'sam2real', 'trt')
-                providers.append((p, {'trt_fp16_enable': fp16, 'trt_engine_cache_enable': True,
-                                      'trt_engine_cache_path': cache}))
-            else:
-                providers.append(p)
-        providers.append('CPUExecutionProvider')
+        gpu_wanted = device != 'cpu' and any(p in available for p in GPU_PROVIDERS)
+        cache = (trt_cache_dir(path) if gpu_wanted and 'TensorrtExecutionProvider' in available
+                 else None)
+        providers, fp16 = choose_providers(available, device, fp16, cache)
+        if cache:
+            os.makedirs(cache, exist_ok=True)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
@@ -177,6 +244,12 @@ class SegmentationEngine:
             raise ModelLoadError(f'not a readable ONNX model: {path} ({type(e).__name__}: '
                                  f'{str(e).strip().splitlines()[0] if str(e).strip() else ""})'
                                  ) from None
+        in_use = sess.get_providers()
+        if device == 'cuda' and not any(p in in_use for p in GPU_PROVIDERS):
+            raise ModelLoadError(f'device cuda requested but onnxruntime could not start a GPU '
+                                 f'provider (in use: {in_use}; are the CUDA libraries '
+                                 'installed?)')
+        fp16 = fp16 and 'TensorrtExecutionProvider' in in_use
         meta = dict(sess.get_modelmeta().custom_metadata_map)
         if 'sam2real_version' not in meta or 'class_names' not in meta:
             raise ModelLoadError(f'ONNX model without sam2real metadata: {path} (export it with '
@@ -187,16 +260,22 @@ class SegmentationEngine:
             raise ModelLoadError(f'ONNX model {path} has inputs {inputs} / outputs {outputs}; '
                                  f"expected input 'image' and outputs 'logits', 'features'")
         has_features = 'features' in outputs
+        has_labels = 'labels' in outputs  # ArgMax in the graph (models exported since #11)
+        first = 'labels' if has_labels else 'logits'
 
         def run(x, want_features):
-            names = ['logits', 'features'] if want_features and has_features else ['logits']
+            names = [first, 'features'] if want_features and has_features else [first]
             outs = sess.run(names, {'image': x})
-            return outs[0][0], (outs[1][0] if len(outs) > 1 else None)
+            labels = outs[0][0] if has_labels else _argmax_uint8(outs[0][0])
+            if labels.dtype != np.uint8:  # another exporter's int64 ArgMax: < 256 classes
+                labels = labels.astype(np.uint8)
+            return labels, (outs[1][0] if len(outs) > 1 else None)
 
         try:
-            engine = cls(run, meta, 'onnxruntime', sess.get_providers(), fp16 and bool(gpu))
+            engine = cls(run, meta, 'onnxruntime', in_use, fp16)
         except (KeyError, ValueError) as e:
             raise ModelLoadError(f'ONNX model {path}: bad sam2real metadata ({e})') from None
+        engine.labels_in_graph = has_labels
         return engine
 
     @classmethod
@@ -226,10 +305,13 @@ class SegmentationEngine:
         def run(x, want_features):
             with torch.no_grad(), torch.autocast('cuda', torch.float16, enabled=use_autocast):
                 logits, feats = net(torch.from_numpy(x).to(device))
+                labels = logits[0].argmax(0).to(torch.uint8)  # on the device: only labels move
             feats = feats[0].float().cpu().numpy() if want_features else None
-            return logits[0].float().cpu().numpy(), feats
+            return labels.cpu().numpy(), feats
 
-        return cls(run, meta, 'torch', [device], use_autocast)
+        engine = cls(run, meta, 'torch', [device], use_autocast)
+        engine.labels_in_graph = True
+        return engine
 
     def predict(self, rgb, want_features=True):
         """
@@ -250,8 +332,8 @@ class SegmentationEngine:
         check_rgb(rgb)
         hw = rgb.shape[:2]
         x = normalize_numpy(rgb, self.mean, self.std, self.input_size)
-        logits, feats = self._run(x, want_features)
-        labels = _resize_nearest(_argmax_uint8(logits), hw)
+        labels, feats = self._run(x, want_features)
+        labels = _resize_nearest(labels, hw)
         if feats is not None:
             feats = _resize_features(np.ascontiguousarray(feats.transpose(1, 2, 0)), hw)
         return Prediction(labels=labels, features=feats)
