@@ -1,0 +1,340 @@
+"""
+The ROS-free parts of the segmentation node: newest-frame slot, rate window, hot model.
+
+- :class:`LatestFrame`: a one-slot buffer between the camera callback and the worker thread; a
+  newer frame replaces an unprocessed one (counted as dropped), so no queue can build up.
+- :class:`RateWindow`: per-event figures (rate, percentiles) over the last seconds, measured up
+  to the present, so a camera that stops shows a falling rate and a growing age at once.
+- :func:`file_signature` and :class:`HotModel`: the engine in use, and a background thread that
+  notices when the model file is replaced, loads the new version while the old one keeps
+  serving, and hands it over between two frames. A file that fails to load is reported once and
+  the model in use stays.
+
+Plain Python (threads, ``os.stat``); the node (``sam2real_ros/nodes/segmentation_node.py``) is
+the only ROS user. This module never imports rclpy.
+"""
+import collections
+import gc
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+
+class LatestFrame:
+    """A one-slot buffer: ``put`` replaces the unprocessed frame (counted in ``dropped``)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._item = None
+        self.dropped = 0
+
+    def put(self, item):
+        """Store ``item``, replacing (and counting) a frame nobody took yet."""
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._cond.notify()
+
+    def take(self, timeout):
+        """Return the newest item and empty the slot, or ``None`` after ``timeout`` seconds."""
+        with self._cond:
+            if self._item is None:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def clear(self):
+        """Drop the waiting item (not counted: the node stopped taking frames)."""
+        with self._cond:
+            self._item = None
+
+    def wake(self):
+        """Wake a waiting ``take`` (used at shutdown)."""
+        with self._cond:
+            self._cond.notify_all()
+
+
+class RateWindow:
+    """
+    Per-event figures over the last ``seconds``, measured up to the present.
+
+    ``rate_hz`` counts the events in ``(now - seconds, now]`` and divides by the window, or by
+    the time since :meth:`reset` while that is shorter (at least 1 s, so the first frames
+    after a start cannot show a huge rate). When events stop, the rate falls to 0 within
+    ``seconds`` and ``age_s`` grows from the last event -- unlike a first-to-last-event rate,
+    which keeps showing the old rate.
+
+    Arguments:
+    ---------
+      seconds (float): window length.
+      clock (callable): monotonic seconds (``time.monotonic``; tests pass their own).
+
+    """
+
+    MIN_SPAN_S = 1.0
+
+    def __init__(self, seconds=5.0, clock=time.monotonic):
+        if seconds <= 0:
+            raise ValueError(f'window seconds must be > 0, got {seconds}')
+        self.seconds = float(seconds)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        """Forget all events; the window and ``age_s`` start now."""
+        with self._lock:
+            self._items = collections.deque()
+            self._started = self._clock()
+            self._last = None
+            self.count = 0
+
+    def add(self, **values):
+        """Record one event now with its figures (e.g. ``latency_ms=12.0``)."""
+        now = self._clock()
+        with self._lock:
+            self._items.append((now, values))
+            self._last = now
+            self.count += 1
+            self._trim(now)
+
+    def _trim(self, now):
+        while self._items and now - self._items[0][0] > self.seconds:
+            self._items.popleft()
+
+    def age_s(self):
+        """Seconds since the last event, or since :meth:`reset` when there was none."""
+        now = self._clock()
+        with self._lock:
+            return now - (self._last if self._last is not None else self._started)
+
+    def summary(self):
+        """
+        Return the figures of the window, up to now.
+
+        Returns
+        -------
+          (dict): ``rate_hz`` (float), ``age_s`` (seconds since the last event or the
+          reset), ``count`` (events since the reset), and ``<name>_p50`` / ``<name>_p95`` for
+          each figure given to :meth:`add` by the events still in the window.
+
+        """
+        now = self._clock()
+        with self._lock:
+            self._trim(now)
+            items = [v for _, v in self._items]
+            last = self._last if self._last is not None else self._started
+            span = max(min(self.seconds, now - self._started), self.MIN_SPAN_S)
+            count = self.count
+        out = {'rate_hz': len(items) / span, 'age_s': now - last, 'count': count}
+        for key in (items[0] if items else {}):
+            vals = np.array([v[key] for v in items if key in v], np.float64)
+            out[f'{key}_p50'] = float(np.percentile(vals, 50))
+            out[f'{key}_p95'] = float(np.percentile(vals, 95))
+        return out
+
+
+def file_signature(path):
+    """
+    Return what identifies one version of a file, or ``None`` when it does not exist.
+
+    ``(device, inode, mtime_ns, size)``: an atomic replace (``os.replace`` of a temp file, as
+    ``sam2real export`` does) changes the inode, an in-place rewrite the mtime or the size.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def free_accelerator_memory():
+    """Collect garbage and return PyTorch's cached GPU memory (when torch uses CUDA)."""
+    gc.collect()
+    torch = sys.modules.get('torch')
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+class HotModel:
+    """
+    The model in use, reloaded in the background when its file is replaced.
+
+    The worker thread calls :meth:`take` before each frame: it returns the engine to use and
+    swaps in a newly loaded one first, so a swap always falls between two frames and labels
+    come from the old model until then. A watcher thread (:meth:`start`) checks the file every
+    ``poll_s`` seconds; on a change it waits ``settle_s`` for the file to stop changing, then
+    loads it (in that thread, while the old model keeps serving). A version that fails to load
+    is reported once and not retried until the file changes again.
+
+    States (``state``): ``not loaded`` (nothing tried yet), ``missing`` (no file and no model),
+    ``failed`` (the file does not load and there is no model), ``loaded``, and ``reload failed``
+    (a new version failed: the previous model stays in use; ``error`` says why).
+
+    Arguments:
+    ---------
+      path (str): the model file.
+      load (callable): ``load(path) -> engine``; raises on a bad file (its message is reported).
+      poll_s (float): seconds between checks of the file.
+      settle_s (float): a changed file must keep its signature this long before it is loaded.
+      report (callable): ``report(level, text)`` with level ``'info'``, ``'warn'`` or
+        ``'error'``; called once per event (file missing, load failed, model loaded, ...).
+
+    """
+
+    def __init__(self, path, load, poll_s=2.0, settle_s=0.3, report=None):
+        self.path = os.fspath(path) if path else ''
+        self._load = load
+        self.poll_s = float(poll_s)
+        self.settle_s = float(settle_s)
+        self._report = report or (lambda level, text: None)
+        self._lock = threading.Lock()
+        self._engine = None
+        self._pending = None
+        self._tried = None  # signature of the file version last tried (loaded or failed)
+        self._missing_reported = False
+        self._stop = threading.Event()
+        self._thread = None
+        self.state = 'not loaded'
+        self.error = ''
+        self.loads = 0  # versions swapped in since construction
+
+    # --- loading ---------------------------------------------------------------------------
+    def _try_load(self, sig):
+        """Load the file version ``sig``; returns the engine or None (reported)."""
+        self._tried = sig
+        try:
+            engine = self._load(self.path)
+        except Exception as exc:  # any failure: one clear line, the old model stays
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
+            reason = text or type(exc).__name__
+            with self._lock:
+                has_model = self._engine is not None or self._pending is not None
+                self.state = 'reload failed' if has_model else 'failed'
+                self.error = reason
+            if has_model:
+                self._report('error', f'cannot load the new model {self.path!r}: {reason}; '
+                             'the previous model stays in use')
+            else:
+                self._report('error', f'cannot load model {self.path!r}: {reason}')
+            return None
+        return engine
+
+    def check(self, settle=True):
+        """
+        Check the file once and load a new version (blocking); return True if one loaded.
+
+        The watcher thread calls this every ``poll_s``; :meth:`load_now` once at start, with
+        ``settle=False`` (no wait for the file to keep its signature).
+        """
+        if not self.path:
+            if not self._missing_reported:
+                self._missing_reported = True
+                self._report('error', 'parameter model_path is empty: set it to an exported '
+                             '.onnx (or .pt) model')
+            with self._lock:
+                if self._engine is None:
+                    self.state, self.error = 'missing', 'model_path is empty'
+            return False
+        sig = file_signature(self.path)
+        if sig is None:
+            with self._lock:
+                has_model = self._engine is not None or self._pending is not None
+                if not has_model:
+                    self.state, self.error = 'missing', f'{self.path} does not exist'
+            if not self._missing_reported:
+                self._missing_reported = True
+                if has_model:
+                    self._report('warn', f'model file {self.path!r} disappeared: the loaded '
+                                 'model stays in use')
+                else:
+                    self._report('error', f'model file {self.path!r} does not exist: no labels '
+                                 f'until it appears (checking every {self.poll_s:g} s)')
+            return False
+        self._missing_reported = False
+        if sig == self._tried:
+            return False
+        if settle and self.settle_s > 0:
+            if self._stop.wait(self.settle_s) or file_signature(self.path) != sig:
+                return False  # still being written (or stopping): look again next time
+        engine = self._try_load(sig)
+        if engine is None:
+            return False
+        with self._lock:
+            replaced, self._pending = self._pending, engine
+            first = self._engine is None and replaced is None
+        del replaced
+        names = getattr(engine, 'class_names', [])
+        self._report('info', f'{"loaded" if first else "loaded a new version of"} model '
+                     f'{self.path!r} ({len(names)} classes: {", ".join(names)}; backend '
+                     f'{getattr(engine, "backend", "?")}'
+                     f'{"" if first else "; in use from the next frame"})')
+        return True
+
+    def load_now(self):
+        """Load the model synchronously if it is not loaded yet; return the engine or None."""
+        with self._lock:
+            if self._engine is not None or self._pending is not None:
+                return self._engine or self._pending
+        self.check(settle=False)
+        return self.take()[0]
+
+    # --- the worker's side -----------------------------------------------------------------
+    def take(self):
+        """
+        Return ``(engine, swapped)`` for the next frame; a pending new model is swapped in.
+
+        ``engine`` is None while no model could be loaded; ``swapped`` is True on the first
+        frame of a newly loaded model (the node publishes its class map then).
+        """
+        with self._lock:
+            new = self._pending
+            if new is None:
+                return self._engine, False
+            old, self._engine, self._pending = self._engine, new, None
+            self.state, self.error = 'loaded', ''
+            self.loads += 1
+        del old  # the previous model is freed here, between frames
+        return new, True
+
+    @property
+    def engine(self):
+        """Return the engine in use (None before the first load)."""
+        return self._engine
+
+    # --- watcher thread --------------------------------------------------------------------
+    def start(self):
+        """Start the watcher thread (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, name='model-watcher', daemon=True)
+        self._thread.start()
+
+    def _watch(self):
+        while not self._stop.wait(self.poll_s):
+            try:
+                self.check()
+            except Exception as exc:  # never let the watcher die silently
+                self._report('error', f'model watcher: {type(exc).__name__}: {exc}')
+
+    def stop(self):
+        """Stop the watcher thread (waits for a load in progress)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def release(self):
+        """Stop watching and free the model (GPU memory too); :meth:`load_now` loads again."""
+        self.stop()
+        with self._lock:
+            self._engine = self._pending = None
+            self._tried = None
+            self._missing_reported = False
+            self.state, self.error = 'not loaded', ''
+        free_accelerator_memory()

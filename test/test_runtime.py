@@ -1,0 +1,218 @@
+"""The segmentation node's ROS-free parts: newest-frame slot, rate window, model hot reload."""
+import os
+import shutil
+import threading
+
+from conftest import wait_until
+import numpy as np
+import pytest
+from sam2real_ros.inference import export
+from sam2real_ros.inference.engine import SegmentationEngine
+from sam2real_ros.inference.runtime import file_signature, HotModel, LatestFrame, RateWindow
+from sam2real_ros.modeling import model as mdl
+import torch
+
+
+class FakeClock:
+    """A hand-moved monotonic clock (seconds)."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_latest_frame_keeps_only_the_newest():
+    slot = LatestFrame()
+    assert slot.take(timeout=0.01) is None
+    for i in range(5):
+        slot.put(i)
+    assert slot.take(timeout=0.01) == 4 and slot.dropped == 4
+    assert slot.take(timeout=0.01) is None
+    got = []
+    taker = threading.Thread(target=lambda: got.append(slot.take(timeout=10.0)))
+    taker.start()
+    slot.put('late')  # wakes the waiting worker
+    taker.join(10.0)
+    assert got == ['late'] and slot.dropped == 4
+    slot.put('stale')
+    slot.clear()
+    assert slot.take(timeout=0.01) is None and slot.dropped == 4
+
+
+def test_rate_window_measures_up_to_now():
+    clock = FakeClock()
+    win = RateWindow(5.0, clock=clock)
+    s = win.summary()
+    assert s['rate_hz'] == 0.0 and s['count'] == 0 and s['age_s'] == 0.0
+    clock.now += 3.0
+    assert win.age_s() == pytest.approx(3.0)  # nothing yet: counted from the reset
+    for i in range(300):  # 30 Hz for 10 s
+        clock.now += 1 / 30
+        win.add(latency_ms=float(i % 10))
+    s = win.summary()
+    assert s['rate_hz'] == pytest.approx(30.0, abs=0.3)
+    assert s['age_s'] == pytest.approx(0.0) and s['count'] == 300
+    assert 4.0 <= s['latency_ms_p50'] <= 5.0 and s['latency_ms_p95'] >= 8.0
+    # The camera dies: the rate falls with time, the age grows (a first-to-last-frame rate
+    # would still say 30 Hz here).
+    clock.now += 1.0
+    s = win.summary()
+    assert s['rate_hz'] == pytest.approx(24.0, abs=0.3) and s['age_s'] == pytest.approx(1.0)
+    clock.now += 5.0
+    s = win.summary()
+    assert s['rate_hz'] == 0.0 and s['age_s'] == pytest.approx(6.0)
+    assert 'latency_ms_p50' not in s and s['count'] == 300
+    # A fresh start does not show a huge rate from its first few frames.
+    win.reset()
+    for _ in range(10):
+        clock.now += 0.01
+        win.add()
+    assert win.summary()['rate_hz'] == pytest.approx(10.0)
+    clock.now += 1.9  # 2 s since the reset: 10 frames in 2 s
+    assert win.summary()['rate_hz'] == pytest.approx(5.0)
+    with pytest.raises(ValueError):
+        RateWindow(0)
+
+
+def tiny_cfg(num_classes):
+    """Make a small random-weight config (fast to export and run)."""
+    return mdl.ModelConfig(backbone='convnext_atto', pretrained=False, num_classes=num_classes,
+                           fpn_channels=16, fusion_channels=32, feature_hidden=24,
+                           fusion_stride=8, fusion_kernel=1, input_size=(96, 128), name='tiny')
+
+
+@pytest.fixture(scope='module')
+def two_models(tmp_path_factory):
+    """Export two models with different class counts: (path with 3, path with 5 classes)."""
+    d = tmp_path_factory.mktemp('models')
+    paths = []
+    for n in (3, 5):
+        torch.manual_seed(n)
+        cfg = tiny_cfg(n)
+        path = d / f'model{n}.onnx'
+        export.export_onnx(mdl.build_model(cfg), cfg, [f'c{i}' for i in range(n)], str(path),
+                           verify=False)
+        paths.append(path)
+    return paths
+
+
+def replace_atomically(src, dst):
+    """Copy ``src`` next to ``dst`` and rename it over ``dst`` (as ``sam2real export`` does)."""
+    tmp = f'{dst}.tmp'
+    if isinstance(src, bytes):
+        with open(tmp, 'wb') as f:
+            f.write(src)
+    else:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+class Reports:
+    """Collect ``HotModel`` reports (level, text)."""
+
+    def __init__(self):
+        self.items = []
+
+    def __call__(self, level, text):
+        self.items.append((level, text))
+
+    def count(self, word):
+        return sum(word in text for _, text in self.items)
+
+
+def test_hot_reload_swaps_between_frames_and_keeps_the_old_model(two_models, tmp_path):
+    three, five = two_models
+    path = tmp_path / 'model.onnx'
+    replace_atomically(three, path)
+    reports = Reports()
+    hot = HotModel(str(path), lambda p: SegmentationEngine.load(p, threads=1), poll_s=0.05,
+                   settle_s=0.05, report=reports)
+    engine = hot.load_now()
+    assert engine.num_classes == 3 and hot.state == 'loaded' and hot.loads == 1
+    assert hot.take() == (engine, False)
+
+    # A worker serving frames the whole time: every frame gets a model, none waits for a load.
+    rgb = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    served, stop = [], threading.Event()
+
+    def worker():
+        while not stop.is_set():
+            eng, swapped = hot.take()
+            labels = eng.predict(rgb, want_features=False).labels
+            served.append((eng.num_classes, swapped, int(labels.max())))
+    thread = threading.Thread(target=worker)
+    thread.start()
+    hot.start()
+    try:
+        assert wait_until(lambda: len(served) >= 3, 30)
+        replace_atomically(five, path)
+        assert wait_until(lambda: any(n == 5 for n, _, _ in served), 60), hot.state
+        # A broken new version: reported once, the 5-class model keeps serving.
+        replace_atomically(b'not an onnx model', path)
+        assert wait_until(lambda: hot.state == 'reload failed', 30)
+        count = len(served)
+        assert wait_until(lambda: len(served) > count + 3, 30)
+        assert 'not a readable ONNX model' in hot.error
+        # The file disappears: warned once, the model in memory stays.
+        os.unlink(path)
+        assert wait_until(lambda: reports.count('disappeared') == 1, 10)
+        count = len(served)
+        assert wait_until(lambda: len(served) > count + 3, 30)
+        # And the 3-class model comes back.
+        replace_atomically(three, path)
+        assert wait_until(lambda: served[-1][0] == 3, 60), hot.state
+    finally:
+        stop.set()
+        thread.join(30)
+        hot.stop()
+    classes = [n for n, _, _ in served]
+    assert classes[0] == 3 and 5 in classes and classes[-1] == 3
+    # One swap per version, on the first frame of the new model, never back and forth.
+    changes = [i for i in range(1, len(served)) if classes[i] != classes[i - 1]]
+    assert len(changes) == 2 and all(served[i][1] for i in changes)
+    assert sum(swapped for _, swapped, _ in served) == 2 and hot.loads == 3
+    assert all(top < n for n, _, top in served)  # labels fit the model that made them
+    assert hot.state == 'loaded' and hot.error == ''
+    assert reports.count('cannot load the new model') == 1
+    assert reports.count('previous model stays in use') == 1
+    assert reports.count('loaded a new version') == 2
+    hot.release()
+    assert hot.engine is None and hot.take() == (None, False) and hot.state == 'not loaded'
+    assert hot.load_now().num_classes == 3  # after a release, loading works again
+
+
+def test_hot_model_waits_for_a_missing_file_and_reports_once(two_models, tmp_path):
+    three, _ = two_models
+    path = tmp_path / 'later.onnx'
+    reports = Reports()
+    hot = HotModel(str(path), SegmentationEngine.load, poll_s=0.05, settle_s=0.05,
+                   report=reports)
+    assert hot.load_now() is None and hot.state == 'missing'
+    hot.start()
+    try:
+        assert wait_until(lambda: hot.check() is False and reports.count('does not exist'), 5)
+        replace_atomically(b'garbage', path)
+        assert wait_until(lambda: hot.state == 'failed', 30)
+        assert hot.take() == (None, False)
+        replace_atomically(three, path)
+        assert wait_until(lambda: hot.take()[1], 60)
+    finally:
+        hot.stop()
+    assert hot.engine.num_classes == 3 and hot.state == 'loaded'
+    assert reports.count('does not exist') == 1 and reports.count('cannot load model') == 1
+
+    empty = HotModel('', SegmentationEngine.load, report=reports)
+    assert empty.load_now() is None and empty.state == 'missing'
+    empty.check()
+    assert reports.count('model_path is empty') == 1
+
+
+def test_file_signature_sees_an_atomic_replace(tmp_path):
+    path = tmp_path / 'f'
+    assert file_signature(path) is None
+    path.write_bytes(b'abc')
+    first = file_signature(path)
+    replace_atomically(b'abc', path)  # same size, maybe the same mtime: a new inode
+    assert file_signature(path) != first
