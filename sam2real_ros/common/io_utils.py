@@ -113,6 +113,41 @@ def read_rgb(path):
     return np.ascontiguousarray(img[:, :, ::-1])
 
 
+# The one image lister (SAM worker and image-folder dataset): what counts as an image file and
+# which folders below a dataset root never hold frames to segment or train on.
+IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+SKIP_DIRS = ('episodes', 'masks', 'labels', 'depth')
+
+
+def list_images(root, exclude=()):
+    """
+    List the image files below ``root`` as keys (paths relative to ``root``, ``/`` separators).
+
+    Arguments:
+    ---------
+      root (str): folder searched recursively.
+      exclude (iterable of str): further folders to leave out (e.g. a mask store elsewhere).
+
+    Returns
+    -------
+      (list of str): sorted keys of the files ending in :data:`IMAGE_EXTS` (any case), leaving
+      out hidden files and folders, folders named in :data:`SKIP_DIRS` (recorder episodes, mask
+      stores, label and depth images) and the ``exclude`` folders.
+
+    """
+    root = os.path.abspath(os.fspath(root))
+    skip = {os.path.abspath(os.fspath(d)) for d in exclude}
+    keys = []
+    for dirpath, dirnames, files in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.') and d not in SKIP_DIRS
+                             and os.path.join(dirpath, d) not in skip)
+        for name in sorted(files):
+            if not name.startswith('.') and name.lower().endswith(IMAGE_EXTS):
+                rel = os.path.relpath(os.path.join(dirpath, name), root)
+                keys.append(rel.replace(os.sep, '/'))
+    return keys
+
+
 def read_image_unchanged(path):
     """Read an image file keeping depth and channels (e.g. 16-bit depth or a mono8 mask)."""
     import cv2

@@ -9,11 +9,10 @@ cache (:func:`extract_bag_frames`), which the SAM worker then segments like any 
 """
 import os
 
-from sam2real_ros.common.io_utils import read_rgb
+from sam2real_ros.common.io_utils import IMAGE_EXTS, list_images, read_rgb
 from sam2real_ros.data.base import (BaseDataset, DatasetError, normalize_masks, resolve_segmenter,
                                     take_config)
 
-IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 _FIELDS = ('root', 'masks', 'missing_masks', 'segmenter', 'complete_only', 'with_failed')
 _ROSBAG_FIELDS = ('path', 'image_topic', 'min_period_s', 'cache', 'masks', 'missing_masks',
                   'segmenter', 'progress')
@@ -84,20 +83,6 @@ class MaskedFrames(BaseDataset):
         else:
             masks = normalize_masks(self.segmenter(rgb), rgb.shape[:2])
         return {'rgb': rgb, 'masks': masks, 'key': key}
-
-
-def list_images(root, exclude=()):
-    """Image keys below ``root`` (sorted, ``/`` separators), skipping the ``exclude`` folders."""
-    keys = []
-    skip = {os.path.abspath(d) for d in exclude}
-    for dirpath, dirnames, files in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.')
-                             and os.path.abspath(os.path.join(dirpath, d)) not in skip)
-        for name in sorted(files):
-            if name.lower().endswith(IMAGE_EXTS) and not name.startswith('.'):
-                rel = os.path.relpath(os.path.join(dirpath, name), root)
-                keys.append(rel.replace(os.sep, '/'))
-    return keys
 
 
 def build(kind, cfg, segmenter=None):

@@ -20,8 +20,6 @@ import time
 from sam2real_ros.common import io_utils
 from sam2real_ros.sam.mask_store import MaskStore
 
-IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
-SKIP_DIRS = ('episodes', 'masks', 'labels', 'depth')
 MAX_CONSECUTIVE_ERRORS = 5
 
 
@@ -56,21 +54,17 @@ def find_frames(dataset_root, store_root=None):
     """
     Return all frames below ``dataset_root``: finished episodes first, then plain image files.
 
-    Plain images are found recursively, skipping hidden entries, the mask store and folders
-    named ``episodes``, ``masks``, ``labels`` or ``depth``. Returns a list of :class:`Frame`.
+    Plain images are those :func:`sam2real_ros.common.io_utils.list_images` lists (the image
+    lister the image-folder dataset uses too), leaving out the mask store. Returns a list of
+    :class:`Frame`.
     """
     root = os.path.abspath(os.fspath(dataset_root))
     if not os.path.isdir(root):
         raise WorkerError(f'dataset root is not a folder: {root}')
     store_root = os.path.abspath(store_root or os.path.join(root, 'masks'))
     frames = _episode_frames(root)
-    for dirpath, dirnames, files in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.') and d not in SKIP_DIRS
-                             and os.path.join(dirpath, d) != store_root)
-        for name in sorted(files):
-            if not name.startswith('.') and name.lower().endswith(IMAGE_EXTS):
-                path = os.path.join(dirpath, name)
-                frames.append(Frame(path, os.path.relpath(path, root).replace(os.sep, '/')))
+    for key in io_utils.list_images(root, exclude=[store_root]):
+        frames.append(Frame(os.path.join(root, *key.split('/')), key))
     return frames
 
 
