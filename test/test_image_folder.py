@@ -70,3 +70,56 @@ def test_webp_frames_are_segmented_and_trained_on(tmp_path):
 def test_webp_is_an_image_for_the_lister(tmp_path, name):
     _write(tmp_path / 'x' / name, _img(3))
     assert io_utils.list_images(tmp_path) == [f'x/{name}']
+
+
+def test_segment_names_failed_frames_and_exits_1(tmp_path):
+    _write(tmp_path / 'good.png', _img(1))
+    (tmp_path / 'bad.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 40)
+    for i in range(11):
+        (tmp_path / f'text{i:02d}.jpg').write_text('not a jpeg')
+    res = sam2real('segment', str(tmp_path), '--segmenter', 'fallback', '--no-progress',
+                   '--nice', '0')
+    assert res.returncode == 1, res.stderr
+    assert '12 frame(s) failed' in res.stderr
+    assert 'bad.png: not a readable image' in res.stderr  # the file and its reason
+    named = [line for line in res.stderr.splitlines() if line.startswith('  text')]
+    assert len(named) == 9 and '... and 2 more' in res.stderr
+    assert 'done 1, failed 12' in res.stderr
+    store = MaskStore(tmp_path / 'masks')
+    assert store.status('good.png') == 'done' and len(store.failed_keys()) == 12
+    again = sam2real('segment', str(tmp_path), '--segmenter', 'fallback', '--no-progress',
+                     '--nice', '0')
+    assert again.returncode == 0, again.stderr  # nothing new failed: failed frames are skipped
+    assert '12 failed frames in the store' in again.stderr
+
+
+def test_segment_on_an_empty_folder_says_so_and_writes_nothing(tmp_path):
+    (tmp_path / 'empty').mkdir()
+    (tmp_path / 'empty' / 'readme.txt').write_text('no images here')
+    res = sam2real('segment', str(tmp_path / 'empty'), '--segmenter', 'fallback', '--nice', '0')
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        f'sam2real segment: no images found under {tmp_path / "empty"} (image files '
+        '.png .jpg .jpeg .bmp .tif .tiff .webp or finished recorder episodes)']
+    assert sorted(p.name for p in (tmp_path / 'empty').iterdir()) == ['readme.txt']
+
+
+@pytest.mark.slow
+def test_training_says_once_how_many_frames_it_leaves_out(tmp_path):
+    data = tmp_path / 'frames'
+    for i in range(4):
+        _write(data / f'{i}.png', _img(i, 96, 128))
+    store = MaskStore(data / 'masks')
+    for key in ('0.png', '1.png'):
+        store.write(key, np.ones((2, 96, 128), bool), np.ones((2, 2)))
+    store.mark_failed('2.png', 'test: SAM ran out of memory')  # 3.png: not segmented yet
+    res = sam2real('train', '--config', 'training/configs/tiny_cpu.yaml', '--out',
+                   str(tmp_path / 'run'), 'max_epochs=1', 'frames_per_epoch=2',
+                   'log.progress=false', 'log.tensorboard=false', 'log.images_per_epoch=0',
+                   f'data.real={{type: image_folder, root: {data}}}')
+    assert res.returncode == 0, res.stderr
+    lines = [line for line in res.stderr.splitlines() if 'left out' in line]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith(f'sam2real train: 2 of 4 real frames under {data} left out: '
+                               '1 whose segmentation failed')
+    assert '1 not segmented yet' in lines[0] and '--retry-failed' in lines[0]

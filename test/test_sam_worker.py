@@ -103,6 +103,7 @@ def test_cli_user_errors(tmp_path, capsys):
     assert main([str(tmp_path / 'nope'), '--segmenter', 'fallback', '--nice', '0']) == 2
     assert 'dataset root is not a folder' in capsys.readouterr().err
     assert main([str(tmp_path), '--shard', '2/2', '--nice', '0']) == 2
+    io_utils.atomic_write_png(tmp_path / 'a.png', _img(0))
     assert main([str(tmp_path), '--segmenter', 'sam', '--checkpoint', str(tmp_path / 'x.pth'),
                  '--nice', '0']) == 2
     assert 'SAM checkpoint not found' in capsys.readouterr().err

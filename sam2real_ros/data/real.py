@@ -64,6 +64,30 @@ class MaskedFrames(BaseDataset):
                 f'{self.store.root} ({self.missing_masks} missing, {self.failed_masks} failed); '
                 f'run "sam2real segment" on {self.root} first')
 
+    def left_out_note(self):
+        """
+        Say how many frames this dataset leaves out and why, or return None when none.
+
+        Returns
+        -------
+          (str | None): one line naming the root, the frames whose segmentation failed (with
+          where the reasons are and how to retry) and those not segmented yet.
+
+        """
+        if not (self.failed_masks or self.missing_masks):
+            return None
+        parts = []
+        if self.failed_masks:
+            parts.append(f'{self.failed_masks} whose segmentation failed (reasons in '
+                         f'{self.store.root}/<frame>.failed.json; "sam2real segment '
+                         f'--retry-failed {self.root}" tries again)')
+        if self.missing_masks:
+            parts.append(f'{self.missing_masks} not segmented yet ("sam2real segment '
+                         f'{self.root}")')
+        dropped = self.failed_masks + self.missing_masks
+        return (f'{dropped} of {self.total_frames} real frames under {self.root} left out: '
+                + ', '.join(parts))
+
     def __len__(self):
         return len(self.keys)
 

@@ -21,6 +21,8 @@ from sam2real_ros.common import io_utils
 from sam2real_ros.sam.mask_store import MaskStore
 
 MAX_CONSECUTIVE_ERRORS = 5
+KEEP_FAILURES = 100  # (key, reason) pairs a worker keeps for its summary
+SHOW_FAILURES = 10  # failed frames ``sam2real segment`` names on screen
 
 
 class WorkerError(RuntimeError):
@@ -116,6 +118,7 @@ class SamWorker:
         self.shard = tuple(shard)
         self.retry_failed = retry_failed
         self.done = self.failed = 0
+        self.failures = []  # (key, reason) of the first KEEP_FAILURES frames that failed
         self.seconds = 0.0
         self.last_seconds = None
         self.queue_length = 0
@@ -148,13 +151,11 @@ class SamWorker:
                 rgb = io_utils.read_rgb(frame.image_path)
             seg = self.segmenter(rgb)
         except io_utils.ImageReadError as e:
-            self.store.mark_failed(frame.key, str(e))
-            self.failed += 1
+            self._failed(frame.key, str(e))
             return 'failed'
         except Exception as e:
             self._errors_in_a_row += 1
-            self.store.mark_failed(frame.key, f'{type(e).__name__}: {e}')
-            self.failed += 1
+            self._failed(frame.key, f'{type(e).__name__}: {e}')
             if self._errors_in_a_row >= MAX_CONSECUTIVE_ERRORS:
                 raise WorkerError(f'{self._errors_in_a_row} frames in a row failed, last '
                                   f'{frame.key}: {type(e).__name__}: {e}') from e
@@ -169,6 +170,12 @@ class SamWorker:
         self.last_seconds = dt
         self.queue_length = max(0, self.queue_length - 1)
         return 'done'
+
+    def _failed(self, key, reason):
+        self.store.mark_failed(key, reason)
+        self.failed += 1
+        if len(self.failures) < KEEP_FAILURES:
+            self.failures.append((key, reason))
 
     def run(self, frames=None, limit=None, stop=None, progress=False, busy=None,
             on_frame=None):
@@ -300,6 +307,9 @@ def main(argv=None):
         shard = parse_shard(args.shard) if args.shard else shard_from_env()
         if not os.path.isdir(args.dataset):
             raise WorkerError(f'dataset root is not a folder: {args.dataset}')
+        if not args.watch and not find_frames(args.dataset, args.store):
+            raise WorkerError(f'no images found under {args.dataset} (image files '
+                              f'{" ".join(io_utils.IMAGE_EXTS)} or finished recorder episodes)')
         if opt['nice'] > 0:
             os.nice(opt['nice'])
         device = opt['device']
@@ -338,9 +348,23 @@ def main(argv=None):
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
     per = f', {worker.seconds / worker.done:.2f} s/frame' if worker.done else ''
+    report_failures(worker)
     print(f'done {worker.done}, failed {worker.failed}{per}; '
           f'{len(worker.store.failed_keys())} failed frames in the store', file=sys.stderr)
-    return 0
+    return 1 if worker.failed else 0
+
+
+def report_failures(worker, out=sys.stderr, show=SHOW_FAILURES):
+    """Print the frames that failed in this run with their reasons (the first ``show``)."""
+    if not worker.failed:
+        return
+    print(f'sam2real segment: {worker.failed} frame(s) failed (each reason is also in '
+          f'{worker.store_root}/<frame>.failed.json; --retry-failed tries them again):',
+          file=out)
+    for key, reason in worker.failures[:show]:
+        print(f'  {key}: {reason}', file=out)
+    if worker.failed > show:
+        print(f'  ... and {worker.failed - show} more', file=out)
 
 
 if __name__ == '__main__':

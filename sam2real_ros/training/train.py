@@ -112,6 +112,9 @@ def run(cfg, out, resume=False, progress=None):
         os.makedirs(out, exist_ok=True)
         atomic_write_bytes(os.path.join(out, 'config.yaml'), dump_config(cfg).encode())
     tr = Trainer(cfg, out, resume=resume, rank=rank, world_size=world, device=device)
+    note = tr.real.left_out_note() if hasattr(tr.real, 'left_out_note') else None
+    if main_rank and note:
+        print(f'sam2real train: {note}', file=sys.stderr)  # once, at start
     show = cfg.log.progress if progress is None else progress
     writer = None
     if main_rank and cfg.log.tensorboard:
