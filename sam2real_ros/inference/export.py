@@ -21,17 +21,10 @@ import warnings
 
 import numpy as np
 
+from sam2real_ros import version
+
 DEFAULT_FULL_RES = (480, 640)  # export size for profiles with input_size: null
 METADATA_MARK = 'sam2real_version'
-
-
-def sam2real_version():
-    """Return the installed package version (``'unknown'`` when not installed)."""
-    from importlib import metadata
-    try:
-        return metadata.version('sam2real')
-    except metadata.PackageNotFoundError:
-        return 'unknown'
 
 
 def model_metadata(cfg, class_names, input_size):
@@ -52,7 +45,7 @@ def model_metadata(cfg, class_names, input_size):
 
     """
     return {
-        METADATA_MARK: sam2real_version(),
+        METADATA_MARK: version(),
         'class_names': json.dumps(list(class_names)),
         'input_size': json.dumps(list(input_size) if input_size else None),
         'mean': json.dumps(list(cfg.mean)),

@@ -14,6 +14,7 @@ import re
 import socket
 import time
 
+from sam2real_ros import version
 from sam2real_ros.common import io_utils
 
 FORMAT = 'sam2real-episode'
@@ -47,15 +48,6 @@ class FrameRef:
     stamp_ns: int
     phase: str
     episode_id: str
-
-
-def software_version():
-    """Return the installed sam2real version (``'unknown'`` when not installed)."""
-    try:
-        from importlib.metadata import version
-        return version('sam2real')
-    except Exception:
-        return 'unknown'
 
 
 def episodes_dir(root):
@@ -114,7 +106,7 @@ class EpisodeWriter:
                      'episode_id': self.episode_id, 'state': 'recording',
                      'start_ns': int(start_ns), 'end_ns': None, 'outcome': None,
                      'end_reason': None, 'camera': None, 'frames': [],
-                     'software': {'package': 'sam2real', 'version': software_version()},
+                     'software': {'package': 'sam2real', 'version': version()},
                      'writer': {'pid': os.getpid(), 'host': socket.gethostname()}}
         self.meta.update(meta)
         self._phase = None
