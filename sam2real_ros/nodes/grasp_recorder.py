@@ -75,9 +75,7 @@ class RecorderNode(Node):
                              'reliable or best_effort')
         if not p['image_topic']:
             raise ValueError('parameter image_topic must not be empty')
-        cfg = grasp_episodes.EpisodeConfig(**{k: p[k] for k in (
-            'before_s', 'before_max_frames', 'during_rate_hz', 'max_during_s', 'after_s',
-            'after_rate_hz', 'dedup_threshold', 'stale_tolerance_s')})
+        cfg = grasp_episodes.EpisodeConfig.from_mapping(p)
         self.p = p
         self.root = os.path.abspath(os.path.expanduser(p['output_dir']))
         os.makedirs(self.root, exist_ok=True)

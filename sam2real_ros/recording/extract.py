@@ -28,8 +28,7 @@ def build_parser():
                     help='camera_info topic (default: <image topic namespace>/camera_info)')
     ap.add_argument('--out', required=True, help='dataset root (episodes go to OUT/episodes)')
     d = grasp_episodes.EpisodeConfig()
-    for name in ('before_s', 'before_max_frames', 'during_rate_hz', 'max_during_s', 'after_s',
-                 'after_rate_hz', 'dedup_threshold', 'stale_tolerance_s'):
+    for name in grasp_episodes.EpisodeConfig.names():
         default = getattr(d, name)
         ap.add_argument('--' + name.replace('_', '-'), type=type(default), default=default,
                         help='as the grasp_recorder parameter of the same name')
@@ -47,9 +46,7 @@ def extract(args, warn=print):
     """Run the extraction; returns ``(stats dict, logic counts)``."""
     from tqdm import tqdm
 
-    cfg = grasp_episodes.EpisodeConfig(**{k: getattr(args, k) for k in (
-        'before_s', 'before_max_frames', 'during_rate_hz', 'max_during_s', 'after_s',
-        'after_rate_hz', 'dedup_threshold', 'stale_tolerance_s')})
+    cfg = grasp_episodes.EpisodeConfig.from_mapping(vars(args))
     try:
         cfg.validate()
     except ValueError as exc:

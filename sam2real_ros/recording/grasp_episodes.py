@@ -17,11 +17,13 @@ Rules (see docs/grasp_recorder.md):
     seen already terminal but newer than the start opens and immediately ends an episode.
 """
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 import threading
 from typing import Optional
 
 import numpy as np
+
+from sam2real_ros.common.conversions import stamp_to_ns
 
 PHASES = ('before', 'during', 'after')
 ACTIVE_STATUSES = (1, 2, 3)  # action_msgs/GoalStatus ACCEPTED, EXECUTING, CANCELING
@@ -42,6 +44,16 @@ class EpisodeConfig:
     after_rate_hz: float = 2.0
     dedup_threshold: float = 0.0
     stale_tolerance_s: float = 0.5
+
+    @classmethod
+    def names(cls):
+        """Return the field names: grasp_recorder parameters, extract-episodes options."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values):
+        """Build from a mapping that holds every field (node parameters, ``vars(args)``)."""
+        return cls(**{name: values[name] for name in cls.names()})
 
     def validate(self):
         """Raise ValueError naming the first field with an invalid value."""
@@ -123,8 +135,7 @@ def status_tuples(msg):
 
     Works for rclpy and rosbags messages alike (attribute access only).
     """
-    return [(goal_id_hex(s.goal_info.goal_id.uuid),
-             int(s.goal_info.stamp.sec) * _NS + int(s.goal_info.stamp.nanosec), int(s.status))
+    return [(goal_id_hex(s.goal_info.goal_id.uuid), stamp_to_ns(s.goal_info.stamp), int(s.status))
             for s in msg.status_list]
 
 
