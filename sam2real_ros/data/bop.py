@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from sam2real_ros.common.io_utils import read_image_unchanged, read_rgb
+from sam2real_ros.common.labels import MAX_CLASSES
 from sam2real_ros.data.base import BaseDataset, DatasetError
 
 BOP_FIELDS = ('root', 'split', 'scenes', 'obj_to_class', 'classes', 'unknown_obj')
@@ -108,8 +109,9 @@ class BopDataset(BaseDataset):
         if classes is None:
             classes = [f'obj_{i:06d}' for i in range(1, max(obj_ids) + 1)]
         self.class_names = ['background'] + list(classes)
-        if len(self.class_names) > 256:
-            raise DatasetError(f'{len(self.class_names)} classes do not fit uint8 labels')
+        if len(self.class_names) > MAX_CLASSES:
+            raise DatasetError(f'{len(self.class_names)} classes do not fit uint8 labels (at most '
+                               f'{MAX_CLASSES})')
         self.lut = self._build_lut(obj_to_class, unknown_obj, obj_ids)
 
     def _build_lut(self, spec, unknown_obj, obj_ids):

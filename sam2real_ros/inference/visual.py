@@ -5,6 +5,8 @@ No torch or rclpy needed: numpy only.
 """
 import numpy as np
 
+from sam2real_ros.common.labels import MAX_CLASSES
+
 # First colours are distinct and easy to tell apart; background (class 0) is black.
 _BASE = np.array([
     [0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
@@ -16,11 +18,11 @@ _BASE = np.array([
 
 def _palette():
     rng = np.random.default_rng(12345)
-    rest = rng.integers(40, 256, (256 - len(_BASE), 3), dtype=np.uint8)
+    rest = rng.integers(40, 256, (MAX_CLASSES - len(_BASE), 3), dtype=np.uint8)
     return np.concatenate([_BASE, rest], 0)
 
 
-PALETTE = _palette()  # 256x3 uint8, fixed across runs
+PALETTE = _palette()  # MAX_CLASSES x 3 uint8, fixed across runs
 
 
 def colorize_labels(labels, num_classes=None):
@@ -41,11 +43,11 @@ def colorize_labels(labels, num_classes=None):
     if labels.ndim != 2 or labels.dtype.kind not in 'ui':
         raise ValueError(f'expected an HxW integer label image, got shape {labels.shape} '
                          f'dtype {labels.dtype}')
-    if labels.size and (labels.min() < 0 or labels.max() > 255):
-        raise ValueError('label values must be in 0..255')
+    if labels.size and (labels.min() < 0 or labels.max() >= MAX_CLASSES):
+        raise ValueError(f'label values must be in 0..{MAX_CLASSES - 1}')
     if num_classes is not None:
-        if not 1 <= num_classes <= 256:
-            raise ValueError(f'num_classes must be in 1..256, got {num_classes}')
+        if not 1 <= num_classes <= MAX_CLASSES:
+            raise ValueError(f'num_classes must be in 1..{MAX_CLASSES}, got {num_classes}')
         if labels.size and int(labels.max()) >= num_classes:
             raise ValueError(f'label {int(labels.max())} >= num_classes {num_classes}')
     return PALETTE[labels.astype(np.intp, copy=False)]

@@ -18,6 +18,7 @@ import math
 import os
 
 import numpy as np
+from sam2real_ros.common.labels import MAX_CLASSES
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -26,7 +27,6 @@ import yaml
 PROFILE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'profiles')
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-MAX_CLASSES = 256  # labels are published as mono8
 
 
 @dataclasses.dataclass

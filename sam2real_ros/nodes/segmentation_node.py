@@ -203,9 +203,7 @@ class SegmentationNode(Node):
             engine = SegmentationEngine.load(path, backend=self.p.backend, device=self.p.device,
                                              threads=self.p.threads or None,
                                              allow_spinning=self.p.allow_spinning)
-            names = list(engine.class_names)
-            if not 1 <= len(names) <= 256:
-                raise ValueError(f'{len(names)} classes do not fit mono8 labels (1..256)')
+            names = list(engine.class_names)  # 1..MAX_CLASSES, checked by the engine
         except Exception as exc:  # one clear line; retried when the file changes
             self.model_state = 'failed'
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
