@@ -238,13 +238,6 @@ class MaskStore:
         except (OSError, ValueError):
             return None
 
-    def clear_failed(self, key):
-        """Forget a failure so that the frame is tried again."""
-        try:
-            os.unlink(self.failed_path(key))
-        except FileNotFoundError:
-            pass
-
     def _walk(self, suffix):
         out = []
         for dirpath, dirnames, files in os.walk(self.root):

@@ -18,6 +18,7 @@ import threading
 import time
 
 from sam2real_ros.common import io_utils
+from sam2real_ros.recording import episode_store
 from sam2real_ros.sam.mask_store import MaskStore
 
 MAX_CONSECUTIVE_ERRORS = 5
@@ -38,10 +39,6 @@ class Frame:
 
 
 def _episode_frames(root):
-    try:
-        from sam2real_ros.recording import episode_store
-    except ImportError:  # pragma: no cover - the module ships with the package
-        return []
     out = []
     for meta in episode_store.list_episodes(root, complete_only=False):
         if meta['state'] not in ('complete', 'interrupted'):
