@@ -74,7 +74,7 @@ def test_gradcheck_segment_sums():
     feats, masks = random_case(4, h=5, w=6)
     z = feats.reshape(3, -1).t().contiguous().requires_grad_(True)
     flat = torch.as_tensor(masks).reshape(masks.shape[0], -1)
-    assert torch.autograd.gradcheck(lambda x: losses._SegmentSums.apply(x, flat, 2), (z,))
+    assert torch.autograd.gradcheck(lambda x: losses.SegmentSums.apply(x, flat, 2), (z,))
 
 
 def test_identical_segments_give_finite_gradients():

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 IGNORE_INDEX = 255
 
 
-class _SegmentSums(torch.autograd.Function):
+class SegmentSums(torch.autograd.Function):
     """
     ``[M @ z, M @ z^2, M @ 1]`` for bool masks ``M`` (NxP), features ``z`` (PxD), chunked.
 
@@ -91,7 +91,7 @@ def segment_stats(features, masks, chunk=16):
     z = features.reshape(d, -1).t()  # P x D
     z = z - z.detach().mean(dim=0, keepdim=True)
     flat = masks.reshape(masks.shape[0], z.shape[0])
-    sums = _SegmentSums.apply(z, flat, max(1, int(chunk)))
+    sums = SegmentSums.apply(z, flat, max(1, int(chunk)))
     count = sums[:, 2 * d].detach()
     safe = count.clamp(min=1.0)[:, None]
     mu = sums[:, :d] / safe
