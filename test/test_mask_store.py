@@ -1,9 +1,13 @@
 """Mask store: round trip, failure markers, keys, corrupt files, box convention."""
 import os
-import time
+import signal
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
+from sam2real_ros.common import io_utils
 from sam2real_ros.sam.mask_store import masks_to_bboxes, MaskStore, MaskStoreError
 from segment_anything.utils.amg import batched_mask_to_box
 import torch
@@ -84,9 +88,43 @@ def test_bad_input_and_corrupt_file(tmp_path):
 def test_stale_temp_files_are_not_keys_and_get_removed(tmp_path):
     store = MaskStore(tmp_path)
     store.write('a.png', np.ones((1, 2, 2), bool), np.ones((1, 2)))
-    tmp = tmp_path / '.b.png.npz.tmp-999-0'
+    tmp = tmp_path / '.b.png.npz.tmp-999999-0'
     tmp.write_bytes(b'half')
     assert store.keys() == ['a.png']
-    assert store.remove_stale_temp_files() == 0  # could be a live writer's file
-    os.utime(tmp, (time.time() - 120, time.time() - 120))
+    # no writer lock of pid 999999 is held: stale at once, whatever its age
     assert store.remove_stale_temp_files() == 1 and not tmp.exists()
+
+
+LIVE_WRITER = textwrap.dedent("""
+    import sys
+    from sam2real_ros.common import io_utils
+    from sam2real_ros.sam.mask_store import MaskStore
+    store = MaskStore(sys.argv[1])
+    store.acquire_writer_lock()
+    real_replace = io_utils.os.replace
+    io_utils.os.replace = lambda src, dst: None  # frozen between the temp file and the rename
+    store.mark_failed('x.png', 'in progress')
+    print('writing', flush=True)
+    sys.stdin.readline()
+""")
+
+
+def test_a_writer_lock_keeps_live_temp_files_and_a_kill_frees_them(tmp_path):
+    proc = subprocess.Popen([sys.executable, '-c', LIVE_WRITER, str(tmp_path)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == 'writing'
+        temps = [n for n in os.listdir(tmp_path) if io_utils.is_temp_file(n)]
+        assert len(temps) == 1 and io_utils.temp_file_pid(temps[0]) == proc.pid
+        store = MaskStore(tmp_path)
+        store.acquire_writer_lock()
+        assert store.live_writer_pids() == {proc.pid, os.getpid()}
+        assert store.remove_stale_temp_files() == 0  # the live writer's file stays
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert store.live_writer_pids() == {os.getpid()}  # the dead writer's lock file is gone
+    assert store.remove_stale_temp_files() == 1
+    assert [n for n in os.listdir(tmp_path) if not n.startswith('.writers')] == []
+    store.release_writer_lock()
+    assert os.listdir(tmp_path / '.writers') == []

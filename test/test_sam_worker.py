@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 from conftest import REPO, wait_until
@@ -109,32 +110,54 @@ def test_cli_user_errors(tmp_path, capsys):
     assert 'SAM checkpoint not found' in capsys.readouterr().err
 
 
-def test_kill_and_resume(tmp_path):
+# ``sam2real segment`` in a real process that freezes in the middle of its 3rd mask write (the
+# temp file written, not yet renamed), to be killed -9 there: a chosen point, not a lucky one.
+FREEZING_SEGMENT = textwrap.dedent("""
+    import sys
+    from sam2real_ros.common import io_utils
+    from sam2real_ros.sam import worker
+    real, n = io_utils.os.replace, [0]
+
+    def replace(src, dst):
+        if dst.endswith('.npz'):
+            n[0] += 1
+            if n[0] == 3:
+                print('frozen', flush=True)
+                sys.stdin.readline()
+        real(src, dst)
+
+    io_utils.os.replace = replace
+    sys.exit(worker.main(sys.argv[1:]))
+""")
+
+
+def test_kill_mid_write_and_resume(tmp_path):
     for i in range(16):
         io_utils.atomic_write_png(tmp_path / 'imgs' / f'{i:02d}.png', _img(i, 240, 320))
     store = MaskStore(tmp_path / 'masks')
-    cmd = [sys.executable, '-m', 'sam2real_ros.sam.worker', str(tmp_path), '--segmenter',
-           'fallback', '--no-progress']
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = [str(tmp_path), '--segmenter', 'fallback', '--no-progress', '--nice', '0']
+    proc = subprocess.Popen([sys.executable, '-c', FREEZING_SEGMENT, *args], cwd=REPO,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
     try:
-        assert wait_until(lambda: len(store.keys()) >= 2, 60), 'worker wrote nothing'
+        assert proc.stdout.readline().strip() == 'frozen'
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-    first = store.keys()
-    assert 0 < len(first) < 16, 'the worker must be killed mid-run'
-    # what a writer killed during a write leaves behind
-    (tmp_path / 'masks' / 'imgs' / '.15.png.npz.tmp-99999-0').write_bytes(b'half-written')
+    assert store.keys() == ['imgs/00.png', 'imgs/01.png']
     temps = [os.path.join(d, n) for d, _, fs in os.walk(tmp_path / 'masks') for n in fs
-             if n.startswith('.')]
-    for path in temps:  # the killed writer's file may be there too; age them past 60 s
-        os.utime(path, (time.time() - 3600, time.time() - 3600))
-    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+             if io_utils.is_temp_file(n)]
+    assert len(temps) == 1 and time.time() - os.path.getmtime(temps[0]) < 60  # fresh
+    # what another writer killed during a write leaves behind (no live lock for its pid)
+    (tmp_path / 'masks' / 'imgs' / '.15.png.npz.tmp-99999-0').write_bytes(b'half-written')
+    cmd = [sys.executable, '-m', 'sam2real_ros.sam.worker', *args]
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    assert f'removed {len(temps)} stale temp files' in res.stderr
+    assert 'removed 2 stale temp files' in res.stderr
     assert store.keys() == [f'imgs/{i:02d}.png' for i in range(16)]
-    files = [n for _, _, fs in os.walk(tmp_path / 'masks') for n in fs]
+    files = [n for d, _, fs in os.walk(tmp_path / 'masks') for n in fs if '.writers' not in d]
     assert len(files) == 16 and all(n.endswith('.png.npz') for n in files)
+    assert os.listdir(tmp_path / 'masks' / '.writers') == []  # locks gone with their writers
     for key in store.keys():
         assert store.read(key).masks().shape[1:] == (240, 320)
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -162,12 +162,38 @@ def read_image_unchanged(path):
     return np.ascontiguousarray(img)
 
 
-def remove_stale_temp_files(folder):
-    """Delete temporary files left by a crashed writer below ``folder``; returns how many."""
+def temp_file_pid(name):
+    """Return the writer's pid of a temporary file name ``.<name>.tmp-<pid>-<n>``, else None."""
+    if not name.startswith('.') or TMP_MARK not in name:
+        return None
+    tail = name.rsplit(TMP_MARK, 1)[1].split('-')
+    try:
+        return int(tail[0])
+    except ValueError:
+        return None
+
+
+def is_temp_file(name):
+    """Tell whether ``name`` (a base name) is a temporary file of :func:`atomic_write_bytes`."""
+    return temp_file_pid(name) is not None
+
+
+def remove_stale_temp_files(folder, live_pids=()):
+    """
+    Delete the temporary files of dead writers below ``folder``; returns how many.
+
+    The one owner of temp-file clean-up. A temporary file is stale unless its writer's pid is
+    in ``live_pids``: callers that share a folder with live writers pass the pids their locks
+    show alive (the mask store's writer locks, :meth:`MaskStore.live_writer_pids`); a folder
+    whose writer lock is free (a crashed episode writer) has no live writer at all. There is no
+    age rule: a kill leaves nothing behind once the next writer starts.
+    """
+    live = {int(p) for p in live_pids}
     n = 0
-    for dirpath, _, files in os.walk(folder):
+    for dirpath, _, files in os.walk(os.fspath(folder)):
         for name in files:
-            if name.startswith('.') and TMP_MARK in name:
+            pid = temp_file_pid(name)
+            if pid is not None and pid not in live:
                 try:
                     os.unlink(os.path.join(dirpath, name))
                     n += 1

@@ -4,11 +4,15 @@ Per-frame segment masks on disk: one compact, atomically written ``.npz`` per fr
 Shared by the SAM worker (writer) and the trainer (reader). A frame is addressed by its ``key``,
 the image path relative to the dataset root with ``/`` separators; by convention the store lives
 in ``<dataset_root>/masks`` and the file of a key is ``<store_root>/<key>.npz``. A frame that
-could not be segmented has a small ``<store_root>/<key>.failed.json`` instead. The format is
-described in docs/mask_store.md.
+could not be segmented has a small ``<store_root>/<key>.failed.json`` instead. A process that
+writes holds a writer lock, ``<store_root>/.writers/<host>-<pid>.lock``, so that the temporary
+files of a killed writer can be told from those of a live one. The format is described in
+docs/mask_store.md.
 """
+import fcntl
 import json
 import os
+import socket
 import time
 
 import numpy as np
@@ -18,6 +22,8 @@ from sam2real_ros.common import io_utils
 FORMAT_VERSION = 1
 SUFFIX = '.npz'
 FAILED_SUFFIX = '.failed.json'
+WRITERS_DIR = '.writers'
+_HELD = {}  # lock file path -> [open file, number of MaskStore objects of this process using it]
 
 
 class MaskStoreError(RuntimeError):
@@ -138,6 +144,7 @@ class MaskStore:
 
     def __init__(self, store_root):
         self.root = os.path.abspath(os.fspath(store_root))
+        self._lock = None
 
     def path(self, key):
         """Return the file that holds the masks of ``key``."""
@@ -241,10 +248,9 @@ class MaskStore:
     def _walk(self, suffix):
         out = []
         for dirpath, dirnames, files in os.walk(self.root):
-            dirnames.sort()
+            dirnames[:] = sorted(d for d in dirnames if d != WRITERS_DIR)
             for name in sorted(files):
-                if name.endswith(suffix) and not (name.startswith('.')
-                                                  and io_utils.TMP_MARK in name):
+                if name.endswith(suffix) and not io_utils.is_temp_file(name):
                     rel = os.path.relpath(os.path.join(dirpath, name), self.root)
                     rel = rel.replace(os.sep, '/')[:-len(suffix)]
                     if suffix == SUFFIX and rel.endswith('.failed'):
@@ -260,23 +266,84 @@ class MaskStore:
         """Return the sorted keys of all frames marked failed."""
         return self._walk(FAILED_SUFFIX)
 
-    def remove_stale_temp_files(self, min_age_s=60.0):
+    # ------------------------------------------------------------------ writers
+    def acquire_writer_lock(self):
         """
-        Delete temp files left by killed writers; returns how many were removed.
+        Take this process's writer lock (``.writers/<host>-<pid>.lock``, an ``fcntl`` lock).
 
-        Only files older than ``min_age_s`` seconds are removed, so that a live writer sharing
-        the store (another shard, another machine) never loses the file it is writing.
+        Held until :meth:`release_writer_lock` or the process ends (a kill releases it too), so
+        :meth:`live_writer_pids` tells live writers from killed ones. Idempotent; stores of one
+        process on the same folder share the lock.
         """
-        n = 0
-        now = time.time()
-        for dirpath, _, files in os.walk(self.root):
-            for name in files:
-                if name.startswith('.') and io_utils.TMP_MARK in name:
-                    path = os.path.join(dirpath, name)
-                    try:
-                        if now - os.path.getmtime(path) >= min_age_s:
-                            os.unlink(path)
-                            n += 1
-                    except OSError:
-                        pass
-        return n
+        if self._lock is not None:
+            return
+        folder = os.path.join(self.root, WRITERS_DIR)
+        path = os.path.join(folder, f'{socket.gethostname()}-{os.getpid()}.lock')
+        if path not in _HELD:
+            os.makedirs(folder, exist_ok=True)
+            f = open(path, 'w')
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.close()
+                raise
+            _HELD[path] = [f, 0]
+        _HELD[path][1] += 1
+        self._lock = path
+
+    def release_writer_lock(self):
+        """Release the writer lock of :meth:`acquire_writer_lock` (the last user removes it)."""
+        if self._lock is None:
+            return
+        held = _HELD[self._lock]
+        held[1] -= 1
+        if held[1] == 0:
+            del _HELD[self._lock]
+            try:
+                os.unlink(self._lock)
+            except OSError:
+                pass
+            held[0].close()
+        self._lock = None
+
+    def live_writer_pids(self):
+        """
+        Return the pids of the processes that hold a writer lock of this store (this one too).
+
+        Lock files of dead writers are removed on the way. Pids are not tied to a host: a dead
+        writer whose pid a live writer on another host shares keeps its temp files one more run.
+        """
+        folder = os.path.join(self.root, WRITERS_DIR)
+        live = set()
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            pid = name[:-len('.lock')].rsplit('-', 1)[-1] if name.endswith('.lock') else ''
+            if not pid.isdigit():
+                continue
+            path = os.path.join(folder, name)
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                live.add(int(pid))
+            else:  # nobody holds it: a dead writer's lock
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            finally:
+                os.close(fd)
+        return live
+
+    def remove_stale_temp_files(self):
+        """
+        Delete the temp files of writers that are not alive; returns how many were removed.
+
+        A temp file ``.<name>.tmp-<pid>-<n>`` belongs to a live writer only when a writer lock
+        of its pid is held (:meth:`live_writer_pids`); every other temp file is stale, whatever
+        its age (a worker killed a second ago leaves nothing behind once the next one starts).
+        Clean-up itself is :func:`sam2real_ros.common.io_utils.remove_stale_temp_files`.
+        """
+        return io_utils.remove_stale_temp_files(self.root, self.live_writer_pids())

@@ -120,7 +120,12 @@ class SamWorker:
         self.last_seconds = None
         self.queue_length = 0
         self._errors_in_a_row = 0
+        self.store.acquire_writer_lock()  # tells other workers our temp files are live
         self.removed_temp_files = self.store.remove_stale_temp_files()
+
+    def close(self):
+        """Release the store's writer lock (the process's end releases it too)."""
+        self.store.release_writer_lock()
 
     def pending(self):
         """Return the frames of this shard that still need masks (list of :class:`Frame`)."""
@@ -342,6 +347,7 @@ def main(argv=None):
         print('aborted', file=sys.stderr)
         return 130
     finally:
+        worker.close()
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
     per = f', {worker.seconds / worker.done:.2f} s/frame' if worker.done else ''
