@@ -163,3 +163,30 @@ def test_non_increasing_stamps_are_skipped():
 def test_invalid_config_names_field():
     with pytest.raises(ValueError, match='during_rate_hz'):
         EpisodeLogic(EpisodeConfig(during_rate_hz=0.0), T0)
+
+
+def test_goal_in_a_status_published_before_start_is_stale_whatever_its_stamp():
+    # A restart 0.2 s after a goal was accepted: its stamp is within stale_tolerance_s of the
+    # start, but the latched status that shows it was published before the start.
+    logic = EpisodeLogic(EpisodeConfig(before_s=0.5, after_s=0.5), T0 + 10 * S)
+    running = 'dd' * 16
+    assert logic.on_goal_statuses('/grasp', [(running, T0 + 9_800_000_000, 2)], T0 + 10 * S,
+                                  before_start=True) == []
+    events = run(logic, frames_at(0.1, 10.0, 11.0) + [
+        ('status', 11.0, [(running, T0 + 9_800_000_000, 4)])] + frames_at(0.1, 11.0, 12.0))
+    assert episodes(events) == [] and logic.counts['stale_goals_ignored'] == 1
+    # without the publication time, the stamp rule alone would have taken it for a new grasp
+    logic = EpisodeLogic(EpisodeConfig(before_s=0.5, after_s=0.5), T0 + 10 * S)
+    assert logic.on_goal_statuses('/grasp', [(running, T0 + 9_800_000_000, 2)], T0 + 10 * S)
+
+
+def test_grasp_running_at_end_of_input_has_agreeing_outcomes():
+    logic = EpisodeLogic(EpisodeConfig(after_s=0.5), T0)
+    events = run(logic, [('start', 'a', 0.0), ('start', 'b', 0.2), ('stop', 'a', 0.5)]
+                 + frames_at(0.1, 0.0, 1.0))
+    events += logic.finish(T0 + 2 * S)
+    (ep,) = episodes(events)
+    outcomes = {t['goal_id']: t['outcome'] for t in ep['end'].triggers}
+    assert outcomes == {'a': 'succeeded', 'b': 'unknown'}
+    assert ep['end'].outcome == 'unknown' and ep['end'].end_reason == 'end_of_input'
+    assert all(t['end_ns'] for t in ep['end'].triggers)

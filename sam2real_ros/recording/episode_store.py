@@ -4,13 +4,22 @@ On-disk grasp episodes: crash-safe writer, recovery, readers (layout: docs/episo
 ``<root>/episodes/<episode_id>/episode.json`` + ``rgb/<stamp_ns>_<phase>.png`` (+ optional
 ``depth/<stamp_ns>_<phase>.png``, uint16 mm). Every file is written atomically; the writer holds
 an ``fcntl`` lock on ``.writer.lock`` while the episode is ``recording``, so a restart can tell
-a live writer from a crashed one. Nothing written is ever deleted.
+a live writer from a crashed one.
+
+:class:`EpisodeSink` is the one owner of what reaches the disk, live (``grasp_recorder``) and
+offline (``sam2real extract-episodes``) alike: an episode folder is created with its first
+stored frame, so an episode that stored no frame is not written at all; frames an open episode
+loses (quota, failed writes, a full queue) are counted in it, and ``end_reason`` says why it was
+cut short. Stored frames are never deleted; only folders that hold no frame and the temporary
+files of dead writers are.
 """
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 import fcntl
 import json
 import os
 import re
+import shutil
 import socket
 import time
 
@@ -21,7 +30,24 @@ FORMAT = 'sam2real-episode'
 FORMAT_VERSION = 1
 STATES = ('recording', 'complete', 'interrupted')
 PHASES = ('before', 'during', 'after')
+# end_reason -> True when the episode was cut short (it lacks frames its grasp would have had)
+END_REASONS = {
+    'after_elapsed': False,  # the after phase ran its full after_s
+    'next_grasp': False,     # the next grasp started during the after phase
+    'end_of_input': True,    # the bag ended while the episode was open (extract-episodes)
+    'shutdown': True,        # the recorder was stopped while the episode was open
+    'quota': True,           # max_disk_gb / min_free_gb reached: later frames not stored
+    'write_failed': True,    # frames lost to failed writes (disk full, I/O error)
+    'queue_full': True,      # frames lost because the disk writer fell behind
+    'writer_died': True,     # the writer was killed; rebuilt by recover_interrupted()
+    'superseded': True,      # a start arrived before the open episode ended (not from the logic)
+}
+# Why an open episode lost frames; the first one becomes its end_reason.
+LOSS_REASONS = ('quota', 'write_failed', 'queue_full')
 _FRAME_RE = re.compile(r'^(\d+)_(before|during|after)\.png$')
+_ID_RE = re.compile(r'^(\d{8}-\d{6})-(\d{3})(?:_\d+)?$')
+_REMEASURE_S = 30.0  # max_disk_gb: re-measure the dataset root this often (other writers)
+_WARN_EVERY_S = 30.0  # a new run of failed writes is reported at most this often
 
 
 class EpisodeError(ValueError):
@@ -71,6 +97,19 @@ def camera_meta(info):
             'frame_id': str(info.header.frame_id)}
 
 
+def episode_id_to_ns(episode_id):
+    """Return the start time (ns, millisecond precision) an episode id encodes, or None."""
+    m = _ID_RE.match(episode_id)
+    if not m:
+        return None
+    import calendar
+    try:
+        sec = calendar.timegm(time.strptime(m.group(1), '%Y%m%d-%H%M%S'))
+    except ValueError:
+        return None
+    return sec * 1_000_000_000 + int(m.group(2)) * 1_000_000
+
+
 def _frame_names(stamp_ns, phase):
     name = f'{int(stamp_ns)}_{phase}.png'
     return 'rgb/' + name, 'depth/' + name
@@ -80,38 +119,50 @@ class EpisodeWriter:
     """
     Write one episode; ``episode.json`` is rewritten at start, on phase changes and at close.
 
+    The constructor either leaves a folder with its writer lock and a valid ``episode.json``
+    or, when a write fails, nothing at all (it removes what it created and raises ``OSError``).
+
     Arguments:
     ---------
-      root (str): dataset root (``<root>/episodes/<id>`` is created; the id gets a suffix
-        when it already exists).
+      root (str): dataset root (``<root>/episodes/<id>`` is created; the id gets a ``_N``
+        suffix when it already exists).
       start_ns (int): episode start time (ns since the epoch).
       meta (dict): extra fields for episode.json (trigger, camera, ...).
+      episode_id (str or None): use exactly this id (its folder must not exist).
 
     """
 
-    def __init__(self, root, start_ns, meta):
-        base = new_episode_id(start_ns)
+    def __init__(self, root, start_ns, meta, episode_id=None):
         os.makedirs(episodes_dir(root), exist_ok=True)
+        base = episode_id or new_episode_id(start_ns)
         for n in range(1000):
             self.episode_id = base if n == 0 else f'{base}_{n}'
             self.dir = os.path.join(episodes_dir(root), self.episode_id)
             try:
-                os.makedirs(os.path.join(self.dir, 'rgb'))
+                os.mkdir(self.dir)
                 break
             except FileExistsError:
-                continue
-        self._lock = open(os.path.join(self.dir, '.writer.lock'), 'w')
-        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self.meta = {'format': FORMAT, 'format_version': FORMAT_VERSION,
-                     'episode_id': self.episode_id, 'state': 'recording',
-                     'start_ns': int(start_ns), 'end_ns': None, 'outcome': None,
-                     'end_reason': None, 'camera': None, 'frames': [],
-                     'software': {'package': 'sam2real', 'version': version()},
-                     'writer': {'pid': os.getpid(), 'host': socket.gethostname()}}
-        self.meta.update(meta)
-        self._phase = None
-        self.bytes_written = 0
-        self.write_json()
+                if episode_id is not None:
+                    raise
+        self._lock = None
+        try:
+            os.mkdir(os.path.join(self.dir, 'rgb'))
+            self._lock = open(os.path.join(self.dir, '.writer.lock'), 'w')
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.meta = {'format': FORMAT, 'format_version': FORMAT_VERSION,
+                         'episode_id': self.episode_id, 'state': 'recording',
+                         'start_ns': int(start_ns), 'end_ns': None, 'outcome': None,
+                         'end_reason': None, 'camera': None, 'frames': [],
+                         'software': {'package': 'sam2real', 'version': version()},
+                         'writer': {'pid': os.getpid(), 'host': socket.gethostname()}}
+            self.meta.update(meta)
+            self._phase = None
+            self.json_due = False
+            self.bytes_written = 0
+            self.write_json()
+        except BaseException:
+            self.discard()
+            raise
 
     def write_json(self):
         """Rewrite episode.json atomically with the frames written so far."""
@@ -119,14 +170,19 @@ class EpisodeWriter:
                                for p in PHASES}
         self.meta['updated_ns'] = time.time_ns()
         io_utils.atomic_write_json(os.path.join(self.dir, 'episode.json'), self.meta)
+        self.json_due = False
 
-    def add_frame(self, stamp_ns, phase, rgb, depth=None):
+    def add_frame(self, stamp_ns, phase, rgb, depth=None, sync=True):
         """
         Write one frame (depth first, then RGB); returns the bytes written.
+
+        A frame is listed only once its RGB file is written; on ``OSError`` nothing is listed.
 
         Arguments:
         ---------
           rgb (np.ndarray): HxWx3 uint8 RGB. depth (np.ndarray | None): HxW uint16 mm.
+          sync (bool): rewrite episode.json now when the phase changed; with False the caller
+            does it (``json_due`` tells) and a failure there does not unlist the frame.
 
         Returns
         -------
@@ -148,18 +204,39 @@ class EpisodeWriter:
                                     'depth': depth_rel if depth is not None else None})
         if phase != self._phase:
             self._phase = phase
-            self.write_json()
+            self.json_due = True
         self.bytes_written += n
+        if sync and self.json_due:
+            self.write_json()
         return n
 
+    @property
+    def n_frames(self):
+        """Return the number of frames written."""
+        return len(self.meta['frames'])
+
     def close(self, state='complete', **meta):
-        """Write the final episode.json (after every frame) and release the writer lock."""
+        """
+        Write the final episode.json (after every frame) and release the writer lock.
+
+        On ``OSError`` the lock stays held and ``close`` may be called again.
+        """
         if state not in STATES:
             raise ValueError(f'unknown episode state {state!r}')
         self.meta.update(meta)
         self.meta['state'] = state
         self.write_json()
-        self._lock.close()
+        self._release()
+
+    def discard(self):
+        """Remove the episode folder (it must hold no frame worth keeping) and the lock."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self._release()
+
+    def _release(self):
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
 
 def load_episode(path):
@@ -194,12 +271,13 @@ def load_episode(path):
     return meta
 
 
-def list_episodes(root, complete_only=False):
+def list_episodes(root, complete_only=False, problems=None):
     """
     Return the episodes below ``root`` sorted by id (dicts of :func:`load_episode`).
 
-    Folders whose episode.json is unreadable are skipped (use :func:`load_episode` on one
-    folder to see why); ``complete_only`` keeps state ``complete`` only.
+    Folders whose episode.json is missing or unreadable are skipped, and so is an episode
+    without frames (older versions could write one); ``problems``, when a list, receives one
+    ``(episode_id, reason)`` per skipped folder. ``complete_only`` keeps state ``complete``.
     """
     d = episodes_dir(root)
     if not os.path.isdir(d):
@@ -210,7 +288,13 @@ def list_episodes(root, complete_only=False):
             continue
         try:
             meta = load_episode(os.path.join(d, name))
-        except EpisodeError:
+        except EpisodeError as exc:
+            if problems is not None:
+                problems.append((name, str(exc)))
+            continue
+        if not meta['frames'] and meta['state'] != 'recording':
+            if problems is not None:
+                problems.append((name, 'episode has no frames (no_frames)'))
             continue
         if not complete_only or meta['state'] == 'complete':
             out.append(meta)
@@ -257,35 +341,118 @@ def writer_alive(episode_dir):
         os.close(fd)
 
 
+@dataclass
+class Recovery:
+    """
+    What :func:`recover_interrupted` did.
+
+    Attributes
+    ----------
+      interrupted (list): ids of episodes left by a dead writer, now ``interrupted``
+        (``rebuilt`` ones included).
+      rebuilt (list): of those, the ids whose episode.json was missing (killed before the
+        first one was written) and was rebuilt from the frames.
+      removed (list): ids of folders of dead writers that held no frame, removed.
+      unreadable (list): ``(id, reason)`` of folders left alone (not written by a recorder,
+        or an episode.json that is not valid); readers skip them.
+      temp_files (int): temporary files of dead writers removed.
+
+    """
+
+    interrupted: list = field(default_factory=list)
+    rebuilt: list = field(default_factory=list)
+    removed: list = field(default_factory=list)
+    unreadable: list = field(default_factory=list)
+    temp_files: int = 0
+
+    def __bool__(self):
+        return bool(self.interrupted or self.removed or self.unreadable)
+
+    def summary(self):
+        """Return one line saying what was found and done (empty when nothing)."""
+        parts = []
+        if self.interrupted:
+            rebuilt = f' ({len(self.rebuilt)} rebuilt from their frames)' if self.rebuilt else ''
+            parts.append(f'marked {len(self.interrupted)} episode(s) of a dead writer as '
+                         f'interrupted{rebuilt}: {", ".join(self.interrupted)}')
+        if self.removed:
+            parts.append(f'removed {len(self.removed)} episode folder(s) of a dead writer that '
+                         f'held no frame: {", ".join(self.removed)}')
+        if self.unreadable:
+            parts.append(f'left {len(self.unreadable)} unreadable folder(s) alone (readers skip '
+                         'them): ' + '; '.join(f'{i}: {r}' for i, r in self.unreadable))
+        return '; '.join(parts)
+
+
+def _temp_meta(path):
+    """Return the newest readable episode.json a dead writer left as a temporary file, or {}."""
+    best = {}
+    for name in os.listdir(path):
+        if name.startswith('.episode.json') and io_utils.is_temp_file(name):
+            try:
+                with open(os.path.join(path, name)) as f:
+                    meta = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if (isinstance(meta, dict) and meta.get('format') == FORMAT
+                    and meta.get('updated_ns', 0) >= best.get('updated_ns', 0)):
+                best = meta
+    return best
+
+
 def recover_interrupted(root):
     """
-    Mark episodes left ``recording`` by a dead writer as ``interrupted``; returns their ids.
+    Repair what dead writers left below ``<root>/episodes``; returns a :class:`Recovery`.
 
-    The frame list is rebuilt from the files (frames written after the last episode.json
-    update are kept); only half-written temporary files of the dead writer are removed.
+    An episode left ``recording`` by a dead writer (its lock is free) is marked
+    ``interrupted`` (``end_reason: writer_died``) with its frame list rebuilt from the files,
+    frames written after the last episode.json update included. A folder a writer was killed
+    in before its first episode.json is rebuilt the same way from its frames (and from the
+    half-written episode.json, when that is readable). Either kind without any frame is
+    removed: no episode without frames. Temporary files of the dead writer are removed; an
+    episode whose lock is held (live writer) is left alone.
     """
-    recovered = []
+    rep = Recovery()
     d = episodes_dir(root)
     for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
         path = os.path.join(d, name)
+        if name.startswith('.') or not os.path.isdir(path) or writer_alive(path):
+            continue
         try:
             meta = load_episode(path)
-        except EpisodeError:
+        except EpisodeError as exc:
+            if os.path.exists(os.path.join(path, 'episode.json')) or not (
+                    os.path.exists(os.path.join(path, '.writer.lock'))
+                    or os.path.isdir(os.path.join(path, 'rgb'))):
+                rep.unreadable.append((name, str(exc)))
+                continue
+            meta = _temp_meta(path)  # killed before its first episode.json
+            meta.update(format=FORMAT, format_version=FORMAT_VERSION, episode_id=name,
+                        state='recording')
+            meta.setdefault('start_ns', episode_id_to_ns(name))
+            rep.rebuilt.append(name)
+        if meta['state'] != 'recording':
             continue
-        if meta['state'] != 'recording' or writer_alive(path):
+        rep.temp_files += io_utils.remove_stale_temp_files(path)
+        frames = scan_frames(path)
+        if not frames:
+            shutil.rmtree(path, ignore_errors=True)
+            rep.removed.append(name)
+            if name in rep.rebuilt:
+                rep.rebuilt.remove(name)
             continue
-        io_utils.remove_stale_temp_files(path)
-        meta.pop('dir')
-        meta['frames'] = scan_frames(path)
-        meta['counts'] = {p: sum(f['phase'] == p for f in meta['frames']) for p in PHASES}
+        meta.pop('dir', None)
+        meta['frames'] = frames
+        meta['counts'] = {p: sum(f['phase'] == p for f in frames) for p in PHASES}
         meta['state'] = 'interrupted'
         meta['end_reason'] = 'writer_died'
-        if meta['frames']:
-            meta['end_ns'] = meta['end_ns'] or meta['frames'][-1]['stamp_ns']
+        meta['end_ns'] = meta.get('end_ns') or frames[-1]['stamp_ns']
+        if meta.get('start_ns') is None:
+            meta['start_ns'] = frames[0]['stamp_ns']
         meta['recovered_ns'] = time.time_ns()
         io_utils.atomic_write_json(os.path.join(path, 'episode.json'), meta)
-        recovered.append(name)
-    return recovered
+        rep.interrupted.append(name)
+    return rep
 
 
 def dir_size_bytes(root):
@@ -300,107 +467,307 @@ def dir_size_bytes(root):
     return total
 
 
+class Tick:
+    """Event for :meth:`EpisodeSink.handle`: retry pending writes, re-check the quota."""
+
+
+def _error_text(exc):
+    name = os.strerror(exc.errno) if getattr(exc, 'errno', None) else type(exc).__name__
+    code = f'[Errno {exc.errno}] ' if getattr(exc, 'errno', None) else ''
+    return f'{code}{name}: {getattr(exc, "filename", None) or exc}'
+
+
+class _Open:
+    """The episode the logic has open, as the sink sees it."""
+
+    def __init__(self, start, meta):
+        self.start = start
+        self.meta = meta
+        self.writer = None
+        self.lost = Counter()
+        self.skip = False  # resume: already complete on disk
+        self.episode_id = None  # resume: write exactly this id
+        self.error = None  # first failed write of this episode
+
+
 class EpisodeSink:
     """
-    Apply grasp_episodes events (start / frame / end) to the store, with a disk quota.
+    Apply grasp_episodes events (start / frame / lost frame / end) to the store.
+
+    The one place that decides what reaches the disk (docs/episode_store.md, "Cut short and
+    lost frames"): the folder of an episode is created with its first stored frame, so an
+    episode that stores none is not written (``stats['episodes_without_frames']``); an episode
+    stays open until the logic ends it, also when the quota or a failed write stops it from
+    storing frames, so its ``outcome``, ``end_ns`` and ``triggers`` are always those of its
+    grasp, and its ``end_reason`` is the first cause of loss (``quota``, ``write_failed``,
+    ``queue_full``) when it lost frames, with ``frames_lost`` and ``frames_lost_by_reason``.
+
+    Not thread-safe: call it from one thread (the node's :class:`BackgroundWriter`); other
+    threads may read ``stats``, ``quota_reached`` and ``write_error``.
 
     Arguments:
     ---------
       root (str): dataset root.
-      max_disk_gb (float): stop recording once the root holds this much (0: no limit); the
-        root is measured once at start, then counted as files are written.
-      min_free_gb (float): stop recording once the file system has less free space (0: off).
-      warn (callable): ``warn(str)`` for problems; each distinct cause is reported once.
+      max_disk_gb (float): store no frame once the root holds this much (0: no limit); the
+        root is measured at start and every 30 s (:class:`Tick`), and counted as files are
+        written in between.
+      min_free_gb (float): store no frame while the file system has less free space (0: off).
+      warn (callable): ``warn(str)`` for problems: each quota change, each new run of failed
+        writes (at most every 30 s) and its end, each episode not written.
+      resume (bool): an episode whose folder already holds the same episode (same start,
+        trigger and image topic) is kept when complete (``episodes_existing``) and replaced when
+        half-written (``episodes_replaced``), so the same input gives the same episodes again.
 
     """
 
-    def __init__(self, root, max_disk_gb=0.0, min_free_gb=0.0, warn=print):
+    def __init__(self, root, max_disk_gb=0.0, min_free_gb=0.0, warn=print, resume=False,
+                 clock=time.monotonic):
         self.root = os.fspath(root)
         os.makedirs(episodes_dir(self.root), exist_ok=True)
         self.max_bytes = int(max_disk_gb * 1e9)
         self.min_free = int(min_free_gb * 1e9)
-        self.used = dir_size_bytes(self.root) if self.max_bytes else 0
         self.warn = warn
-        self.writer = None
-        self.quota_reached = None  # reason string once reached
-        self.stats = {'episodes_started': 0, 'episodes_complete': 0, 'frames_written': 0,
-                      'bytes_written': 0, 'write_errors': 0, 'frames_skipped_quota': 0}
-        self._warned = set()
+        self.resume = resume
+        self._clock = clock
+        self.used = dir_size_bytes(self.root) if self.max_bytes else 0
+        self._measured_at = clock()
+        self.episode = None
+        self.closing = []  # writers whose final episode.json could not be written yet
+        self.quota_reached = None  # the reason, while the quota is reached
+        self.write_error = None  # the last failed write, until a write succeeds again
+        self.last_not_written = None  # why the last episode without frames was not written
+        self._error_run = 0
+        self._warned_error_at = None
+        self.stats = Counter(dict.fromkeys((
+            'episodes_started', 'episodes_complete', 'episodes_cut_short',
+            'episodes_without_frames', 'frames_written', 'bytes_written', 'frames_lost',
+            'write_errors'), 0))
+        if resume:
+            self.stats.update(episodes_existing=0, episodes_replaced=0)
+        self.check_quota()
 
-    def _warn_once(self, cause, msg):
-        if cause not in self._warned:
-            self._warned.add(cause)
-            self.warn(msg)
-
-    def _check_quota(self):
-        if self.quota_reached:
-            return False
+    # ------------------------------------------------------------------ status
+    def check_quota(self, remeasure=False):
+        """Re-evaluate ``max_disk_gb`` and ``min_free_gb``; returns the reason or None."""
         reason = None
-        if self.max_bytes and self.used >= self.max_bytes:
-            reason = (f'dataset root {self.root} holds {self.used / 1e9:.6f} GB >= max_disk_gb '
-                      f'{self.max_bytes / 1e9:g}')
-        elif self.min_free:
-            import shutil
-            free = shutil.disk_usage(self.root).free
-            if free < self.min_free:
+        if self.max_bytes:
+            if remeasure:
+                self.used = dir_size_bytes(self.root)
+                self._measured_at = self._clock()
+            if self.used >= self.max_bytes:
+                reason = (f'dataset root {self.root} holds {self.used / 1e9:.6f} GB >= '
+                          f'max_disk_gb {self.max_bytes / 1e9:g}')
+        if reason is None and self.min_free:
+            try:
+                free = shutil.disk_usage(self.root).free
+            except OSError as exc:
+                free, reason = None, f'cannot read the free space of {self.root}: {exc}'
+            if free is not None and free < self.min_free:
                 reason = (f'free space under {self.root} is {free / 1e9:.3f} GB < min_free_gb '
                           f'{self.min_free / 1e9:g}')
-        if reason:
-            self.quota_reached = reason
-            self._warn_once('quota', f'disk quota reached, recording stopped: {reason}')
-        return reason is None
+        if reason and not self.quota_reached:
+            self.warn(f'disk quota reached, not recording: {reason}')
+        elif self.quota_reached and not reason:
+            self.warn(f'disk quota no longer reached, recording again '
+                      f'(was: {self.quota_reached})')
+        self.quota_reached = reason
+        return reason
 
+    def _write_ok(self):
+        if self.write_error is not None:
+            self.warn(f'episode writes succeed again after {self._error_run} failed write(s) '
+                      f'(last: {self.write_error})')
+        self.write_error, self._error_run = None, 0
+
+    def _write_failed(self, exc, what):
+        text = f'{what}: {_error_text(exc)}'
+        self.stats['write_errors'] += 1
+        self._error_run += 1
+        now = self._clock()
+        if self.write_error is None and (self._warned_error_at is None
+                                         or now - self._warned_error_at >= _WARN_EVERY_S):
+            self._warned_error_at = now
+            self.warn(f'episode write failed (reported once per run of failures; frames are '
+                      f'lost meanwhile): {text}')
+        self.write_error = text
+        return text
+
+    # ------------------------------------------------------------------ events
     def handle(self, event, camera=None, extra=None):
-        """Apply one event of the episode logic (``camera``: intrinsics)."""
+        """Apply one event of the episode logic (``camera``: intrinsics) or a :class:`Tick`."""
         kind = type(event).__name__
-        try:
-            if kind == 'EpisodeStart':
-                self._start(event, camera, extra or {})
-            elif kind == 'FrameOut':
-                self._frame(event)
-            elif kind == 'EpisodeEnd':
-                self._end(event, camera)
-        except OSError as exc:
-            self.stats['write_errors'] += 1
-            self._warn_once(('oserror', kind, exc.errno), f'episode write failed ({kind}): {exc}')
+        if kind == 'EpisodeStart':
+            self._start(event, camera, extra or {})
+        elif kind == 'FrameOut':
+            self._frame(event)
+        elif kind == 'FrameLost':
+            self._lose(event.reason)
+        elif kind == 'EpisodeEnd':
+            self._end(event, camera)
+        elif kind == 'Tick':
+            self.maintain()
+        self._retry_closing()
 
     def _start(self, ev, camera, extra):
-        if self.writer is not None:  # never happens with EpisodeLogic; keep the data anyway
-            self.writer.close('complete', end_reason='superseded')
-        if not self._check_quota():
-            return
-        meta = dict(extra, trigger=ev.trigger, camera=camera)
-        self.writer = EpisodeWriter(self.root, ev.t_ns, meta)
+        if self.episode is not None:  # never happens with EpisodeLogic; keep the data anyway
+            self._finish(self.episode, {'end_reason': 'superseded', 'outcome': 'unknown',
+                                        'end_ns': int(ev.t_ns)})
         self.stats['episodes_started'] += 1
+        self.episode = ep = _Open(ev, dict(extra, trigger=ev.trigger, camera=camera))
+        if self.resume:
+            self._resume(ep)
+
+    def _same(self, meta, ep):
+        return (meta.get('start_ns') == int(ep.start.t_ns)
+                and meta.get('trigger') == ep.meta.get('trigger')
+                and meta.get('image_topic') == ep.meta.get('image_topic'))
+
+    def _resume(self, ep):
+        base = new_episode_id(ep.start.t_ns)
+        for n in range(1000):
+            eid = base if n == 0 else f'{base}_{n}'
+            path = os.path.join(episodes_dir(self.root), eid)
+            if not os.path.isdir(path):
+                return
+            try:
+                meta = load_episode(path)
+            except EpisodeError:
+                continue
+            if not self._same(meta, ep):
+                continue
+            if meta['state'] == 'complete' or writer_alive(path):
+                ep.skip = True
+                self.stats['episodes_existing'] += 1
+            else:
+                shutil.rmtree(path)
+                ep.episode_id = eid
+                self.stats['episodes_replaced'] += 1
+            return
+
+    def _lose(self, reason, error=None):
+        ep = self.episode
+        if ep is None or ep.skip:
+            return
+        ep.lost[reason] += 1
+        self.stats['frames_lost'] += 1
+        self.stats[f'frames_lost_{reason}'] += 1
+        if error and ep.error is None:
+            ep.error = error
 
     def _frame(self, ev):
-        if self.writer is None:
-            if self.quota_reached:
-                self.stats['frames_skipped_quota'] += 1
+        ep = self.episode
+        if ep is None or ep.skip:
             return
-        if not self._check_quota():
-            self.stats['frames_skipped_quota'] += 1
-            self.close('complete', end_reason='quota')
+        if self.check_quota():
+            self._lose('quota')
             return
         f = ev.frame
-        n = self.writer.add_frame(f.stamp_ns, ev.phase, f.rgb, f.depth)
+        try:
+            if ep.writer is None:
+                ep.writer = EpisodeWriter(self.root, ep.start.t_ns, ep.meta, ep.episode_id)
+                ep.meta = ep.writer.meta
+            n = ep.writer.add_frame(f.stamp_ns, ev.phase, f.rgb, f.depth, sync=False)
+        except OSError as exc:
+            self._lose('write_failed', self._write_failed(exc, 'frame'))
+            return
+        self._write_ok()
         self.used += n
         self.stats['frames_written'] += 1
         self.stats['bytes_written'] += n
+        self._sync_json(ep.writer)
+
+    def _sync_json(self, writer):
+        if writer.json_due:
+            try:
+                writer.write_json()
+            except OSError as exc:
+                self._write_failed(exc, 'episode.json')
+            else:
+                self._write_ok()
 
     def _end(self, ev, camera):
-        if self.writer is None:
+        ep, self.episode = self.episode, None
+        if ep is None or ep.skip:
             return
-        meta = {'end_ns': ev.t_ns, 'outcome': ev.outcome, 'end_reason': ev.end_reason,
+        meta = {'end_ns': int(ev.t_ns), 'outcome': ev.outcome, 'end_reason': ev.end_reason,
                 'triggers': ev.triggers}
-        if self.writer.meta.get('camera') is None and camera is not None:
+        if ep.meta.get('camera') is None and camera is not None:
             meta['camera'] = camera
-        self.close('complete', **meta)
+        self._finish(ep, meta)
 
-    def close(self, state='complete', **meta):
-        """Close the open episode, if any."""
-        if self.writer is not None:
-            w, self.writer = self.writer, None
-            w.meta.setdefault('outcome', None)
-            w.close(state, **meta)
-            self.stats['episodes_complete'] += state == 'complete'
+    def _finish(self, ep, meta):
+        lost = {r: n for r, n in ep.lost.items() if n}  # in the order the causes appeared
+        if lost:
+            meta['end_reason'] = next(iter(lost))  # the first cause of loss
+        if ep.writer is None or ep.writer.n_frames == 0:
+            self._not_written(ep, meta, lost)
+            return
+        meta.update(frames_lost=sum(lost.values()), frames_lost_by_reason=lost)
+        if ep.error:
+            meta['write_error'] = ep.error
+        self.stats['episodes_complete'] += 1
+        self.stats['episodes_cut_short'] += bool(END_REASONS.get(meta['end_reason']))
+        ep.writer.meta.update(meta)
+        ep.writer.meta['state'] = 'complete'
+        self.closing.append(ep.writer)
+
+    def _not_written(self, ep, meta, lost):
+        if ep.writer is not None:
+            ep.writer.discard()
+        self.stats['episodes_without_frames'] += 1
+        why = ('every frame was lost (' + ', '.join(f'{r}: {n}' for r, n in lost.items()) + ')'
+               if lost else 'no camera frame arrived while it was open')
+        trig = ep.meta.get('trigger') or {}
+        self.last_not_written = why
+        self.warn(f'grasp episode {new_episode_id(ep.start.t_ns)} ({trig.get("source")}, '
+                  f'outcome {meta.get("outcome")}) stored no frame and is not written '
+                  f'(no_frames): {why}')
+
+    def _retry_closing(self):
+        while self.closing:
+            w = self.closing[0]
+            try:
+                w.close('complete')
+            except OSError as exc:
+                self._write_failed(exc, 'episode.json')
+                return
+            self._write_ok()
+            self.closing.pop(0)
+
+    def maintain(self):
+        """Retry pending episode.json writes, re-check the quota, probe a failed disk."""
+        if self.episode is not None and self.episode.writer is not None:
+            self._sync_json(self.episode.writer)
+        self._retry_closing()
+        self.check_quota(remeasure=bool(self.max_bytes)
+                         and self._clock() - self._measured_at >= _REMEASURE_S)
+        if self.write_error is not None and not self.closing:
+            probe = os.path.join(episodes_dir(self.root), '.write-probe')
+            try:
+                io_utils.atomic_write_bytes(probe, b'probe\n')
+                os.unlink(probe)
+            except OSError as exc:
+                self._write_failed(exc, 'write probe')
+            else:
+                self._write_ok()
+
+    def close(self, **meta):
+        """
+        Close the open episode, if any (``meta`` e.g. ``end_reason='shutdown'``).
+
+        Returns the ids of episodes whose final episode.json still could not be written (they
+        stay ``recording``; the next start's :func:`recover_interrupted` repairs them).
+        """
+        if self.episode is not None:
+            ep, self.episode = self.episode, None
+            if not ep.skip:
+                meta.setdefault('end_reason', 'shutdown')
+                meta.setdefault('outcome', 'unknown')
+                meta.setdefault('end_ns', time.time_ns())
+                self._finish(ep, meta)
+        self._retry_closing()
+        left = [w.episode_id for w in self.closing]
+        for w in self.closing:
+            w._release()
+        self.closing = []
+        return left

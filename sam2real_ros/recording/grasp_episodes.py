@@ -12,9 +12,12 @@ Rules (see docs/grasp_recorder.md):
     have ended, and closes ``after_s`` later. A start during "after" closes that episode
     (``end_reason='next_grasp'``) and opens a new one. A frame goes to at most one episode.
   * ``max_during_s`` bounds a grasp whose end is never reported (outcome ``'timeout'``).
-  * Action goals: a goal whose stamp is older than the logic's start time (minus
-    ``stale_tolerance_s``) is ignored for good (latched TRANSIENT_LOCAL status); a goal first
-    seen already terminal but newer than the start opens and immediately ends an episode.
+  * Action goals: a goal first seen in a status array published before the logic started (the
+    latched TRANSIENT_LOCAL sample; ``before_start=True``) or whose stamp is older than the
+    logic's start time (minus ``stale_tolerance_s``) is ignored for good; a goal first seen
+    already terminal but newer than the start opens and immediately ends an episode.
+  * A trigger still active when the input ends (:meth:`EpisodeLogic.finish`) ends with outcome
+    ``'unknown'``, and so does its episode: trigger and episode outcomes always agree.
 """
 from collections import Counter, deque
 from dataclasses import dataclass, field, fields
@@ -105,6 +108,20 @@ class FrameOut:
 
     frame: Frame
     phase: str
+
+
+@dataclass
+class FrameLost:
+    """
+    A frame the logic gave to the open episode was lost before it reached the store.
+
+    Sent instead of a :class:`FrameOut` (without the image) by :class:`BackgroundWriter` when
+    its queue is full, so the store can count the loss in the episode it belongs to.
+    """
+
+    stamp_ns: int
+    phase: str
+    reason: str
 
 
 @dataclass
@@ -208,7 +225,7 @@ class EpisodeLogic:
         """Return True while the trigger ``(source, goal_id)`` is active."""
         return (source, goal_id) in self.active
 
-    def on_goal_statuses(self, action, statuses, t_ns):
+    def on_goal_statuses(self, action, statuses, t_ns, before_start=False):
         """
         Feed one action_msgs/GoalStatusArray of ``action`` received at ``t_ns``.
 
@@ -216,6 +233,9 @@ class EpisodeLogic:
         ---------
           statuses (iterable): ``(goal_id_hex, goal_stamp_ns, status_int)`` for every goal in
             the array (the server lists all goals it still retains).
+          before_start (bool): the array was published before the logic started (the latched
+            sample a TRANSIENT_LOCAL subscription receives first): every goal first seen in it
+            was accepted before recording started and is stale, whatever its stamp.
 
         Returns
         -------
@@ -232,7 +252,7 @@ class EpisodeLogic:
             if seen is None:
                 if status not in ACTIVE_STATUSES and status not in TERMINAL_STATUSES:
                     continue  # UNKNOWN: decide on the next message
-                if stamp_ns < self.start_ns - self.cfg.stale_tolerance_s * _NS:
+                if before_start or stamp_ns < self.start_ns - self.cfg.stale_tolerance_s * _NS:
                     self.goals[key] = 'ignored'
                     self.counts['stale_goals_ignored'] += 1
                     continue
@@ -284,7 +304,12 @@ class EpisodeLogic:
         if self.state == 'idle':
             return []
         for trig in self.active.values():
-            trig['end_ns'] = int(t_ns)
+            trig['end_ns'], trig['outcome'] = int(t_ns), 'unknown'
+        if self.active:
+            self._outcome = 'unknown'  # a grasp still running: its outcome is not known
+        for key, seen in self.goals.items():
+            if seen == 'active':
+                self.goals[key] = 'done'
         self.active.clear()
         return self._end(t_ns, reason)
 
@@ -344,8 +369,11 @@ class BackgroundWriter:
     """
     Run ``handle(event, **kw)`` (e.g. ``EpisodeSink.handle``) on a thread behind a queue.
 
-    Frame events beyond ``max_frames`` queued are dropped and counted (``dropped``), so the
-    caller never blocks on disk; start/end events are never dropped, so episodes stay whole.
+    A frame event beyond ``max_frames`` queued frames is not queued: a :class:`FrameLost`
+    marker (no image) takes its place, so the store counts the loss in its episode and the
+    caller never blocks on disk; other events are never dropped, so episodes stay whole.
+    ``error`` holds the last exception ``handle`` raised and is cleared by the next event it
+    handles without one.
     """
 
     def __init__(self, handle, max_frames=32):
@@ -361,11 +389,13 @@ class BackgroundWriter:
         self._thread.start()
 
     def submit(self, event, **kw):
-        """Queue one event; returns False when a frame event was dropped."""
+        """Queue one event; returns False when a frame event was replaced by a loss marker."""
         with self._cv:
             is_frame = isinstance(event, FrameOut)
             if is_frame and self._frames >= self.max_frames:
                 self.dropped += 1
+                self._q.append((FrameLost(event.frame.stamp_ns, event.phase, 'queue_full'), {}))
+                self._cv.notify()
                 return False
             self._frames += is_frame
             self._q.append((event, kw))
@@ -388,6 +418,7 @@ class BackgroundWriter:
                 self._frames -= isinstance(event, FrameOut)
             try:
                 self._handle(event, **kw)
+                self.error = None
             except Exception as exc:  # keep writing later episodes; the node reports it
                 self.error = f'{type(exc).__name__}: {exc}'
 
