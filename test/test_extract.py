@@ -1,4 +1,11 @@
 """``sam2real extract-episodes`` on real rosbag2 files (sqlite3 and mcap) written with rosbags."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+from conftest import REPO
 import numpy as np
 import pytest
 
@@ -15,8 +22,13 @@ IMG, INFO, STATUS = '/cam/rgb/image_raw', '/cam/rgb/camera_info', '/grasp/_actio
 OLD, A, B = bytes(range(16)), bytes(range(16, 32)), bytes(range(32, 48))
 
 
-def make_stream():
-    """Return [(topic, msgtype, log_time_ns, msg)] in log-time order (rosbags messages)."""
+def make_stream(all_bad=False, end_s=None):
+    """
+    Return ``(typestore, [(topic, msgtype, log_time_ns, msg)])`` in log-time order.
+
+    Two grasps (A succeeds, B aborts) and a corrupt frame; ``all_bad``: every image has an
+    unsupported encoding; ``end_s``: the bag ends that many seconds after its start.
+    """
     from rosbags.typesys import get_typestore, Stores
     ts = get_typestore(Stores.ROS2_KILTED)
     T = ts.types
@@ -40,7 +52,7 @@ def make_stream():
     for i in range(1, 80):
         t = T0 + i * S // 10
         header = Header(stamp=time(t - 5_000_000), frame_id='cam')
-        if i == 11:  # a corrupt frame: unsupported encoding
+        if i == 11 or all_bad:  # a corrupt frame: unsupported encoding
             out.append((IMG, 'sensor_msgs/msg/Image', t, T['sensor_msgs/msg/Image'](
                 header=header, height=24, width=32, encoding='yuv422', is_bigendian=0,
                 step=64, data=np.zeros(24 * 64, np.uint8))))
@@ -60,12 +72,14 @@ def make_stream():
             status(b + S // 2, [old, (A, a, 4), (B, b, 2)]),
             status(b + S + S // 2, [old, (A, a, 4), (B, b, 6)])]
     out.sort(key=lambda m: m[2])
+    if end_s is not None:
+        out = [m for m in out if m[2] <= T0 + end_s * S]
     return ts, out
 
 
-def write_bag(path, plugin):
+def write_bag(path, plugin, **kw):
     from rosbags.rosbag2 import StoragePlugin, Writer
-    ts, stream = make_stream()
+    ts, stream = make_stream(**kw)
     with Writer(path, version=9, storage_plugin=getattr(StoragePlugin, plugin)) as w:
         conns = {}
         for topic, msgtype, t, msg in stream:
@@ -98,9 +112,10 @@ def test_extraction_matches_live_logic(tmp_path, plugin, capsys):
     argv = [str(tmp_path / 'bag'), '--image-topic', IMG, '--action', '/grasp', '--out', str(out),
             '--before-s', '1.0', '--before-max-frames', '3', '--during-rate-hz', '4',
             '--after-s', '1.0', '--after-rate-hz', '4', '--no-progress']
-    assert extract.main(argv) == 0
-    err = capsys.readouterr().err
-    assert err.count('unsupported image encoding') == 1
+    assert extract.main(argv) == 1  # finished, but a message was rejected
+    text = capsys.readouterr()
+    assert text.err.count('unsupported image encoding') == 1
+    assert 'rejected 1 bad message(s):\n  1 x /cam/rgb/image_raw: unsupported image ' in text.out
     cfg = grasp_episodes.EpisodeConfig(before_s=1.0, before_max_frames=3, during_rate_hz=4.0,
                                        after_s=1.0, after_rate_hz=4.0)
     want = expected_episodes(stream, cfg)
@@ -128,3 +143,96 @@ def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys):
     assert extract.main([str(tmp_path / 'bag'), '--image-topic', IMG, '--out',
                          str(tmp_path / 'o'), '--during-rate-hz', '0']) == 2
     assert 'during-rate-hz' in capsys.readouterr().err
+
+
+def argv_for(bag, out, *extra):
+    return [str(bag), '--image-topic', IMG, '--action', '/grasp', '--out', str(out),
+            '--before-s', '1.0', '--before-max-frames', '3', '--during-rate-hz', '4',
+            '--after-s', '1.0', '--after-rate-hz', '4', '--no-progress', *extra]
+
+
+def episode_frames(root):
+    return {ep['episode_id']: [(f['stamp_ns'], f['phase']) for f in ep['frames']]
+            for ep in episode_store.list_episodes(root)}
+
+
+# extract-episodes in a real process that freezes before its N-th frame write, to be killed -9
+FREEZING_EXTRACT = textwrap.dedent("""
+    import sys
+    from sam2real_ros.recording import episode_store, extract
+    real, n = episode_store.EpisodeWriter.add_frame, [0]
+
+    def add_frame(self, *args, **kw):
+        n[0] += 1
+        if n[0] == int(sys.argv[1]):
+            print('frozen', flush=True)
+            sys.stdin.readline()
+        return real(self, *args, **kw)
+
+    episode_store.EpisodeWriter.add_frame = add_frame
+    extract.main(sys.argv[2:])
+""")
+
+
+def test_second_run_keeps_episodes_and_resumes_a_killed_run(tmp_path, capsys):
+    write_bag(tmp_path / 'bag', 'SQLITE3')
+    clean = tmp_path / 'clean'
+    assert extract.main(argv_for(tmp_path / 'bag', clean)) == 1
+    want = episode_frames(clean)
+    assert len(want) == 2 and len(next(iter(want.values()))) < 16
+    capsys.readouterr()
+    # kill -9 in the middle of the second episode
+    out = tmp_path / 'data'
+    proc = subprocess.Popen([sys.executable, '-c', FREEZING_EXTRACT, '16',
+                             *argv_for(tmp_path / 'bag', out)], cwd=REPO,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline().strip() == 'frozen'
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    states = sorted(ep['state'] for ep in episode_store.list_episodes(out))
+    assert states == ['complete', 'recording']
+    assert extract.main(argv_for(tmp_path / 'bag', out)) == 1
+    text = capsys.readouterr()
+    assert '2 episode(s) in ' in text.out
+    assert '1 new (1 replacing half-written ones), 1 existing kept' in text.out, text.out
+    assert 'interrupted' in text.err  # the recovery at start says what it found
+    assert episode_frames(out) == want  # same ids, same frames: as one uninterrupted run
+    assert all(ep['state'] == 'complete' for ep in episode_store.list_episodes(out))
+    # and once more: nothing new, nothing doubled
+    assert extract.main(argv_for(tmp_path / 'bag', out)) == 1
+    assert '0 new (0 replacing half-written ones), 2 existing kept' in capsys.readouterr().out
+    assert sorted(os.listdir(out / 'episodes')) == sorted(want)
+
+
+def test_every_image_bad_gives_no_episode_and_exit_1(tmp_path, capsys):
+    write_bag(tmp_path / 'bag', 'MCAP', all_bad=True)
+    assert extract.main(argv_for(tmp_path / 'bag', tmp_path / 'o')) == 1
+    out = capsys.readouterr().out
+    assert episode_store.list_episodes(tmp_path / 'o') == []
+    assert os.listdir(tmp_path / 'o' / 'episodes') == []
+    assert '2 episode(s) stored no frame and were not written (no_frames)' in out, out
+    assert ('rejected 79 bad message(s):\n  79 x /cam/rgb/image_raw: unsupported image '
+            "encoding 'yuv422'") in out, out
+
+
+def test_grasp_running_at_end_of_bag_has_agreeing_outcomes(tmp_path, capsys):
+    write_bag(tmp_path / 'bag', 'SQLITE3', end_s=6.0)  # B started at 5 s, never ends
+    extract.main(argv_for(tmp_path / 'bag', tmp_path / 'o'))
+    eps = episode_store.list_episodes(tmp_path / 'o')
+    assert [ep['end_reason'] for ep in eps] == ['after_elapsed', 'end_of_input']
+    last = eps[-1]
+    assert last['outcome'] == 'unknown' and last['triggers'][0]['outcome'] == 'unknown'
+    assert last['triggers'][0]['end_ns'] == last['end_ns']
+
+
+def test_action_not_in_bag_is_a_user_error(tmp_path, capsys):
+    write_bag(tmp_path / 'bag', 'SQLITE3')
+    argv = argv_for(tmp_path / 'bag', tmp_path / 'o', '--action', '/arm/pick')
+    assert extract.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and '/arm/pick not in bag' in err[0], err
+    assert err[0].endswith('actions in the bag: /grasp'), err
+    assert not (tmp_path / 'o').exists()

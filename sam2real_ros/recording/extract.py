@@ -5,9 +5,15 @@ Replays the bag through the same trigger, ring-buffer and phase logic as the liv
 ``grasp_recorder`` (:mod:`sam2real_ros.recording.grasp_episodes`), driven by each message's log
 time (the time the recorder received it) instead of the wall clock, and writes the same episodes
 (:mod:`sam2real_ros.recording.episode_store`). Reads bags with the pure-Python ``rosbags`` package.
+
+Idempotent: the same bag gives the same episode ids, so a second run into the same ``--out``
+keeps the complete episodes, replaces half-written ones and writes only what is missing. Exit
+codes: 0 everything extracted; 1 finished, but messages were rejected or frames lost (the
+summary says which and why); 2 a user error (one line).
 """
 import argparse
 import os
+import re
 import sys
 
 from sam2real_ros.common import bags
@@ -42,8 +48,24 @@ class UserError(Exception):
     """A problem with the command line or the bag (printed as one line)."""
 
 
+STATUS_SUFFIX = '/_action/status'
+
+
+def cause_key(cause):
+    """Return the kind of a bad-message cause: its text with every number replaced by N."""
+    return re.sub(r'\d+', 'N', cause)
+
+
 def extract(args, warn=print):
-    """Run the extraction; returns ``(stats dict, logic counts)``."""
+    """
+    Run the extraction.
+
+    Returns
+    -------
+      tuple: ``(sink stats, logic counts, rejected, recovery)``: ``rejected`` maps each kind
+        of bad message (:func:`cause_key`) to ``[count, first full cause]``.
+
+    """
     from tqdm import tqdm
 
     cfg = grasp_episodes.EpisodeConfig.from_mapping(vars(args))
@@ -54,7 +76,7 @@ def extract(args, warn=print):
     if not os.path.exists(args.bag):
         raise UserError(f'bag not found: {args.bag}')
     info_topic = args.camera_info_topic or args.image_topic.rsplit('/', 1)[0] + '/camera_info'
-    status_topics = {a.rstrip('/') + '/_action/status': a for a in args.action}
+    status_topics = {a.rstrip('/') + STATUS_SUFFIX: a for a in args.action}
     try:
         reader = bags.open_reader(args.bag)
     except bags.BagError as exc:
@@ -64,17 +86,28 @@ def extract(args, warn=print):
         if args.image_topic not in topics:
             raise UserError(f'image topic {args.image_topic} not in bag {args.bag} '
                             f'(topics: {", ".join(sorted(topics))})')
-        for t in status_topics:
-            if t not in topics:
-                warn(f'warning: {t} not in bag {args.bag}; that action triggers nothing')
+        missing = [status_topics[t] for t in status_topics if t not in topics]
+        if missing:
+            have = sorted(t[:-len(STATUS_SUFFIX)] for t in topics if t.endswith(STATUS_SUFFIX))
+            raise UserError(f'action {", ".join(missing)} not in bag {args.bag} (no '
+                            f'<action>{STATUS_SUFFIX} topic); actions in the bag: '
+                            f'{", ".join(have) or "none"}')
         wanted = {args.image_topic, info_topic, *status_topics}
         conns = [c for c in reader.connections if c.topic in wanted]
+        try:
+            sink = episode_store.EpisodeSink(args.out, args.max_disk_gb, args.min_free_gb,
+                                             warn=lambda m: warn('warning: ' + m), resume=True)
+            recovery = episode_store.recover_interrupted(args.out)
+        except OSError as exc:
+            raise UserError(f'cannot write to --out {args.out}: {exc}')
+        if recovery:
+            warn(f'warning: {recovery.summary()}')
         logic = grasp_episodes.EpisodeLogic(cfg, reader.start_time)
-        sink = episode_store.EpisodeSink(args.out, args.max_disk_gb, args.min_free_gb, warn=warn)
         camera = None
         extra = {'source_bag': os.path.abspath(args.bag), 'image_topic': args.image_topic}
-        bad = set()
+        rejected = {}
         total = sum(c.msgcount for c in conns)
+        t = reader.start_time
         for conn, t, raw in tqdm(reader.messages(connections=conns), total=total,
                                  unit='msg', disable=args.no_progress):
             try:
@@ -87,17 +120,22 @@ def extract(args, warn=print):
                 camera = episode_store.camera_meta(msg)
             if cause:
                 logic.counts['frames_bad'] += 1
-                if cause not in bad:
-                    bad.add(cause)
+                entry = rejected.setdefault(cause_key(cause), [0, cause])
+                entry[0] += 1
+                if entry[0] == 1:
                     warn(f'warning: skipping bad message(s): {cause}')
             for ev in events:
                 sink.handle(ev, camera=camera, extra=extra)
-            if sink.quota_reached:
-                break
-        for ev in logic.finish(reader.end_time):
+            if sink.quota_reached and logic.state == 'idle':
+                break  # the episode the quota cut short is closed with its grasp's outcome
+        end = reader.end_time if not sink.quota_reached else t
+        for ev in logic.finish(end):
             sink.handle(ev, camera=camera, extra=extra)
-        sink.close()
-        return sink.stats, dict(logic.counts)
+        left = sink.close()
+        if left:
+            warn(f'warning: episode.json of {", ".join(left)} could not be written; they stay '
+                 f'"recording" until the next run repairs them')
+        return sink.stats, dict(logic.counts), rejected, recovery
     finally:
         reader.close()
 
@@ -117,18 +155,40 @@ def feed(logic, topic, msg, t_ns, image_topic, status_topics):
     return [], None
 
 
+def summary(args, stats, counts, rejected):
+    """Return the lines of the final summary and the exit code (0 or 1)."""
+    new = stats['episodes_complete']
+    lines = [f'{new + stats["episodes_existing"]} episode(s) in '
+             f'{os.path.join(args.out, "episodes")}: {new} new '
+             f'({stats["episodes_replaced"]} replacing half-written ones), '
+             f'{stats["episodes_existing"]} existing kept; {stats["frames_written"]} frame(s) '
+             f'written; stale goals ignored: {counts.get("stale_goals_ignored", 0)}']
+    if stats['episodes_without_frames']:
+        lines.append(f'{stats["episodes_without_frames"]} episode(s) stored no frame and were '
+                     'not written (no_frames)')
+    lost = {k[len('frames_lost_'):]: v for k, v in stats.items()
+            if k.startswith('frames_lost_') and v}
+    if lost:
+        lines.append(f'{stats["frames_lost"]} frame(s) of episodes lost: '
+                     + ', '.join(f'{r} {n}' for r, n in lost.items()))
+    n_bad = sum(n for n, _ in rejected.values())
+    if n_bad:
+        lines.append(f'rejected {n_bad} bad message(s):')
+        lines += [f'  {n} x {example}' for n, example in rejected.values()]
+    return lines, 1 if n_bad or lost else 0
+
+
 def main(argv=None):
     """Entry point of ``sam2real extract-episodes``; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        stats, counts = extract(args, warn=lambda m: print(m, file=sys.stderr))
+        stats, counts, rejected, _ = extract(args, warn=lambda m: print(m, file=sys.stderr))
     except UserError as exc:
         print(f'sam2real extract-episodes: {exc}', file=sys.stderr)
         return 2
-    print(f'{stats["episodes_started"]} episode(s), {stats["frames_written"]} frame(s) written '
-          f'to {os.path.join(args.out, "episodes")}; stale goals ignored: '
-          f'{counts.get("stale_goals_ignored", 0)}, bad messages: {counts.get("frames_bad", 0)}')
-    return 0
+    lines, code = summary(args, stats, counts, rejected)
+    print('\n'.join(lines))
+    return code
 
 
 if __name__ == '__main__':
