@@ -104,6 +104,7 @@ class SimCamera(Node):
         self.pub_info = self.create_publisher(CameraInfo, p.camera_info_topic, qos)
         self.info = self._camera_info(p.width, p.height)
         self.count = 0
+        self.failed_publishes = 0
         self.create_timer(1.0 / p.rate_hz, self._tick)
         self.get_logger().info(f'publishing {p.width}x{p.height} rgb8 ({p.source}) at '
                                f'{p.rate_hz:g} Hz on {self.pub_image.topic_name} '
@@ -125,9 +126,18 @@ class SimCamera(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.p.frame_id
         self.info.header = msg.header
-        self.pub_image.publish(msg)
-        self.pub_info.publish(self.info)
         self.count += 1
+        try:
+            self.pub_image.publish(msg)
+            self.pub_info.publish(self.info)
+        except RuntimeError as exc:  # rclpy's RCLError: a frame is lost, the camera goes on
+            if not self.context.ok():
+                return  # Ctrl-C: the context is already shut down; nothing to report
+            self.failed_publishes += 1
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
+            self.get_logger().warning(
+                f'publish failed, frame dropped ({self.failed_publishes} so far): '
+                f'{type(exc).__name__}: {text}', throttle_duration_sec=5.0)
 
 
 def main(args=None):
