@@ -191,8 +191,11 @@ def test_bad_encoding_skipped_and_quota_stops_recording(processes, harness, tmp_
     assert wait_until(lambda: int(harness.diag_value(root, 'frames_bad')) >= 3, 30), \
         processes.output(rec)
     assert harness.call('/grasp_recorder/start').success
+    assert wait_until(lambda: harness.diag_value(root, 'quota_reached'), 10)
+    assert harness.call('/grasp_recorder/stop').success  # the episode closes with its grasp
     eps = wait_until(lambda: episode_store.list_episodes(root, complete_only=True), 10)
     assert eps and eps[0]['end_reason'] == 'quota', processes.output(rec)
+    assert eps[0]['outcome'] == 'stopped' and eps[0]['frames_lost_by_reason']['quota'] >= 1
     check_episode(eps[0])
     assert 1 <= len(eps[0]['frames']) <= 2
     res = harness.call('/grasp_recorder/start')

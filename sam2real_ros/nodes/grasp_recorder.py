@@ -81,8 +81,7 @@ class RecorderNode(Node):
         os.makedirs(self.root, exist_ok=True)
         recovered = episode_store.recover_interrupted(self.root)
         if recovered:
-            self.get_logger().warning(f'marked {len(recovered)} episode(s) left by a crashed '
-                                      f'recorder as interrupted: {", ".join(recovered)}')
+            self.get_logger().warning(recovered.summary())
         self.logic = grasp_episodes.EpisodeLogic(cfg, self._now())
         self.sink = episode_store.EpisodeSink(self.root, p['max_disk_gb'], p['min_free_gb'],
                                               warn=self.get_logger().warning)
