@@ -13,6 +13,7 @@ import os
 import yaml
 
 VARIANTS = ('synthetic_only', 'full', 'real_labels', 'pseudolabel')
+PRECISIONS = ('fp32', 'bf16')
 
 
 class ConfigError(ValueError):
@@ -90,6 +91,8 @@ class TrainConfig:
     init_checkpoint: str = None  # pseudolabel: synthetic-only checkpoint to start from
     seed: int = 0
     device: str = 'auto'        # auto | cpu | cuda
+    precision: str = 'fp32'     # fp32 | bf16 (autocast of the network; losses and EMA in fp32)
+    channels_last: bool = False  # NHWC memory format for the network and its input
     kill_after_epoch: int = None  # testing only: SIGKILL self after this epoch's checkpoint
 
     def validate(self):
@@ -112,6 +115,7 @@ class TrainConfig:
             (self.data.eval_frames >= 0, 'data.eval_frames', '>= 0'),
             (self.data.num_workers >= 0, 'data.num_workers', '>= 0'),
             (self.device in ('auto', 'cpu', 'cuda'), 'device', 'auto, cpu or cuda'),
+            (self.precision in PRECISIONS, 'precision', ' or '.join(PRECISIONS)),
             (self.image_size is None or (len(self.image_size) == 2
                                          and min(self.image_size) >= 32),
              'image_size', '[height, width] >= 32 or null'),

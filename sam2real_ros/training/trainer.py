@@ -7,6 +7,12 @@ pseudolabels from the EMA model (``pseudolabel``). ``synthetic_only`` and ``real
 one supervised step per iteration on synthetic resp. labeled real frames. The learning rate
 follows warmup + cosine per iteration; the EMA copy is updated after every iteration and is the
 model that is evaluated (mIoU, Eq. 8) and exported. Rank 0 evaluates, logs and checkpoints.
+
+``precision: bf16`` runs the network's forward passes under bfloat16 autocast; its outputs are
+cast back to float32 before the losses (Eq. 1, Eq. 6/9), the parameters, gradients, optimizer
+state and EMA stay float32, and evaluation runs in float32 like the exported engine, so
+checkpoints are the same as with ``fp32``. ``channels_last`` stores the network's weights and
+input as NHWC (a memory format only; same values).
 """
 import copy
 import io
@@ -25,6 +31,7 @@ from sam2real_ros.training.metrics import MeanIoU
 import torch
 
 CKPT_NAME = 'checkpoint.pt'
+AMP_DTYPES = {'fp32': None, 'bf16': torch.bfloat16}
 
 
 def lr_factor(it, warmup, total, min_ratio):
@@ -115,6 +122,10 @@ class Trainer:
         if cfg.init_checkpoint and not resume:
             ck = model_lib.load_checkpoint(cfg.init_checkpoint)
             self.model.load_state_dict(ck.get('ema') or ck['model'])
+        self.memory_format = (torch.channels_last if cfg.channels_last
+                              else torch.contiguous_format)
+        self.model.to(memory_format=self.memory_format)
+        self.amp_dtype = AMP_DTYPES[cfg.precision]
         self.ema = copy.deepcopy(self.model).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
@@ -166,6 +177,20 @@ class Trainer:
         set_rng_state(ck['rng'])
 
     # ----------------------------------------------------------------------------- steps
+    def _input(self, x):
+        return x.to(self.device).contiguous(memory_format=self.memory_format)
+
+    def _autocast(self):
+        """Autocast context of the training forward passes (a no-op for fp32)."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16,
+                              enabled=self.amp_dtype is not None)
+
+    def forward(self, x, output):
+        """Training forward pass of one head; returns float32 logits or features."""
+        with self._autocast():
+            out = self.net(self._input(x), output)
+        return out.float()
+
     def _step(self, loss):
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -175,14 +200,14 @@ class Trainer:
 
     def supervised_step(self, batch):
         """Forward + Eq. 1 + AdamW step on a labeled batch; returns the loss value."""
-        logits = self.net(batch['x'].to(self.device), 'logits')
+        logits = self.forward(batch['x'], 'logits')
         loss = losses.supervised_loss(logits, batch['labels'], self.cfg.loss.ignore_index)
         self._step(loss)
         return float(loss.detach())
 
     def real_step(self, batch):
         """Forward + Eq. 6/9 on SAM masks + AdamW step; returns dict of values."""
-        feats = self.net(batch['x'].to(self.device), 'features')
+        feats = self.forward(batch['x'], 'features')
         c = self.cfg.loss
         out = losses.real_loss(feats, batch['masks'], alpha=c.alpha, beta=c.beta,
                                margin=c.margin, chunk=c.chunk)
@@ -191,8 +216,8 @@ class Trainer:
 
     def pseudolabel_step(self, batch):
         """EMA prediction -> best-IoU SAM mask per class -> Eq. 1 step (Sec. IV-E-b)."""
-        with torch.no_grad():
-            pred = self.ema(batch['x'].to(self.device))[0].argmax(1).cpu().numpy()
+        with torch.no_grad(), self._autocast():
+            pred = self.ema(self._input(batch['x']))[0].argmax(1).cpu().numpy()
         labels = [losses.sam_pseudolabels(p, m, ignore_index=self.cfg.loss.ignore_index)
                   for p, m in zip(pred, batch['masks'])]
         batch = dict(batch, labels=torch.from_numpy(np.stack(labels).astype(np.int64)))
@@ -278,7 +303,7 @@ class Trainer:
         for i in range(n):
             s = self.eval_ds[i]
             b = self._prep([s], ('labels',), 'eval')
-            logits, feats = self.ema(b['x'].to(self.device))
+            logits, feats = self.ema(self._input(b['x']))
             gt = np.asarray(s['labels'])
             # like the deployed engine: argmax at network resolution, nearest to the frame size
             pred = train_data.resize_labels(
