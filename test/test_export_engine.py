@@ -188,17 +188,6 @@ def test_engine_load_errors(tiny_ckpt_and_onnx, tmp_path):
             SegmentationEngine.load(str(onnx_path), device='cuda')
 
 
-def test_feature_resize_handles_many_channels():
-    from sam2real_ros.inference.engine import _resize_features
-    rng = np.random.default_rng(0)
-    feats = rng.random((30, 40, 300), dtype=np.float32)
-    out = _resize_features(feats, (60, 80))
-    assert out.shape == (60, 80, 300) and out.dtype == np.float32
-    # Each channel is resized on its own: compare channel 250 with a single-channel resize.
-    single = _resize_features(np.ascontiguousarray(feats[:, :, 250:251]), (60, 80))
-    assert np.allclose(out[:, :, 250], single[:, :, 0])
-
-
 def strip_labels_output(src, dst):
     """Write ``src`` as a model exported before the ArgMax existed (no ``labels`` output)."""
     proto = onnx.load(str(src))

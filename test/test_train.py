@@ -155,17 +155,3 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         train.main(['--help'])
     assert e.value.code == 0
-
-
-def test_resize_masks_matches_opencv_nearest_and_keeps_bool():
-    import cv2
-    import numpy as np
-
-    from sam2real_ros.training.batching import resize_masks
-    masks = np.random.default_rng(0).random((700, 24, 32)) > 0.5   # > OpenCV's channel limit
-    for size in [(16, 16), (50, 77)]:
-        got = resize_masks(masks, size)
-        ref = np.stack([cv2.resize(m.astype(np.uint8), (size[1], size[0]),
-                                   interpolation=cv2.INTER_NEAREST) > 0 for m in masks])
-        assert got.dtype == bool and np.array_equal(got, ref)
-    assert resize_masks(np.zeros((0, 24, 32), bool), (8, 8)).shape == (0, 8, 8)

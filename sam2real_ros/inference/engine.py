@@ -15,7 +15,9 @@ import os
 
 import numpy as np
 
-from sam2real_ros.modeling.model import check_rgb, MAX_CLASSES, normalize_numpy
+from sam2real_ros.common.labels import MAX_CLASSES
+from sam2real_ros.modeling.preprocessing import (check_rgb, preprocess, resize_features,
+                                                 resize_labels)
 
 GPU_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider')
 
@@ -35,25 +37,6 @@ class Prediction:
 
     labels: np.ndarray
     features: np.ndarray = None
-
-
-def _resize_nearest(labels, hw):
-    import cv2
-    if labels.shape[:2] == tuple(hw):
-        return labels
-    return cv2.resize(labels, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST)
-
-
-def _resize_features(feat_hwd, hw):
-    import cv2
-    if feat_hwd.shape[:2] == tuple(hw):
-        return np.ascontiguousarray(feat_hwd)
-    parts = []
-    for i in range(0, feat_hwd.shape[2], 128):  # OpenCV refuses many-channel arrays
-        out = cv2.resize(np.ascontiguousarray(feat_hwd[:, :, i:i + 128]), (hw[1], hw[0]),
-                         interpolation=cv2.INTER_LINEAR)
-        parts.append(out[:, :, None] if out.ndim == 2 else out)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
 
 
 def _argmax_uint8(logits_chw):
@@ -331,9 +314,9 @@ class SegmentationEngine:
         """
         check_rgb(rgb)
         hw = rgb.shape[:2]
-        x = normalize_numpy(rgb, self.mean, self.std, self.input_size)
+        x = preprocess(rgb, self.mean, self.std, self.input_size)
         labels, feats = self._run(x, want_features)
-        labels = _resize_nearest(labels, hw)
+        labels = resize_labels(labels, hw)
         if feats is not None:
-            feats = _resize_features(np.ascontiguousarray(feats.transpose(1, 2, 0)), hw)
+            feats = resize_features(feats.transpose(1, 2, 0), hw)
         return Prediction(labels=labels, features=feats)

@@ -19,6 +19,7 @@ import os
 
 import numpy as np
 from sam2real_ros.common.labels import MAX_CLASSES
+from sam2real_ros.modeling import preprocessing
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -347,7 +348,10 @@ def build_model(cfg):
 
 def preprocess(rgb, cfg, size=None):
     """
-    Resize (to ``size`` or ``cfg.input_size`` if set) and normalize one RGB frame.
+    Resize (to ``size`` or ``cfg.input_size`` if set) and normalize one RGB frame, as a tensor.
+
+    The values are those of :func:`sam2real_ros.modeling.preprocessing.preprocess`, the path
+    the trainer and the engine share.
 
     Arguments:
     ---------
@@ -360,30 +364,8 @@ def preprocess(rgb, cfg, size=None):
       (torch.Tensor): 1x3xhxw float32, ``(rgb / 255 - mean) / std``.
 
     """
-    x = normalize_numpy(rgb, cfg.mean, cfg.std, size or cfg.input_size)
-    return torch.from_numpy(x)
-
-
-def normalize_numpy(rgb, mean, std, size=None):
-    """Numpy version of :func:`preprocess` (no torch needed): returns 1x3xhxw float32."""
-    check_rgb(rgb)
-    if size is not None and tuple(rgb.shape[:2]) != tuple(size):
-        import cv2
-        rgb = cv2.resize(rgb, (int(size[1]), int(size[0])), interpolation=cv2.INTER_AREA
-                         if size[0] < rgb.shape[0] else cv2.INTER_LINEAR)
-    scale = 1.0 / (255.0 * np.asarray(std, np.float32))
-    shift = np.asarray(mean, np.float32) / np.asarray(std, np.float32)
-    x = rgb.astype(np.float32) * scale - shift
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
-
-
-def check_rgb(rgb):
-    """Raise ValueError unless ``rgb`` is an HxWx3 uint8 numpy array."""
-    if not isinstance(rgb, np.ndarray):
-        raise ValueError(f'expected an HxWx3 uint8 numpy RGB image, got {type(rgb).__name__}')
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f'expected an HxWx3 uint8 RGB image, got shape {rgb.shape} '
-                         f'dtype {rgb.dtype}')
+    return torch.from_numpy(preprocessing.preprocess(rgb, cfg.mean, cfg.std,
+                                                     size or cfg.input_size))
 
 
 def checkpoint_payload(model, cfg, class_names, ema_state=None, **extra):

@@ -1,13 +1,14 @@
 """
-Deterministic data streams for the trainer: per-epoch index draws, batching, resizing.
+Deterministic data streams for the trainer: per-epoch index draws, batching.
 
 The frames of epoch ``e`` on rank ``r`` are drawn from ``np.random.default_rng([seed, stream,
 r, e])`` (without replacement when the dataset is large enough, Sec. IV-A: "randomly chosen
 from the entire dataset for each epoch"), so the data stream position is fully described by
 ``(epoch, iteration)`` and a resumed run sees exactly the frames a straight run would.
+Batches are preprocessed by :mod:`sam2real_ros.modeling.preprocessing`, as the engine does.
 """
-import cv2
 import numpy as np
+from sam2real_ros.modeling.preprocessing import preprocess, resize_labels, resize_masks
 import torch
 
 STREAMS = {'synthetic': 0, 'real': 1, 'real_labeled': 2}
@@ -26,38 +27,6 @@ def make_loader(dataset, indices, batch_size, num_workers):
     batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
     return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
                                        collate_fn=list)
-
-
-def resize_rgb(rgb, size):
-    """HxWx3 uint8 -> size (h, w) (area when shrinking, linear otherwise)."""
-    if size is None or tuple(rgb.shape[:2]) == tuple(size):
-        return rgb
-    interp = cv2.INTER_AREA if size[0] < rgb.shape[0] else cv2.INTER_LINEAR
-    return cv2.resize(rgb, (int(size[1]), int(size[0])), interpolation=interp)
-
-
-def resize_labels(labels, size):
-    """Resize HxW integer labels to ``size`` (nearest)."""
-    if size is None or tuple(labels.shape[:2]) == tuple(size):
-        return labels
-    return cv2.resize(labels, (int(size[1]), int(size[0])), interpolation=cv2.INTER_NEAREST)
-
-
-def resize_masks(masks, size):
-    """
-    Resize NxHxW bool masks to Nxhxw, nearest (OpenCV's rule ``src = floor(dst * H / h)``).
-
-    Pure indexing: no float or multi-channel copy of the masks is made.
-    """
-    masks = np.asarray(masks, dtype=bool)
-    if masks.ndim != 3:
-        raise ValueError(f'masks must be NxHxW bool, got shape {masks.shape}')
-    if size is None or tuple(masks.shape[1:]) == tuple(size):
-        return masks
-    h, w = masks.shape[1:]
-    rows = np.minimum((np.arange(int(size[0])) * h) // int(size[0]), h - 1)
-    cols = np.minimum((np.arange(int(size[1])) * w) // int(size[1]), w - 1)
-    return masks[:, rows][:, :, cols]
 
 
 def _check_sample(sample, need, source):
@@ -84,19 +53,18 @@ def prepare_batch(samples, size, mean, std, need, source):
     Returns
     -------
       dict: ``x`` Bx3xhxw float32, ``labels`` Bxhxw int64 (if needed), ``masks`` list of
-      Nxhxw bool numpy arrays (if needed), ``keys`` list[str], ``rgb`` list of resized uint8.
+      Nxhxw bool numpy arrays (if needed), ``keys`` list[str].
 
     """
     for s in samples:
         _check_sample(s, need, source)
     if size is None:
         size = tuple(samples[0]['rgb'].shape[:2])
-    rgbs = [resize_rgb(s['rgb'], size) for s in samples]
-    scale = 1.0 / (255.0 * np.asarray(std, np.float32))
-    shift = np.asarray(mean, np.float32) / np.asarray(std, np.float32)
-    x = np.stack([r.astype(np.float32) * scale - shift for r in rgbs]).transpose(0, 3, 1, 2)
-    out = {'x': torch.from_numpy(np.ascontiguousarray(x)), 'rgb': rgbs,
-           'keys': [str(s.get('key', '')) for s in samples]}
+    try:
+        x = np.concatenate([preprocess(s['rgb'], mean, std, size) for s in samples])
+    except ValueError as e:
+        raise ValueError(f'{source}: {e}') from None
+    out = {'x': torch.from_numpy(x), 'keys': [str(s.get('key', '')) for s in samples]}
     if 'labels' in need:
         out['labels'] = torch.from_numpy(np.stack(
             [resize_labels(np.asarray(s['labels']), size) for s in samples]).astype(np.int64))

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 from sam2real_ros.common.io_utils import atomic_write_bytes
+from sam2real_ros.modeling import preprocessing
 from sam2real_ros.training import batching as train_data
 from sam2real_ros.training import losses
 from sam2real_ros.training.config import ConfigError
@@ -302,11 +303,13 @@ class Trainer:
         self.ema.eval()
         for i in range(n):
             s = self.eval_ds[i]
-            b = self._prep([s], ('labels',), 'eval')
+            # as the deployed engine: the model's input size (not image_size), argmax at that
+            # resolution, labels nearest-resized to the frame size
+            b = train_data.prepare_batch([s], self.model_cfg.input_size, self.model_cfg.mean,
+                                         self.model_cfg.std, ('labels',), 'eval dataset')
             logits, feats = self.ema(self._input(b['x']))
             gt = np.asarray(s['labels'])
-            # like the deployed engine: argmax at network resolution, nearest to the frame size
-            pred = train_data.resize_labels(
+            pred = preprocessing.resize_labels(
                 logits.argmax(1)[0].cpu().numpy().astype(np.uint8), gt.shape)
             acc.update(pred, gt)
             if i < keep_images:
