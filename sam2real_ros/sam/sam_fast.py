@@ -17,9 +17,17 @@ Stability score, thresholding, boxes, crop-edge filtering and NMS are the librar
 functions on the same full-resolution logits, so the kept masks are the same. Optionally the
 image encoder runs in bfloat16/float16 (``encoder_dtype``; changes the output slightly, off by
 default).
+
+It overrides private methods of the library's generator (``_generate_masks`` pipeline:
+``_process_crop``, ``_process_batch``), so it is tied to the segment-anything release it was
+written against (:data:`WRITTEN_FOR`); importing it with another installed version warns
+(:class:`SamVersionWarning`): run ``test/test_segmenters.py`` (same masks as the library's
+generator) before trusting it.
 """
+from importlib import metadata
 import math
 import time
+import warnings
 
 import numpy as np
 from segment_anything import SamAutomaticMaskGenerator
@@ -31,6 +39,34 @@ import torch.nn.functional as F
 from torchvision.ops.boxes import batched_nms
 
 ENCODER_DTYPES = {'float32': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+WRITTEN_FOR = '1.0'
+"""The segment-anything version (PyPI ``segment-anything``) whose generator this subclasses."""
+
+
+class SamVersionWarning(UserWarning):
+    """The installed segment-anything is not the version this subclass was written against."""
+
+
+def version_mismatch(installed):
+    """Return the warning for an ``installed`` segment-anything version; None when it fits."""
+    if installed == WRITTEN_FOR:
+        return None
+    return (f'sam2real_ros.sam.sam_fast subclasses SamAutomaticMaskGenerator of segment-anything '
+            f'{WRITTEN_FOR}, but {installed or "an unknown version"} is installed: its private '
+            f'methods may differ; run test/test_segmenters.py (same masks as the library) or '
+            f'install segment-anything=={WRITTEN_FOR}')
+
+
+def _installed_version():
+    try:
+        return metadata.version('segment-anything')
+    except metadata.PackageNotFoundError:  # imported from a source checkout
+        return None
+
+
+_MISMATCH = version_mismatch(_installed_version())
+if _MISMATCH:
+    warnings.warn(_MISMATCH, SamVersionWarning, stacklevel=2)
 
 
 class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
