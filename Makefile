@@ -13,7 +13,7 @@ test: setup
 	$(RUN) python -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
-	$(RUN) ament_flake8 . && $(RUN) ament_pep257 sam2real_ros test benchmarks launch
+	$(RUN) ament_flake8 . && $(RUN) ament_pep257 sam2real_ros test benchmarks launch && $(RUN) lint-imports --no-cache
 
 bench: setup
 	$(RUN) python -m benchmarks.segmentation_node --profile fast

@@ -1,0 +1,83 @@
+"""
+The import rules of docs/ARCHITECTURE.md, checked with import-linter (contracts in setup.cfg).
+
+* ``layers``: each folder of ``sam2real_ros/`` imports only the folders below it (data path
+  order), so there is no import cycle between folders;
+* ``ros``: only ``nodes/`` and ``demo/`` import rclpy or ROS message packages.
+
+The same check runs by hand as ``lint-imports`` from the repository root.
+"""
+import configparser
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import grimp
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = 'sam2real_ros'
+ROS_FOLDERS = {'nodes', 'demo'}
+# Top-level names of ROS 2 Python packages: message/service/action packages and client libs.
+ROS_NAME = re.compile(r'(_msgs|_srvs|_interfaces|_actions)$|^(rcl|rclpy|rmw|rosidl|rosbag2|'
+                      r'launch|ament_|ros2|tf2|cv_bridge|image_|message_filters|rpyutils)')
+LINT = ('import sys\nfrom importlinter.cli import lint_imports\n'
+        'sys.exit(lint_imports(config_filename="setup.cfg", no_cache=True, no_logo=True))')
+
+
+def lint(root):
+    """Run import-linter on the package and setup.cfg in ``root``; return the process."""
+    env = dict(os.environ, PYTHONPATH=root)
+    return subprocess.run([sys.executable, '-c', LINT], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def contracts():
+    """Return setup.cfg's import-linter sections."""
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(REPO, 'setup.cfg'))
+    return cfg
+
+
+@pytest.mark.linter
+def test_import_contracts_are_kept():
+    proc = lint(REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'Contracts: 2 kept, 0 broken.' in proc.stdout
+
+
+@pytest.mark.linter
+def test_a_ros_import_or_an_upward_import_breaks_the_contracts(tmp_path):
+    shutil.copytree(os.path.join(REPO, PACKAGE), tmp_path / PACKAGE,
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    shutil.copy(os.path.join(REPO, 'setup.cfg'), tmp_path / 'setup.cfg')
+    with open(tmp_path / PACKAGE / 'data' / 'base.py', 'a') as f:
+        f.write('\n\ndef _ros():\n    import sensor_msgs.msg  # noqa\n')
+    with open(tmp_path / PACKAGE / 'common' / 'labels.py', 'a') as f:
+        f.write('\nfrom sam2real_ros.training import losses  # noqa\n')
+    proc = lint(str(tmp_path))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert 'Contracts: 0 kept, 2 broken.' in proc.stdout
+    assert 'sam2real_ros.data.base -> sensor_msgs' in proc.stdout
+    assert 'sam2real_ros.common.labels -> sam2real_ros.training.losses' in proc.stdout
+
+
+@pytest.mark.linter
+def test_contracts_name_every_folder_and_every_ros_package_the_code_imports():
+    cfg = contracts()
+    folders = {name[:-3] if name.endswith('.py') else name
+               for name in os.listdir(os.path.join(REPO, PACKAGE))
+               if not name.startswith(('_', '.')) and (name.endswith('.py') or os.path.isfile(
+                   os.path.join(REPO, PACKAGE, name, '__init__.py')))}
+    layers = {part.strip() for line in cfg['importlinter:contract:layers']['layers'].split('\n')
+              for part in line.split('|') if part.strip()}
+    assert layers == folders
+    sources = set(cfg['importlinter:contract:ros']['source_modules'].split())
+    assert sources == {f'{PACKAGE}.{f}' for f in folders - ROS_FOLDERS}
+    forbidden = set(cfg['importlinter:contract:ros']['forbidden_modules'].split())
+    graph = grimp.build_graph(PACKAGE, include_external_packages=True, cache_dir=None)
+    ros = {m for m in graph.modules if '.' not in m and m != PACKAGE and ROS_NAME.search(m)}
+    assert {'rclpy', 'sensor_msgs'} <= ros  # the nodes import them: the scan sees ROS imports
+    assert ros <= forbidden, f'add {sorted(ros - forbidden)} to forbidden_modules in setup.cfg'
