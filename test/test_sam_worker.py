@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 from conftest import REPO, wait_until
@@ -16,7 +17,7 @@ from sam2real_ros.sam.mask_store import MaskStore
 from sam2real_ros.sam.sam_fast import build_tiny_sam
 from sam2real_ros.sam.segmenters import FelzenszwalbSegmenter, SamSegmenter
 from sam2real_ros.sam.worker import find_frames, in_shard, main, parse_shard, SamWorker, \
-    WorkerError
+    WorkerError, WorkerLoop
 
 
 def _img(seed, h=48, w=64):
@@ -162,6 +163,78 @@ def test_kill_mid_write_and_resume(tmp_path):
         assert store.read(key).masks().shape[1:] == (240, 320)
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and 'done 0, failed 0' in res.stderr
+
+
+def test_worker_loop_loads_starts_stops_and_frees_the_model(tmp_path):
+    import gc
+    import weakref
+    for i in range(3):
+        io_utils.atomic_write_png(tmp_path / f'{i}.png', _img(i))
+    built, logs, done = [], [], []
+
+    def make():
+        seg = FelzenszwalbSegmenter(min_area=10)
+        built.append(weakref.ref(seg))
+        return seg
+
+    loop = WorkerLoop(tmp_path, make, poll_period=0.05, on_frame=lambda f, st: done.append(f.key),
+                      log=lambda level, text: logs.append((level, text)))
+    store = MaskStore(tmp_path / 'masks')
+    loop.load()
+    assert loop.state == 'inactive' and loop.segmenter is built[0]() and len(built) == 1
+    time.sleep(0.3)
+    assert store.keys() == []  # configured, not active: no work
+    loop.start()
+    assert wait_until(lambda: len(store.keys()) == 3 and loop.state == 'idle', 60), loop.state
+    assert sorted(done) == ['0.png', '1.png', '2.png']
+    assert loop.stop() and loop.state == 'inactive'
+    loop.free()
+    gc.collect()
+    assert loop.state == 'unloaded' and loop.segmenter is None and built[0]() is None
+    io_utils.atomic_write_png(tmp_path / '3.png', _img(3))
+    time.sleep(0.3)
+    assert len(store.keys()) == 3  # deactivated: the new frame waits
+    loop.load()
+    loop.start()
+    assert wait_until(lambda: len(store.keys()) == 4, 60) and len(built) == 2
+    assert loop.close() and loop.segmenter is None
+    assert os.listdir(tmp_path / 'masks' / '.writers') == []
+    assert not [entry for entry in logs if entry[0] == 'error']
+
+
+def test_worker_loop_reports_errors_but_not_while_shutting_down(tmp_path):
+    for i in range(6):
+        io_utils.atomic_write_png(tmp_path / f'{i}.png', _img(i))
+
+    def broken(rgb):
+        raise RuntimeError('CUDA error: device lost')
+
+    broken.name, broken.settings = 'broken', {}
+    logs = []
+    loop = WorkerLoop(tmp_path, lambda: broken, poll_period=0.05,
+                      log=lambda level, text: logs.append((level, text)))
+    loop.load()
+    loop.start()
+    assert wait_until(lambda: loop.state == 'error', 60)
+    assert 'frames in a row failed' in loop.error and logs[-1][0] == 'error'
+    loop.close()
+    # a publisher that is gone because the process is shutting down: no error reported
+    io_utils.atomic_write_png(tmp_path / 'sub' / 'x.png', _img(9))
+    down = threading.Event()
+
+    def publish(frame, status):
+        down.set()
+        raise RuntimeError("publisher's context is invalid")
+
+    logs.clear()
+    loop = WorkerLoop(tmp_path, lambda: FelzenszwalbSegmenter(min_area=10), poll_period=0.05,
+                      on_frame=publish, log=lambda level, text: logs.append((level, text)),
+                      shutting_down=down.is_set)
+    loop.load()
+    loop.start()
+    assert wait_until(lambda: not loop.running(), 60)
+    assert down.is_set() and loop.state != 'error' and logs == []
+    loop.close()
 
 
 @pytest.mark.rostest

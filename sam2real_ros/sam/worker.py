@@ -232,6 +232,155 @@ class SamWorker:
         return n
 
 
+
+def release_accelerator_memory():
+    """Collect garbage and hand cached GPU memory back to the driver (when torch uses CUDA)."""
+    import gc
+    gc.collect()
+    torch = sys.modules.get('torch')
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class WorkerLoop:
+    """
+    The ``sam_worker`` node's work, without ROS: a model that is loaded and freed, and a thread.
+
+    The thread scans the dataset every ``poll_period`` seconds and segments what is pending
+    (:meth:`SamWorker.pending`), one frame at a time. The node maps its lifecycle onto it:
+    configure -> :meth:`load`, activate -> :meth:`load` (again after a deactivate) and
+    :meth:`start`, deactivate -> :meth:`stop` and :meth:`free`, cleanup/shutdown -> :meth:`close`.
+
+    Arguments:
+    ---------
+      dataset_root (str): the recorder's dataset root.
+      make_segmenter (callable): ``make_segmenter() -> segmenter`` (loads the model; may raise).
+      store_root, shard, retry_failed: as :class:`SamWorker`.
+      poll_period (float): seconds between scans.
+      on_frame (callable or None): ``on_frame(frame, status)`` after each frame.
+      log (callable): ``log(level, text)`` with level ``'info'``, ``'warning'`` or ``'error'``.
+      shutting_down (callable): returns True once the process is shutting down (the node: its
+        ROS context is no longer ok); an exception then ends the thread quietly instead of
+        being reported as an error (a publisher that is already gone, for instance).
+
+    Attributes
+    ----------
+      state (str): ``unconfigured``, ``loading``, ``inactive`` (model loaded, not working),
+        ``unloaded`` (model freed), ``scanning``, ``working``, ``idle``, ``error``.
+      error (str): why the thread stopped, when ``state`` is ``error``.
+
+    """
+
+    def __init__(self, dataset_root, make_segmenter, store_root=None, shard=(0, 1),
+                 retry_failed=False, poll_period=5.0, on_frame=None,
+                 log=lambda level, text: print(text, file=sys.stderr),
+                 shutting_down=lambda: False):
+        self.root = dataset_root
+        self._make = make_segmenter
+        self._store_root, self._shard, self._retry = store_root, shard, retry_failed
+        self.poll_period = float(poll_period)
+        self._on_frame = on_frame
+        self._log = log
+        self._shutting_down = shutting_down
+        self.state = 'unconfigured'
+        self.error = ''
+        self.worker = None
+        self._thread = None
+        self._stop = threading.Event()
+
+    @property
+    def segmenter(self):
+        """Return the loaded segmenter, or None."""
+        return self.worker.segmenter if self.worker is not None else None
+
+    def load(self):
+        """Build the segmenter (loads the model) unless it is loaded; exceptions propagate."""
+        if self.segmenter is not None:
+            return
+        self.state = 'loading'
+        try:
+            seg = self._make()
+        except BaseException:
+            self.state = 'unloaded' if self.worker is not None else 'unconfigured'
+            raise
+        if self.worker is None:
+            self.worker = SamWorker(self.root, seg, self._store_root, self._shard, self._retry)
+            if self.worker.removed_temp_files:
+                self._log('info', f'removed {self.worker.removed_temp_files} stale temp files '
+                                  f'of killed workers from {self.worker.store_root}')
+        else:
+            self.worker.segmenter = seg
+        self.error = ''
+        self.state = 'inactive'
+
+    def start(self):
+        """Start the thread (the model must be loaded)."""
+        if self.segmenter is None:
+            raise RuntimeError('WorkerLoop.start() before load()')
+        if self.running():
+            return
+        self._stop.clear()
+        self.error = ''
+        self._thread = threading.Thread(target=self._run, name='sam_worker', daemon=True)
+        self._thread.start()
+
+    def running(self):
+        """Tell whether the thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout=None):
+        """
+        Stop the thread between two frames; returns True once it has ended.
+
+        The frame in progress finishes (and is stored) first; with a ``timeout`` the call may
+        return False before that, leaving the (daemon) thread to end by itself.
+        """
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        ended = not self.running()
+        if ended and self.state != 'error':
+            self.state = 'inactive' if self.segmenter is not None else self.state
+        return ended
+
+    def free(self):
+        """Drop the segmenter and release its memory (GPU memory included); thread stopped."""
+        if self.running():
+            raise RuntimeError('WorkerLoop.free() while the thread runs: stop() it first')
+        if self.worker is not None and self.worker.segmenter is not None:
+            self.worker.segmenter = None
+            release_accelerator_memory()
+            if self.state != 'error':
+                self.state = 'unloaded'
+
+    def close(self, timeout=None):
+        """Stop, free and release the store's writer lock; returns False if a frame was left."""
+        ended = self.stop(timeout)
+        if ended:
+            self.free()
+        if self.worker is not None:
+            self.worker.close()
+        return ended
+
+    def _run(self):
+        w = self.worker
+        try:
+            while not self._stop.is_set():
+                self.state = 'scanning'
+                frames = w.pending()
+                self.state = 'working' if frames else 'idle'
+                w.run(frames, stop=self._stop, on_frame=self._on_frame)
+                if not self._stop.is_set():
+                    self.state = 'idle'
+                self._stop.wait(self.poll_period)
+        except Exception as e:
+            if self._stop.is_set() or self._shutting_down():
+                return  # shutting down: e.g. the node's publisher is already gone
+            self.state = 'error'
+            self.error = f'{type(e).__name__}: {e}'
+            self._log('error', f'worker stopped: {self.error}')
+
+
 def load_config(path):
     """Read the parameters of ``config/sam_worker.yaml`` (the ROS parameter file)."""
     import yaml
