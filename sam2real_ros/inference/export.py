@@ -13,6 +13,7 @@ per 480x640 frame instead of C x 1.2 MB of logits). ``metadata_props`` carry
 After export, onnxruntime (CPU) is run on a random input and compared with PyTorch.
 """
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -209,22 +210,88 @@ def build_parser():
     p.add_argument('--seed', type=int, default=0, help='random seed for --random')
     p.add_argument('--no-verify', action='store_true',
                    help='skip the onnxruntime-vs-PyTorch comparison')
+    p.add_argument('--verbose', action='store_true',
+                   help="show the exporter's own output (torch.onnx / onnxscript progress and "
+                   'warnings; hidden by default)')
     return p
+
+
+def check_out_path(out):
+    """
+    Refuse an ``--out`` that cannot be written, before any export work starts.
+
+    Raises
+    ------
+      ValueError: ``out`` names a folder (or ends with a path separator), its folder does not
+      exist, or that folder is not writable.
+
+    """
+    text = os.fspath(out)
+    if not text:
+        raise ValueError('--out is empty; give the .onnx file to write')
+    if text.endswith(('/', os.sep)) or os.path.isdir(text):
+        raise ValueError(f'--out {text} is a folder; give the file to write, e.g. '
+                         f'{os.path.join(text, "model.onnx")}')
+    folder = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(folder):
+        raise ValueError(f'--out {text}: folder {folder} does not exist (create it first)')
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f'--out {text}: folder {folder} is not writable')
+
+
+@contextlib.contextmanager
+def quiet_fds(enabled=True):
+    """
+    Send everything written to file descriptors 1 and 2 (and Python warnings) to nowhere.
+
+    The exporters print progress, warnings and onnxscript "Evaluation failed" lines from
+    Python and C++ alike; only a file-descriptor redirect keeps them all off the terminal.
+    """
+    if not enabled:
+        yield
+        return
+    import tempfile
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    finally:
+        for fd in saved:
+            os.close(fd)
 
 
 def main(argv=None):
     """Run ``sam2real export``; returns 0 on success, 2 on a user error."""
     args = build_parser().parse_args(argv)
+    try:
+        check_out_path(args.out)
+    except ValueError as e:
+        print(f'sam2real export: error: {e}', file=sys.stderr)
+        return 2
     from tqdm import tqdm
 
     from sam2real_ros.modeling import model as mdl
+    # the bar writes to a copy of the terminal's stderr, which quiet_fds leaves alone
+    bar_file = os.fdopen(os.dup(2), 'w')
     bar = tqdm(total=2 if args.no_verify else 3, desc='sam2real export', unit='step',
-               file=sys.stderr, leave=False, disable=None)  # no bar when not a TTY
+               file=bar_file, leave=False, disable=None)  # no bar when not a TTY
 
     def step(name):
         bar.set_postfix_str(name)
         bar.update(1)
 
+    exporting = False
     try:
         if args.random:
             if args.checkpoint:
@@ -245,13 +312,19 @@ def main(argv=None):
                 raise ValueError('give a checkpoint path (or --random --profile NAME)')
             net, cfg, names = mdl.model_from_checkpoint(args.checkpoint, weights=args.weights)
         step('model loaded')
-        res = export_onnx(net, cfg, names, args.out, opset=args.opset, size=args.size,
-                          verify=not args.no_verify, progress=step)
+        exporting = True
+        with quiet_fds(not args.verbose):
+            res = export_onnx(net, cfg, names, args.out, opset=args.opset, size=args.size,
+                              verify=not args.no_verify, progress=step)
     except (ValueError, RuntimeError, OSError) as e:
         bar.close()
-        print(f'sam2real export: error: {e}', file=sys.stderr)
+        bar_file.close()
+        hint = " (--verbose shows the exporter's own output)" if exporting and not \
+            args.verbose else ''
+        print(f'sam2real export: error: {e}{hint}', file=sys.stderr)
         return 2
     bar.close()
+    bar_file.close()
     size_mb = os.path.getsize(args.out) / 1e6
     print(f'wrote {args.out} ({size_mb:.1f} MB, profile {cfg.name}, input '
           f'{res["input_size"][0]}x{res["input_size"][1]}, {len(names)} classes, '

@@ -394,18 +394,43 @@ def checkpoint_payload(model, cfg, class_names, ema_state=None, **extra):
     return dict(extra, model=state, ema=ema, model_cfg=cfg.to_dict(), class_names=class_names)
 
 
+CHECKPOINT_EXPECTED = ('expected the checkpoint.pt that "sam2real train" writes (a torch file '
+                       'with model and EMA weights, model_cfg and class_names)')
+
+
 def load_checkpoint(path):
-    """``torch.load`` a checkpoint file (weights only) with clear errors naming the file."""
+    """
+    ``torch.load`` a checkpoint file (weights only) with clear errors naming the file.
+
+    Raises
+    ------
+      ValueError: the file is missing or is not a sam2real checkpoint; the message says what
+      the file was expected to be (never PyTorch's advice to load it with
+      ``weights_only=False``, which would run code from the file).
+
+    """
+    import warnings
+
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f'checkpoint file not found: {path}')
     try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4 in the checkpoint"
+            warnings.simplefilter('ignore')
+            ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise ValueError(f'not a readable sam2real checkpoint: {path} ({type(e).__name__}: '
-                         f'{str(e).splitlines()[0] if str(e) else ""})') from None
+        if path.lower().endswith('.onnx'):
+            why = 'it is an exported ONNX model, not a training checkpoint'
+        elif 'weights only load failed' in str(e).lower():
+            why = 'it holds Python objects besides tensors and plain values'
+        else:
+            why = f'not a torch checkpoint file ({type(e).__name__})'
+        raise ValueError(f'{path} is not a sam2real checkpoint: {why}; '
+                         f'{CHECKPOINT_EXPECTED}') from None
     if not isinstance(ckpt, dict) or 'model_cfg' not in ckpt or 'model' not in ckpt:
-        raise ValueError(f'not a sam2real checkpoint (no model/model_cfg entries): {path}')
+        raise ValueError(f'{path} is not a sam2real checkpoint: a torch file without model and '
+                         "model_cfg entries (a bare state_dict or another project's "
+                         f'checkpoint?); {CHECKPOINT_EXPECTED}')
     return ckpt
 
 
