@@ -23,17 +23,24 @@ SUBCOMMANDS = {
 
 
 def _usage():
-    lines = ['usage: sam2real <command> [options]   (sam2real <command> --help for details)', '',
-             'commands:']
+    lines = ['usage: sam2real <command> [options]   (sam2real <command> --help for details)',
+             '       sam2real --version', '', 'commands:']
     lines += [f'  {name:<18}{help_}' for name, (_, help_) in SUBCOMMANDS.items()]
     return '\n'.join(lines)
 
 
 def main(argv=None):
-    """Dispatch ``sam2real <command> ...`` to the command's module."""
+    """Dispatch ``sam2real <command> ...`` to the command's module; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ('-h', '--help'):
+    if not argv:
+        print(f'sam2real: no command given\n\n{_usage()}', file=sys.stderr)
+        return 2
+    if argv[0] in ('-h', '--help'):
         print(_usage())
+        return 0
+    if argv[0] in ('-V', '--version'):
+        from sam2real_ros import version
+        print(f'sam2real {version()}')
         return 0
     name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS:

@@ -10,6 +10,7 @@ import os
 
 from sam2real_ros.common import bags
 from sam2real_ros.common import conversions
+from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.common.io_utils import atomic_write_png
 from sam2real_ros.data.base import DatasetError
 
@@ -111,13 +112,13 @@ def main(argv=None):
         description='Write the frames of one image topic of a rosbag2 (sqlite3 or mcap) as PNG '
                     'files, at most one per --min-period-s; resumable. Then run '
                     '`sam2real segment DIR` and train with data.real={type: image_folder, '
-                    'root: DIR}.')
+                    'root: DIR}.', formatter_class=HelpFormatter)
     ap.add_argument('bag', help='rosbag2 folder (or .db3/.mcap file)')
     ap.add_argument('--image-topic', required=True,
                     help='sensor_msgs/Image or CompressedImage topic')
     ap.add_argument('--out', required=True, help='dataset folder; frames go to <out>/frames')
     ap.add_argument('--min-period-s', type=float, default=0.5,
-                    help='minimum time between kept frames (0.5; 0 keeps all)')
+                    help='minimum time between kept frames; 0 keeps all')
     ap.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = ap.parse_args(argv)
     try:

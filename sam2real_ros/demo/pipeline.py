@@ -25,6 +25,7 @@ import sys
 import time
 import traceback
 
+from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.demo.robot import Procs, RobotGraph, StageError
 
 STAGES = 6
@@ -84,7 +85,8 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog='sam2real demo', description='The whole sam2real loop on a simulated robot: '
         'grasps recorded, frames segmented, synthetic-only vs SAM-regularized training, ONNX '
-        'export, segmentation node rate; writes an HTML report. docs/demo.md')
+        'export, segmentation node rate; writes an HTML report. docs/demo.md',
+        formatter_class=HelpFormatter)
     p.add_argument('--out', help='run folder (default: runs/demo-<timestamp>); must not exist '
                    'or be empty')
     p.add_argument('--grasps', type=int, default=3, help='grasps to record (default: 3)')

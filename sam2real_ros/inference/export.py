@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 
 from sam2real_ros import version
+from sam2real_ros.common.cli_help import HelpFormatter
 
 DEFAULT_FULL_RES = (480, 640)  # export size for profiles with input_size: null
 METADATA_MARK = 'sam2real_version'
@@ -192,7 +193,8 @@ def build_parser():
     """Argument parser of ``sam2real export``."""
     p = argparse.ArgumentParser(
         prog='sam2real export', description='Export a sam2real checkpoint (or a random model) '
-        'to one self-contained ONNX file with class names and preprocessing in its metadata.')
+        'to one self-contained ONNX file with class names and preprocessing in its metadata.',
+        formatter_class=HelpFormatter)
     p.add_argument('checkpoint', nargs='?', help='checkpoint .pt written by sam2real train')
     p.add_argument('--out', required=True, help='output .onnx path')
     p.add_argument('--weights', choices=('ema', 'model'), default='ema',

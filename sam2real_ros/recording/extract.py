@@ -18,14 +18,18 @@ import sys
 
 from sam2real_ros.common import bags
 from sam2real_ros.common import conversions
+from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.recording import episode_store
 from sam2real_ros.recording import grasp_episodes
 
 
 def build_parser():
     """Return the argparse parser of ``sam2real extract-episodes``."""
-    ap = argparse.ArgumentParser(prog='sam2real extract-episodes', description=__doc__.split(
-        '\n')[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog='sam2real extract-episodes', formatter_class=HelpFormatter,
+        description='Cut grasp episodes out of a rosbag2 (sqlite3 or mcap) with the same '
+        'trigger, ring buffer and phases as the live grasp_recorder, into OUT/episodes. '
+        'docs/grasp_recorder.md')
     ap.add_argument('bag', help='rosbag2 folder (or a .db3/.mcap file)')
     ap.add_argument('--image-topic', required=True, help='RGB sensor_msgs/Image topic')
     ap.add_argument('--action', action='append', default=[],
@@ -38,8 +42,11 @@ def build_parser():
         default = getattr(d, name)
         ap.add_argument('--' + name.replace('_', '-'), type=type(default), default=default,
                         help='as the grasp_recorder parameter of the same name')
-    ap.add_argument('--max-disk-gb', type=float, default=0.0, help='stop at this root size')
-    ap.add_argument('--min-free-gb', type=float, default=0.0, help='stop below this free space')
+    ap.add_argument('--max-disk-gb', type=float, default=0.0,
+                    help='stop when the dataset root reaches this size in GB (default 0: no '
+                    'limit)')
+    ap.add_argument('--min-free-gb', type=float, default=0.0,
+                    help='stop when the disk has less free space in GB (default 0: no limit)')
     ap.add_argument('--no-progress', action='store_true', help='no progress bar')
     return ap
 

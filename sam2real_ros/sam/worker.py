@@ -18,6 +18,7 @@ import threading
 import time
 
 from sam2real_ros.common import io_utils
+from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.recording import episode_store
 from sam2real_ros.sam.mask_store import MaskStore
 
@@ -232,7 +233,6 @@ class SamWorker:
         return n
 
 
-
 def release_accelerator_memory():
     """Collect garbage and hand cached GPU memory back to the driver (when torch uses CUDA)."""
     import gc
@@ -397,7 +397,11 @@ def load_config(path):
 
 def build_parser():
     """Build the argument parser of ``sam2real segment``."""
-    p = argparse.ArgumentParser(prog='sam2real segment', description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(
+        prog='sam2real segment', formatter_class=HelpFormatter,
+        description='Segment every frame of a dataset (recorder episodes and image folders '
+        'below it) with SAM or the fallback into its mask store, resumably: frames with masks '
+        'are skipped, failed frames are named and make the exit status 1. docs/sam_worker.md')
     p.add_argument('dataset', help='dataset root (recorder layout) or image folder')
     p.add_argument('--store', help='mask store folder (default DATASET/masks)')
     p.add_argument('--config', help='parameter file (config/sam_worker.yaml layout)')

@@ -18,6 +18,7 @@ import os
 import sys
 
 import numpy as np
+from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.training.metrics import IGNORE_INDEX, MeanIoU
 import yaml
 
@@ -168,11 +169,12 @@ def class_lut(model_names, data_names, class_map=None, ignore_index=IGNORE_INDEX
 def build_parser():
     """Argument parser of ``sam2real evaluate``."""
     p = argparse.ArgumentParser(prog='sam2real evaluate',
-                                description='mIoU (Eq. 8) of a model on a labeled dataset.')
+                                description='mIoU (Eq. 8) of a model on a labeled dataset.',
+                                formatter_class=HelpFormatter)
     p.add_argument('model', help='checkpoint (.pt, EMA weights) or exported .onnx model')
     p.add_argument('--data', default='procedural-real',
                    help=f'preset ({", ".join(PRESETS)}), dataset spec YAML or training config '
-                        f'YAML (uses data.eval); default: %(default)s')
+                        f'YAML (uses data.eval)')
     p.add_argument('--frames', type=int, default=None,
                    help="evaluate the first N frames (0 = all; default: a training config's "
                         'data.eval_frames, else all)')
@@ -185,8 +187,10 @@ def build_parser():
                         '"DATA_CLASS=MODEL_CLASS,..." (DATA_CLASS= ignores that class\'s '
                         'pixels; unnamed classes by the same name) or a YAML file with that '
                         'mapping (null ignores). Without it the names must be equal')
-    p.add_argument('--backend', default='auto', choices=('auto', 'onnxruntime', 'torch'))
-    p.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    p.add_argument('--backend', default='auto', choices=('auto', 'onnxruntime', 'torch'),
+                   help='inference backend (auto: torch for .pt, onnxruntime for .onnx)')
+    p.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'),
+                   help='inference device')
     p.add_argument('--json-out', help='also write the summary JSON to this file')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     return p

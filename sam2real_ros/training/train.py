@@ -17,6 +17,7 @@ import math
 import os
 import sys
 
+from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.common.io_utils import atomic_write_bytes
 from sam2real_ros.training.config import ConfigError, dump_config, load_config
 import torch
@@ -29,7 +30,8 @@ def build_parser():
     """Argument parser of ``sam2real train``."""
     p = argparse.ArgumentParser(
         prog='sam2real train', description='Train the segmentation network (paper Fig. 4): '
-        'alternating synthetic (Eq. 1) and real (Eq. 6/9) steps, EMA, mIoU per epoch.')
+        'alternating synthetic (Eq. 1) and real (Eq. 6/9) steps, EMA, mIoU per epoch.',
+        formatter_class=HelpFormatter)
     p.add_argument('--config', help='training config YAML (training/configs/*.yaml); with '
                    '--resume defaults to <out>/config.yaml')
     p.add_argument('--out', required=True, help='run folder (checkpoints, logs, images)')

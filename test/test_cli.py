@@ -1,0 +1,98 @@
+"""
+The ``sam2real`` command as a new user meets it, run as a subprocess.
+
+No command, --version, --help of every subcommand, ``export`` with a bad ``--out``, and files
+that are not checkpoints.
+"""
+import re
+import subprocess
+import sys
+
+from conftest import REPO
+import pytest
+from sam2real_ros import version
+from sam2real_ros.cli import SUBCOMMANDS
+import torch
+
+
+def sam2real(*args, timeout=600):
+    return subprocess.run([sys.executable, '-m', 'sam2real_ros.cli', *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_no_command_is_an_error_and_version_works():
+    res = sam2real()
+    assert res.returncode == 2 and res.stdout == ''
+    assert res.stderr.startswith('sam2real: no command given') and 'commands:' in res.stderr
+    res = sam2real('--version')
+    assert res.returncode == 0 and res.stdout == f'sam2real {version()}\n'
+    res = sam2real('--help')
+    assert res.returncode == 0 and 'extract-episodes' in res.stdout
+
+
+@pytest.mark.parametrize('command', sorted(SUBCOMMANDS))
+def test_help_has_a_description_and_no_empty_defaults(command):
+    res = sam2real(command, '--help', timeout=120)
+    assert res.returncode == 0, res.stderr
+    text = res.stdout
+    paragraphs = [p for p in text.split('\n\n') if p.strip()]
+    assert paragraphs[0].startswith(f'usage: sam2real {command}')
+    assert not paragraphs[1].startswith(('positional arguments:', 'options:')), \
+        f'sam2real {command} --help has no description line'
+    flat = ' '.join(text.split())
+    assert '(default: None)' not in flat and '(default: )' not in flat
+    assert '(default: [])' not in flat and '(default: False)' not in flat
+    assert not re.search(r'\(default[^()]*\)\s*\(default', flat), flat  # stated twice
+
+
+def test_export_checks_out_before_any_work(tmp_path):
+    res = sam2real('export', '--random', '--out', str(tmp_path / 'missing' / 'x.onnx'))
+    assert res.returncode == 2 and res.stdout == ''
+    assert res.stderr.splitlines() == [
+        f'sam2real export: error: --out {tmp_path / "missing" / "x.onnx"}: folder '
+        f'{tmp_path / "missing"} does not exist (create it first)']
+    (tmp_path / 'dir').mkdir()
+    for out in (f'{tmp_path / "dir"}/', str(tmp_path / 'dir')):
+        res = sam2real('export', '--random', '--out', out)
+        assert res.returncode == 2
+        assert res.stderr.splitlines() == [
+            f'sam2real export: error: --out {out} is a folder; give the file to write, e.g. '
+            f'{tmp_path / "dir" / "model.onnx"}']
+    assert list((tmp_path / 'dir').iterdir()) == []
+
+
+def test_export_keeps_the_exporters_output_off_the_terminal(tmp_path):
+    out = tmp_path / 'model.onnx'
+    res = sam2real('export', '--random', '--size', '64x64', '--classes', 'bg,a', '--out',
+                   str(out))
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ''
+    lines = res.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f'wrote {out}')
+    assert lines[1].startswith('onnxruntime vs torch')
+
+
+def test_a_file_that_is_not_a_checkpoint_says_what_was_expected(tmp_path):
+    text = tmp_path / 'notes.pt'
+    text.write_text('hello')
+    pickled = tmp_path / 'objects.pt'
+    torch.save({'weights': torch.zeros(2), 'kind': torch.nn.Linear}, pickled)
+    bare = tmp_path / 'state_dict.pt'
+    torch.save({'weight': torch.zeros(2)}, bare)
+    onnx = tmp_path / 'model.onnx'
+    onnx.write_bytes(b'\x08\x07')
+    for path, why in ((text, 'not a torch checkpoint file'),
+                      (pickled, 'it holds Python objects besides tensors and plain values'),
+                      (bare, 'a torch file without model and model_cfg entries'),
+                      (onnx, 'it is an exported ONNX model')):
+        res = sam2real('export', str(path), '--out', str(tmp_path / 'x.onnx'))
+        assert res.returncode == 2
+        (line,) = res.stderr.splitlines()
+        assert line.startswith(f'sam2real export: error: {path} is not a sam2real checkpoint: '
+                               f'{why}')
+        assert line.endswith('expected the checkpoint.pt that "sam2real train" writes (a torch '
+                             'file with model and EMA weights, model_cfg and class_names)')
+        assert 'weights_only' not in res.stderr
+    res = sam2real('evaluate', str(pickled), '--no-progress')
+    assert res.returncode == 2 and 'weights_only' not in res.stderr
+    assert 'is not a sam2real checkpoint' in res.stderr
