@@ -24,6 +24,7 @@ from conftest import wait_until
 import numpy as np
 import pytest
 from sam2real_ros.common.io_utils import read_rgb
+from sam2real_ros.nodes.graph import node_command
 from sam2real_ros.recording import episode_store
 
 rclpy = pytest.importorskip('rclpy')
@@ -203,13 +204,11 @@ def test_live_recorder_and_bag_extraction_give_the_same_episodes(processes, stre
     live, offline = tmp_path / 'live', tmp_path / 'bag_out'
     # A grasp that ended before anything started: latched, stale for both.
     stream.status(OLD, SUCCEEDED, stamp_ns=stream.now_ns() - 10_000_000_000)
-    params = dict(TIMING, output_dir=str(live), image_topic=IMAGE_TOPIC,
-                  action_names=f"['{ACTION}']", min_free_gb=0.0, queue_size=200,
-                  diagnostics_period_s=0.3)
-    args = ['-m', 'sam2real_ros.nodes.grasp_recorder', '--ros-args']
-    for k, v in params.items():
-        args += ['-p', f'{k}:={v}']
-    rec = processes.start(*args, name='recorder')
+    params = dict(TIMING, dataset_root=str(live), action_names=[ACTION], min_free_gb=0.0,
+                  queue_size=200, diagnostics_period_s=0.3)
+    rec = processes.start(*node_command(
+        'grasp_recorder', params, camera={'image': IMAGE_TOPIC, 'camera_info': INFO_TOPIC},
+        params_file=False), name='recorder')
 
     # Warm up until the recorder receives frames; then a pause longer than before_s empties its
     # ring buffer, so frames it missed during discovery change nothing (bag and live alike).

@@ -12,22 +12,16 @@ import threading
 
 from conftest import REPO, wait_until
 import pytest
+from sam2real_ros.nodes.graph import GRASP_ACTION as ACTION, node_command
 from sam2real_ros.recording import episode_store
 from sam2real_ros.sam.mask_store import MaskStore
 
 rclpy = pytest.importorskip('rclpy')
 
-CAMERA = '/head_front_camera/rgb/image_raw'
-ACTION = '/grasp_server/grasp'
 
-
-def _node_args(module, config, **params):
-    args = ['-m', f'sam2real_ros.{module}', '--ros-args']
-    if config:
-        args += ['--params-file', os.path.join(REPO, 'config', f'{config}.yaml')]
-    for key, value in params.items():
-        args += ['-p', f'{key}:={value}']
-    return args
+def _node_args(name, **params):
+    """Return the graph's node ``name`` with its parameter file from the source config/."""
+    return node_command(name, params, cfg_dir=os.path.join(REPO, 'config'))
 
 
 @pytest.mark.rostest
@@ -42,19 +36,16 @@ def test_perception_graph_records_segments_and_labels(processes, tmp_path, fast_
     model = fast_onnx_model
     data = tmp_path / 'data'
     procs = {
-        'camera': processes.start(*_node_args('sim_camera', 'sim_camera', rate_hz=10.0,
-                                              image_topic=CAMERA), name='camera'),
-        'grasp': processes.start(*_node_args('sim_grasp_server', None, action_name=ACTION,
-                                             grasp_duration_s=1.0), name='grasp'),
+        'camera': processes.start(*_node_args('sim_camera', rate_hz=10.0), name='camera'),
+        'grasp': processes.start(*_node_args('grasp_server', grasp_duration_s=1.0),
+                                 name='grasp'),
         'recorder': processes.start(*_node_args(
-            'recorder_node', 'grasp_recorder', output_dir=str(data), image_topic=CAMERA,
-            min_free_gb=0.0, before_s=1.0, after_s=1.0, **{'action_names': f"['{ACTION}']"}),
-            name='recorder'),
-        'sam': processes.start(*_node_args('sam_node', 'sam_worker', dataset_root=str(data),
-                                           segmenter='fallback', poll_period=0.5, nice=0),
+            'grasp_recorder', dataset_root=str(data), min_free_gb=0.0, before_s=1.0,
+            after_s=1.0, action_names=[ACTION]), name='recorder'),
+        'sam': processes.start(*_node_args('sam_worker', dataset_root=str(data),
+                                           segmenter='fallback', poll_period_s=0.5, nice=0),
                                name='sam'),
-        'seg': processes.start(*_node_args('segmentation_node', 'segmentation_node',
-                                           model_path=str(model), image_topic=CAMERA),
+        'seg': processes.start(*_node_args('segmentation_node', model_path=str(model)),
                                name='seg'),
     }
 

@@ -7,11 +7,13 @@ from conftest import wait_until
 import numpy as np
 import pytest
 from sam2real_ros.common.io_utils import read_rgb
+from sam2real_ros.nodes.graph import node_command
 from sam2real_ros.recording import episode_store
 
 rclpy = pytest.importorskip('rclpy')
 
 IMAGE_TOPIC = '/test_cam/image_raw'
+CAMERA = {'image': IMAGE_TOPIC, 'camera_info': '/test_cam/camera_info'}
 ACTION = '/grasp_server/grasp'
 K = [100.0, 0.0, 80.0, 0.0, 100.0, 60.0, 0.0, 0.0, 1.0]
 
@@ -30,7 +32,7 @@ class RosHarness:
         rclpy.init(context=self.ctx)
         self.node = rclpy.create_node('recorder_test', context=self.ctx)
         self.img_pub = self.node.create_publisher(Image, IMAGE_TOPIC, 5)
-        self.info_pub = self.node.create_publisher(CameraInfo, '/test_cam/camera_info', 5)
+        self.info_pub = self.node.create_publisher(CameraInfo, CAMERA['camera_info'], 5)
         self.client = ActionClient(self.node, Fibonacci, ACTION)
         self.Fibonacci, self.Image, self.CameraInfo = Fibonacci, Image, CameraInfo
         self.diag = {}
@@ -102,14 +104,12 @@ def harness(request):
 
 
 def start_recorder(processes, root, name='recorder', **params):
-    base = {'output_dir': str(root), 'image_topic': IMAGE_TOPIC, 'before_s': 1.0,
-            'before_max_frames': 3, 'during_rate_hz': 4.0, 'after_s': 1.0, 'after_rate_hz': 4.0,
+    base = {'dataset_root': str(root), 'before_s': 1.0, 'before_max_frames': 3,
+            'during_rate_hz': 4.0, 'after_s': 1.0, 'after_rate_hz': 4.0,
             'diagnostics_period_s': 0.3, 'min_free_gb': 0.0}
     base.update(params)
-    args = ['-m', 'sam2real_ros.nodes.grasp_recorder', '--ros-args']
-    for k, v in base.items():
-        args += ['-p', f'{k}:={v}']
-    return processes.start(*args, name=name)
+    return processes.start(*node_command('grasp_recorder', base, camera=CAMERA,
+                                         params_file=False), name=name)
 
 
 def check_episode(ep):

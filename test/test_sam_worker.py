@@ -247,8 +247,8 @@ def test_node_processes_completed_episode(tmp_path, processes):
     store = MaskStore(tmp_path / 'masks')
     proc = processes.start('-m', 'sam2real_ros.nodes.sam_worker', '--ros-args', '-p',
                            f'dataset_root:={tmp_path}', '-p', 'segmenter:=fallback', '-p',
-                           'poll_period:=0.2', '-p', 'nice:=0', '-p', 'fallback.min_area:=10',
-                           '-p', 'diagnostics_period:=0.2', name='sam_worker')
+                           'poll_period_s:=0.2', '-p', 'nice:=0', '-p', 'fallback.min_area:=10',
+                           '-p', 'diagnostics_period_s:=0.2', name='sam_worker')
     rclpy.init()
     node = rclpy.create_node('sam_worker_test')
     diag, done = {}, []

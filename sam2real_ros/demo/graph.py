@@ -80,14 +80,12 @@ class NodeGraph:
     def __init__(self, model_path, workdir, rate_hz=30.0, source='pattern', node_params=None,
                  camera_params=None):
         self.workdir = workdir
-        self.camera_args = ['-m', 'sam2real_ros.nodes.sim_camera', '--ros-args',
-                            '-p', f'rate_hz:={float(rate_hz)}', '-p', f'source:={source}']
-        for key, value in (camera_params or {}).items():
-            self.camera_args += ['-p', f'{key}:={value}']
-        self.node_args = ['-m', 'sam2real_ros.nodes.segmentation_node', '--ros-args',
-                          '-p', f'model_path:={model_path}']
-        for key, value in (node_params or {}).items():
-            self.node_args += ['-p', f'{key}:={value}']
+        from sam2real_ros.nodes.graph import node_command
+        self.camera_args = node_command('sim_camera', dict(
+            {'rate_hz': float(rate_hz), 'source': source}, **(camera_params or {})),
+            params_file=False)
+        self.node_args = node_command('segmentation_node', dict(
+            {'model_path': model_path}, **(node_params or {})), params_file=False)
         self.procs = {}
 
     def _start(self, name, args):

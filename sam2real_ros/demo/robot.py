@@ -14,9 +14,9 @@ import subprocess
 import sys
 import time
 
-CAMERA = '/head_front_camera/rgb/image_raw'
-CAMERA_INFO = '/head_front_camera/rgb/camera_info'
-ACTION = '/grasp_server/grasp'
+from sam2real_ros.nodes.graph import GRASP_ACTION as ACTION, node_command, TIAGO_CAMERA
+
+CAMERA, CAMERA_INFO = TIAGO_CAMERA['image'], TIAGO_CAMERA['camera_info']
 
 
 class StageError(RuntimeError):
@@ -81,13 +81,6 @@ class Procs:
         return codes
 
 
-def _ros_args(module, **params):
-    args = ['-m', f'sam2real_ros.{module}', '--ros-args']
-    for key, value in params.items():
-        args += ['-p', f'{key}:={value}']
-    return args
-
-
 class RobotGraph:
     """
     The simulated robot, the recorder and the SAM worker node, plus the demo's own rclpy node.
@@ -109,18 +102,18 @@ class RobotGraph:
         self.data_root, self.before_s, self.after_s = data_root, before_s, after_s
         self.procs = Procs(logdir)
         self.spec = [
-            ('sim_camera', _ros_args('sim_camera', source='procedural', rate_hz=float(camera_rate),
-                                     num_frames=int(num_frames), image_topic=CAMERA,
-                                     camera_info_topic=CAMERA_INFO)),
-            ('sim_grasp_server', _ros_args('sim_grasp_server', action_name=ACTION,
-                                           grasp_duration_s=float(grasp_s))),
-            ('grasp_recorder', _ros_args(
-                'recorder_node', output_dir=data_root, image_topic=CAMERA,
-                camera_info_topic=CAMERA_INFO, min_free_gb=0.0, before_s=float(before_s),
-                before_max_frames=3, during_rate_hz=2.0, after_s=float(after_s),
-                after_rate_hz=2.0, action_names=f"['{ACTION}']")),
-            ('sam_worker', _ros_args('sam_node', dataset_root=data_root, segmenter=segmenter,
-                                     poll_period=0.5, nice=0)),
+            ('sim_camera', node_command('sim_camera', {
+                'source': 'procedural', 'rate_hz': float(camera_rate),
+                'num_frames': int(num_frames)}, params_file=False)),
+            ('sim_grasp_server', node_command('grasp_server', {
+                'action_name': ACTION, 'grasp_duration_s': float(grasp_s)}, params_file=False)),
+            ('grasp_recorder', node_command('grasp_recorder', {
+                'dataset_root': data_root, 'min_free_gb': 0.0, 'before_s': float(before_s),
+                'before_max_frames': 3, 'during_rate_hz': 2.0, 'after_s': float(after_s),
+                'after_rate_hz': 2.0, 'action_names': [ACTION]}, params_file=False)),
+            ('sam_worker', node_command('sam_worker', {
+                'dataset_root': data_root, 'segmenter': segmenter, 'poll_period_s': 0.5,
+                'nice': 0}, params_file=False)),
         ]
         self.node = None
 

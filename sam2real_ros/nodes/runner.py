@@ -2,19 +2,66 @@
 One ``main()`` for every sam2real node: init, spin, clean exit codes.
 
 SIGINT (Ctrl-C, ``ros2 launch`` shutdown) and an external shutdown end the node with exit code
-0; a configuration error raised while the node is built (invalid parameter, missing folder,
-unknown segmenter, ...) prints one line ``<name>: <problem>`` to stderr and exits with 2 --
-never a traceback. The node's optional ``shutdown()`` (stop worker threads) runs before
+0 and no traceback, also when the SIGINT arrives twice (Ctrl-C in a terminal signals the
+whole process group, and ``ros2 launch`` forwards it once more): further SIGINTs are ignored
+while the node cleans up (SIGTERM and SIGKILL still end it). A configuration error raised
+while the node is built (invalid parameter, missing folder, unknown segmenter, ...) or a bad
+``--params-file`` prints one line ``<name>: <problem>`` to stderr and exits with 2 -- never a
+traceback. The node's optional ``shutdown()`` (stop worker threads) runs before
 ``destroy_node()``.
 """
+import re
+import signal
 import sys
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
 from rclpy.exceptions import InvalidParameterValueException, ParameterException
 from rclpy.executors import ExternalShutdownException
+try:
+    from rclpy.exceptions import RCLError
+except ImportError:  # older rclpy: the pybind11 module's exception
+    from rclpy._rclpy_pybind11 import RCLError
 
 CONFIG_ERRORS = (ValueError, ParameterException, InvalidParameterValueException, OSError)
+
+
+def _rcl_problem(exc):
+    """Return the first line of an RCLError without rcl's source locations."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r',? at \S+:\d+', '', text)
+
+
+def _has_ros_parameters(doc):
+    return isinstance(doc, dict) and any(
+        key == 'ros__parameters' or _has_ros_parameters(value) for key, value in doc.items())
+
+
+def params_file_problem(argv):
+    """
+    Check every ``--params-file`` of ``argv``; return the first problem as one line, or None.
+
+    rcl reports a missing file with a log line plus a long error and accepts a file that is not
+    a parameter file at all; this check names the file and the problem before rcl reads it.
+    """
+    import yaml
+    argv = list(argv)
+    for i, arg in enumerate(argv[:-1]):
+        if arg != '--params-file':
+            continue
+        path = argv[i + 1]
+        try:
+            with open(path) as f:
+                doc = yaml.safe_load(f)
+        except FileNotFoundError:
+            return f'--params-file {path}: no such file'
+        except (OSError, UnicodeDecodeError) as exc:
+            return f'--params-file {path}: cannot read it ({exc})'
+        except yaml.YAMLError as exc:
+            return f'--params-file {path}: not valid YAML ({" ".join(str(exc).split())})'
+        if not _has_ros_parameters(doc):
+            return f'--params-file {path}: not a ROS 2 parameter file (no ' \
+                '"<node name>: ros__parameters:" section)'
+    return None
 
 
 def run_node(name, make_node, args=None, config_errors=(), make_executor=None):
@@ -36,7 +83,15 @@ def run_node(name, make_node, args=None, config_errors=(), make_executor=None):
       int: the exit code, 0 after a normal shutdown, 2 after a configuration error.
 
     """
-    rclpy.init(args=args)
+    problem = params_file_problem(sys.argv if args is None else args)
+    if problem:
+        print(f'{name}: {problem}', file=sys.stderr)
+        return 2
+    try:
+        rclpy.init(args=args)
+    except RCLError as exc:  # e.g. a missing or malformed --params-file, a bad -p or -r rule
+        print(f'{name}: {_rcl_problem(exc)}', file=sys.stderr)
+        return 2
     node = None
     try:
         node = make_node()
@@ -52,56 +107,14 @@ def run_node(name, make_node, args=None, config_errors=(), make_executor=None):
         print(f'{name}: {exc}', file=sys.stderr)
         return 2
     finally:
+        # a second Ctrl-C must not interrupt the clean-up with a KeyboardInterrupt traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             if hasattr(node, 'shutdown'):
                 node.shutdown()
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
-
-
-class ParamValues(dict):
-    """Declared parameter values: ``p['name']`` or ``p.name``."""
-
-    def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-def declare_parameters(node, specs, read_only=True):
-    """
-    Declare every parameter of ``specs`` with a description and a range; return the values.
-
-    Arguments:
-    ---------
-      node (rclpy.node.Node): the node to declare on.
-      specs (dict): name -> ``(default, description)``, ``(default, description, (lo, hi))``
-        or ``(default, description, lo, hi)``; a range on an ``int`` default becomes an
-        ``IntegerRange``, on a ``float`` a ``FloatingPointRange``. rclpy refuses an out-of-range
-        override at start (``InvalidParameterValueException``, a configuration error for
-        :func:`run_node`).
-      read_only (bool): the nodes read their parameters once at start.
-
-    Returns
-    -------
-      ParamValues: name -> value (after overrides from YAML / ``-p``).
-
-    """
-    values = ParamValues()
-    for name, spec in specs.items():
-        default, text = spec[0], spec[1]
-        bounds = spec[2] if len(spec) == 3 else (spec[2:4] if len(spec) == 4 else None)
-        desc = ParameterDescriptor(description=text, read_only=read_only)
-        if bounds is not None and isinstance(default, int) and not isinstance(default, bool):
-            desc.integer_range = [IntegerRange(from_value=int(bounds[0]),
-                                               to_value=int(bounds[1]), step=1)]
-        elif bounds is not None:
-            desc.floating_point_range = [FloatingPointRange(
-                from_value=float(bounds[0]), to_value=float(bounds[1]), step=0.0)]
-        values[name] = node.declare_parameter(name, default, desc).value
-    return values
 
 
 class BackgroundNode:

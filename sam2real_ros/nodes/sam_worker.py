@@ -2,7 +2,7 @@
 ``sam_worker`` node: segments new frames of the recorder's dataset in the background.
 
 A thin ROS adapter around :class:`sam2real_ros.sam.worker.SamWorker`: a worker thread polls the
-dataset root every ``poll_period`` seconds and segments frames of finished (complete or
+dataset root every ``poll_period_s`` seconds and segments frames of finished (complete or
 interrupted) episodes and image folders into the mask store, one frame at a time, at low CPU
 priority. While the latest std_msgs/Bool on ``busy_topic`` is true no new frame is started.
 Publishes ``/diagnostics`` (frames done/failed, queue length, s/frame, segmenter) and
@@ -13,47 +13,67 @@ import os
 import sys
 import threading
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sam2real_ros.nodes.runner import declare_parameters, run_node
+from sam2real_ros.nodes import params
+from sam2real_ros.nodes.diagnostics import Diagnostics
+from sam2real_ros.nodes.params import Param
+from sam2real_ros.nodes.runner import run_node
 from sam2real_ros.sam import segmenters
 from sam2real_ros.sam.worker import parse_shard, SamWorker, WorkerError
 from std_msgs.msg import Bool, String
 
-_STR = {
-    'dataset_root': ('', "the recorder's dataset root (required)"),
-    'store_root': ('', 'mask store folder; empty: <dataset_root>/masks'),
-    'segmenter': ('auto', 'sam | fallback | auto (SAM when the checkpoint exists, else fallback)'),
-    'model_type': ('vit_h', 'SAM backbone: vit_h | vit_l | vit_b'),
-    'checkpoint': ('', 'SAM checkpoint; empty: $SAM_CHECKPOINT or ~/.cache/sam2real/'),
-    'device': ('auto', 'auto | cpu | cuda | cuda:N'),
-    'encoder_dtype': ('float32', 'SAM image encoder precision: float32 | bfloat16 | float16'),
-    'busy_topic': ('busy', 'std_msgs/Bool; while true no new frame is started; empty: off'),
-    'shard': ('0/1', 'i/n: this worker processes shard i of n (stable hash of the key)'),
-}
-_FLOAT = {
-    'poll_period': (5.0, 'seconds between scans of the dataset root', 0.05, 3600.0),
-    'diagnostics_period': (1.0, 'seconds between /diagnostics messages', 0.1, 60.0),
-    'sam.pred_iou_thresh': (0.88, 'SAM predicted-IoU filter', 0.0, 1.0),
-    'sam.stability_score_thresh': (0.95, 'SAM stability-score filter', 0.0, 1.0),
-    'sam.stability_score_offset': (1.0, 'SAM stability-score logit offset', 0.0, 10.0),
-    'sam.box_nms_thresh': (0.7, 'SAM box NMS IoU threshold', 0.0, 1.0),
-    'fallback.sigma': (0.8, 'Felzenszwalb Gaussian pre-smoothing', 0.0, 10.0),
-    'fallback.max_area_fraction': (0.95, 'drop segments larger than this image fraction',
-                                   0.0, 1.0),
-}
-_INT = {
-    'nice': (10, 'CPU niceness increment of this process (0: unchanged)', 0, 19),
-    'upsample_chunk': (32, 'SAM masks upsampled to full resolution at once', 1, 4096),
-    'sam.points_per_side': (24, 'SAM point grid per image side (paper: 24)', 1, 128),
-    'sam.points_per_batch': (64, 'SAM point prompts decoded at once', 1, 4096),
-    'sam.crop_n_layers': (0, 'SAM crop layers', 0, 4),
-    'sam.min_mask_region_area': (0, 'SAM small-region removal (pixels; 0: off)', 0, 1000000),
-    'fallback.min_area': (64, 'fallback: minimum segment area in pixels', 1, 10000000),
-    'fallback.max_side': (320, 'fallback: long image side it segments at', 16, 8192),
-}
+_SAM, _FB = segmenters.SAM_DEFAULTS, segmenters.FALLBACK_DEFAULTS
+PARAMETERS = params.schema(
+    Param('dataset_root', '', "the recorder's dataset root", required=True),
+    Param('store_root', '', 'mask store folder; empty: <dataset_root>/masks'),
+    Param('segmenter', 'auto', 'sam, fallback or auto (SAM when the checkpoint exists, else '
+          'fallback)', one_of=('auto', 'sam', 'fallback')),
+    Param('model_type', 'vit_h', 'SAM backbone', one_of=('vit_h', 'vit_l', 'vit_b')),
+    Param('checkpoint', '', 'SAM checkpoint; empty: $SAM_CHECKPOINT or ~/.cache/sam2real/'),
+    Param('device', 'auto', 'auto, cpu, cuda or cuda:N', pattern=r'auto|cpu|cuda(:\d+)?'),
+    Param('encoder_dtype', 'float32', 'SAM image encoder precision',
+          one_of=('float32', 'bfloat16', 'float16')),
+    Param('upsample_chunk', 32, 'SAM masks upsampled to full resolution at once',
+          bounds=(1, 4096)),
+    Param('nice', 10, 'CPU niceness increment of this process (0: unchanged)', bounds=(0, 19)),
+    Param('poll_period_s', 5.0, 'seconds between scans of the dataset root',
+          bounds=(0.05, 3600.0), read_only=False),
+    Param('busy_topic', 'busy', 'std_msgs/Bool; while true no new frame is started; empty: off'),
+    Param('retry_failed', False, 'process frames marked failed again'),
+    Param('shard', '0/1', 'i/n: this worker processes shard i of n (stable hash of the key)',
+          pattern=r'\d+/\d+'),
+    Param('diagnostics_period_s', 1.0, 'seconds between /diagnostics messages',
+          bounds=(0.1, 60.0)),
+    Param('sam.points_per_side', _SAM['points_per_side'], 'SAM point grid per image side '
+          '(paper: 24)', bounds=(1, 128)),
+    Param('sam.points_per_batch', _SAM['points_per_batch'], 'SAM point prompts decoded at once',
+          bounds=(1, 4096)),
+    Param('sam.pred_iou_thresh', _SAM['pred_iou_thresh'], 'SAM predicted-IoU filter',
+          bounds=(0.0, 1.0)),
+    Param('sam.stability_score_thresh', _SAM['stability_score_thresh'],
+          'SAM stability-score filter', bounds=(0.0, 1.0)),
+    Param('sam.stability_score_offset', _SAM['stability_score_offset'],
+          'SAM stability-score logit offset', bounds=(0.0, 10.0)),
+    Param('sam.box_nms_thresh', _SAM['box_nms_thresh'], 'SAM box NMS IoU threshold',
+          bounds=(0.0, 1.0)),
+    Param('sam.crop_n_layers', _SAM['crop_n_layers'], 'SAM crop layers', bounds=(0, 4)),
+    Param('sam.min_mask_region_area', _SAM['min_mask_region_area'], 'SAM small-region removal '
+          '(pixels; 0: off)', bounds=(0, 1000000)),
+    Param('fallback.scales', list(_FB['scales']), 'Felzenszwalb scales, fine to coarse',
+          array=params.DOUBLE_ARRAY),
+    Param('fallback.sigma', _FB['sigma'], 'Felzenszwalb Gaussian pre-smoothing',
+          bounds=(0.0, 10.0)),
+    Param('fallback.min_area', _FB['min_area'], 'minimum segment area in pixels',
+          bounds=(1, 10000000)),
+    Param('fallback.max_area_fraction', _FB['max_area_fraction'], 'drop segments larger than '
+          'this image fraction', bounds=(0.0, 1.0)),
+    Param('fallback.max_side', _FB['max_side'], 'long image side it segments at',
+          bounds=(16, 8192)),
+)
+CONFIG_HEADER = """Parameters of the sam_worker node (docs/sam_worker.md):
+ros2 run sam2real sam_worker --ros-args --params-file config/sam_worker.yaml
+`sam2real segment --config config/sam_worker.yaml DATASET` reads the same file."""
 
 
 class SamWorkerNode(Node):
@@ -61,24 +81,13 @@ class SamWorkerNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('sam_worker', **kwargs)
-        p = declare_parameters(self, {**_STR, **_FLOAT, **_INT}, read_only=False)
-        p['retry_failed'] = self.declare_parameter('retry_failed', False, ParameterDescriptor(
-            description='process frames marked failed again')).value
-        p['fallback.scales'] = list(self.declare_parameter(
-            'fallback.scales', segmenters.FALLBACK_DEFAULTS['scales'], ParameterDescriptor(
-                type=ParameterType.PARAMETER_DOUBLE_ARRAY,
-                description='Felzenszwalb scales, fine to coarse')).value)
+        p = params.declare(self, PARAMETERS)
         self.p = p
         root = os.path.expanduser(p['dataset_root'])
-        if not root:
-            raise ValueError("parameter dataset_root must name the recorder's dataset folder")
         if os.path.exists(root) and not os.path.isdir(root):
             raise ValueError(f'parameter dataset_root must be a folder, got the file {root!r}')
         # Started together with the recorder (one launch), the folder may not exist yet.
         os.makedirs(root, exist_ok=True)
-        if p['segmenter'] not in ('sam', 'fallback', 'auto'):
-            raise ValueError(f'parameter segmenter must be sam, fallback or auto, got '
-                             f"{p['segmenter']!r}")
         ckpt = p['checkpoint'] or segmenters.default_checkpoint(p['model_type'])
         if p['segmenter'] == 'sam' and not os.path.isfile(ckpt):
             raise ValueError(segmenters.missing_checkpoint_message(ckpt, p['model_type']))
@@ -95,11 +104,11 @@ class SamWorkerNode(Node):
         self.worker = None
         self.stop = threading.Event()
         self.done_pub = self.create_publisher(String, '~/frame_done', 10)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         if p['busy_topic']:
             self.create_subscription(Bool, p['busy_topic'], self._on_busy,
                                      QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
-        self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
+        self.diagnostics = Diagnostics(self, 'sam_worker: segmentation',
+                                       p['diagnostics_period_s'], self._status, self.root)
         self.thread = threading.Thread(target=self._loop, name='sam_worker', daemon=True)
         self.thread.start()
 
@@ -136,31 +145,25 @@ class SamWorkerNode(Node):
                 self.worker.run(frames, stop=self.stop, busy=lambda: self.busy,
                                 on_frame=self._on_frame)
                 self.state = 'idle'
-                self.stop.wait(self.p['poll_period'])
+                self.stop.wait(self.p['poll_period_s'])
         except Exception as e:  # report, keep the node alive for diagnostics
             self.state = 'error'
             self.error = f'{type(e).__name__}: {e}'
             self.get_logger().error(f'worker stopped: {self.error}')
 
-    def _publish_diagnostics(self):
+    def _status(self):
         w = self.worker
-        values = {'state': self.state, 'busy': str(self.busy), 'dataset_root': self.root,
-                  'frames_done': str(w.done if w else 0),
-                  'frames_failed': str(w.failed if w else 0),
-                  'queue_length': str(w.queue_length if w else 0),
+        values = {'state': self.state, 'busy': self.busy, 'dataset_root': self.root,
+                  'frames_done': w.done if w else 0,
+                  'frames_failed': w.failed if w else 0,
+                  'queue_length': w.queue_length if w else 0,
                   'segmenter': w.segmenter.name if w else '',
                   's_per_frame': f'{w.seconds / w.done:.3f}' if w and w.done else '',
                   'last_s_per_frame': f'{w.last_seconds:.3f}' if w and w.last_seconds else ''}
-        level = (DiagnosticStatus.ERROR if self.state == 'error'
-                 else DiagnosticStatus.WARN if self.busy and w and w.queue_length
-                 else DiagnosticStatus.OK)
-        msg = DiagnosticArray()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.status = [DiagnosticStatus(
-            level=level, name='sam_worker: segmentation', hardware_id=self.root,
-            message=self.error or (f'{self.state}, paused (busy)' if self.busy else self.state),
-            values=[KeyValue(key=k, value=v) for k, v in values.items()])]
-        self.diag_pub.publish(msg)
+        level = ('error' if self.state == 'error'
+                 else 'warn' if self.busy and w and w.queue_length else 'ok')
+        message = self.error or (f'{self.state}, paused (busy)' if self.busy else self.state)
+        return level, message, values
 
     def shutdown(self, timeout=60.0):
         """Stop the worker thread between frames and wait for it."""

@@ -14,39 +14,44 @@ import sys
 import threading
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sam2real_ros.common.conversions import image_to_rgb8, stamp_to_ns
+from sam2real_ros.nodes import params
+from sam2real_ros.nodes.diagnostics import Diagnostics
 from sam2real_ros.nodes.messages import numpy_to_image
-from sam2real_ros.nodes.runner import declare_parameters, run_node
+from sam2real_ros.nodes.params import Param
+from sam2real_ros.nodes.qos import camera_qos_parameters, CameraSubscription
+from sam2real_ros.nodes.runner import run_node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-RELIABILITIES = ('auto', 'reliable', 'best_effort')
-
-# name: (default, description, (min, max) for numbers)
-PARAMETERS = {
-    'model_path': ('', 'exported model (.onnx or .pt); loaded when it appears or changes', None),
-    'backend': ('auto', 'engine backend (auto picks TensorRT/CUDA/CPU onnxruntime or torch)',
-                None),
-    'device': ('auto', 'engine device: auto, cpu or cuda', None),
-    'threads': (0, 'CPU inference threads (0: the library default)', (0, 256)),
-    'allow_spinning': (False, 'onnxruntime CPU threads busy-wait between operators: lowest '
-                       'latency on idle cores, but they steal CPU from the camera callbacks '
-                       'and other nodes on a busy robot CPU', None),
-    'image_topic': ('/head_front_camera/rgb/image_raw', 'camera image topic (remappable)', None),
-    'qos_reliability': ('auto', 'camera subscription reliability: auto (match the first '
-                        'publisher), reliable or best_effort', None),
-    'qos_depth': (1, 'camera subscription queue depth (keep-last)', (1, 100)),
-    'publish_overlay': (True, 'publish ~/overlay while it has subscribers', None),
-    'publish_features': (True, 'publish ~/features while it has subscribers', None),
-    'overlay_alpha': (0.5, 'weight of the class colours in ~/overlay', (0.0, 1.0)),
-    'model_retry_s': (2.0, 'seconds between checks for a missing or changed model file',
-                      (0.1, 3600.0)),
-    'diagnostics_period_s': (1.0, 'period of the /diagnostics status', (0.05, 60.0)),
-}
+PARAMETERS = params.schema(
+    Param('model_path', '', 'exported model (.onnx or .pt); loaded when it appears'),
+    Param('backend', 'auto', 'engine backend: auto (by file extension), onnxruntime or torch',
+          one_of=('auto', 'onnxruntime', 'torch')),
+    Param('device', 'auto', 'engine device: auto (GPU when available), cpu or cuda',
+          one_of=('auto', 'cpu', 'cuda')),
+    Param('threads', 0, 'CPU inference threads (0: the library default)', bounds=(0, 256)),
+    Param('allow_spinning', False, 'onnxruntime CPU threads busy-wait between operators: '
+          'lowest latency on idle cores, but they steal CPU from the camera callbacks and '
+          'other nodes on a busy robot CPU'),
+    *camera_qos_parameters('auto', 1),
+    Param('publish_overlay', True, 'publish ~/overlay while it has subscribers',
+          read_only=False),
+    Param('publish_features', True, 'publish ~/features while it has subscribers',
+          read_only=False),
+    Param('overlay_alpha', 0.5, 'weight of the class colours in ~/overlay', bounds=(0.0, 1.0),
+          read_only=False),
+    Param('model_retry_s', 2.0, 'seconds between checks for a missing or changed model file',
+          bounds=(0.1, 3600.0), read_only=False),
+    Param('diagnostics_period_s', 1.0, 'period of the /diagnostics status',
+          bounds=(0.05, 60.0)),
+)
+CONFIG_HEADER = """Parameters of the segmentation node (docs/segmentation_node.md).
+ros2 run sam2real segmentation_node --ros-args --params-file config/segmentation_node.yaml \\
+    -r image:=/head_front_camera/rgb/image_raw"""
 
 
 class LatestFrame:
@@ -112,24 +117,18 @@ class Window:
 
 
 class SegmentationNode(Node):
-    """Camera image in; ``~/labels`` (mono8), ``~/overlay``, ``~/features`` (rgb8) out."""
+    """Camera ``image`` in; ``~/labels`` (mono8), ``~/overlay``, ``~/features`` (rgb8) out."""
 
     def __init__(self, **kwargs):
         super().__init__('segmentation_node', **kwargs)
-        self.p = declare_parameters(self, PARAMETERS)
-        if self.p.qos_reliability not in RELIABILITIES:
-            raise ValueError(f'parameter qos_reliability={self.p.qos_reliability!r} must be '
-                             f'one of {", ".join(RELIABILITIES)}')
+        self.p = params.declare(self, PARAMETERS)
         self.slot = LatestFrame()
         self.window = Window()
         self.frames_in = self.frames_out = self.bad_frames = self.no_model_frames = 0
         self.engine = None
         self.model_state = 'not loaded'
-        self._logged = set()
         self._model_sig = None
         self._stop = threading.Event()
-        self.sub = None
-        self.reliability = None
 
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                              reliability=ReliabilityPolicy.RELIABLE)
@@ -137,52 +136,22 @@ class SegmentationNode(Node):
         self.pub_overlay = self.create_publisher(Image, '~/overlay', 2)
         self.pub_features = self.create_publisher(Image, '~/features', 2)
         self.pub_classes = self.create_publisher(String, '~/class_names', latched)
-        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_timer(self.p.diagnostics_period_s, self._publish_diagnostics)
-        self.topic = self.resolve_topic_name(self.p.image_topic)
-        if self.p.qos_reliability == 'auto':
-            self._auto_timer = self.create_timer(0.2, self._try_auto_subscribe)
-            self.get_logger().info(f'qos_reliability=auto: waiting for a publisher on '
-                                   f'{self.topic} to match its reliability')
-        else:
-            self._subscribe(self.p.qos_reliability)
+        self.diagnostics = Diagnostics(self, f'{self.get_name()}: segmentation',
+                                       self.p.diagnostics_period_s, self._status)
+        self.camera = CameraSubscription(self, Image, 'image', self._on_image,
+                                         self.p.qos_reliability, self.p.qos_depth)
+        self.topic = self.camera.topic
         self.worker = threading.Thread(target=self._work, name='segmentation', daemon=True)
         self.worker.start()
-
-    # --- camera subscription ---------------------------------------------------------------
-    def _subscribe(self, reliability):
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.p.qos_depth,
-                         reliability=(ReliabilityPolicy.RELIABLE if reliability == 'reliable'
-                                      else ReliabilityPolicy.BEST_EFFORT))
-        self.reliability = reliability
-        self.sub = self.create_subscription(Image, self.topic, self._on_image, qos)
-        self.get_logger().info(f'subscribed to {self.topic} ({reliability}, depth '
-                               f'{self.p.qos_depth})')
-
-    def _try_auto_subscribe(self):
-        infos = self.get_publishers_info_by_topic(self.topic)
-        if not infos:
-            return
-        best_effort = any(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
-                          for i in infos)
-        self._auto_timer.cancel()
-        self.destroy_timer(self._auto_timer)
-        self._subscribe('best_effort' if best_effort else 'reliable')
 
     def _on_image(self, msg):
         self.frames_in += 1
         self.slot.put(msg)
 
     # --- model ---------------------------------------------------------------------------------
-    def _log_once(self, key, text, level='error'):
-        """Log ``text`` the first time ``key`` is seen (no log loops for repeated problems)."""
-        if key not in self._logged:
-            self._logged.add(key)
-            getattr(self.get_logger(), level)(text)
-
     def _maybe_load_model(self):
         """Load the model when the file appeared or changed since the last failed try."""
-        path = self.p.model_path
+        path = os.path.expanduser(self.p.model_path)
         try:
             st = os.stat(path) if path else None
         except OSError:
@@ -193,10 +162,12 @@ class SegmentationNode(Node):
         self._model_sig = sig
         if sig is None:
             self.model_state = 'missing'
-            self._log_once(('missing', path),
-                           f'model file {path!r} does not exist: no labels until it appears '
-                           f'(checking every {self.p.model_retry_s:g} s)' if path else
-                           'parameter model_path is empty: set it to an exported .onnx/.pt model')
+            # a reminder once a minute, not at every check
+            self.get_logger().error(
+                f'model file {path!r} does not exist: no labels until it appears (checking '
+                f'every {self.p.model_retry_s:g} s)' if path else
+                'parameter model_path is empty: set it to an exported .onnx/.pt model',
+                throttle_duration_sec=60.0)
             return
         try:
             from sam2real_ros.inference.engine import SegmentationEngine
@@ -204,10 +175,10 @@ class SegmentationNode(Node):
                                              threads=self.p.threads or None,
                                              allow_spinning=self.p.allow_spinning)
             names = list(engine.class_names)  # 1..MAX_CLASSES, checked by the engine
-        except Exception as exc:  # one clear line; retried when the file changes
+        except Exception as exc:  # one line per file version: retried when the file changes
             self.model_state = 'failed'
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self._log_once(('failed', sig), f'cannot load model {path!r}: {reason}')
+            self.get_logger().error(f'cannot load model {path!r}: {reason}')
             return
         self.engine, self.model_state = engine, 'loaded'
         self.class_names = names
@@ -236,8 +207,9 @@ class SegmentationNode(Node):
                     if not self.context.ok():
                         return  # shutting down (SIGINT): publishing fails, nothing to report
                     self.bad_frames += 1
-                    self._log_once(('process', type(exc).__name__, str(exc)),
-                                   f'frame skipped: {type(exc).__name__}: {exc}')
+                    self.get_logger().error(f'frame skipped: {type(exc).__name__}: {exc} '
+                                            '(counted in diagnostics; logged at most once a '
+                                            'minute)', throttle_duration_sec=60.0)
 
     def _process(self, msg):
         t0 = time.perf_counter()
@@ -245,8 +217,9 @@ class SegmentationNode(Node):
             rgb = image_to_rgb8(msg)
         except ValueError as exc:
             self.bad_frames += 1
-            self._log_once(('bad', str(exc)), f'bad frame on {self.topic} skipped: {exc} '
-                           '(counted in diagnostics, logged once)', level='warn')
+            self.get_logger().warning(f'bad frame on {self.topic} skipped: {exc} (counted in '
+                                      'diagnostics; logged at most once a minute)',
+                                      throttle_duration_sec=60.0)
             return
         want_overlay = self.p.publish_overlay and self.pub_overlay.get_subscription_count() > 0
         want_features = (self.p.publish_features
@@ -276,36 +249,30 @@ class SegmentationNode(Node):
                         node_ms=(time.perf_counter() - t0) * 1e3)
 
     # --- diagnostics -----------------------------------------------------------------------
-    def _publish_diagnostics(self):
+    def _status(self):
         s = self.window.summary()
-        status = DiagnosticStatus(name=f'{self.get_name()}: segmentation',
-                                  hardware_id=self.get_fully_qualified_name())
         if self.engine is None:
-            status.level, status.message = DiagnosticStatus.ERROR, f'model {self.model_state}'
-        elif self.sub is None:
-            status.level, status.message = DiagnosticStatus.WARN, 'waiting for a camera publisher'
+            level, message = 'error', f'model {self.model_state}'
+        elif self.camera.sub is None:
+            level, message = 'warn', 'waiting for a camera publisher'
         else:
-            status.level = DiagnosticStatus.OK
-            status.message = f'{s["rate_hz"]:.1f} Hz'
-        values = {
+            level, message = 'ok', f'{s["rate_hz"]:.1f} Hz'
+        nan = float('nan')
+        return level, message, {
             'rate_hz': f'{s["rate_hz"]:.2f}',
-            'latency_ms_p50': f'{s.get("latency_ms_p50", float("nan")):.1f}',
-            'latency_ms_p95': f'{s.get("latency_ms_p95", float("nan")):.1f}',
-            'inference_ms_p50': f'{s.get("inference_ms_p50", float("nan")):.1f}',
-            'node_ms_p50': f'{s.get("node_ms_p50", float("nan")):.1f}',
-            'frames_in': str(self.frames_in), 'frames_out': str(self.frames_out),
-            'dropped_frames': str(self.slot.dropped), 'bad_frames': str(self.bad_frames),
-            'no_model_frames': str(self.no_model_frames),
+            'latency_ms_p50': f'{s.get("latency_ms_p50", nan):.1f}',
+            'latency_ms_p95': f'{s.get("latency_ms_p95", nan):.1f}',
+            'inference_ms_p50': f'{s.get("inference_ms_p50", nan):.1f}',
+            'node_ms_p50': f'{s.get("node_ms_p50", nan):.1f}',
+            'frames_in': self.frames_in, 'frames_out': self.frames_out,
+            'dropped_frames': self.slot.dropped, 'bad_frames': self.bad_frames,
+            'no_model_frames': self.no_model_frames,
             'model_path': self.p.model_path, 'model_state': self.model_state,
-            'backend': str(getattr(self.engine, 'backend', self.p.backend)),
+            'backend': getattr(self.engine, 'backend', self.p.backend),
             'device': self.p.device,
             'providers': ','.join(getattr(self.engine, 'providers', None) or []),
-            'image_topic': self.topic, 'qos_reliability': str(self.reliability),
+            'image_topic': self.camera.topic, 'qos_reliability': self.camera.reliability,
         }
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.pub_diag.publish(msg)
 
     def shutdown(self):
         """Stop the worker thread (waits for the frame in progress)."""

@@ -12,23 +12,28 @@ import sys
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sam2real_ros.nodes import params
 from sam2real_ros.nodes.messages import numpy_to_image
-from sam2real_ros.nodes.runner import declare_parameters, run_node
+from sam2real_ros.nodes.params import Param
+from sam2real_ros.nodes.runner import run_node
 from sensor_msgs.msg import CameraInfo, Image
 
-SOURCES = ('pattern', 'procedural')
-PARAMETERS = {
-    'rate_hz': (30.0, 'frames per second', (0.1, 1000.0)),
-    'width': (640, 'image width in pixels', (16, 8192)),
-    'height': (480, 'image height in pixels', (16, 8192)),
-    'source': ('pattern', 'frame source: pattern or procedural', None),
-    'num_frames': (8, 'procedural source: frames rendered at start and cycled', (1, 1000)),
-    'image_topic': ('/head_front_camera/rgb/image_raw', 'image topic', None),
-    'camera_info_topic': ('/head_front_camera/rgb/camera_info', 'camera_info topic', None),
-    'frame_id': ('head_front_camera_rgb_optical_frame', 'header.frame_id', None),
-    'qos_reliability': ('reliable', 'publisher reliability: reliable or best_effort', None),
-    'qos_depth': (1, 'publisher queue depth (keep-last)', (1, 100)),
-}
+PARAMETERS = params.schema(
+    Param('rate_hz', 30.0, 'frames per second', bounds=(0.1, 1000.0)),
+    Param('width', 640, 'image width in pixels', bounds=(16, 8192)),
+    Param('height', 480, 'image height in pixels', bounds=(16, 8192)),
+    Param('source', 'pattern', 'frame source: a moving test pattern or the procedural '
+          'tabletop renderer', one_of=('pattern', 'procedural')),
+    Param('num_frames', 8, 'procedural source: frames rendered at start and cycled',
+          bounds=(1, 1000)),
+    Param('frame_id', 'head_front_camera_rgb_optical_frame', 'header.frame_id'),
+    Param('qos_reliability', 'reliable', 'publisher reliability (a camera driver chooses one)',
+          one_of=('reliable', 'best_effort')),
+    Param('qos_depth', 1, 'publisher queue depth (keep-last)', bounds=(1, 100)),
+)
+CONFIG_HEADER = """Parameters of the simulated camera (docs/segmentation_node.md):
+python -m sam2real_ros.nodes.sim_camera --ros-args --params-file config/sim_camera.yaml
+It publishes image and camera_info: remap them to the robot's names."""
 
 
 class PatternSource:
@@ -83,16 +88,11 @@ class ProceduralSource:
 
 
 class SimCamera(Node):
-    """Publishes ``image_topic`` (rgb8, stamped now) and a matching ``camera_info_topic``."""
+    """Publishes ``image`` (rgb8, stamped now) and a matching ``camera_info``."""
 
     def __init__(self, **kwargs):
         super().__init__('sim_camera', **kwargs)
-        p = self.p = declare_parameters(self, PARAMETERS)
-        if p.source not in SOURCES:
-            raise ValueError(f'parameter source={p.source!r} must be one of {", ".join(SOURCES)}')
-        if p.qos_reliability not in ('reliable', 'best_effort'):
-            raise ValueError(f'parameter qos_reliability={p.qos_reliability!r} must be reliable '
-                             'or best_effort')
+        p = self.p = params.declare(self, PARAMETERS)
         if p.source == 'procedural':
             self.source = ProceduralSource(p.width, p.height, p.num_frames)
         else:
@@ -100,8 +100,8 @@ class SimCamera(Node):
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth,
                          reliability=(ReliabilityPolicy.RELIABLE if p.qos_reliability ==
                                       'reliable' else ReliabilityPolicy.BEST_EFFORT))
-        self.pub_image = self.create_publisher(Image, p.image_topic, qos)
-        self.pub_info = self.create_publisher(CameraInfo, p.camera_info_topic, qos)
+        self.pub_image = self.create_publisher(Image, 'image', qos)
+        self.pub_info = self.create_publisher(CameraInfo, 'camera_info', qos)
         self.info = self._camera_info(p.width, p.height)
         self.count = 0
         self.failed_publishes = 0

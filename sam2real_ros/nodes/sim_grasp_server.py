@@ -9,13 +9,21 @@ Simulated grasp action server: a real rclpy ActionServer that "grasps" for a whi
 import sys
 import time
 
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from sam2real_ros.nodes import params
+from sam2real_ros.nodes.params import Param
 from sam2real_ros.nodes.runner import run_node
 from test_msgs.action import Fibonacci
+
+PARAMETERS = params.schema(
+    Param('action_name', '/grasp_server/grasp', 'name of the simulated grasp action '
+          '(test_msgs/action/Fibonacci)', required=True),
+    Param('grasp_duration_s', 2.0, 'how long each grasp executes before it ends, seconds',
+          bounds=(0.0, 3600.0)),
+)
 
 
 class SimGraspServer(Node):
@@ -23,15 +31,8 @@ class SimGraspServer(Node):
 
     def __init__(self):
         super().__init__('grasp_server')
-        self.declare_parameter('action_name', '/grasp_server/grasp', ParameterDescriptor(
-            description='name of the simulated grasp action (test_msgs/action/Fibonacci)'))
-        self.declare_parameter('grasp_duration_s', 2.0, ParameterDescriptor(
-            description='how long each grasp executes before it ends, seconds',
-            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=3600.0)]))
-        name = self.get_parameter('action_name').value
-        self.duration = float(self.get_parameter('grasp_duration_s').value)
-        if not name:
-            raise ValueError('parameter action_name must not be empty')
+        p = params.declare(self, PARAMETERS)
+        name, self.duration = p.action_name, p.grasp_duration_s
         self._server = ActionServer(
             self, Fibonacci, name, execute_callback=self._execute,
             goal_callback=lambda goal: GoalResponse.ACCEPT,

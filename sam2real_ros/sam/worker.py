@@ -439,7 +439,7 @@ def _options(args):
         'checkpoint': args.checkpoint or cfg.get('checkpoint') or None,
         'device': args.device or cfg.get('device', 'auto'),
         'nice': args.nice if args.nice is not None else int(cfg.get('nice', 10)),
-        'poll': args.poll if args.poll is not None else float(cfg.get('poll_period', 5.0)),
+        'poll': args.poll if args.poll is not None else float(cfg.get('poll_period_s', 5.0)),
         'sam': sam, 'fallback': dict(cfg.get('fallback') or {}),
         'upsample_chunk': int(cfg.get('upsample_chunk', 32)),
         'encoder_dtype': cfg.get('encoder_dtype', 'float32')}

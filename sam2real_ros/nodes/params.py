@@ -1,0 +1,347 @@
+"""
+Node parameters: one declaration per node, in the style of generate_parameter_library.
+
+Each node module holds ONE table, ``PARAMETERS = params.schema(Param(...), ...)``: name, default
+(its type is the parameter's type), description, validation (``one_of``, ``bounds``,
+``pattern``) and ``read_only``. That table is the only place defaults live:
+``config/<node>.yaml`` and the parameter tables in ``docs/<node>.md`` are generated from it
+(``python -m sam2real_ros.nodes.params --write``) and test/test_node_parameters.py checks that
+they are up to date.
+
+:func:`declare` declares every parameter with a ``ParameterDescriptor`` (description,
+``additional_constraints`` naming the allowed values, integer/floating-point ranges,
+``read_only``) and validates every value at start: a value outside ``one_of``/``pattern`` raises
+``ValueError`` (one line; :func:`sam2real_ros.nodes.runner.run_node` prints it and exits 2),
+rclpy itself refuses an out-of-range number or a wrong type. A parameter read once is
+``read_only`` (``ros2 param set`` is refused); a parameter declared ``read_only=False`` is
+re-validated by an on-set-parameters callback and its new value lands in the returned
+:class:`ParamValues`, which the node reads at each use, so a successful ``ros2 param set``
+always takes effect.
+
+The module imports rclpy only inside :func:`declare`, so the tables (and the generators below)
+work without ROS.
+"""
+from dataclasses import dataclass
+import math
+import re
+import sys
+
+STRING_ARRAY, DOUBLE_ARRAY = 'string_array', 'double_array'
+
+
+@dataclass(frozen=True)
+class Param:
+    """
+    One parameter of a node.
+
+    Arguments:
+    ---------
+      name (str): parameter name (``group.name`` for nested YAML).
+      default: the default value; its Python type is the parameter type (``bool``, ``int``,
+        ``float``, ``str``), or a list with ``array`` set.
+      description (str): one line for ``ros2 param describe`` and the docs.
+      one_of (tuple or None): the allowed values (strings).
+      bounds (tuple or None): ``(lo, hi)`` inclusive, for ``int`` and ``float``.
+      pattern (str or None): regular expression a string value must match in full.
+      read_only (bool): True when the node reads the value once at start.
+      required (bool): a string that must not be empty.
+      array (str or None): ``'string_array'`` or ``'double_array'`` for list parameters.
+
+    """
+
+    name: str
+    default: object
+    description: str
+    one_of: tuple = None
+    bounds: tuple = None
+    pattern: str = None
+    read_only: bool = True
+    required: bool = False
+    array: str = None
+
+    @property
+    def type_name(self):
+        """Return the type as written in the docs (bool, int, double, string, ...)."""
+        if self.array:
+            return self.array.replace('_array', '[]')
+        return {bool: 'bool', int: 'int', float: 'double', str: 'string'}[type(self.default)]
+
+    def check(self, value):
+        """Return ``None`` when ``value`` is valid, else the one-line problem."""
+        if self.required and not value:
+            return f'parameter {self.name} must not be empty ({self.description})'
+        if self.one_of is not None and value not in self.one_of:
+            return (f'parameter {self.name}={value!r} must be one of '
+                    f'{", ".join(map(str, self.one_of))}')
+        if self.pattern is not None and not re.fullmatch(self.pattern, str(value)):
+            return f'parameter {self.name}={value!r} must be {self.constraint_text}'
+        if self.bounds is not None and isinstance(value, (int, float)) and not (
+                self.bounds[0] <= value <= self.bounds[1]):
+            return f'parameter {self.name}={value!r} must be in [{self.bounds[0]}, ' \
+                   f'{self.bounds[1]}]'
+        if self.array == DOUBLE_ARRAY and not all(math.isfinite(v) for v in value):
+            return f'parameter {self.name} must hold finite numbers'
+        return None
+
+    @property
+    def constraint_text(self):
+        """Return the validation as one phrase (``one of a, b``, ``0..1``), or ``''``."""
+        if self.one_of is not None:
+            return 'one of ' + ', '.join(f'{v}' for v in self.one_of)
+        if self.pattern is not None:
+            return f'matching {self.pattern}'
+        if self.bounds is not None:
+            return f'{self.bounds[0]:g}..{self.bounds[1]:g}'
+        if self.required:
+            return 'not empty'
+        return ''
+
+
+def schema(*params):
+    """Return ``{name: Param}`` in declaration order; refuses duplicates and bad defaults."""
+    out = {}
+    for p in params:
+        if p.name in out:
+            raise ValueError(f'parameter {p.name} declared twice')
+        problem = p.check(p.default) if not p.required else None
+        if problem:
+            raise ValueError(f'default of {problem}')
+        out[p.name] = p
+    return out
+
+
+class ParamValues(dict):
+    """Declared parameter values: ``p['name']`` or ``p.name`` (updated by ``ros2 param set``)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _descriptor(p):
+    from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                    ParameterType)
+    desc = ParameterDescriptor(description=p.description, read_only=p.read_only,
+                               additional_constraints=p.constraint_text)
+    if p.array == STRING_ARRAY:
+        desc.type = ParameterType.PARAMETER_STRING_ARRAY
+    elif p.array == DOUBLE_ARRAY:
+        desc.type = ParameterType.PARAMETER_DOUBLE_ARRAY
+    if p.bounds is not None and isinstance(p.default, bool):
+        raise ValueError(f'parameter {p.name}: bounds on a bool')
+    if p.bounds is not None and isinstance(p.default, int):
+        desc.integer_range = [IntegerRange(from_value=int(p.bounds[0]),
+                                           to_value=int(p.bounds[1]), step=1)]
+    elif p.bounds is not None:
+        desc.floating_point_range = [FloatingPointRange(
+            from_value=float(p.bounds[0]), to_value=float(p.bounds[1]), step=0.0)]
+    return desc
+
+
+def declare(node, table, on_change=None):
+    """
+    Declare every parameter of ``table`` on ``node``, validate the values and return them.
+
+    Arguments:
+    ---------
+      node (rclpy.node.Node): the node to declare on.
+      table (dict): ``{name: Param}`` from :func:`schema`.
+      on_change (callable or None): ``on_change(name, value)`` after a change of a
+        ``read_only=False`` parameter was accepted (the new value is already in the result).
+
+    Returns
+    -------
+      ParamValues: name -> value (after overrides from YAML / ``-p``).
+
+    Raises
+    ------
+      ValueError: a value breaks ``one_of``/``pattern`` (rclpy raises its own exceptions for
+        ranges and types; :func:`sam2real_ros.nodes.runner.run_node` reports all of them).
+
+    """
+    values = ParamValues()
+    for name, p in table.items():
+        default = list(p.default) if p.array else p.default
+        value = node.declare_parameter(name, default, _descriptor(p)).value
+        if p.array == STRING_ARRAY:
+            value = [str(v) for v in value]
+        elif p.array == DOUBLE_ARRAY:
+            value = [float(v) for v in value]
+        problem = p.check(value)
+        if problem:
+            raise ValueError(problem)
+        values[name] = value
+
+    if any(not p.read_only for p in table.values()):
+        from rcl_interfaces.msg import SetParametersResult
+
+        def on_set(changes):
+            for change in changes:
+                p = table.get(change.name)
+                problem = p.check(change.value) if p is not None else None
+                if problem:
+                    return SetParametersResult(successful=False, reason=problem)
+            for change in changes:
+                if change.name in table:
+                    values[change.name] = change.value
+                    if on_change is not None:
+                        on_change(change.name, change.value)
+            return SetParametersResult(successful=True)
+        node.add_on_set_parameters_callback(on_set)
+    return values
+
+
+# --- generated files: config/<node>.yaml and the docs tables ---------------------------------
+def _yaml_value(value):
+    import json
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, str):
+        if value == '' or re.search(r'[:#\[\]{},&*!|>\'"%@`]|^[-?~]|^\s|\s$', value) or \
+                value.lower() in ('true', 'false', 'yes', 'no', 'on', 'off', 'null') or \
+                re.fullmatch(r'[-+.\d][\d.eE+-]*', value):
+            return json.dumps(value)
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list):
+        return '[' + ', '.join(_yaml_value(v) for v in value) + ']'
+    return str(value)
+
+
+def config_yaml(node_name, table, header):
+    """
+    Return the text of ``config/<node_name>.yaml``: every parameter at its default.
+
+    The key ``/**/<node_name>`` applies the file to the node in whatever namespace it runs
+    (a plain ``<node_name>`` key would only match it in the root namespace).
+
+    Arguments:
+    ---------
+      node_name (str): the node's name (the YAML's top-level key).
+      table (dict): ``{name: Param}``.
+      header (str): comment lines at the top (without ``#``).
+
+    Returns
+    -------
+      str: the file's text.
+
+    """
+    lines = [f'# {h}'.rstrip() for h in header.splitlines()]
+    lines += ['# Generated from the PARAMETERS table of the node: edit that, then run',
+              '#   python -m sam2real_ros.nodes.params --write',
+              f'# "/**/{node_name}" matches the node in any namespace.',
+              f'/**/{node_name}:', '  ros__parameters:']
+    group = None
+    for name, p in table.items():
+        *parents, leaf = name.split('.')
+        indent = '    '
+        if parents:
+            if parents[0] != group:
+                lines.append(f'    {parents[0]}:')
+                group = parents[0]
+            indent = '      '
+        else:
+            group = None
+        entry = f'{indent}{leaf}: {_yaml_value(p.default)}'
+        comment = p.description if not p.constraint_text else \
+            f'{p.description} ({p.constraint_text})'
+        lines.append(f'{entry:<40} # {comment}' if len(entry) < 40 else f'{entry}  # {comment}')
+    return '\n'.join(lines) + '\n'
+
+
+def _md_default(p):
+    if isinstance(p.default, bool):
+        return f'`{str(p.default).lower()}`'
+    if isinstance(p.default, str):
+        return f'`"{p.default}"`' if p.default == '' else f'`{p.default}`'
+    return f'`{_yaml_value(p.default)}`'
+
+
+def markdown_table(table):
+    """Return the markdown parameter table of a node (between the docs' markers)."""
+    rows = ['| name | type | default | allowed | meaning |', '|---|---|---|---|---|']
+    for name, p in table.items():
+        allowed = p.constraint_text.replace('one of ', '').replace('|', '\\|')
+        meaning = p.description + ('' if p.read_only else ' (can be changed at run time)')
+        meaning = meaning.replace('<', '&lt;').replace('>', '&gt;').replace('|', '\\|')
+        rows.append(f'| `{name}` | {p.type_name} | {_md_default(p)} | {allowed} | {meaning} |')
+    return '\n'.join(rows) + '\n'
+
+
+def begin_marker(node_name):
+    """Return the line that opens a generated parameter table in the docs."""
+    return f'<!-- parameters of {node_name}: generated by python -m ' \
+        'sam2real_ros.nodes.params --write -->'
+
+
+END_MARKER = '<!-- end of generated parameters -->'
+
+# node name, module (holds PARAMETERS and CONFIG_HEADER), docs file or None
+NODES = [
+    ('segmentation_node', 'sam2real_ros.nodes.segmentation_node', 'docs/segmentation_node.md'),
+    ('grasp_recorder', 'sam2real_ros.nodes.grasp_recorder', 'docs/grasp_recorder.md'),
+    ('sam_worker', 'sam2real_ros.nodes.sam_worker', 'docs/sam_worker.md'),
+    ('sim_camera', 'sam2real_ros.nodes.sim_camera', 'docs/segmentation_node.md'),
+    ('grasp_server', 'sam2real_ros.nodes.sim_grasp_server', 'docs/grasp_recorder.md'),
+]
+
+
+def generated_files(root):
+    """
+    Return ``{path: expected text}`` of every generated config file and docs file under ``root``.
+
+    Docs files keep their text outside the markers; a docs file without the markers of a
+    node is returned unchanged (the test reports it).
+    """
+    import importlib
+    import os
+    out = {}
+    for node_name, module, doc in NODES:
+        mod = importlib.import_module(module)
+        header = getattr(mod, 'CONFIG_HEADER', None)
+        if header is not None:
+            out[os.path.join(root, 'config', f'{node_name}.yaml')] = config_yaml(
+                node_name, mod.PARAMETERS, header)
+        if doc:
+            path = os.path.join(root, doc)
+            text = out.get(path)
+            if text is None:
+                with open(path) as f:
+                    text = f.read()
+            begin = begin_marker(node_name)
+            if begin in text and END_MARKER in text.split(begin, 1)[1]:
+                head, rest = text.split(begin, 1)
+                tail = rest.split(END_MARKER, 1)[1]
+                text = f'{head}{begin}\n{markdown_table(mod.PARAMETERS)}{END_MARKER}{tail}'
+            out[path] = text
+    return out
+
+
+def main(argv=None):
+    """``--write`` rewrites the generated files; ``--check`` (default) lists stale ones."""
+    import os
+    argv = sys.argv[1:] if argv is None else argv
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    stale = []
+    for path, text in generated_files(root).items():
+        try:
+            with open(path) as f:
+                current = f.read()
+        except OSError:
+            current = None
+        if current != text:
+            stale.append(os.path.relpath(path, root))
+            if '--write' in argv:
+                with open(path, 'w') as f:
+                    f.write(text)
+    verb = 'rewrote' if '--write' in argv else 'stale'
+    for path in stale:
+        print(f'{verb}: {path}')
+    return 1 if stale and '--write' not in argv else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
