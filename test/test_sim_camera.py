@@ -6,10 +6,11 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 # I100: the ROS imports must follow the importorskip.
-from sam2real_ros.nodes.runner import BackgroundNode  # noqa: E402, I100
+from sam2real_ros.nodes.graph import node_command, TIAGO_CAMERA  # noqa: E402, I100
+from sam2real_ros.nodes.runner import BackgroundNode  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-TOPIC = '/head_front_camera/rgb/image_raw'
+TOPIC = TIAGO_CAMERA['image']  # node_command remaps the camera's relative 'image' to it
 
 
 @pytest.mark.rostest
@@ -20,8 +21,8 @@ def test_flooding_camera_keeps_running_and_ends_cleanly_on_ctrl_c(processes):
     ros.node.create_subscription(Image, TOPIC, lambda m: got.append(1), 1)
     try:
         for run in range(3):  # the shutdown race is timing-dependent: try it a few times
-            cam = processes.start('-m', 'sam2real_ros.nodes.sim_camera', '--ros-args',
-                                  '-p', 'rate_hz:=500.0', name=f'camera{run}')
+            cam = processes.start(*node_command('sim_camera', {'rate_hz': 500.0},
+                                                params_file=False), name=f'camera{run}')
             count = len(got)
             assert wait_until(lambda: len(got) > count + 20, 60), processes.output(cam)
             time.sleep(1.0 + 0.37 * run)  # the flood goes on; SIGINT at varying moments
