@@ -241,6 +241,30 @@ def prepare_pool(bench, runs, pool_root, spec, progress, log):
     return info
 
 
+def numerics(threads):
+    """
+    Return what decides the floating-point results besides code, config and seeds.
+
+    A rerun gives the same table bit for bit when these match (docs/sim2real.md): the torch
+    version, the CPU kernels torch dispatches to (``cpu_capability``, e.g. AVX2 or AVX512) and
+    the number of torch threads per run (a different thread count changes the order of
+    floating-point sums, and 200-iteration runs amplify that to differences of the size of the
+    seed-to-seed noise).
+    """
+    import platform
+
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next((ln.split(':', 1)[1].strip() for ln in f if ln.startswith('model name')),
+                       cpu)
+    except OSError:
+        pass
+    return {'torch': torch.__version__, 'cpu_capability': torch.backends.cpu.get_cpu_capability(),
+            'cpu': cpu, 'threads': threads}
+
+
 def main(argv=None):
     """Run the benchmark; returns an exit code (2 on user errors)."""
     from tqdm import tqdm
@@ -288,6 +312,9 @@ def main(argv=None):
             print(json.dumps(summary))
             return 0
         os.makedirs(out, exist_ok=True)
+        if launcher == 'inprocess':  # the pool's segmenter and every run: the same threads
+            import torch
+            torch.set_num_threads(threads)
         pool = prepare_pool(bench, runs, pool_root, spec, not args.no_progress, log)
         log(f'{len(runs)} runs ({len({r["exp"]["id"] for r in runs})} experiments, up to '
             f'{seeds} seeds), size {args.size}, launcher {launcher}, {threads} thread(s); '
@@ -319,7 +346,7 @@ def main(argv=None):
         'size': args.size, 'seeds': seeds, 'config': os.path.relpath(args.config),
         'wall_s': round(wall, 1),
         'segmenter': (pool.get('segments') or {}).get('segmenter'), 'launcher': launcher,
-        'threads': threads, 'pool_frames': pool.get('frames')})
+        'pool_frames': pool.get('frames'), **numerics(threads)})
     log(f'wrote {os.path.join(out, "results.md")}, results.csv, summary.csv, curves.png '
         f'({wall:.0f} s)')
     print(json.dumps(summary))

@@ -17,12 +17,11 @@ def _run(*args, cwd=ROOT):
                           timeout=300)
 
 
-def _small_config(tmp_path):
-    """Write a tiny copy of the CPU config with two experiments (synthetic_only, pseudolabel)."""
+def _small_config(tmp_path, ids=('narrow/synthetic_only', 'narrow/pseudolabel')):
+    """Write a tiny copy of the CPU config with experiments ``ids`` (default two)."""
     with open(CONFIG) as f:
         bench = yaml.safe_load(f)
-    bench['experiments'] = [e for e in bench['experiments']
-                            if e['id'] in ('narrow/synthetic_only', 'narrow/pseudolabel')]
+    bench['experiments'] = [e for e in bench['experiments'] if e['id'] in ids]
     bench['quick'] = [e['id'] for e in bench['experiments']]
     bench['segmenter'] = 'fallback'
     bench['sizes']['tiny']['pool_frames'] = 3
@@ -113,3 +112,24 @@ def test_dry_run_plans_the_gpu_config_without_touching_data(tmp_path):
         str(out / 'runs' / 'paper' / 'ycbv' / 'synthetic_only' / f'seed{s}' / 'checkpoint.pt')
         for s in range(3)]
     assert not out.exists()
+
+
+def test_a_rerun_into_a_new_folder_gives_the_same_table(tmp_path):
+    """Same code, config and thread count: the pool, its segments and every run repeat exactly."""
+    cfg = _small_config(tmp_path, ('narrow/synthetic_only', 'narrow/full'))
+    tables = []
+    for name in ('first', 'second'):
+        out = tmp_path / name
+        proc = _run('--quick', '--config', str(cfg), '--out', str(out))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        summary = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert summary['threads'] == 1 and summary['cpu_capability'] and summary['torch']
+        runs = {}
+        for variant in ('synthetic_only', 'full'):
+            with open(out / 'runs' / 'tiny' / 'narrow' / variant / 'seed0' / 'metrics.csv') as f:
+                # every number but the wall time, at full precision
+                runs[variant] = [{k: v for k, v in row.items() if k != 'time_s'}
+                                 for row in csv.DictReader(f)]
+        tables.append((summary['results'], runs))
+    assert tables[0] == tables[1]
+    assert float(tables[0][1]['full'][-1]['real_n']) > 0  # the runs did use segments
