@@ -5,8 +5,11 @@ The import rules of docs/ARCHITECTURE.md, checked with import-linter (contracts 
   order), so there is no import cycle between folders;
 * ``ros``: only ``nodes/`` and ``demo/`` import rclpy or ROS message packages.
 
-The same check runs by hand as ``lint-imports`` from the repository root.
+The same check runs by hand as ``lint-imports`` from the repository root. A third rule, that no
+code (package, tests, benchmarks) uses a private ``_name`` of another sam2real module, is
+checked here with the ``ast`` module.
 """
+import ast
 import configparser
 import os
 import re
@@ -81,3 +84,44 @@ def test_contracts_name_every_folder_and_every_ros_package_the_code_imports():
     ros = {m for m in graph.modules if '.' not in m and m != PACKAGE and ROS_NAME.search(m)}
     assert {'rclpy', 'sensor_msgs'} <= ros  # the nodes import them: the scan sees ROS imports
     assert ros <= forbidden, f'add {sorted(ros - forbidden)} to forbidden_modules in setup.cfg'
+
+
+def private_uses(path):
+    """Return ``(line, text)`` for each ``_name`` of a sam2real module that ``path`` uses."""
+    tree = ast.parse(open(path).read(), path)
+    ours = ('sam2real_ros', 'benchmarks', 'conftest')
+    modules, out = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or '').startswith(ours):
+            for a in node.names:
+                if a.name.startswith('_') and not a.name.startswith('__'):
+                    out.append((node.lineno, f'from {node.module} import {a.name}'))
+                modules.add(a.asname or a.name)  # may be a module (from pkg import mod)
+        elif isinstance(node, ast.Import):
+            modules.update(a.asname or a.name.split('.')[0] for a in node.names
+                           if a.name.startswith(ours))
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in modules and node.attr.startswith('_')
+                and not node.attr.startswith('__')):
+            out.append((node.lineno, f'{node.value.id}.{node.attr}'))
+    return out
+
+
+@pytest.mark.linter
+def test_no_code_uses_a_private_name_of_another_module(tmp_path):
+    bad = tmp_path / 'bad.py'
+    bad.write_text('from sam2real_ros.data import procedural as P\n'
+                   'from sam2real_ros.data.base import _x\nP._camera(1)\n')
+    assert private_uses(str(bad)) == [(2, 'from sam2real_ros.data.base import _x'),
+                                      (3, 'P._camera')]
+    found = []
+    for folder in (PACKAGE, 'test', 'benchmarks'):
+        for dirpath, _, files in os.walk(os.path.join(REPO, folder)):
+            for name in sorted(files):
+                if name.endswith('.py'):
+                    path = os.path.join(dirpath, name)
+                    found += [f'{os.path.relpath(path, REPO)}:{line}: {text}'
+                              for line, text in private_uses(path)]
+    assert not found, 'private names used across modules (make them public or move them):\n' \
+        + '\n'.join(found)

@@ -196,36 +196,36 @@ class TabletopRenderer:
         rng = np.random.default_rng(seed)
         app = self.appearance
         h, w = self.size
-        light = _light_vector(app, rng)
-        img, horizon = _background(app, rng, h, w)
+        light = light_vector(app, rng)
+        img, horizon = draw_background(app, rng, h, w)
         instances = np.zeros((h, w), np.int32)
         classes, full_areas = [], []
         scale = min(h, w) / 480.0
         placed = _place_objects(rng, self.objects, h, w, horizon, scale)
         for name, cx, cy, r, angle in placed:
-            m = _shape(name, rng, h, w, cx, cy, r, angle)
+            m = shape_mask(name, rng, h, w, cx, cy, r, angle)
             x0, y0, bw, bh = cv2.boundingRect(m)
             if bw == 0:
                 continue
             box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
             if app.shadows > 0:
-                _cast_shadow(img, m, light, r, app.shadows)
-            colour = _object_colour(name, app, rng)
-            mask = _paint(img, m, box, colour, name, app, rng, light, cx, cy, r, angle)
+                cast_shadow(img, m, light, r, app.shadows)
+            colour = object_colour(name, app, rng)
+            mask = paint_object(img, m, box, colour, name, app, rng, light, cx, cy, r, angle)
             classes.append(CLASS_NAMES.index(name))
             full_areas.append(int(np.count_nonzero(mask)))
             instances[box][mask] = len(classes)
-        _clutter_over_wall(img, app, rng, horizon)
+        clutter_over_wall(img, app, rng, horizon)
         if self._gain is None:
             self._gain = camera_gain(app, h, w)
-        rgb = _camera(img, app, rng, self._gain)
+        rgb = apply_camera(img, app, rng, self._gain)
         lut = np.array([0] + classes, np.uint8)
         return {'rgb': rgb, 'labels': lut[instances], 'instances': instances,
                 'instance_classes': np.array(classes, np.int64),
                 'full_areas': np.array(full_areas, np.int64)}
 
 
-def _light_vector(app, rng):
+def light_vector(app, rng):
     jit = app.light_jitter_deg
     az = math.radians(app.light_azimuth_deg + rng.uniform(-jit, jit))
     el = math.radians(np.clip(app.light_elevation_deg + rng.uniform(-jit, jit), 5.0, 90.0))
@@ -234,7 +234,7 @@ def _light_vector(app, rng):
                     np.float32)
 
 
-def _background(app, rng, h, w):
+def draw_background(app, rng, h, w):
     """Table (and wall) as float32 HxWx3 in 0..1; returns ``(image, horizon_row)``."""
     grey, tint = rng.uniform(0.45, 0.8), rng.uniform(-0.08, 0.08, 3)
     table = np.array(grey + tint, np.float32)
@@ -282,7 +282,7 @@ def _rot(cx, cy, angle, pts):
     return np.stack([cx + c * pts[:, 0] - s * pts[:, 1], cy + s * pts[:, 0] + c * pts[:, 1]], 1)
 
 
-def _shape(name, rng, h, w, cx, cy, r, angle):
+def shape_mask(name, rng, h, w, cx, cy, r, angle):
     """Object silhouette as an HxW uint8 mask (255 inside)."""
     m = np.zeros((h, w), np.uint8)
     ci, ri = (int(round(cx)), int(round(cy))), max(int(r), 3)
@@ -317,7 +317,7 @@ def _shape(name, rng, h, w, cx, cy, r, angle):
     return m
 
 
-def _cast_shadow(img, m, light, r, opacity):
+def cast_shadow(img, m, light, r, opacity):
     """Darken the table where the object's silhouette ``m`` (HxW uint8) falls when shifted."""
     dx, dy = -light[0] / max(light[2], 0.2), -light[1] / max(light[2], 0.2)
     sx, sy, k = dx * r * 0.35, dy * r * 0.35, int(r * 0.3) | 1
@@ -334,7 +334,7 @@ def _cast_shadow(img, m, light, r, opacity):
     img[ya:yb, xa:xb] *= (1.0 - sh)[:, :, None]
 
 
-def _object_colour(name, app, rng):
+def object_colour(name, app, rng):
     base, pattern = (np.array(c, np.float32)[None, None] for c in _PALETTE[name])
     jit = app.colour_jitter
     hue = app.hue_shift_deg + rng.uniform(-60, 60) * jit
@@ -350,7 +350,7 @@ def _shift_hsv(rgb, hue_deg, sat, val):
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0]
 
 
-def _paint(img, m, box, colours, name, app, rng, light, cx, cy, r, angle):
+def paint_object(img, m, box, colours, name, app, rng, light, cx, cy, r, angle):
     """Paint one object into ``img`` inside ``box``; returns its silhouette there (bool)."""
     mc = m[box]
     sub = mc > 0
@@ -399,7 +399,7 @@ def _pattern(name, u, v, gx, gy, cx, cy, r, rng):
     return (np.sin(u * 25 * f + 2 * np.sin(v * 6)) > 0.2).astype(np.float32) * 0.7  # wood grain
 
 
-def _clutter_over_wall(img, app, rng, horizon):
+def clutter_over_wall(img, app, rng, horizon):
     """Unlabeled background shapes on the wall and the table border (label stays 0)."""
     h, w = img.shape[:2]
     for _ in range(int(rng.integers(0, app.clutter + 1))):
@@ -420,7 +420,7 @@ def camera_gain(app, h, w):
     return (vign * (np.asarray(app.white_balance, np.float32) * 255.0)).astype(np.float32)
 
 
-def _camera(img, app, rng, gain):
+def apply_camera(img, app, rng, gain):
     """Gain, blur, noise, quantization and JPEG; returns HxWx3 uint8."""
     h, w = img.shape[:2]
     img *= gain
