@@ -6,7 +6,13 @@ Sources: ``pattern`` (a cheap moving test pattern, the default) and ``procedural
 ``sam2real_ros.data.procedural.TabletopRenderer(appearance='real')``, rendered once at start for
 ``num_frames`` seeds, then cycled). Like every node this is a thin ROS adapter; the frame
 generators below are plain numpy.
+
+Large images and best-effort readers: unless ``FASTDDS_DEFAULT_PROFILES_FILE`` is already set,
+the camera runs with ``config/fastdds_large_images.xml`` (a 10 MB Fast DDS shared-memory
+segment, so a 640x480 rgb8 frame is not cut into fragments that a best-effort reader loses);
+see docs/segmentation_node.md, "Camera QoS".
 """
+import os
 import sys
 
 import numpy as np
@@ -140,8 +146,17 @@ class SimCamera(Node):
                 f'{type(exc).__name__}: {text}', throttle_duration_sec=5.0)
 
 
+def large_image_profile():
+    """Return the Fast DDS profile for large-image publishers (installed or in the repo)."""
+    from sam2real_ros.nodes.graph import config_dir
+    return os.path.join(config_dir(), 'fastdds_large_images.xml')
+
+
 def main(args=None):
     """Run ``sim_camera`` until SIGINT; returns the exit code (2 on invalid parameters)."""
+    profile = large_image_profile()
+    if os.path.isfile(profile):  # read by Fast DDS when rclpy.init creates the participant
+        os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', profile)
     return run_node('sim_camera', SimCamera, args, (ImportError,))
 
 

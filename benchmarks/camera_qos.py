@@ -1,0 +1,79 @@
+"""
+How many 640x480 rgb8 camera frames reach a subscriber, per publisher/subscriber reliability.
+
+``python -m benchmarks.camera_qos [--rate-hz 30] [--seconds 8] [--no-profile]``
+
+For each combination (publisher reliable / best_effort, subscriber reliable / best_effort,
+where they match) a ``sim_camera`` process publishes and this process counts what a depth-1
+subscription receives. ``sim_camera`` runs with ``config/fastdds_large_images.xml`` (a 10 MB
+Fast DDS shared-memory segment) unless ``--no-profile`` gives it Fast DDS defaults, as a camera
+driver started without the profile has. The last line is a JSON list of
+``{publisher, subscriber, profile, received_hz, rate_hz}``.
+"""
+import argparse
+import json
+import sys
+import tempfile
+import time
+
+COMBINATIONS = (('reliable', 'reliable'), ('reliable', 'best_effort'),
+                ('best_effort', 'best_effort'))
+
+
+def measure(publisher, subscriber, rate_hz, seconds, profile):
+    """Return frames per second a depth-1 ``subscriber`` receives from a ``publisher`` camera."""
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from sam2real_ros.demo.robot import Procs
+    from sam2real_ros.nodes.graph import node_command, TIAGO_CAMERA
+    from sam2real_ros.nodes.runner import BackgroundNode
+    # an empty value: sim_camera keeps Fast DDS defaults
+    env = {} if profile else {'FASTDDS_DEFAULT_PROFILES_FILE': ''}
+    got = []
+    ros = BackgroundNode('camera_qos_probe')
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                     reliability=(ReliabilityPolicy.RELIABLE if subscriber == 'reliable'
+                                  else ReliabilityPolicy.BEST_EFFORT))
+    ros.node.create_subscription(Image, TIAGO_CAMERA['image'],
+                                 lambda msg: got.append(time.monotonic()), qos)
+    procs = Procs(tempfile.mkdtemp(prefix='sam2real_camera_qos_'))
+    try:
+        params = {'rate_hz': rate_hz, 'qos_reliability': publisher}
+        procs.start('camera', node_command('sim_camera', params, params_file=False), env=env)
+        procs.check_alive()
+        deadline = time.monotonic() + 60
+        while len(got) < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        start, count = time.monotonic(), len(got)
+        time.sleep(seconds)
+        return (len(got) - count) / (time.monotonic() - start)
+    finally:
+        procs.stop_all()
+        ros.close()
+
+
+def main(argv=None):
+    """Run every combination; returns 0."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap.add_argument('--rate-hz', type=float, default=30.0, help='camera rate (30)')
+    ap.add_argument('--seconds', type=float, default=8.0, help='window per combination (8)')
+    ap.add_argument('--no-profile', action='store_true',
+                    help='camera with Fast DDS defaults (no large shared-memory segment)')
+    args = ap.parse_args(argv)
+    out = []
+    for publisher, subscriber in COMBINATIONS:
+        hz = measure(publisher, subscriber, args.rate_hz, args.seconds, not args.no_profile)
+        row = {'publisher': publisher, 'subscriber': subscriber,
+               'profile': not args.no_profile, 'received_hz': round(hz, 1),
+               'rate_hz': args.rate_hz}
+        print(f'{publisher:>11} -> {subscriber:<11} profile {row["profile"]!s:<5} '
+              f'{row["received_hz"]:5.1f} of {args.rate_hz:g} Hz', flush=True)
+        out.append(row)
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
