@@ -98,3 +98,29 @@ def fast_onnx_model(tmp_path_factory):
                       '--classes', ','.join(FAST_MODEL_CLASSES), '--out', str(path)])
     assert rc in (0, None) and path.is_file()
     return path
+
+
+@pytest.fixture(scope='session')
+def tiny_models(tmp_path_factory):
+    """
+    Two small random-weight ONNX models with different class counts: ``{3: path, 5: path}``.
+
+    ConvNeXt-atto with a narrow decoder at 96x128 (quick to export and to run); classes
+    ``c0..c2`` and ``c0..c4``. For hot reload and class-map tests.
+    """
+    import torch
+
+    from sam2real_ros.inference import export
+    from sam2real_ros.modeling import model as mdl
+    out = {}
+    folder = tmp_path_factory.mktemp('tiny_models')
+    for n in (3, 5):
+        cfg = mdl.ModelConfig(backbone='convnext_atto', pretrained=False, num_classes=n,
+                              fpn_channels=16, fusion_channels=32, feature_hidden=24,
+                              fusion_stride=8, fusion_kernel=1, input_size=(96, 128),
+                              name='tiny')
+        torch.manual_seed(n)
+        out[n] = folder / f'tiny{n}.onnx'
+        export.export_onnx(mdl.build_model(cfg), cfg, [f'c{i}' for i in range(n)],
+                           str(out[n]), verify=False)
+    return out

@@ -6,11 +6,8 @@ import threading
 from conftest import wait_until
 import numpy as np
 import pytest
-from sam2real_ros.inference import export
 from sam2real_ros.inference.engine import SegmentationEngine
 from sam2real_ros.inference.runtime import file_signature, HotModel, LatestFrame, RateWindow
-from sam2real_ros.modeling import model as mdl
-import torch
 
 
 class FakeClock:
@@ -76,26 +73,10 @@ def test_rate_window_measures_up_to_now():
         RateWindow(0)
 
 
-def tiny_cfg(num_classes):
-    """Make a small random-weight config (fast to export and run)."""
-    return mdl.ModelConfig(backbone='convnext_atto', pretrained=False, num_classes=num_classes,
-                           fpn_channels=16, fusion_channels=32, feature_hidden=24,
-                           fusion_stride=8, fusion_kernel=1, input_size=(96, 128), name='tiny')
-
-
 @pytest.fixture(scope='module')
-def two_models(tmp_path_factory):
-    """Export two models with different class counts: (path with 3, path with 5 classes)."""
-    d = tmp_path_factory.mktemp('models')
-    paths = []
-    for n in (3, 5):
-        torch.manual_seed(n)
-        cfg = tiny_cfg(n)
-        path = d / f'model{n}.onnx'
-        export.export_onnx(mdl.build_model(cfg), cfg, [f'c{i}' for i in range(n)], str(path),
-                           verify=False)
-        paths.append(path)
-    return paths
+def two_models(tiny_models):
+    """Return the paths of two models with 3 and 5 classes (conftest)."""
+    return tiny_models[3], tiny_models[5]
 
 
 def replace_atomically(src, dst):

@@ -1,8 +1,9 @@
 """
 Integration tests: sim_camera and segmentation_node processes over real DDS.
 
-A random-weight ``fast`` model is exported once; the test process listens with its own rclpy
-node (own context, spun in a thread) and checks what the node publishes.
+Random-weight models are exported once (conftest); the test process listens with its own
+rclpy node (own context, spun in a thread), drives the lifecycle through the node's
+``change_state``/``get_state`` services and checks what the node publishes.
 """
 import json
 import os
@@ -16,9 +17,13 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 # I100: the ROS imports must follow the importorskip, so they cannot all sort after pytest.
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402, I100
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402, I100
+from lifecycle_msgs.msg import Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from malformed_images import interleaved  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sam2real_ros.common.conversions import stamp_to_ns  # noqa: E402
+from sam2real_ros.inference.visual import PALETTE  # noqa: E402
 from sam2real_ros.nodes.graph import node_command, TIAGO_CAMERA  # noqa: E402
 from sam2real_ros.nodes.messages import numpy_to_image  # noqa: E402
 from sam2real_ros.nodes.runner import BackgroundNode  # noqa: E402
@@ -26,12 +31,8 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 NODE = '/segmentation_node'
-
-
-@pytest.fixture(scope='module')
-def model_path(fast_onnx_model):
-    """Return a random-weight ``fast`` ONNX model with three classes (shared, see conftest)."""
-    return fast_onnx_model
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                     reliability=ReliabilityPolicy.RELIABLE)
 
 
 class Listener:
@@ -57,13 +58,41 @@ class Listener:
         with self.lock:
             return list(self.msgs[topic])
 
-    def diagnostics(self):
-        """Latest key/value dict of the segmentation node's diagnostic status (or None)."""
+    def status(self, name='segmentation_node'):
+        """Return the latest diagnostic status of node ``name``: (level, message, values)."""
         for _, msg in reversed(self.got('/diagnostics')):
-            for status in msg.status:
-                if status.name.startswith('segmentation_node'):
-                    return {kv.key: kv.value for kv in status.values}
-        return None
+            for st in msg.status:
+                if st.name.startswith(f'{name}:'):
+                    return st.level, st.message, {kv.key: kv.value for kv in st.values}
+        return None, '', {}
+
+    def values(self, name='segmentation_node'):
+        """Return the latest diagnostic values of node ``name`` (a dict, empty before any)."""
+        return self.status(name)[2]
+
+    def call(self, srv_type, name, request, timeout=60.0):
+        """Call service ``name`` and return the response (None on timeout)."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                return None
+            future = client.call_async(request)
+            wait_until(future.done, timeout)
+            return future.result() if future.done() else None
+        finally:
+            self.node.destroy_client(client)
+
+    def lifecycle_state(self, node=NODE):
+        """Return the node's lifecycle state label (``unconfigured``, ``inactive``, ...)."""
+        resp = self.call(GetState, f'{node}/get_state', GetState.Request())
+        return resp.current_state.label if resp is not None else None
+
+    def transition(self, transition_id, node=NODE):
+        """Request a lifecycle transition; return whether it succeeded."""
+        req = ChangeState.Request()
+        req.transition.id = transition_id
+        resp = self.call(ChangeState, f'{node}/change_state', req)
+        return resp is not None and resp.success
 
     def close(self):
         self._ros.close()
@@ -76,16 +105,15 @@ def listener():
     lis.close()
 
 
-def start_camera(processes, rate_hz):
+def start_camera(processes, rate_hz, name='camera'):
     # Publisher depth 10 so the test's own (slow, Python) camera_info reader misses no stamp.
-    return processes.start(*node_command('sim_camera', {'qos_depth': 10,
-                                                        'rate_hz': float(rate_hz)},
-                                         params_file=False), name='camera')
+    return processes.start(*node_command('sim_camera', {'qos_depth': 10, 'rate_hz': rate_hz},
+                                         params_file=False), name=name)
 
 
-def start_node(processes, model):
-    return processes.start(*node_command('segmentation_node', {'model_path': model},
-                                         params_file=False), name='node')
+def start_node(processes, params, name='node', camera=None):
+    return processes.start(*node_command('segmentation_node', params, params_file=False,
+                                         camera=camera), name=name)
 
 
 def assert_alive(processes, *procs):
@@ -93,14 +121,30 @@ def assert_alive(processes, *procs):
         assert proc.poll() is None, f'process died:\n{processes.output(proc)}'
 
 
+def assert_clean_exit(processes, proc):
+    assert processes.stop(proc) == 0, processes.output(proc)  # SIGINT -> clean exit
+    assert 'Traceback' not in proc.log_path.read_text(), processes.output(proc)
+
+
+def replace_atomically(src, dst):
+    """Copy ``src`` (a path or bytes) next to ``dst`` and rename it over ``dst``."""
+    tmp = f'{dst}.tmp'
+    if isinstance(src, bytes):
+        with open(tmp, 'wb') as f:
+            f.write(src)
+    else:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
 @pytest.mark.rostest
-def test_labels_answer_the_newest_frame(processes, listener, model_path):
+def test_labels_answer_the_newest_frame(processes, listener, fast_onnx_model):
     """A camera far faster than the model: labels carry recent camera stamps, the rest drop."""
     listener.listen(CameraInfo, TIAGO_CAMERA['camera_info'])
     listener.listen(Image, f'{NODE}/labels')
     listener.listen(DiagnosticArray, '/diagnostics')
-    camera = start_camera(processes, 60)
-    node = start_node(processes, model_path)
+    camera = start_camera(processes, 60.0)
+    node = start_node(processes, {'model_path': str(fast_onnx_model)})
     assert wait_until(lambda: len(listener.got(f'{NODE}/labels')) >= 3, 60), \
         processes.output(node)
     time.sleep(2.5)  # let a queue build up if there were one
@@ -127,120 +171,247 @@ def test_labels_answer_the_newest_frame(processes, listener, model_path):
     gaps_s = np.diff(received) / 1e9
     excess = np.median((ages_s - gaps_s)[-10:])
     assert excess < 0.5, f'labels lag behind the camera (queueing?): ages {ages_s}, gaps {gaps_s}'
-    diag = wait_until(lambda: int((listener.diagnostics() or {}).get('dropped_frames', 0))
-                      and listener.diagnostics(), 5)
-    assert diag, f'no dropped frames reported: {listener.diagnostics()}'
+    diag = wait_until(lambda: int(listener.values().get('dropped_frames', 0))
+                      and listener.values(), 5)
+    assert diag, f'no dropped frames reported: {listener.values()}'
     assert int(diag['frames_in']) > int(diag['frames_out']) > 0
-    assert diag['model_state'] == 'loaded' and diag['qos_reliability'] == 'reliable'
+    assert diag['model_state'] == 'loaded' and diag['labels_in_graph'] == 'True'
+    # The camera subscription's default: best-effort, depth 1 (never pushes back on a camera).
+    assert diag['qos_reliability'] == 'best_effort' and diag['lifecycle_state'] == 'active'
+    assert listener.status()[0] == DiagnosticStatus.OK
 
-    # Late joiners get the latched class names; overlay/features start once subscribed.
-    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                         reliability=ReliabilityPolicy.RELIABLE)
-    listener.listen(String, f'{NODE}/class_names', latched)
-    listener.listen(Image, f'{NODE}/overlay')
-    listener.listen(Image, f'{NODE}/features')
+    # Late joiners get the latched class names; the colour views start once subscribed.
+    listener.listen(String, f'{NODE}/class_names', LATCHED)
+    for topic in ('labels_color', 'overlay', 'features'):
+        listener.listen(Image, f'{NODE}/{topic}')
     assert wait_until(lambda: listener.got(f'{NODE}/class_names'), 10)
     assert json.loads(listener.got(f'{NODE}/class_names')[0][1].data) == CLASSES
-    for topic in ('overlay', 'features'):
+    for topic in ('labels_color', 'overlay', 'features'):
         assert wait_until(lambda: listener.got(f'{NODE}/{topic}'), 40), processes.output(node)
         msg = listener.got(f'{NODE}/{topic}')[-1][1]
         assert (msg.encoding, msg.width, msg.height) == ('rgb8', 640, 480)
+    # The colour image is the palette of the label image of the same frame.
+    by_stamp = {stamp_to_ns(m.header.stamp): m for _, m in listener.got(f'{NODE}/labels')}
+    pairs = [(by_stamp[stamp_to_ns(c.header.stamp)], c)
+             for _, c in listener.got(f'{NODE}/labels_color')
+             if stamp_to_ns(c.header.stamp) in by_stamp]
+    assert pairs
+    lab, col = pairs[-1]
+    lab = np.frombuffer(lab.data, np.uint8).reshape(480, 640)
+    col = np.frombuffer(col.data, np.uint8).reshape(480, 640, 3)
+    assert np.array_equal(col, PALETTE[lab])
     assert_alive(processes, camera, node)
-    assert processes.stop(node) == 0  # SIGINT -> clean exit
-    assert 'Traceback' not in node.log_path.read_text()
+    assert_clean_exit(processes, node)
 
 
 @pytest.mark.rostest
-def test_model_problems_and_bad_frames(processes, listener, model_path, tmp_path):
-    """Missing/broken model and bad frames: one clear log line each, the node keeps running."""
-    listener.listen(Image, '/node/labels')
+def test_lifecycle_transitions(processes, listener, fast_onnx_model):
+    """Configure loads, activate subscribes, deactivate unsubscribes and frees the model."""
+    listener.listen(Image, f'{NODE}/labels')
+    listener.listen(DiagnosticArray, '/diagnostics')
+    start_camera(processes, 20.0)
+    node = start_node(processes, {'model_path': str(fast_onnx_model), 'autostart': False,
+                                  'diagnostics_period_s': 0.2})
+    camera_topic = TIAGO_CAMERA['image']
+
+    def camera_subscribed():
+        return any(i.node_name == 'segmentation_node' for i in
+                   listener.node.get_subscriptions_info_by_topic(camera_topic))
+
+    assert listener.lifecycle_state() == 'unconfigured', processes.output(node)
+    assert wait_until(lambda: listener.values().get('lifecycle_state') == 'unconfigured', 20)
+    assert listener.status()[0] == DiagnosticStatus.OK and not camera_subscribed()
+
+    assert listener.transition(Transition.TRANSITION_CONFIGURE), processes.output(node)
+    assert listener.lifecycle_state() == 'inactive'
+    assert wait_until(lambda: listener.values().get('model_state') == 'loaded', 20)
+    listener.listen(String, f'{NODE}/class_names', LATCHED)  # configure published it
+    assert wait_until(lambda: listener.got(f'{NODE}/class_names'), 20)
+    time.sleep(1.0)
+    assert not listener.got(f'{NODE}/labels') and not camera_subscribed()
+
+    for _ in range(2):  # activate, deactivate, and again
+        assert listener.transition(Transition.TRANSITION_ACTIVATE), processes.output(node)
+        assert listener.lifecycle_state() == 'active'
+        assert wait_until(camera_subscribed, 20)
+        count = len(listener.got(f'{NODE}/labels'))
+        assert wait_until(lambda: len(listener.got(f'{NODE}/labels')) > count + 2, 60), \
+            processes.output(node)
+        assert listener.transition(Transition.TRANSITION_DEACTIVATE), processes.output(node)
+        assert listener.lifecycle_state() == 'inactive'
+        assert wait_until(lambda: not camera_subscribed(), 20)
+        assert wait_until(lambda: listener.values().get('model_state') == 'not loaded', 20)
+        assert listener.values()['backend'] == ''  # the engine is gone
+        time.sleep(0.5)  # a label in flight may still arrive
+        count = len(listener.got(f'{NODE}/labels'))
+        time.sleep(1.5)
+        assert len(listener.got(f'{NODE}/labels')) == count
+
+    assert listener.transition(Transition.TRANSITION_CLEANUP)
+    assert listener.lifecycle_state() == 'unconfigured'
+    assert listener.transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
+    assert listener.lifecycle_state() == 'finalized'
+    log = processes.output(node)
+    # configure loads, the first activate uses that model, the second loads it again
+    assert log.count('model freed') == 2 and log.count("loaded model '") == 2, log
+    assert_alive(processes, node)
+    assert_clean_exit(processes, node)
+
+
+@pytest.mark.rostest
+def test_hot_reload_follows_the_model_file(processes, listener, tiny_models, tmp_path):
+    """A replaced model is swapped in with its class map; a broken one leaves the old in use."""
+    listener.listen(Image, f'{NODE}/labels')
+    listener.listen(DiagnosticArray, '/diagnostics')
+    listener.listen(String, f'{NODE}/class_names', LATCHED)
+    path = tmp_path / 'model.onnx'
+    replace_atomically(tiny_models[3], path)
+    start_camera(processes, 15.0)
+    node = start_node(processes, {'model_path': str(path), 'model_retry_s': 0.2,
+                                  'diagnostics_period_s': 0.2})
+
+    def class_names():
+        got = listener.got(f'{NODE}/class_names')
+        return json.loads(got[-1][1].data) if got else None
+
+    assert wait_until(lambda: len(listener.got(f'{NODE}/labels')) >= 3, 60), \
+        processes.output(node)
+    assert class_names() == ['c0', 'c1', 'c2']
+
+    replace_atomically(tiny_models[5], path)
+    assert wait_until(lambda: class_names() == [f'c{i}' for i in range(5)], 60), \
+        processes.output(node)
+    assert wait_until(lambda: listener.values().get('model_loads') == '2'
+                      and listener.values().get('classes') == '5', 20)
+    count = len(listener.got(f'{NODE}/labels'))
+    assert wait_until(lambda: len(listener.got(f'{NODE}/labels')) > count + 3, 30)
+
+    replace_atomically(b'not a model', path)  # e.g. a half-copied file renamed by mistake
+    assert wait_until(lambda: listener.status()[0] == DiagnosticStatus.WARN, 30), \
+        listener.status()
+    level, message, values = listener.status()
+    assert 'new model failed to load' in message and values['model_state'] == 'reload failed'
+    count = len(listener.got(f'{NODE}/labels'))
+    assert wait_until(lambda: len(listener.got(f'{NODE}/labels')) > count + 3, 30)
+    assert listener.values()['classes'] == '5'
+    # Every frame had a model: labels kept coming from the old one until each swap.
+    assert listener.values()['no_model_frames'] == '0'
+    log = processes.output(node)
+    assert log.count('cannot load the new model') == 1, log
+    assert log.count('loaded a new version of model') == 1, log
+    assert_clean_exit(processes, node)
+
+
+@pytest.mark.rostest
+def test_camera_gone_is_reported(processes, listener, tiny_models):
+    """A stopped camera: WARN "no camera frames for N s", and the rate falls to 0."""
+    listener.listen(DiagnosticArray, '/diagnostics')
+    camera = start_camera(processes, 15.0)
+    node = start_node(processes, {'model_path': str(tiny_models[3]), 'camera_timeout_s': 1.5,
+                                  'diagnostics_period_s': 0.2})
+    assert wait_until(lambda: float(listener.values().get('rate_hz', 0)) > 2.0, 60), \
+        processes.output(node)
+    assert listener.status()[0] == DiagnosticStatus.OK
+    assert processes.stop(camera) == 0
+    assert wait_until(lambda: listener.status()[0] == DiagnosticStatus.WARN, 20)
+    level, message, values = listener.status()
+    assert message.startswith('no camera frames for ') and message.endswith(' s'), message
+    assert float(values['last_frame_age_s']) >= 1.5
+    # Measured up to now: the rate falls while the camera is gone (5 s window).
+    assert wait_until(lambda: float(listener.values().get('rate_hz', 1)) == 0.0, 20)
+    assert float(listener.values()['last_frame_age_s']) >= 5.0
+    assert listener.status()[0] == DiagnosticStatus.WARN
+    camera = start_camera(processes, 15.0, name='camera2')  # the camera comes back
+    assert wait_until(lambda: listener.status()[0] == DiagnosticStatus.OK, 60), \
+        processes.output(node)
+    assert_alive(processes, camera, node)
+    assert_clean_exit(processes, node)
+
+
+@pytest.mark.rostest
+def test_malformed_images_are_counted_and_logged_once(processes, listener, tiny_models):
+    """Malformed images between good ones: every good frame answered, each cause counted."""
+    listener.listen(Image, f'{NODE}/labels')
     listener.listen(DiagnosticArray, '/diagnostics')
     pub = listener.node.create_publisher(Image, '/test_images', 10)
-    target = tmp_path / 'later.onnx'
-    node = processes.start('-m', 'sam2real_ros.nodes.segmentation_node', '--ros-args',
-                           '-r', '__node:=node', '-r', 'image:=/test_images',
-                           '-p', 'qos_reliability:=reliable', '-p', f'model_path:={target}',
-                           '-p', 'model_retry_s:=0.3', '-p', 'diagnostics_period_s:=0.2',
-                           name='node')
+    node = start_node(processes, {'model_path': str(tiny_models[3]),
+                                  'qos_reliability': 'reliable',
+                                  'diagnostics_period_s': 0.2},
+                      camera={'image': '/test_images'})
+    assert wait_until(lambda: listener.values().get('model_state') == 'loaded'
+                      and listener.values().get('qos_reliability') == 'reliable', 60), \
+        processes.output(node)
+    assert wait_until(lambda: pub.get_subscription_count() > 0, 20)
 
-    def status():
-        for _, m in reversed(listener.got('/diagnostics')):
-            for s in m.status:
-                if s.name.startswith('node'):
-                    return {kv.key: kv.value for kv in s.values}
-        return {}
+    def good(i):
+        msg = numpy_to_image(np.full((120, 160, 3), i, np.uint8), 'bgr8')
+        msg.header.stamp.sec = 1000 + i
+        return msg
 
-    good = numpy_to_image(np.zeros((120, 160, 3), np.uint8), 'bgr8')
-    stop = threading.Event()
+    def answered(sec):
+        return any(m.header.stamp.sec == sec for _, m in listener.got(f'{NODE}/labels'))
 
-    def feed():  # good frames at ~10 Hz until the model works
-        while not stop.wait(0.1):
-            pub.publish(good)
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
-    try:
-        assert wait_until(lambda: status().get('model_state') == 'missing'
-                          and int(status()['no_model_frames']) > 0, 30), processes.output(node)
-        time.sleep(1.0)  # several retry periods (0.3 s)
-        log = processes.output(node)
-        assert log.count('does not exist') == 1 and str(target) in log, log
-
-        target.write_bytes(b'not an onnx model')
-        assert wait_until(lambda: status().get('model_state') == 'failed', 40), \
-            processes.output(node)
-        time.sleep(1.0)
-        assert processes.output(node).count('cannot load model') == 1, processes.output(node)
-
-        tmp = tmp_path / 'copy.tmp'
-        shutil.copyfile(model_path, tmp)
-        os.replace(tmp, target)  # the node loads it on its next check
-        assert wait_until(lambda: listener.got('/node/labels'), 30), processes.output(node)
-    finally:
-        stop.set()
-        feeder.join()
-
-    bad = numpy_to_image(np.zeros((4, 4), np.uint8), 'mono8')
-    bad.encoding = 'yuv422'
-    short = numpy_to_image(np.zeros((480, 640, 3), np.uint8), 'rgb8')
-    short.height = 481  # data no longer matches step x height
-    for count, msg in enumerate((bad, short, bad, short), start=1):
-        pub.publish(msg)  # one at a time: a newer frame would replace it in the 1-slot buffer
-        assert wait_until(lambda: status().get('bad_frames') == str(count), 20), status()
-    good.header.stamp.sec = 42
-    pub.publish(good)
-    assert wait_until(lambda: any(m.header.stamp.sec == 42
-                                  for _, m in listener.got('/node/labels')), 20)
-    msg = listener.got('/node/labels')[-1][1]
-    assert (msg.width, msg.height, msg.encoding) == (160, 120, 'mono8')
-    assert status()['bad_frames'] == '4'
+    sent_bad, goods = 0, 0
+    for cause, msg in interleaved(good, rounds=2):
+        # One at a time: a newer frame would replace it in the node's one-slot buffer.
+        frames_in = int(listener.values().get('frames_in', 0))
+        pub.publish(msg)
+        if cause is None:
+            goods += 1
+            assert wait_until(lambda: answered(msg.header.stamp.sec), 30), \
+                (processes.output(node), listener.values())
+        else:
+            sent_bad += 1
+            assert wait_until(lambda: int(listener.values().get('bad_frames', -1)) == sent_bad
+                              and int(listener.values()['frames_in']) > frames_in, 30), \
+                (cause, listener.values(), processes.output(node))
+    values = wait_until(lambda: int(listener.values()['frames_out']) == goods
+                        and listener.values(), 10)
+    assert values and int(values['bad_frames']) == sent_bad, listener.values()
+    reasons = {k[len('bad_frame: '):]: int(v) for k, v in values.items()
+               if k.startswith('bad_frame: ')}
+    assert sum(reasons.values()) == sent_bad and len(reasons) >= 8, reasons
+    assert any("unsupported image encoding 'yuv422'" in r for r in reasons)
+    assert any("'16UC1' is a depth" in r for r in reasons)
+    assert any("'32FC1' is a depth" in r for r in reasons)
     log = processes.output(node)
-    # counted every time, logged at most once a minute (rclpy's throttle): no log loop
+    assert log.count('bad frame on /test_images skipped') == len(reasons), log
     assert log.count("unsupported image encoding 'yuv422'") == 1, log
-    assert log.count('bad frame on /test_images skipped') == 1, log
+    assert values['failed_frames'] == '0'
     assert_alive(processes, node)
-    assert processes.stop(node) == 0
-    assert 'Traceback' not in node.log_path.read_text()
+    assert_clean_exit(processes, node)
 
 
-def test_latest_frame_keeps_only_the_newest():
-    from sam2real_ros.nodes.segmentation_node import LatestFrame
-    slot = LatestFrame()
-    assert slot.take(timeout=0.01) is None
-    for i in range(5):
-        slot.put(i)
-    assert slot.take(timeout=0.01) == 4 and slot.dropped == 4
-    assert slot.take(timeout=0.01) is None
-    got = []
-    taker = threading.Thread(target=lambda: got.append(slot.take(timeout=10.0)))
-    taker.start()
-    slot.put('late')  # wakes the waiting worker
-    taker.join(10.0)
-    assert got == ['late'] and slot.dropped == 4
+@pytest.mark.rostest
+def test_missing_then_broken_then_good_model(processes, listener, tiny_models, tmp_path):
+    """No model yet: ERROR, one log line; a broken file: one line; a good one: labels."""
+    listener.listen(Image, f'{NODE}/labels')
+    listener.listen(DiagnosticArray, '/diagnostics')
+    target = tmp_path / 'later.onnx'
+    start_camera(processes, 10.0)
+    node = start_node(processes, {'model_path': str(target), 'model_retry_s': 0.3,
+                                  'diagnostics_period_s': 0.2})
+    assert wait_until(lambda: listener.values().get('model_state') == 'missing'
+                      and int(listener.values()['no_model_frames']) > 0, 60), \
+        processes.output(node)
+    assert listener.status()[0] == DiagnosticStatus.ERROR
+    time.sleep(1.0)  # several checks (0.3 s)
+    log = processes.output(node)
+    assert log.count('does not exist') == 1 and str(target) in log, log
+    replace_atomically(b'not an onnx model', target)
+    assert wait_until(lambda: listener.values().get('model_state') == 'failed', 40), \
+        processes.output(node)
+    assert 'not a readable ONNX model' in listener.status()[1]
+    time.sleep(1.0)
+    assert processes.output(node).count('cannot load model') == 1, processes.output(node)
+    replace_atomically(tiny_models[3], target)
+    assert wait_until(lambda: listener.got(f'{NODE}/labels'), 60), processes.output(node)
+    assert wait_until(lambda: listener.status()[0] == DiagnosticStatus.OK, 20)
+    assert_clean_exit(processes, node)
 
 
 def test_invalid_parameter_is_refused_at_start(processes):
-    node = processes.start('-m', 'sam2real_ros.nodes.segmentation_node', '--ros-args',
-                           '-p', 'qos_depth:=0', name='node')
-    assert node.wait(30) == 2
+    node = start_node(processes, {'qos_depth': 0})
+    assert node.wait(60) == 2
     out = processes.output(node)
     assert 'qos_depth' in out and 'Traceback' not in out

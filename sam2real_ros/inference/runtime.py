@@ -187,7 +187,7 @@ class HotModel:
     """
 
     def __init__(self, path, load, poll_s=2.0, settle_s=0.3, report=None):
-        self.path = os.fspath(path) if path else ''
+        self.path = os.path.expanduser(os.fspath(path)) if path else ''
         self._load = load
         self.poll_s = float(poll_s)
         self.settle_s = float(settle_s)

@@ -59,7 +59,7 @@ NODES = (
               (), 'sam_worker', ('dataset_root', 'device', 'checkpoint', 'segmenter')),
     GraphNode('segmentation_node', 'segmentation_node', 'sam2real_ros.nodes.segmentation_node',
               'segmentation_node.yaml', ('image',), 'segmentation',
-              ('model_path', 'device', 'qos_reliability')),
+              ('model_path', 'device', 'qos_reliability'), lifecycle=True),
     # the simulated robot (sim:=true): a camera and a grasp action server
     GraphNode('sim_camera', 'sim_camera', 'sam2real_ros.nodes.sim_camera', 'sim_camera.yaml',
               ('image', 'camera_info'), 'sim'),
@@ -137,6 +137,6 @@ def node_command(name, params=None, camera=None, params_file=True, cfg_dir=None,
         args += ['-r', f'{src}:={dst}']
     for key, value in (params or {}).items():
         args += ['-p', f'{key}:={_param_text(value)}']
-    if node.lifecycle:
+    if node.lifecycle and 'autostart' not in (params or {}):
         args += ['-p', 'autostart:=true']
     return args + list(ros_args)

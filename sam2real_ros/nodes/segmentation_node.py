@@ -1,23 +1,28 @@
 """
-Real-time semantic segmentation node: camera image -> label image (+ overlay, features).
+Real-time semantic segmentation as a lifecycle node: camera ``image`` -> label image.
 
-The subscription callback only puts the message in a one-slot buffer (a newer frame replaces
-an unprocessed one, which is counted as dropped); one worker thread loads the model, runs
-:class:`sam2real_ros.inference.engine.SegmentationEngine`
-on the newest frame and publishes. Topics,
-parameters, QoS and diagnostics are described in docs/segmentation_node.md.
+A thin ROS adapter around :mod:`sam2real_ros.inference` (engine, runtime): ``configure`` loads
+the model and creates the publishers, ``activate`` subscribes to the camera and starts the worker
+thread and the model file watcher, ``deactivate`` stops them and frees the model (GPU memory
+too), ``cleanup`` destroys the publishers. With ``autostart`` it configures and activates itself.
+
+The camera callback only puts the message into a one-slot buffer (a newer frame replaces an
+unprocessed one, counted as dropped); the worker runs the engine on the newest frame and
+publishes ``~/labels`` (mono8, the camera's header), ``~/labels_color``, ``~/overlay`` and
+``~/features`` (rgb8, only while subscribed), the class map (``~/class_names`` latched JSON, and
+``~/label_info`` as ``vision_msgs/LabelInfo`` when vision_msgs is importable) and
+``/diagnostics``. docs/segmentation_node.md describes topics, states and parameters.
 """
-import collections
 import json
-import os
+import re
 import sys
 import threading
 import time
 
-import numpy as np
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sam2real_ros.common.conversions import image_to_rgb8, stamp_to_ns
+from sam2real_ros.inference.runtime import HotModel, LatestFrame, RateWindow
 from sam2real_ros.nodes import params
 from sam2real_ros.nodes.diagnostics import Diagnostics
 from sam2real_ros.nodes.messages import numpy_to_image
@@ -27,8 +32,15 @@ from sam2real_ros.nodes.runner import run_node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+try:  # the standard class-map message, where the robot has vision_msgs (ROS 2 >= Humble)
+    from vision_msgs.msg import LabelInfo, VisionClass
+except ImportError:
+    LabelInfo = VisionClass = None
+
 PARAMETERS = params.schema(
-    Param('model_path', '', 'exported model (.onnx or .pt); loaded when it appears'),
+    Param('model_path', '', 'exported model (.onnx, or a .pt checkpoint for the torch '
+          'backend); a new or replaced file is loaded in the background and swapped in '
+          'between two frames'),
     Param('backend', 'auto', 'engine backend: auto (by file extension), onnxruntime or torch',
           one_of=('auto', 'onnxruntime', 'torch')),
     Param('device', 'auto', 'engine device: auto (GPU when available), cpu or cuda',
@@ -37,248 +49,316 @@ PARAMETERS = params.schema(
     Param('allow_spinning', False, 'onnxruntime CPU threads busy-wait between operators: '
           'lowest latency on idle cores, but they steal CPU from the camera callbacks and '
           'other nodes on a busy robot CPU'),
-    *camera_qos_parameters('auto', 1),
+    *camera_qos_parameters('best_effort', 1),
+    Param('camera_timeout_s', 3.0, 'WARN "no camera frames for N s" after this long without a '
+          'camera frame while active', bounds=(0.1, 3600.0), read_only=False),
+    Param('publish_color', True, 'publish ~/labels_color while it has subscribers',
+          read_only=False),
     Param('publish_overlay', True, 'publish ~/overlay while it has subscribers',
           read_only=False),
     Param('publish_features', True, 'publish ~/features while it has subscribers',
           read_only=False),
     Param('overlay_alpha', 0.5, 'weight of the class colours in ~/overlay', bounds=(0.0, 1.0),
           read_only=False),
-    Param('model_retry_s', 2.0, 'seconds between checks for a missing or changed model file',
-          bounds=(0.1, 3600.0), read_only=False),
+    Param('model_retry_s', 2.0, 'seconds between checks of model_path for a new, replaced or '
+          'missing file', bounds=(0.1, 3600.0), read_only=False),
     Param('diagnostics_period_s', 1.0, 'period of the /diagnostics status',
           bounds=(0.05, 60.0)),
+    Param('autostart', False, 'lifecycle node: configure and activate right after start, '
+          'without a lifecycle manager (plain processes; the launch file does the transitions '
+          'itself)'),
 )
 CONFIG_HEADER = """Parameters of the segmentation node (docs/segmentation_node.md).
 ros2 run sam2real segmentation_node --ros-args --params-file config/segmentation_node.yaml \\
-    -r image:=/head_front_camera/rgb/image_raw"""
+    -r image:=/head_front_camera/rgb/image_raw -p autostart:=true"""
+
+MAX_REASONS = 16  # distinct bad-frame reasons counted one by one; more go to 'other'
 
 
-class LatestFrame:
-    """A one-slot buffer: ``put`` replaces the unprocessed frame (counted in ``dropped``)."""
-
-    def __init__(self):
-        self._cond = threading.Condition()
-        self._item = None
-        self.dropped = 0
-
-    def put(self, item):
-        """Store ``item``, replacing (and counting) a frame nobody took yet."""
-        with self._cond:
-            if self._item is not None:
-                self.dropped += 1
-            self._item = item
-            self._cond.notify()
-
-    def take(self, timeout):
-        """Return the newest item and empty the slot, or ``None`` after ``timeout`` seconds."""
-        with self._cond:
-            if self._item is None:
-                self._cond.wait(timeout)
-            item, self._item = self._item, None
-            return item
-
-    def wake(self):
-        """Wake a waiting ``take`` (used at shutdown)."""
-        with self._cond:
-            self._cond.notify_all()
+def reason_key(exc):
+    """Return the cause of a bad frame without its numbers (one key per kind of fault)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"(?<![\w.'])\d+(\.\d+)?(?![\w'])", 'N', text.split(' (')[0])
 
 
-class Window:
-    """Rolling per-frame figures over the last ``seconds`` (publish rate and percentiles)."""
-
-    def __init__(self, seconds=5.0):
-        self.seconds = seconds
-        self._items = collections.deque()
-        self._lock = threading.Lock()
-
-    def add(self, **values):
-        """Record one published frame with its figures (e.g. ``latency_ms=...``)."""
-        now = time.monotonic()
-        with self._lock:
-            self._items.append((now, values))
-            while self._items and now - self._items[0][0] > self.seconds:
-                self._items.popleft()
-
-    def summary(self):
-        """Return ``{'rate_hz': float, '<name>_p50': float, '<name>_p95': float, ...}``."""
-        now = time.monotonic()
-        with self._lock:
-            items = [v for t, v in self._items if now - t <= self.seconds]
-            times = [t for t, _ in self._items if now - t <= self.seconds]
-        out = {'rate_hz': 0.0}
-        if len(times) >= 2 and times[-1] > times[0]:
-            out['rate_hz'] = (len(times) - 1) / (times[-1] - times[0])
-        for key in (items[0] if items else {}):
-            vals = np.array([v[key] for v in items])
-            out[f'{key}_p50'] = float(np.percentile(vals, 50))
-            out[f'{key}_p95'] = float(np.percentile(vals, 95))
-        return out
-
-
-class SegmentationNode(Node):
-    """Camera ``image`` in; ``~/labels`` (mono8), ``~/overlay``, ``~/features`` (rgb8) out."""
+class SegmentationNode(LifecycleNode):
+    """Camera ``image`` in; ``~/labels`` (mono8) and its colour views out (lifecycle)."""
 
     def __init__(self, **kwargs):
         super().__init__('segmentation_node', **kwargs)
-        self.p = params.declare(self, PARAMETERS)
+        self.p = params.declare(self, PARAMETERS, on_change=self._on_parameter)
         self.slot = LatestFrame()
-        self.window = Window()
-        self.frames_in = self.frames_out = self.bad_frames = self.no_model_frames = 0
-        self.engine = None
-        self.model_state = 'not loaded'
-        self._model_sig = None
+        self.frames = RateWindow()  # camera frames received (any, good or bad)
+        self.labels = RateWindow()  # label images published, with per-frame figures
+        self.frames_in = self.frames_out = self.no_model_frames = 0
+        self.bad = {}  # undecodable frame: reason -> count (the first of each is logged)
+        self.failed = {}  # frames the engine or publishing failed on: reason -> count
+        self.hot = None
+        self.camera = None
+        self.worker = None
+        self.class_names = []
+        self.pubs = {}
         self._stop = threading.Event()
-
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                             reliability=ReliabilityPolicy.RELIABLE)
-        self.pub_labels = self.create_publisher(Image, '~/labels', 2)
-        self.pub_overlay = self.create_publisher(Image, '~/overlay', 2)
-        self.pub_features = self.create_publisher(Image, '~/features', 2)
-        self.pub_classes = self.create_publisher(String, '~/class_names', latched)
+        self.lifecycle_state = 'unconfigured'
         self.diagnostics = Diagnostics(self, f'{self.get_name()}: segmentation',
                                        self.p.diagnostics_period_s, self._status)
-        self.camera = CameraSubscription(self, Image, 'image', self._on_image,
-                                         self.p.qos_reliability, self.p.qos_depth)
-        self.topic = self.camera.topic
-        self.worker = threading.Thread(target=self._work, name='segmentation', daemon=True)
-        self.worker.start()
+        if self.p.autostart:
+            self._autostart = self.create_timer(0.0, self._start_now)
+        else:
+            self.get_logger().info('unconfigured: waiting for the lifecycle transitions '
+                                   'configure and activate (or set autostart:=true)')
 
+    def _on_parameter(self, name, value):
+        if name == 'model_retry_s' and self.hot is not None:
+            self.hot.poll_s = float(value)  # the watcher's next wait uses it
+
+    def _start_now(self):
+        self.destroy_timer(self._autostart)
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def on_configure(self, state):
+        """Load the model (or start waiting for it) and create the publishers."""
+        try:
+            latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                 reliability=ReliabilityPolicy.RELIABLE)
+            self.pubs = {
+                'labels': self.create_publisher(Image, '~/labels', 2),
+                'labels_color': self.create_publisher(Image, '~/labels_color', 2),
+                'overlay': self.create_publisher(Image, '~/overlay', 2),
+                'features': self.create_publisher(Image, '~/features', 2),
+                'class_names': self.create_publisher(String, '~/class_names', latched),
+            }
+            if LabelInfo is not None:
+                self.pubs['label_info'] = self.create_publisher(LabelInfo, '~/label_info',
+                                                                latched)
+            self.hot = HotModel(self.p.model_path, self._load_engine, self.p.model_retry_s,
+                                report=self._report)
+            self._take_model()
+        except Exception as exc:  # rclpy swallows exceptions in transitions: say what failed
+            self.get_logger().error(f'configure failed: {type(exc).__name__}: {exc}')
+            return TransitionCallbackReturn.ERROR
+        self.lifecycle_state = 'inactive'
+        self.get_logger().info('configured')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state):
+        """Load the model if deactivate freed it, start the worker, subscribe to the camera."""
+        try:
+            self._take_model()
+            self.frames.reset()
+            self.labels.reset()
+            self._stop.clear()
+            self.worker = threading.Thread(target=self._work, name='segmentation',
+                                           daemon=True)
+            self.worker.start()
+            self.hot.start()
+            self.camera = CameraSubscription(self, Image, 'image', self._on_image,
+                                             self.p.qos_reliability, self.p.qos_depth)
+        except Exception as exc:
+            self.get_logger().error(f'activate failed: {type(exc).__name__}: {exc}')
+            self._stop_work()
+            return TransitionCallbackReturn.ERROR
+        self.lifecycle_state = 'active'
+        self.get_logger().info('active')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state):
+        """Unsubscribe, stop the worker and the file watcher, free the model."""
+        self._stop_work()
+        self.lifecycle_state = 'inactive'
+        self.get_logger().info('inactive: camera unsubscribed, model freed')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state):
+        """Destroy the publishers (back to unconfigured)."""
+        self._stop_work()
+        for pub in self.pubs.values():
+            self.destroy_publisher(pub)
+        self.pubs, self.hot, self.class_names = {}, None, []
+        self.lifecycle_state = 'unconfigured'
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state):
+        """Stop everything (the process goes on until it is ended)."""
+        self._stop_work()
+        self.lifecycle_state = 'finalized'
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_work(self):
+        """Unsubscribe, stop the worker thread and the watcher, free the model."""
+        if self.camera is not None:
+            self.camera.destroy()
+            self.camera = None
+        self._stop.set()
+        self.slot.wake()
+        if self.worker is not None:
+            self.worker.join()
+            self.worker = None
+        self.slot.clear()
+        if self.hot is not None:
+            self.hot.release()
+
+    def shutdown(self):
+        """Stop the worker and free the model (called by run_node before destroy_node)."""
+        self._stop_work()
+
+    # --- model -----------------------------------------------------------------------------
+    def _load_engine(self, path):
+        from sam2real_ros.inference.engine import SegmentationEngine
+        return SegmentationEngine.load(path, backend=self.p.backend, device=self.p.device,
+                                       threads=self.p.threads or None,
+                                       allow_spinning=self.p.allow_spinning)
+
+    def _report(self, level, text):
+        # one call site per severity: rclpy's logger refuses a new severity at the same site
+        logger = self.get_logger()
+        if level == 'error':
+            logger.error(text)
+        elif level == 'warn':
+            logger.warning(text)
+        else:
+            logger.info(text)
+
+    def _take_model(self):
+        """Load the model now if none is loaded; publish the class map of a new one."""
+        self.hot.load_now()
+        engine, swapped = self.hot.take()
+        if swapped or (engine is not None and engine.class_names != self.class_names):
+            self._publish_class_map(engine)
+        return engine
+
+    def _publish_class_map(self, engine):
+        self.class_names = list(engine.class_names)
+        self.pubs['class_names'].publish(String(data=json.dumps(self.class_names)))
+        if 'label_info' in self.pubs:
+            msg = LabelInfo(class_map=[VisionClass(class_id=i, class_name=name)
+                                       for i, name in enumerate(self.class_names)],
+                            threshold=0.0)
+            msg.header.stamp = self.get_clock().now().to_msg()
+            self.pubs['label_info'].publish(msg)
+
+    # --- camera and worker -----------------------------------------------------------------
     def _on_image(self, msg):
         self.frames_in += 1
+        self.frames.add()
         self.slot.put(msg)
 
-    # --- model ---------------------------------------------------------------------------------
-    def _maybe_load_model(self):
-        """Load the model when the file appeared or changed since the last failed try."""
-        path = os.path.expanduser(self.p.model_path)
-        try:
-            st = os.stat(path) if path else None
-        except OSError:
-            st = None
-        sig = (st.st_mtime_ns, st.st_size) if st else None
-        if sig == self._model_sig and sig is not None:
-            return  # this version already failed; wait for the file to change
-        self._model_sig = sig
-        if sig is None:
-            self.model_state = 'missing'
-            # a reminder once a minute, not at every check
-            self.get_logger().error(
-                f'model file {path!r} does not exist: no labels until it appears (checking '
-                f'every {self.p.model_retry_s:g} s)' if path else
-                'parameter model_path is empty: set it to an exported .onnx/.pt model',
-                throttle_duration_sec=60.0)
-            return
-        try:
-            from sam2real_ros.inference.engine import SegmentationEngine
-            engine = SegmentationEngine.load(path, backend=self.p.backend, device=self.p.device,
-                                             threads=self.p.threads or None,
-                                             allow_spinning=self.p.allow_spinning)
-            names = list(engine.class_names)  # 1..MAX_CLASSES, checked by the engine
-        except Exception as exc:  # one line per file version: retried when the file changes
-            self.model_state = 'failed'
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self.get_logger().error(f'cannot load model {path!r}: {reason}')
-            return
-        self.engine, self.model_state = engine, 'loaded'
-        self.class_names = names
-        self.pub_classes.publish(String(data=json.dumps(names)))
-        backend = getattr(engine, 'backend', self.p.backend)
-        self.get_logger().info(f'loaded model {path!r} ({len(names)} classes: '
-                               f'{", ".join(names)}; backend {backend})')
-
-    # --- worker ----------------------------------------------------------------------------
     def _work(self):
-        next_try = 0.0
-        while not self._stop.is_set() and self.context.ok():
-            if self.engine is None:
-                if time.monotonic() >= next_try:
-                    self._maybe_load_model()
-                    next_try = time.monotonic() + self.p.model_retry_s
-                if self.engine is None:
-                    if self.slot.take(timeout=0.1) is not None:
-                        self.no_model_frames += 1
-                    continue
+        while not self._stop.is_set():
             msg = self.slot.take(timeout=0.1)
-            if msg is not None:
-                try:
-                    self._process(msg)
-                except Exception as exc:  # keep the node alive; counted and logged once
-                    if not self.context.ok():
-                        return  # shutting down (SIGINT): publishing fails, nothing to report
-                    self.bad_frames += 1
-                    self.get_logger().error(f'frame skipped: {type(exc).__name__}: {exc} '
-                                            '(counted in diagnostics; logged at most once a '
-                                            'minute)', throttle_duration_sec=60.0)
+            engine, swapped = self.hot.take()  # a new model comes in between two frames
+            if swapped:
+                self._publish_class_map(engine)
+            if msg is None or self._stop.is_set():
+                continue
+            if engine is None:
+                self.no_model_frames += 1
+                continue
+            try:
+                self._process(msg, engine)
+            except Exception as exc:  # keep serving; counted, each kind logged once
+                if not self.context.ok():
+                    return  # shutting down (SIGINT): publishing fails, nothing to report
+                self._count(self.failed, exc, f'frame failed: {type(exc).__name__}: {exc}',
+                            'error')
 
-    def _process(self, msg):
+    def _count(self, counts, exc, text, level='warn'):
+        """Count a skipped frame under its reason; log the first of each reason."""
+        key = reason_key(exc)
+        if key not in counts and len(counts) >= MAX_REASONS:
+            key = 'other'
+        counts[key] = counts.get(key, 0) + 1
+        if counts[key] == 1:
+            self._report(level, f'{text} (counted in /diagnostics, logged once per cause)')
+
+    def _process(self, msg, engine):
         t0 = time.perf_counter()
         try:
             rgb = image_to_rgb8(msg)
         except ValueError as exc:
-            self.bad_frames += 1
-            self.get_logger().warning(f'bad frame on {self.topic} skipped: {exc} (counted in '
-                                      'diagnostics; logged at most once a minute)',
-                                      throttle_duration_sec=60.0)
+            self._count(self.bad, exc, f'bad frame on {self.camera.topic} skipped: {exc}')
             return
-        want_overlay = self.p.publish_overlay and self.pub_overlay.get_subscription_count() > 0
-        want_features = (self.p.publish_features
-                         and self.pub_features.get_subscription_count() > 0)
+        p, pubs = self.p, self.pubs
+        want = {name: getattr(p, f'publish_{name}') and pubs[topic].get_subscription_count() > 0
+                for name, topic in (('color', 'labels_color'), ('overlay', 'overlay'),
+                                    ('features', 'features'))}
         t1 = time.perf_counter()
-        pred = self.engine.predict(rgb, want_features=want_features)
+        pred = engine.predict(rgb, want_features=want['features'])
         t2 = time.perf_counter()
         labels = pred.labels
-        if labels.shape != rgb.shape[:2] or labels.dtype != np.uint8:
-            raise ValueError(f'engine returned labels {labels.shape} {labels.dtype}, '
-                             f'expected {rgb.shape[:2]} uint8')
-        self.pub_labels.publish(numpy_to_image(labels, 'mono8', header=msg.header))
-        if want_overlay or (want_features and pred.features is not None):
+        pubs['labels'].publish(numpy_to_image(labels, 'mono8', header=msg.header))
+        if want['color'] or want['overlay'] or want['features']:
             from sam2real_ros.inference import visual
-            if want_overlay:
-                colors = visual.colorize_labels(labels, len(self.class_names))
-                alpha = self.p.overlay_alpha
-                blend = (rgb * (1.0 - alpha) + colors * alpha).astype(np.uint8)
-                self.pub_overlay.publish(numpy_to_image(blend, 'rgb8', header=msg.header))
-            if want_features and pred.features is not None:
-                feats = np.ascontiguousarray(visual.features_to_rgb(pred.features), np.uint8)
-                self.pub_features.publish(numpy_to_image(feats, 'rgb8', header=msg.header))
+            if want['color'] or want['overlay']:
+                colors = visual.colorize_labels(labels, engine.num_classes)
+            if want['color']:
+                pubs['labels_color'].publish(numpy_to_image(colors, 'rgb8', header=msg.header))
+            if want['overlay']:
+                alpha = p.overlay_alpha
+                blend = (rgb * (1.0 - alpha) + colors * alpha).astype('uint8')
+                pubs['overlay'].publish(numpy_to_image(blend, 'rgb8', header=msg.header))
+            if want['features'] and pred.features is not None:
+                feats = visual.features_to_rgb(pred.features)
+                pubs['features'].publish(numpy_to_image(feats, 'rgb8', header=msg.header))
         self.frames_out += 1
         now_ns = self.get_clock().now().nanoseconds
-        self.window.add(latency_ms=(now_ns - stamp_to_ns(msg.header.stamp)) / 1e6,
-                        inference_ms=(t2 - t1) * 1e3,
-                        node_ms=(time.perf_counter() - t0) * 1e3)
+        self.labels.add(latency_ms=(now_ns - stamp_to_ns(msg.header.stamp)) / 1e6,
+                        inference_ms=(t2 - t1) * 1e3, node_ms=(time.perf_counter() - t0) * 1e3)
 
     # --- diagnostics -----------------------------------------------------------------------
     def _status(self):
-        s = self.window.summary()
-        if self.engine is None:
-            level, message = 'error', f'model {self.model_state}'
-        elif self.camera.sub is None:
-            level, message = 'warn', 'waiting for a camera publisher'
+        """Return ``(level, message, values)`` for /diagnostics (states: docs)."""
+        s, cam = self.labels.summary(), self.frames.summary()
+        hot, engine = self.hot, (self.hot.engine if self.hot is not None else None)
+        state = self.lifecycle_state
+        if state != 'active':
+            level, message = 'ok', f'{state} (lifecycle): not segmenting'
+        elif engine is None:
+            level = 'error'
+            message = f'model {hot.state}' + (f': {hot.error}' if hot.error else '')
+        elif self.camera is None or self.camera.reliability is None:
+            topic = self.camera.topic if self.camera is not None else 'image'
+            level, message = 'warn', f'waiting for a camera publisher on {topic}'
+        elif cam['age_s'] >= self.p.camera_timeout_s:
+            level, message = 'warn', f'no camera frames for {cam["age_s"]:.0f} s'
+        elif hot.state == 'reload failed':
+            level, message = 'warn', f'new model failed to load ({hot.error}); the previous ' \
+                'model stays in use'
+        elif cam['rate_hz'] > 0 and s['rate_hz'] == 0 and self.bad:
+            level, message = 'warn', 'camera frames cannot be segmented (see bad_frame values)'
         else:
             level, message = 'ok', f'{s["rate_hz"]:.1f} Hz'
         nan = float('nan')
-        return level, message, {
+        values = {
+            'lifecycle_state': state,
             'rate_hz': f'{s["rate_hz"]:.2f}',
+            'camera_hz': f'{cam["rate_hz"]:.2f}',
+            'last_frame_age_s': f'{cam["age_s"]:.1f}' if state == 'active' else '',
             'latency_ms_p50': f'{s.get("latency_ms_p50", nan):.1f}',
             'latency_ms_p95': f'{s.get("latency_ms_p95", nan):.1f}',
             'inference_ms_p50': f'{s.get("inference_ms_p50", nan):.1f}',
             'node_ms_p50': f'{s.get("node_ms_p50", nan):.1f}',
             'frames_in': self.frames_in, 'frames_out': self.frames_out,
-            'dropped_frames': self.slot.dropped, 'bad_frames': self.bad_frames,
-            'no_model_frames': self.no_model_frames,
-            'model_path': self.p.model_path, 'model_state': self.model_state,
-            'backend': getattr(self.engine, 'backend', self.p.backend),
+            'dropped_frames': self.slot.dropped, 'bad_frames': sum(self.bad.values()),
+            'failed_frames': sum(self.failed.values()), 'no_model_frames': self.no_model_frames,
+            'model_path': self.p.model_path,
+            'model_state': hot.state if hot is not None else 'not loaded',
+            'model_error': hot.error if hot is not None else '',
+            'model_loads': hot.loads if hot is not None else 0,
+            'classes': len(self.class_names),
+            'backend': getattr(engine, 'backend', ''),
+            'providers': ','.join(getattr(engine, 'providers', None) or []),
+            'fp16': getattr(engine, 'fp16', ''),
+            'labels_in_graph': getattr(engine, 'labels_in_graph', ''),
             'device': self.p.device,
-            'providers': ','.join(getattr(self.engine, 'providers', None) or []),
-            'image_topic': self.camera.topic, 'qos_reliability': self.camera.reliability,
+            'image_topic': self.camera.topic if self.camera is not None else '',
+            'qos_reliability': (self.camera.reliability or 'waiting') if self.camera else '',
         }
-
-    def shutdown(self):
-        """Stop the worker thread (waits for the frame in progress)."""
-        self._stop.set()
-        self.slot.wake()
-        self.worker.join(timeout=10.0)
+        values.update({f'bad_frame: {k}': n for k, n in sorted(self.bad.items())})
+        values.update({f'failed_frame: {k}': n for k, n in sorted(self.failed.items())})
+        return level, message, values
 
 
 def main(args=None):
