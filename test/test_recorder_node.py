@@ -3,12 +3,17 @@ import os
 import signal
 import threading
 
+import time
+
 from conftest import wait_until
 import numpy as np
 import pytest
 from sam2real_ros.common.io_utils import read_rgb
 from sam2real_ros.nodes.graph import node_command
 from sam2real_ros.recording import episode_store
+from small_fs import fill, small_filesystem
+
+OK, WARN, ERROR = 0, 1, 2
 
 rclpy = pytest.importorskip('rclpy')
 
@@ -18,10 +23,21 @@ ACTION = '/grasp_server/grasp'
 K = [100.0, 0.0, 80.0, 0.0, 100.0, 60.0, 0.0, 0.0, 1.0]
 
 
+def test_docs_list_every_diagnostics_state():
+    from sam2real_ros.nodes.grasp_recorder import DIAGNOSTIC_STATES
+    doc = open(os.path.join(os.path.dirname(__file__), '..', 'docs', 'grasp_recorder.md')).read()
+    table = doc.split('### Diagnostics', 1)[1].split('\nValues:', 1)[0]
+    rows = [[c.strip() for c in line.split('|')[1:3]] for line in table.splitlines()
+            if line.startswith('| ') and not line.startswith('| level')]
+    documented = [(level.lower(), msg.split('`')[1].split('<')[0]) for level, msg in rows]
+    states = [(level, template.split('{')[0]) for level, template in DIAGNOSTIC_STATES]
+    assert documented == states
+
+
 class RosHarness:
     """An in-test ROS node: camera publisher (10 Hz), action client, diagnostics listener."""
 
-    def __init__(self, bad_every=0):
+    def __init__(self, bad_every=0, camera=True, depth=5):
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.action import ActionClient
         from rclpy.executors import SingleThreadedExecutor
@@ -31,14 +47,16 @@ class RosHarness:
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx)
         self.node = rclpy.create_node('recorder_test', context=self.ctx)
-        self.img_pub = self.node.create_publisher(Image, IMAGE_TOPIC, 5)
+        self.img_pub = self.node.create_publisher(Image, IMAGE_TOPIC, depth)
         self.info_pub = self.node.create_publisher(CameraInfo, CAMERA['camera_info'], 5)
         self.client = ActionClient(self.node, Fibonacci, ACTION)
         self.Fibonacci, self.Image, self.CameraInfo = Fibonacci, Image, CameraInfo
         self.diag = {}
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
         self.n, self.bad_every = 0, bad_every
-        self.node.create_timer(0.1, self._publish)
+        self.paused = False  # True: the camera is "unplugged"
+        if camera:
+            self.node.create_timer(0.1, self._publish)
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -46,10 +64,20 @@ class RosHarness:
 
     def _on_diag(self, msg):
         for st in msg.status:
-            self.diag[st.hardware_id] = {kv.key: kv.value for kv in st.values}
+            self.diag[st.hardware_id] = dict({kv.key: kv.value for kv in st.values},
+                                             _level=int.from_bytes(st.level, 'little')
+                                             if isinstance(st.level, bytes) else int(st.level),
+                                             _message=st.message)
+
+    def status(self, root):
+        """Return ``(level, message)`` of the latest diagnostics of the recorder at ``root``."""
+        d = self.diag.get(str(root), {})
+        return d.get('_level'), d.get('_message', '')
 
     def _publish(self):
         from sam2real_ros.nodes.messages import numpy_to_image
+        if self.paused:
+            return
         self.n += 1
         header = self.node.get_clock().now().to_msg()
         if self.bad_every and self.n % self.bad_every == 0:
@@ -81,6 +109,14 @@ class RosHarness:
         res = handle.get_result_async()
         assert wait_until(res.done, timeout)
         return bytes(handle.goal_id.uuid).hex(), res.result().status
+
+    def send_goal(self, order, timeout=20.0):
+        """Send one goal and return its handle once accepted (the result is not awaited)."""
+        assert self.client.wait_for_server(timeout_sec=15.0), 'grasp server not up'
+        fut = self.client.send_goal_async(self.Fibonacci.Goal(order=order))
+        handle = wait_until(lambda: fut.done() and fut.result(), timeout)
+        assert handle and handle.accepted
+        return handle
 
     def call(self, srv, timeout=15.0):
         from std_srvs.srv import Trigger
@@ -180,6 +216,7 @@ def test_kill9_mid_episode_then_restart_marks_interrupted(processes, harness, tm
     assert sorted(os.path.basename(f['rgb']) for f in meta['frames']) == written
     check_episode(meta)
     assert wait_until(lambda: 'interrupted' in processes.output(rec2), 10)
+    assert wait_until(lambda: harness.diag_value(root, 'episodes_recovered') == '1', 10)
     assert processes.stop(rec2) == 0
 
 
@@ -208,3 +245,144 @@ def test_bad_encoding_skipped_and_quota_stops_recording(processes, harness, tmp_
     assert log.count('disk quota reached') == 1
     assert log.count('unsupported image encoding') == 1, log
     assert len(episode_store.list_episodes(root)) == 1
+
+
+@pytest.mark.rostest
+@pytest.mark.parametrize('harness', [{'camera': False, 'depth': 50}], indirect=True)
+def test_malformed_images_between_good_frames(processes, harness, tmp_path):
+    """Each malformed image kind, twice, between good frames during a grasp (#12)."""
+    from malformed_images import good_image, interleaved, malformed_images
+    root = tmp_path / 'data'
+    rec = start_recorder(processes, root, action_names='[""]', during_rate_hz=1000.0,
+                         before_max_frames=0, queue_size=1000, qos_depth=50)
+    assert wait_until(lambda: harness.img_pub.get_subscription_count() > 0, 30), \
+        processes.output(rec)
+    assert harness.call('/grasp_recorder/start').success
+    good_stamps, sent, n_bad = [], 0, 0
+    for cause, msg in interleaved(lambda i: good_image(120, 160, value=i), rounds=2):
+        msg.header.stamp = harness.node.get_clock().now().to_msg()
+        if cause is None:
+            good_stamps.append(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+        n_bad += cause is not None
+        harness.img_pub.publish(msg)
+        sent += 1
+        time.sleep(0.05)
+    assert n_bad == 2 * len(malformed_images())
+    assert wait_until(lambda: int(harness.diag_value(root, 'frames_received')) == sent, 20), \
+        (harness.diag.get(str(root)), processes.output(rec))
+    assert harness.call('/grasp_recorder/stop').success
+    eps = wait_until(lambda: episode_store.list_episodes(root, complete_only=True), 20)
+    assert eps and rec.poll() is None, processes.output(rec)  # still running
+    assert [f['stamp_ns'] for f in eps[0]['frames']] == good_stamps  # every good frame
+    assert eps[0]['frames_lost'] == 0
+    diag = harness.diag[str(root)]
+    kinds = {k[len('frames_bad: '):]: int(v) for k, v in diag.items()
+             if k.startswith('frames_bad: ')}
+    assert int(diag['frames_bad']) == sum(kinds.values()) == n_bad, diag
+    assert any('unsupported image encoding' in k for k in kinds) and len(kinds) >= 5, kinds
+    assert harness.status(root)[0] == WARN  # bad frames in the last 10 s
+    assert processes.stop(rec) == 0
+    lines = [ln for ln in processes.output(rec).splitlines() if 'skipping bad image' in ln]
+    assert len(lines) == len(kinds), lines  # each kind logged once
+    for bad in malformed_images():  # every cause is named in the log
+        assert any(bad.expect in ln for ln in lines), (bad.cause, lines)
+
+
+@pytest.mark.rostest
+def test_camera_outage_is_reported_and_a_grasp_during_it_writes_nothing(
+        processes, harness, tmp_path):
+    root = tmp_path / 'data'
+    rec = start_recorder(processes, root, action_names='[""]', camera_timeout_s=1.0)
+    assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 30), \
+        (harness.diag.get(str(root)), processes.output(rec))
+    harness.paused = True
+    assert wait_until(lambda: harness.status(root)[1].startswith('no camera frames for'), 10)
+    assert harness.status(root)[0] == WARN
+    assert harness.call('/grasp_recorder/start').success
+    time.sleep(1.0)
+    assert harness.call('/grasp_recorder/stop').success
+    assert wait_until(lambda: harness.diag_value(root, 'episodes_without_frames') == '1', 10)
+    assert episode_store.list_episodes(root) == [] and not list(root.glob('episodes/*'))
+    assert 'no camera frame arrived while it was open' in processes.output(rec)
+    harness.paused = False
+    assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 10)
+    assert processes.stop(rec) == 0
+
+
+@pytest.mark.rostest
+def test_quota_reached_at_start_refuses_start_and_warns(processes, harness, tmp_path):
+    root = tmp_path / 'data'
+    root.mkdir()
+    (root / 'old_data.bin').write_bytes(b'x' * 2000)
+    rec = start_recorder(processes, root, action_names='[""]', max_disk_gb=1e-6)  # 1000 B
+    assert wait_until(lambda: harness.status(root)[0] is not None, 30), processes.output(rec)
+    level, message = harness.status(root)
+    assert level == WARN and message.startswith('disk quota reached') and 'max_disk_gb' in \
+        message, message
+    res = harness.call('/grasp_recorder/start')
+    assert not res.success and 'max_disk_gb' in res.message, res.message
+    assert processes.stop(rec) == 0
+
+
+@pytest.mark.rostest
+def test_restart_while_a_grasp_executes_treats_it_as_stale(processes, harness, tmp_path):
+    """The goal's stamp is within stale_tolerance_s, but its status predates the start (#14)."""
+    server = processes.start('-m', 'sam2real_ros.nodes.sim_grasp_server', '--ros-args', '-p',
+                             'grasp_duration_s:=8.0', name='server')
+    handle = harness.send_goal(1)
+    root = tmp_path / 'data'
+    rec = start_recorder(processes, root, stale_tolerance_s=60.0)
+    assert wait_until(lambda: harness.diag_value(root, 'stale_goals_ignored') == '1', 30), \
+        (harness.diag.get(str(root)), processes.output(rec))
+    res = handle.get_result_async()
+    assert wait_until(res.done, 20)
+    time.sleep(1.5)  # longer than after_s: an episode would have closed
+    assert harness.diag_value(root, 'state') == 'idle'
+    assert episode_store.list_episodes(root) == [] and not list(root.glob('episodes/*'))
+    assert harness.diag_value(root, 'episodes_started') == '0'
+    assert processes.stop(rec) == 0
+    assert processes.stop(server) == 0
+
+
+@pytest.mark.rostest
+def test_real_full_disk_is_reported_and_clears(processes, harness, tmp_path):
+    """A real small tmpfs fills up during a grasp and is freed (skips where mount fails)."""
+    with small_filesystem(tmp_path / 'fs', 2048) as root:
+        rec = start_recorder(processes, root, action_names='[""]', during_rate_hz=10.0)
+        assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 30), \
+            processes.output(rec)
+        assert harness.call('/grasp_recorder/start').success
+        assert wait_until(lambda: int(harness.diag_value(root, 'frames_written')) >= 3, 10)
+        fill(root)
+        assert wait_until(lambda: harness.status(root)[0] == ERROR, 10), harness.status(root)
+        assert 'No space left on device' in harness.status(root)[1]
+        res = harness.call('/grasp_recorder/start')
+        assert res.success  # already active: nothing new to refuse
+        os.unlink(os.path.join(root, 'filler'))
+        assert wait_until(lambda: harness.status(root) == (OK, 'recording (during)'), 10), \
+            harness.status(root)
+        assert harness.call('/grasp_recorder/stop').success
+        eps = wait_until(lambda: episode_store.list_episodes(root, complete_only=True), 10)
+        assert eps, processes.output(rec)
+        ep = eps[0]
+        assert ep['end_reason'] == 'write_failed' and ep['frames_lost'] > 0, ep
+        assert ep['outcome'] == 'stopped' and 'No space left' in ep['write_error']
+        check_episode(ep)
+        # a grasp on a full disk: refused once the failure is known, never an empty episode
+        fill(root)
+        assert harness.call('/grasp_recorder/start').success
+        assert wait_until(lambda: harness.status(root)[0] == ERROR, 10)
+        assert harness.call('/grasp_recorder/stop').success
+        assert wait_until(lambda: harness.diag_value(root, 'episodes_without_frames') == '1',
+                          10), harness.diag.get(str(root))
+        res = harness.call('/grasp_recorder/start')
+        assert not res.success and 'episode writes failing' in res.message
+        assert len(episode_store.list_episodes(root)) == 1
+        os.unlink(os.path.join(root, 'filler'))
+        assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 10)
+        assert processes.stop(rec) == 0
+        log = processes.output(rec)
+        # each run of failures is reported once, and at most every 30 s (so the second run,
+        # seconds after the first, is not); each recovery is reported
+        assert log.count('episode write failed') == 1, log
+        assert log.count('episode writes succeed again') == 2, log

@@ -7,13 +7,17 @@ triggers, QoS and diagnostics are documented in docs/grasp_recorder.md.
 """
 from collections import Counter, deque
 from dataclasses import asdict
+import functools
 import os
+import re
 import sys
+import time
 
 from action_msgs.msg import GoalStatusArray
 from rclpy.node import Node
 from rclpy.qos import qos_profile_action_status_default
 from sam2real_ros.common import conversions
+from sam2real_ros.inference.runtime import RateWindow
 from sam2real_ros.nodes import params
 from sam2real_ros.nodes.diagnostics import Diagnostics
 from sam2real_ros.nodes.params import Param
@@ -47,16 +51,29 @@ PARAMETERS = params.schema(
           '32x24 thumbnail) to the last kept frame is below this; 0 keeps all',
           bounds=(0.0, 255.0)),
     Param('stale_tolerance_s', 0.5, 'goals stamped more than this before the node started are '
-          'stale (latched status) and never start an episode', bounds=(0.0, 3600.0)),
-    Param('max_disk_gb', 0.0, 'stop recording when dataset_root holds this many GB (0: no '
+          'stale and never start an episode (so is every goal first seen in a status array '
+          'published before the start, whatever its stamp)', bounds=(0.0, 3600.0)),
+    Param('max_disk_gb', 0.0, 'store no frame while dataset_root holds this many GB (0: no '
           'limit)', bounds=(0.0, 1e6)),
-    Param('min_free_gb', 1.0, 'stop recording when the file system has less free space '
+    Param('min_free_gb', 1.0, 'store no frame while the file system has less free space '
           '(0: off)', bounds=(0.0, 1e6)),
     Param('queue_size', 32, 'frames queued for the disk writer before new ones are dropped',
           bounds=(1, 10000)),
     Param('depth_max_dt_s', 0.05, 'largest stamp difference for pairing a depth image with an '
           'RGB frame', bounds=(0.0, 10.0)),
+    Param('camera_timeout_s', 3.0, 'diagnostics WARN "no camera frames for N s" once no image '
+          'arrived for this long', bounds=(0.1, 3600.0)),
     Param('diagnostics_period_s', 1.0, 'period of /diagnostics messages', bounds=(0.05, 60.0)),
+)
+RECENT_S = 10.0  # bad or dropped frames make the diagnostics WARN for this long
+# (level, message): the diagnostics states, the first that applies wins (docs/grasp_recorder.md)
+DIAGNOSTIC_STATES = (
+    ('error', 'episode writes failing: {error}'),
+    ('warn', 'disk quota reached, not recording: {reason}'),
+    ('warn', 'no camera frames for {age:.0f} s{since}'),
+    ('warn', 'bad or dropped frames in the last {recent:g} s'),
+    ('ok', 'idle'),
+    ('ok', 'recording ({state})'),
 )
 CONFIG_HEADER = """grasp_recorder parameters (docs/grasp_recorder.md). Topics image, camera_info
 and depth are remapped to the camera (TIAGo++: perception.launch.py does it)."""
@@ -67,21 +84,27 @@ class RecorderNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('grasp_recorder', **kwargs)
+        # Status arrays published before this moment are the latched past (stale goals).
+        self._wall_start_ns = time.time_ns()
         p = params.declare(self, PARAMETERS)
         p['action_names'] = [a for a in p['action_names'] if a]
         cfg = grasp_episodes.EpisodeConfig.from_mapping(p)
         self.p = p
         self.root = os.path.abspath(os.path.expanduser(p['dataset_root']))
         os.makedirs(self.root, exist_ok=True)
-        recovered = episode_store.recover_interrupted(self.root)
-        if recovered:
-            self.get_logger().warning(recovered.summary())
+        self.recovery = episode_store.recover_interrupted(self.root)
+        if self.recovery:
+            self.get_logger().warning(self.recovery.summary())
         self.logic = grasp_episodes.EpisodeLogic(cfg, self._now())
         self.sink = episode_store.EpisodeSink(self.root, p['max_disk_gb'], p['min_free_gb'],
                                               warn=self.get_logger().warning)
         self.writer = grasp_episodes.BackgroundWriter(self.sink.handle, p['queue_size'])
         self.camera = None
         self.counts = Counter()
+        self.bad = Counter()  # kind of bad message -> count (each kind is logged once)
+        self.frames = RateWindow(5.0)  # image arrivals: rate and age up to now
+        self._recent_trouble = None  # monotonic time of the last bad or dropped frame
+        self._dropped_seen = 0
         self._depth = deque(maxlen=8)
 
         def camera(msg_type, topic, callback):
@@ -99,12 +122,14 @@ class RecorderNode(Node):
         for action in p['action_names']:
             self.create_subscription(
                 GoalStatusArray, action.rstrip('/') + '/_action/status',
-                lambda msg, a=action: self._on_status(a, msg), qos_profile_action_status_default)
+                functools.partial(self._on_status, action), qos_profile_action_status_default)
         self.create_service(Trigger, '~/start', self._srv_start)
         self.create_service(Trigger, '~/stop', self._srv_stop)
         self.diagnostics = Diagnostics(self, 'grasp_recorder: episodes',
                                        p['diagnostics_period_s'], self._status, self.root)
         self.create_timer(0.1, lambda: self._submit(self.logic.tick(self._now())))
+        # retry failed writes, re-check the quota (on the writer thread, which owns the sink)
+        self.create_timer(1.0, lambda: self.writer.submit(episode_store.Tick()))
         self.get_logger().info(
             f'recording grasp episodes from {self.image_sub.topic} to {self.root} '
             f'(actions: {", ".join(p["action_names"]) or "none"}; services ~/start, ~/stop)')
@@ -117,10 +142,14 @@ class RecorderNode(Node):
             self.writer.submit(ev, camera=self.camera, extra=self.extra)
 
     def _bad(self, cause):
+        """Count a bad message by kind (numbers left out); log the first of each kind."""
         self.counts['frames_bad'] += 1
-        self.get_logger().warning(f'skipping bad image message(s): {cause} (counted in '
-                                  '/diagnostics; logged at most once a minute)',
-                                  throttle_duration_sec=60.0)
+        self._recent_trouble = time.monotonic()
+        kind = re.sub(r'\d+', 'N', cause.split(' (', 1)[0])[:100]
+        self.bad[kind] += 1
+        if self.bad[kind] == 1:
+            self.get_logger().warning(f'skipping bad image message(s): {cause} (each kind '
+                                      'logged once; counted in /diagnostics)')
 
     def _on_info(self, msg):
         self.camera = episode_store.camera_meta(msg)
@@ -128,12 +157,11 @@ class RecorderNode(Node):
     def _on_image(self, msg):
         t = self._now()
         self.counts['frames_received'] += 1
+        self.frames.add()
         try:
             rgb = conversions.image_to_rgb8(msg).copy()
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             self._bad(f'{self.image_sub.topic}: {exc}')
-            return
-        if self.sink.quota_reached:
             return
         stamp = conversions.stamp_to_ns(msg.header.stamp) or t
         depth = self._match_depth(stamp, rgb.shape[:2])
@@ -153,20 +181,31 @@ class RecorderNode(Node):
                 raise ValueError(f'depth image {depth.shape[1]}x{depth.shape[0]} does not match '
                                  f'the {shape[1]}x{shape[0]} RGB image')
             return depth
-        except ValueError as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             self._bad(f'{self.depth_sub.topic}: {exc}')
             return None
 
-    def _on_status(self, action, msg):
+    def _on_status(self, action, msg, info):
         statuses = grasp_episodes.status_tuples(msg)
-        if not self.sink.quota_reached:
-            self._submit(self.logic.on_goal_statuses(action, statuses, self._now()))
+        latched = info['source_timestamp'] < self._wall_start_ns  # published before we started
+        self._submit(self.logic.on_goal_statuses(action, statuses, self._now(),
+                                                 before_start=latched))
+
+    def _not_recording(self):
+        """Return why ~/start would record nothing, or None."""
+        if self.sink.quota_reached:
+            return f'disk quota reached: {self.sink.quota_reached}'
+        error = self.sink.write_error or self.writer.error
+        if error:
+            return f'episode writes failing: {error}'
+        return None
 
     def _srv_start(self, request, response):
-        if self.sink.quota_reached:
-            response.success, response.message = False, f'quota: {self.sink.quota_reached}'
-        elif self.logic.is_active('service', 'service'):
+        why = self._not_recording()
+        if self.logic.is_active('service', 'service'):
             response.success, response.message = True, 'service trigger already active'
+        elif why:
+            response.success, response.message = False, f'not recording: {why}'
         else:
             self._submit(self.logic.start('service', 'service', self._now()))
             response.success, response.message = True, 'service trigger started'
@@ -181,25 +220,43 @@ class RecorderNode(Node):
         return response
 
     def _status(self):
+        """Return ``(level, message, values)``; the states are listed in the docs."""
+        cam = self.frames.summary()
+        if self.writer.dropped != self._dropped_seen:
+            self._dropped_seen, self._recent_trouble = self.writer.dropped, time.monotonic()
+        rep = self.recovery
         values = dict(self.counts, **self.sink.stats, **self.logic.counts,
                       frames_dropped_queue=self.writer.dropped,
                       queue_length=self.writer.pending(), state=self.logic.state,
                       quota_reached=self.sink.quota_reached or '',
-                      writer_error=self.writer.error or '')
-        if self.writer.error or self.sink.stats['write_errors']:
-            level, message = 'error', 'episode writes failed'
-        elif self.sink.quota_reached:
-            level, message = 'warn', 'disk quota reached, not recording'
-        elif self.writer.dropped or self.counts['frames_bad']:
-            level, message = 'warn', 'frames dropped or bad'
-        else:
-            level, message = 'ok', f'{self.logic.state}'
+                      write_error=self.sink.write_error or self.writer.error or '',
+                      episodes_recovered=len(rep.interrupted), episodes_rebuilt=len(rep.rebuilt),
+                      episodes_removed_empty=len(rep.removed),
+                      episodes_unreadable=len(rep.unreadable),
+                      camera_rate_hz=f'{cam["rate_hz"]:.1f}', camera_age_s=f'{cam["age_s"]:.1f}',
+                      last_episode_not_written=self.sink.last_not_written or '')
+        values.update({f'frames_bad: {kind}': n for kind, n in self.bad.items()})
+        error = self.sink.write_error or self.writer.error
+        recent = (self._recent_trouble is not None
+                  and time.monotonic() - self._recent_trouble < RECENT_S)
+        which = (0 if error else 1 if self.sink.quota_reached
+                 else 2 if cam['age_s'] > self.p['camera_timeout_s'] else 3 if recent
+                 else 4 if self.logic.state == 'idle' else 5)
+        level, template = DIAGNOSTIC_STATES[which]
+        message = template.format(error=error, reason=self.sink.quota_reached, age=cam['age_s'],
+                                  since='' if cam['count'] else ' since start', recent=RECENT_S,
+                                  state=self.logic.state)
         return level, message, dict(sorted(values.items()))
 
     def shutdown(self):
         """Close an open episode (end_reason 'shutdown') and flush the writer."""
         self._submit(self.logic.finish(self._now(), 'shutdown'))
         self.writer.close()
+        left = self.sink.close()
+        if left:
+            self.get_logger().warning(
+                f'episode.json of {", ".join(left)} could not be written (disk full?): they stay '
+                '"recording" until the next start repairs them')
 
 
 def main(argv=None):

@@ -472,9 +472,11 @@ class Tick:
 
 
 def _error_text(exc):
-    name = os.strerror(exc.errno) if getattr(exc, 'errno', None) else type(exc).__name__
-    code = f'[Errno {exc.errno}] ' if getattr(exc, 'errno', None) else ''
-    return f'{code}{name}: {getattr(exc, "filename", None) or exc}'
+    """Return ``[Errno N] <strerror>: <file>`` for an OSError (the file when known)."""
+    if getattr(exc, 'errno', None) and getattr(exc, 'strerror', None):
+        text = f'[Errno {exc.errno}] {exc.strerror}'
+        return f'{text}: {exc.filename}' if exc.filename else text
+    return f'{type(exc).__name__}: {exc}'
 
 
 class _Open:
@@ -541,7 +543,7 @@ class EpisodeSink:
         self.stats = Counter(dict.fromkeys((
             'episodes_started', 'episodes_complete', 'episodes_cut_short',
             'episodes_without_frames', 'frames_written', 'bytes_written', 'frames_lost',
-            'write_errors'), 0))
+            *(f'frames_lost_{r}' for r in LOSS_REASONS), 'write_errors'), 0))
         if resume:
             self.stats.update(episodes_existing=0, episodes_replaced=0)
         self.check_quota()
