@@ -14,13 +14,12 @@ Plain Python (threads, ``os.stat``); the node (``sam2real_ros/nodes/segmentation
 the only ROS user. This module never imports rclpy.
 """
 import collections
-import gc
 import os
-import sys
 import threading
 import time
 
 import numpy as np
+from sam2real_ros.common.accelerator import free_accelerator_memory
 
 
 class LatestFrame:
@@ -150,14 +149,6 @@ def file_signature(path):
     except OSError:
         return None
     return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def free_accelerator_memory():
-    """Collect garbage and return PyTorch's cached GPU memory (when torch uses CUDA)."""
-    gc.collect()
-    torch = sys.modules.get('torch')
-    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
 
 
 class HotModel:
