@@ -237,53 +237,115 @@ def test_worker_loop_reports_errors_but_not_while_shutting_down(tmp_path):
     loop.close()
 
 
-@pytest.mark.rostest
-def test_node_processes_completed_episode(tmp_path, processes):
-    import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
-    from std_msgs.msg import Bool, String
+class WorkerListener:
+    """A test node (own context, spun in a thread): diagnostics, frame_done, a lifecycle client."""
 
+    def __init__(self):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sam2real_ros.nodes.lifecycle import LifecycleClient
+        from sam2real_ros.nodes.runner import BackgroundNode
+        from std_msgs.msg import String
+        self.bg = BackgroundNode('sam_worker_test')
+        self.node = self.bg.node
+        self.diag, self.done = {}, []
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
+        self.node.create_subscription(String, '/sam_worker/frame_done',
+                                      lambda m: self.done.append(m.data), 10)
+        self.sam = LifecycleClient(self.node, '/sam_worker')
+
+    def _on_diag(self, msg):
+        for st in msg.status:
+            if st.name.startswith('sam_worker'):
+                self.diag = dict({kv.key: kv.value for kv in st.values}, _message=st.message)
+
+    def close(self):
+        self.bg.close()
+
+
+def start_worker(processes, root, **params):
+    from sam2real_ros.nodes.graph import node_command
+    base = {'dataset_root': str(root), 'segmenter': 'fallback', 'poll_period_s': 0.2,
+            'nice': 0, 'fallback.min_area': 10, 'diagnostics_period_s': 0.2}
+    base.update(params)
+    return processes.start(*node_command('sam_worker', base, params_file=False),
+                           name='sam_worker')
+
+
+@pytest.mark.rostest
+def test_node_lifecycle_transitions_and_pause(tmp_path, processes):
+    """Configure loads, activate works, deactivate (the pause) stops and frees the model (#11)."""
     writers = make_dataset(tmp_path, n_plain=1)
     store = MaskStore(tmp_path / 'masks')
-    proc = processes.start('-m', 'sam2real_ros.nodes.sam_worker', '--ros-args', '-p',
-                           f'dataset_root:={tmp_path}', '-p', 'segmenter:=fallback', '-p',
-                           'poll_period_s:=0.2', '-p', 'nice:=0', '-p', 'fallback.min_area:=10',
-                           '-p', 'diagnostics_period_s:=0.2', name='sam_worker')
-    rclpy.init()
-    node = rclpy.create_node('sam_worker_test')
-    diag, done = {}, []
-    node.create_subscription(DiagnosticArray, '/diagnostics', lambda m: diag.update(
-        {kv.key: kv.value for s in m.status if s.name.startswith('sam_worker')
-         for kv in s.values}), 10)
-    node.create_subscription(String, '/sam_worker/frame_done', lambda m: done.append(m.data), 10)
-    busy = node.create_publisher(Bool, 'busy', 10)
-
-    def spin_until(pred, timeout):
-        return wait_until(lambda: rclpy.spin_once(node, timeout_sec=0.05) or pred(), timeout)
-
+    proc = start_worker(processes, tmp_path, autostart=False)
+    lis = WorkerListener()
+    sam, diag = lis.sam, lambda key: lis.diag.get(key)
     try:
+        assert sam.state() == 'unconfigured', processes.output(proc)
+        assert wait_until(lambda: diag('lifecycle_state') == 'unconfigured', 20)
+        assert diag('model_loaded') == 'False' and store.keys() == []
+
+        assert sam.transition('configure'), processes.output(proc)
+        assert sam.state() == 'inactive'
+        assert wait_until(lambda: diag('model_loaded') == 'True', 20)
+        assert diag('segmenter') == 'felzenszwalb'
+        assert lis.node.count_publishers('/sam_worker/frame_done') == 1
+        time.sleep(1.0)
+        assert store.keys() == [] and lis.done == []  # configured, not active: no work
+
+        assert sam.resume() and sam.state() == 'active'
         # the finished episodes and the image folder, never the one still recording
-        assert spin_until(lambda: diag.get('frames_done') == '8', 60), \
-            (diag, processes.output(proc))
+        assert wait_until(lambda: diag('frames_done') == '8' and len(lis.done) == 8, 60), \
+            (lis.diag, processes.output(proc))
         rec_id = writers['recording'].episode_id
-        assert not any(rec_id in k for k in store.keys()) and len(store.keys()) == 8
-        # while the robot is busy no new frame is started
-        assert spin_until(lambda: busy.publish(Bool(data=True)) or diag.get('busy') == 'True',
-                          20)
+        assert sorted(lis.done) == store.keys() and not any(rec_id in k for k in lis.done)
+
+        # the grasp pipeline pauses it: no new frame, the model is freed
+        assert sam.pause() and sam.state() == 'inactive'
+        assert wait_until(lambda: diag('model_loaded') == 'False', 20)
+        assert diag('segmenter') == '' and 'not segmenting' in diag('_message')
         writers['recording'].close('complete')
-        assert spin_until(lambda: diag.get('queue_length') == '3', 20), diag
+        time.sleep(1.5)
         assert len(store.keys()) == 8
-        busy.publish(Bool(data=False))
-        new = [k for k in store.keys() if rec_id in k]
-        assert spin_until(lambda: len(store.keys()) == 11 and sum(rec_id in k for k in done) == 3,
-                          60), processes.output(proc)
-        assert new == [] and sorted(k for k in done if rec_id in k) == [
-            k for k in store.keys() if rec_id in k]
-        assert store.read(done[-1]).segmenter == 'felzenszwalb'
+        assert sam.resume()  # loads the model again and picks up the new episode
+        assert wait_until(lambda: len(store.keys()) == 11
+                          and sum(rec_id in k for k in lis.done) == 3, 60), \
+            processes.output(proc)
+        assert store.read(lis.done[-1]).segmenter == 'felzenszwalb'
+
+        assert sam.transition('deactivate') and sam.transition('cleanup')
+        assert sam.state() == 'unconfigured'
+        assert os.listdir(tmp_path / 'masks' / '.writers') == []  # store released
+        assert sam.transition('shutdown') and sam.state() == 'finalized'
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    assert processes.stop(proc) == 0, processes.output(proc)
+        lis.close()
+    log = processes.output(proc)
+    assert log.count('inactive: worker stopped, model freed') == 2, log
+    assert processes.stop(proc) == 0, log
+    assert 'Traceback' not in proc.log_path.read_text()
+
+
+@pytest.mark.rostest
+def test_ctrl_c_during_segmentation_exits_cleanly(tmp_path, processes):
+    """SIGINT to the process group while a frame is segmented: exit 0, no error, no traceback."""
+    for i in range(20):
+        io_utils.atomic_write_png(tmp_path / f'{i:02d}.png', _img(i, 480, 640))
+    for attempt in range(2):
+        proc = start_worker(processes, tmp_path)  # autostart (plain process)
+        lis = WorkerListener()
+        try:
+            n = len(MaskStore(tmp_path / 'masks').keys())
+            assert wait_until(lambda: len(lis.done) >= 1 and lis.diag.get('state') == 'working',
+                              60), (lis.diag, processes.output(proc))
+        finally:
+            lis.close()
+        os.killpg(os.getpgid(proc.pid), signal.SIGINT)  # Ctrl-C in the terminal
+        assert processes.stop(proc, timeout=30) == 0, processes.output(proc)
+        log = proc.log_path.read_text()
+        assert 'ERROR' not in log and 'Traceback' not in log and 'RCLError' not in log, log
+        assert len(MaskStore(tmp_path / 'masks').keys()) > n
+    store = MaskStore(tmp_path / 'masks')
+    for key in store.keys():  # every stored file is whole
+        assert store.read(key).masks().shape[1:] == (480, 640)
 
 
 def test_cli_with_config_file(tmp_path, capsys):

@@ -1,28 +1,30 @@
 """
-``sam_worker`` node: segments new frames of the recorder's dataset in the background.
+``sam_worker`` lifecycle node: segments new frames of the recorder's dataset in the background.
 
-A thin ROS adapter around :class:`sam2real_ros.sam.worker.SamWorker`: a worker thread polls the
-dataset root every ``poll_period_s`` seconds and segments frames of finished (complete or
-interrupted) episodes and image folders into the mask store, one frame at a time, at low CPU
-priority. While the latest std_msgs/Bool on ``busy_topic`` is true no new frame is started.
-Publishes ``/diagnostics`` (frames done/failed, queue length, s/frame, segmenter) and
-``~/frame_done`` (std_msgs/String, the key of each stored frame). Parameters:
-config/sam_worker.yaml; usage: docs/sam_worker.md.
+A thin ROS adapter around :class:`sam2real_ros.sam.worker.WorkerLoop`, driven by its lifecycle
+(the pattern of yolo_ros): ``configure`` loads the segmenter (the SAM model) and creates the
+publisher ``~/frame_done``; ``activate`` starts the worker thread, which scans the dataset root
+every ``poll_period_s`` seconds and segments frames of finished (complete or interrupted)
+episodes and image folders into the mask store, one frame at a time, at low CPU priority;
+``deactivate`` stops it after the frame in progress and frees the model (GPU memory too), which
+is how a grasp pipeline pauses it (:class:`sam2real_ros.nodes.lifecycle.LifecycleClient`);
+``activate`` loads the model again. With ``autostart`` it configures and activates itself.
+``/diagnostics`` reports the lifecycle and worker state, frames done/failed, queue length and
+s/frame in every state. Parameters: config/sam_worker.yaml; usage: docs/sam_worker.md.
 """
 import os
 import sys
-import threading
 
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sam2real_ros.nodes import params
 from sam2real_ros.nodes.diagnostics import Diagnostics
 from sam2real_ros.nodes.params import Param
 from sam2real_ros.nodes.runner import run_node
 from sam2real_ros.sam import segmenters
-from sam2real_ros.sam.worker import parse_shard, SamWorker, WorkerError
-from std_msgs.msg import Bool, String
+from sam2real_ros.sam.worker import parse_shard, WorkerError, WorkerLoop
+from std_msgs.msg import String
 
+SHUTDOWN_WAIT_S = 3.0  # at SIGINT, wait this long for the frame in progress, then leave it
 _SAM, _FB = segmenters.SAM_DEFAULTS, segmenters.FALLBACK_DEFAULTS
 PARAMETERS = params.schema(
     Param('dataset_root', '', "the recorder's dataset root", required=True),
@@ -39,7 +41,6 @@ PARAMETERS = params.schema(
     Param('nice', 10, 'CPU niceness increment of this process (0: unchanged)', bounds=(0, 19)),
     Param('poll_period_s', 5.0, 'seconds between scans of the dataset root',
           bounds=(0.05, 3600.0), read_only=False),
-    Param('busy_topic', 'busy', 'std_msgs/Bool; while true no new frame is started; empty: off'),
     Param('retry_failed', False, 'process frames marked failed again'),
     Param('shard', '0/1', 'i/n: this worker processes shard i of n (stable hash of the key)',
           pattern=r'\d+/\d+'),
@@ -70,24 +71,25 @@ PARAMETERS = params.schema(
           'this image fraction', bounds=(0.0, 1.0)),
     Param('fallback.max_side', _FB['max_side'], 'long image side it segments at',
           bounds=(16, 8192)),
+    Param('autostart', False, 'lifecycle node: configure and activate right after start, '
+          'without a lifecycle manager (plain processes; the launch file does the transitions '
+          'itself)'),
 )
 CONFIG_HEADER = """Parameters of the sam_worker node (docs/sam_worker.md):
 ros2 run sam2real sam_worker --ros-args --params-file config/sam_worker.yaml
 `sam2real segment --config config/sam_worker.yaml DATASET` reads the same file."""
 
 
-class SamWorkerNode(Node):
-    """The sam_worker node; raises ValueError on invalid parameters."""
+class SamWorkerNode(LifecycleNode):
+    """The sam_worker lifecycle node; raises ValueError on invalid parameters."""
 
     def __init__(self, **kwargs):
         super().__init__('sam_worker', **kwargs)
-        p = params.declare(self, PARAMETERS)
+        p = params.declare(self, PARAMETERS, on_change=self._on_parameter)
         self.p = p
         root = os.path.expanduser(p['dataset_root'])
         if os.path.exists(root) and not os.path.isdir(root):
             raise ValueError(f'parameter dataset_root must be a folder, got the file {root!r}')
-        # Started together with the recorder (one launch), the folder may not exist yet.
-        os.makedirs(root, exist_ok=True)
         ckpt = p['checkpoint'] or segmenters.default_checkpoint(p['model_type'])
         if p['segmenter'] == 'sam' and not os.path.isfile(ckpt):
             raise ValueError(segmenters.missing_checkpoint_message(ckpt, p['model_type']))
@@ -98,23 +100,111 @@ class SamWorkerNode(Node):
         if p['nice'] > 0:
             os.nice(p['nice'])
         self.root = root
-        self.busy = False
-        self.state = 'starting'
+        self.lifecycle_state = 'unconfigured'
+        self.loop = None
+        self.done_pub = None
         self.error = ''
-        self.worker = None
-        self.stop = threading.Event()
-        self.done_pub = self.create_publisher(String, '~/frame_done', 10)
-        if p['busy_topic']:
-            self.create_subscription(Bool, p['busy_topic'], self._on_busy,
-                                     QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         self.diagnostics = Diagnostics(self, 'sam_worker: segmentation',
                                        p['diagnostics_period_s'], self._status, self.root)
-        self.thread = threading.Thread(target=self._loop, name='sam_worker', daemon=True)
-        self.thread.start()
+        if p['autostart']:
+            self._autostart = self.create_timer(0.0, self._start_now)
+        else:
+            self.get_logger().info('unconfigured: waiting for the lifecycle transitions '
+                                   'configure and activate (or set autostart:=true)')
 
-    def _on_busy(self, msg):
-        self.busy = bool(msg.data)
+    def _on_parameter(self, name, value):
+        if name == 'poll_period_s' and self.loop is not None:
+            self.loop.poll_period = float(value)
 
+    def _start_now(self):
+        self.destroy_timer(self._autostart)
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def on_configure(self, state):
+        """Load the segmenter and create the ``~/frame_done`` publisher."""
+        try:
+            # Started together with the recorder (one launch), the folder may not exist yet.
+            os.makedirs(self.root, exist_ok=True)
+            self.loop = WorkerLoop(
+                self.root, self._build_segmenter, self.p['store_root'] or None, self.shard,
+                self.p['retry_failed'], self.p['poll_period_s'], on_frame=self._on_frame,
+                log=self._log, shutting_down=lambda: not self.context.ok())
+            self.loop.load()
+        except Exception as exc:  # rclpy swallows exceptions in transitions: say what failed
+            self._close()
+            return self._failed('configure', exc)
+        self.done_pub = self.create_lifecycle_publisher(String, '~/frame_done', 10)
+        self.error = ''
+        self.lifecycle_state = 'inactive'
+        self.get_logger().info(f'configured: segmenter {self.loop.segmenter.name}, store '
+                               f'{self.loop.worker.store_root}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state):
+        """Load the segmenter again if deactivate freed it, then start the worker thread."""
+        try:
+            self.loop.load()
+            self.loop.start()
+        except Exception as exc:
+            return self._failed('activate', exc)
+        self.error = ''
+        self.lifecycle_state = 'active'
+        self.get_logger().info('active: segmenting new frames')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state):
+        """Stop the worker after the frame in progress and free the model (GPU memory too)."""
+        self.loop.stop()
+        self.loop.free()
+        self.lifecycle_state = 'inactive'
+        self.get_logger().info('inactive: worker stopped, model freed')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state):
+        """Release the mask store and destroy the publisher (back to unconfigured)."""
+        self._close()
+        self.lifecycle_state = 'unconfigured'
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state):
+        """Stop everything (the process goes on until it is ended)."""
+        self._close()
+        self.lifecycle_state = 'finalized'
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state):
+        """Stop the worker after an error in a transition; the node goes back to unconfigured."""
+        self._close()
+        self.lifecycle_state = 'unconfigured'
+        return TransitionCallbackReturn.SUCCESS
+
+    def _failed(self, what, exc):
+        self.error = f'{what} failed: {type(exc).__name__}: {exc}'
+        self.get_logger().error(self.error)
+        return TransitionCallbackReturn.FAILURE
+
+    def _close(self, timeout=None):
+        if self.loop is not None:
+            self.loop.close(timeout)
+            self.loop = None
+        if self.done_pub is not None:
+            self.destroy_lifecycle_publisher(self.done_pub)
+            self.done_pub = None
+
+    def shutdown(self):
+        """
+        Stop the worker (called by run_node at SIGINT, before destroy_node).
+
+        Waits ``SHUTDOWN_WAIT_S`` for the frame in progress; a longer one is left to the daemon
+        thread, which ends with the process (the frame is redone at the next start).
+        """
+        if self.loop is not None:
+            self.loop.close(SHUTDOWN_WAIT_S)
+            self.loop = None
+
+    # --- work ------------------------------------------------------------------------------
     def _build_segmenter(self):
         p = self.p
         sam = {k[4:]: v for k, v in p.items() if k.startswith('sam.')}
@@ -124,52 +214,47 @@ class SamWorkerNode(Node):
             upsample_chunk=p['upsample_chunk'], encoder_dtype=p['encoder_dtype'],
             log=self.get_logger().warning)
 
+    def _log(self, level, text):
+        # one call site per severity: rclpy's logger refuses a new severity at the same site
+        logger = self.get_logger()
+        if level == 'error':
+            logger.error(text)
+        elif level == 'warning':
+            logger.warning(text)
+        else:
+            logger.info(text)
+
     def _on_frame(self, frame, status):
-        if status == 'done':
+        """Publish the key of each stored frame; log failed ones (worker thread)."""
+        if not self.context.ok():
+            return  # shutting down: the publisher may be gone
+        if status == 'done' and self.done_pub is not None:
             self.done_pub.publish(String(data=frame.key))
         elif status == 'failed':
-            reason = self.worker.store.failure_reason(frame.key)
+            reason = self.loop.worker.store.failure_reason(frame.key) if self.loop else ''
             self.get_logger().warning(f'frame {frame.key} failed: {reason}')
 
-    def _loop(self):
-        try:
-            self.state = 'loading'
-            seg = self._build_segmenter()
-            self.worker = SamWorker(self.root, seg, self.p['store_root'] or None, self.shard,
-                                    self.p['retry_failed'])
-            self.get_logger().info(f'segmenter {seg.name}, store {self.worker.store_root}')
-            while not self.stop.is_set():
-                self.state = 'scanning'
-                frames = self.worker.pending()
-                self.state = 'working' if frames else 'idle'
-                self.worker.run(frames, stop=self.stop, busy=lambda: self.busy,
-                                on_frame=self._on_frame)
-                self.state = 'idle'
-                self.stop.wait(self.p['poll_period_s'])
-        except Exception as e:  # report, keep the node alive for diagnostics
-            self.state = 'error'
-            self.error = f'{type(e).__name__}: {e}'
-            self.get_logger().error(f'worker stopped: {self.error}')
-
     def _status(self):
-        w = self.worker
-        values = {'state': self.state, 'busy': self.busy, 'dataset_root': self.root,
+        loop = self.loop
+        w = loop.worker if loop is not None else None
+        work = loop.state if loop is not None else 'unconfigured'
+        values = {'lifecycle_state': self.lifecycle_state, 'state': work,
+                  'model_loaded': loop is not None and loop.segmenter is not None,
+                  'dataset_root': self.root,
                   'frames_done': w.done if w else 0,
                   'frames_failed': w.failed if w else 0,
                   'queue_length': w.queue_length if w else 0,
-                  'segmenter': w.segmenter.name if w else '',
+                  'segmenter': w.segmenter.name if w and w.segmenter else '',
                   's_per_frame': f'{w.seconds / w.done:.3f}' if w and w.done else '',
                   'last_s_per_frame': f'{w.last_seconds:.3f}' if w and w.last_seconds else ''}
-        level = ('error' if self.state == 'error'
-                 else 'warn' if self.busy and w and w.queue_length else 'ok')
-        message = self.error or (f'{self.state}, paused (busy)' if self.busy else self.state)
+        error = (loop.error if loop is not None and loop.state == 'error' else '') or self.error
+        if error:
+            level, message = 'error', error
+        elif self.lifecycle_state != 'active':
+            level, message = 'ok', f'{self.lifecycle_state} (lifecycle): not segmenting'
+        else:
+            level, message = 'ok', work
         return level, message, values
-
-    def shutdown(self, timeout=60.0):
-        """Stop the worker thread between frames and wait for it."""
-        self.stop.set()
-        if self.thread.is_alive():
-            self.thread.join(timeout)
 
 
 def main(argv=None):

@@ -18,6 +18,7 @@ import threading
 import time
 
 from sam2real_ros.common import io_utils
+from sam2real_ros.common.accelerator import free_accelerator_memory
 from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.recording import episode_store
 from sam2real_ros.sam.mask_store import MaskStore
@@ -180,8 +181,7 @@ class SamWorker:
         if len(self.failures) < KEEP_FAILURES:
             self.failures.append((key, reason))
 
-    def run(self, frames=None, limit=None, stop=None, progress=False, busy=None,
-            on_frame=None):
+    def run(self, frames=None, limit=None, stop=None, progress=False, on_frame=None):
         """
         Process ``frames`` (default: :meth:`pending`) in order, reading the next image ahead.
 
@@ -190,7 +190,6 @@ class SamWorker:
           limit (int or None): at most this many frames.
           stop (threading.Event or None): checked between frames; set it to stop cleanly.
           progress (bool): show a tqdm progress bar.
-          busy (callable or None): while it returns True no new frame is started.
           on_frame (callable or None): ``on_frame(frame, status)`` after each frame.
 
         Returns
@@ -218,8 +217,6 @@ class SamWorker:
                                                  desc='segment') as bar:
             ahead = pool.submit(load, frames[0]) if frames else None
             for i, frame in enumerate(frames):
-                while busy is not None and busy() and not stop.is_set():
-                    stop.wait(0.1)
                 if stop.is_set():
                     break
                 rgb = ahead.result()
@@ -231,15 +228,6 @@ class SamWorker:
                 if on_frame is not None:
                     on_frame(frame, status)
         return n
-
-
-def release_accelerator_memory():
-    """Collect garbage and hand cached GPU memory back to the driver (when torch uses CUDA)."""
-    import gc
-    gc.collect()
-    torch = sys.modules.get('torch')
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class WorkerLoop:
@@ -349,7 +337,7 @@ class WorkerLoop:
             raise RuntimeError('WorkerLoop.free() while the thread runs: stop() it first')
         if self.worker is not None and self.worker.segmenter is not None:
             self.worker.segmenter = None
-            release_accelerator_memory()
+            free_accelerator_memory()
             if self.state != 'error':
                 self.state = 'unloaded'
 
