@@ -1,8 +1,6 @@
 """Shared pytest set-up: an isolated ROS domain per test run and real node processes."""
 import os
 import random
-import signal
-import subprocess
 import sys
 import time
 
@@ -21,58 +19,12 @@ if not os.environ.get('ROS_DISTRO'):
             p for p in (venv, os.environ.get('AMENT_PREFIX_PATH')) if p)
 
 
-class Processes:
-    """Starts real processes (``python -m module ...``) and stops them all at teardown."""
-
-    def __init__(self, tmp_path):
-        self.tmp_path = tmp_path
-        self.procs = []
-
-    def start(self, *args, name=None, env=None):
-        """Start ``sys.executable *args``; stdout+stderr go to ``<tmp>/<name>.log``."""
-        name = name or f'proc{len(self.procs)}'
-        log_path = self.tmp_path / f'{name}.log'
-        full_env = dict(os.environ, **(env or {}))
-        log = open(log_path, 'w')
-        proc = subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT,
-                                env=full_env, cwd=REPO, start_new_session=True)
-        proc.log_path = log_path
-        proc.log_file = log
-        self.procs.append(proc)
-        return proc
-
-    @staticmethod
-    def output(proc):
-        """Everything the process printed so far."""
-        if not proc.log_file.closed:
-            proc.log_file.flush()
-        return proc.log_path.read_text(errors='replace')
-
-    @staticmethod
-    def stop(proc, sig=signal.SIGINT, timeout=10.0):
-        """Send ``sig`` and wait; returns the exit code (kills after ``timeout``)."""
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        proc.log_file.close()
-        return proc.returncode
-
-    def stop_all(self):
-        for proc in reversed(self.procs):
-            if not proc.log_file.closed:
-                self.stop(proc)
-
-
 @pytest.fixture
 def processes(tmp_path):
-    """Real processes for integration tests; all are stopped when the test ends."""
-    procs = Processes(tmp_path)
-    yield procs
-    procs.stop_all()
+    """Real processes for integration tests (logs in ``tmp_path``); stopped when the test ends."""
+    from sam2real_ros.common.processes import ProcessGroup
+    with ProcessGroup(tmp_path, cwd=REPO) as group:
+        yield group
 
 
 def wait_until(predicate, timeout, interval=0.05):
@@ -124,3 +76,27 @@ def tiny_models(tmp_path_factory):
         export.export_onnx(mdl.build_model(cfg), cfg, [f'c{i}' for i in range(n)],
                            str(out[n]), verify=False)
     return out
+
+
+def installed_package():
+    """
+    Find sam2real installed in an ament prefix (``make build``, ``colcon build``).
+
+    Returns
+    -------
+      (str or None, str or None): ``share/sam2real`` of the installed package and the
+      ``PYTHONPATH`` its executables need, or ``None`` and the reason it is not installed.
+
+    """
+    try:
+        from ament_index_python.packages import get_package_prefix, get_package_share_directory
+        share, prefix = get_package_share_directory('sam2real'), get_package_prefix('sam2real')
+    except ImportError as exc:
+        return None, f'no ROS 2 distro sourced and no launch tooling installed ({exc})'
+    except Exception as exc:  # PackageNotFoundError: not built into an ament prefix
+        return None, ('sam2real is not installed in an ament prefix on AMENT_PREFIX_PATH (make '
+                      f'build, or colcon build and source install/setup.bash): {exc}')
+    site = os.path.join(prefix, 'lib', f'python{sys.version_info[0]}.{sys.version_info[1]}',
+                        'site-packages')
+    path = os.pathsep.join(p for p in (site, os.environ.get('PYTHONPATH')) if p)
+    return share, path

@@ -8,14 +8,13 @@ the label rate at a :class:`Listener`; used by the demo's stage 6
 camera).
 """
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 import numpy as np
+from sam2real_ros.common.processes import ProcessDied, ProcessGroup
 
 LABELS = '/segmentation_node/labels'
 
@@ -86,31 +85,23 @@ class NodeGraph:
             params_file=False)
         self.node_args = node_command('segmentation_node', dict(
             {'model_path': model_path}, **(node_params or {})), params_file=False)
-        self.procs = {}
-
-    def _start(self, name, args):
-        log = open(os.path.join(self.workdir, f'{name}.log'), 'w')
-        proc = subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED='1'))
-        self.procs[name] = (proc, log)
+        self.procs = ProcessGroup(workdir)
 
     def log(self, name):
         """Everything process ``name`` printed so far."""
-        self.procs[name][1].flush()
-        with open(os.path.join(self.workdir, f'{name}.log'), errors='replace') as f:
-            return f.read()
+        return self.procs.output(name)
 
     def check_alive(self):
         """Raise RuntimeError with the log tail when a process has exited."""
-        for name, (proc, _) in self.procs.items():
-            if proc.poll() is not None:
-                tail = '\n'.join(self.log(name).splitlines()[-15:])
-                raise RuntimeError(f'{name} exited with code {proc.returncode}:\n{tail}')
+        try:
+            self.procs.check_alive()
+        except ProcessDied as exc:
+            raise RuntimeError(f'{exc}:\n{exc.tail}') from None
 
     def __enter__(self):
         self.listener = Listener()
-        self._start('camera', self.camera_args)
-        self._start('node', self.node_args)
+        self.procs.start(*self.camera_args, name='camera')
+        self.procs.start(*self.node_args, name='node')
         return self
 
     def wait_for_labels(self, timeout=120.0):
@@ -164,17 +155,7 @@ class NodeGraph:
         }
 
     def __exit__(self, *exc):
-        self.exit_codes = {}
-        for name, (proc, log) in reversed(list(self.procs.items())):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-            self.exit_codes[name] = proc.returncode
-            log.close()
+        self.exit_codes = self.procs.stop_all()
         self.listener.close()
         return False
 

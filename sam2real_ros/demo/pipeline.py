@@ -26,7 +26,8 @@ import time
 import traceback
 
 from sam2real_ros.common.cli_help import HelpFormatter
-from sam2real_ros.demo.robot import Procs, RobotGraph, StageError
+from sam2real_ros.common.processes import ProcessGroup
+from sam2real_ros.demo.robot import RobotGraph, StageError
 
 STAGES = 6
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -178,7 +179,7 @@ def train(args, st, data_root):
 
     from sam2real_ros.training.config import load_config
     from sam2real_ros.training.train import read_metrics
-    procs = Procs(os.path.join(args.out, 'logs'))
+    procs = ProcessGroup(os.path.join(args.out, 'logs'))
     overrides = [f'data.real.root={data_root}']
     if args.epochs:
         overrides.append(f'max_epochs={args.epochs}')
@@ -194,10 +195,9 @@ def train(args, st, data_root):
     bars, rows = {}, {v: [] for v in VARIANTS}
     try:
         for v in VARIANTS:
-            procs.start(f'train_{v}', ['-m', 'sam2real_ros.training.train',
-                                       '--config', args.config,
-                                       '--out', os.path.join(args.out, 'train', v),
-                                       f'variant={v}', *overrides], env=one_thread)
+            procs.start('-m', 'sam2real_ros.training.train', '--config', args.config,
+                        '--out', os.path.join(args.out, 'train', v), f'variant={v}', *overrides,
+                        name=f'train_{v}', env=one_thread)
         st.say(f'training synthetic_only and full in parallel: {cfg.max_epochs} epochs x '
                f'{cfg.frames_per_epoch} iterations, {cfg.image_size[0]}x{cfg.image_size[1]}, '
                f'seed {cfg.seed}; logs: {procs.logdir}/train_*.log')
@@ -213,7 +213,7 @@ def train(args, st, data_root):
                     st.say(f'{v}: epoch {int(r["epoch"])}/{cfg.max_epochs}, mIoU '
                            f'{r["miou"]:.3f} ({r["time_s"]:.0f} s)')
                 rows[v] = new
-            states = {v: procs.procs[f'train_{v}'][0].poll() for v in VARIANTS}
+            states = {v: procs.procs[f'train_{v}'].poll() for v in VARIANTS}
             for v, code in states.items():
                 if code not in (None, 0):
                     raise StageError(f'training {v} exited with code {code}',
@@ -241,11 +241,11 @@ def train(args, st, data_root):
 
 def export(args, st, checkpoint):
     """Stage 5: ``sam2real export`` of the full model's EMA weights; returns the .onnx path."""
-    procs = Procs(os.path.join(args.out, 'logs'))
+    procs = ProcessGroup(os.path.join(args.out, 'logs'))
     out = os.path.join(args.out, 'model_full.onnx')
     try:
-        proc = procs.start('export', ['-m', 'sam2real_ros.inference.export', checkpoint,
-                                      '--out', out])
+        proc = procs.start('-m', 'sam2real_ros.inference.export', checkpoint, '--out', out,
+                           name='export')
         code = proc.wait()
     finally:
         procs.stop_all()

@@ -9,11 +9,9 @@ with a real ActionClient and waits until the recorder has closed the episode;
 Errors are :class:`StageError` with the log file of the process that failed.
 """
 import os
-import signal
-import subprocess
-import sys
 import time
 
+from sam2real_ros.common.processes import ProcessDied, ProcessGroup
 from sam2real_ros.nodes.graph import GRASP_ACTION as ACTION, node_command, TIAGO_CAMERA
 
 CAMERA, CAMERA_INFO = TIAGO_CAMERA['image'], TIAGO_CAMERA['camera_info']
@@ -29,56 +27,6 @@ class StageError(RuntimeError):
     def __init__(self, message, log=None, detail=''):
         super().__init__(message)
         self.log, self.detail = log, detail
-
-
-class Procs:
-    """Real ``python -m`` processes with one log file each (``<logdir>/<name>.log``)."""
-
-    def __init__(self, logdir):
-        self.logdir, self.procs = logdir, {}
-        os.makedirs(logdir, exist_ok=True)
-
-    def start(self, name, args, env=None):
-        """Start ``sys.executable *args`` as process ``name``; returns the Popen."""
-        path = os.path.join(self.logdir, f'{name}.log')
-        log = open(path, 'w')
-        proc = subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True,
-                                env=dict(os.environ, PYTHONUNBUFFERED='1', **(env or {})))
-        self.procs[name] = (proc, log, path)
-        return proc
-
-    def log_path(self, name):
-        """Path of process ``name``'s log file."""
-        return self.procs[name][2]
-
-    def tail(self, name, lines=8):
-        """Return the last ``lines`` lines process ``name`` printed."""
-        self.procs[name][1].flush()
-        with open(self.procs[name][2], errors='replace') as f:
-            return '\n'.join(f.read().splitlines()[-lines:])
-
-    def check_alive(self):
-        """Raise :class:`StageError` (with the log tail and path) if a process has exited."""
-        for name, (proc, _, path) in self.procs.items():
-            if proc.poll() is not None:
-                raise StageError(f'{name} exited with code {proc.returncode}', log=path,
-                                 detail=self.tail(name))
-
-    def stop_all(self, timeout=10.0):
-        """SIGINT every running process (last started first); returns ``{name: exit code}``."""
-        codes = {}
-        for name, (proc, log, _) in reversed(list(self.procs.items())):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-            codes[name] = proc.returncode
-            log.close()
-        return codes
 
 
 class RobotGraph:
@@ -100,7 +48,7 @@ class RobotGraph:
     def __init__(self, data_root, logdir, num_frames=32, camera_rate=10.0, grasp_s=1.5,
                  before_s=1.0, after_s=1.0, segmenter='fallback'):
         self.data_root, self.before_s, self.after_s = data_root, before_s, after_s
-        self.procs = Procs(logdir)
+        self.procs = ProcessGroup(logdir)
         self.spec = [
             ('sim_camera', node_command('sim_camera', {
                 'source': 'procedural', 'rate_hz': float(camera_rate),
@@ -125,7 +73,7 @@ class RobotGraph:
 
         from sam2real_ros.nodes.runner import BackgroundNode
         for name, args in self.spec:
-            self.procs.start(name, args)
+            self.procs.start(*args, name=name)
         self._ros = BackgroundNode('sam2real_demo_grasp_pipeline')
         self.node = self._ros.node
         self.infos = []
@@ -142,10 +90,17 @@ class RobotGraph:
             self._wait(ok, timeout, f'not ready after {timeout:g} s: {what}')
             progress(f'ready: {what}')
 
+    def check_alive(self):
+        """Raise :class:`StageError` (with the log tail and path) if a process has exited."""
+        try:
+            self.procs.check_alive()
+        except ProcessDied as exc:
+            raise StageError(str(exc), log=exc.log, detail=exc.tail) from None
+
     def _wait(self, predicate, timeout, message, log=None):
         deadline = time.monotonic() + timeout
         while not predicate():
-            self.procs.check_alive()
+            self.check_alive()
             if time.monotonic() > deadline:
                 raise StageError(message, log=log)
             time.sleep(0.1)
@@ -193,7 +148,7 @@ class RobotGraph:
         """Wait until every recorded frame has masks; ``report(done, total)`` on changes."""
         deadline, last = time.monotonic() + timeout, None
         while True:
-            self.procs.check_alive()
+            self.check_alive()
             done, failed, total = self.mask_status()
             if (done, total) != last and report is not None:
                 report(done, total)
