@@ -7,8 +7,9 @@ whole process group, and ``ros2 launch`` forwards it once more): further SIGINTs
 while the node cleans up (SIGTERM and SIGKILL still end it). A configuration error raised
 while the node is built (invalid parameter, missing folder, unknown segmenter, ...) or a bad
 ``--params-file`` prints one line ``<name>: <problem>`` to stderr and exits with 2 -- never a
-traceback. The node's optional ``shutdown()`` (stop worker threads) runs before
-``destroy_node()``.
+traceback.
+
+The node's optional ``shutdown()`` (stop worker threads) runs before ``destroy_node()``.
 """
 import re
 import signal

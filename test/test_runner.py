@@ -1,0 +1,77 @@
+"""The one node runner (nodes/runner.py): exit codes, --params-file errors, double Ctrl-C."""
+import os
+import signal
+import subprocess
+import sys
+
+from conftest import REPO, wait_until
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+# I100: these must follow the importorskip, so they cannot all sort after pytest.
+from sam2real_ros.nodes.graph import node_command  # noqa: E402, I100
+
+SLOW_CLEANUP_NODE = """
+import sys
+import time
+from rclpy.node import Node
+from sam2real_ros.nodes.runner import run_node
+
+
+class Slow(Node):
+    def __init__(self):
+        super().__init__('slow_cleanup')
+        self.create_timer(0.5, lambda: print('spinning', flush=True))
+
+    def shutdown(self):
+        print('cleaning up', flush=True)
+        time.sleep(2.0)  # a worker thread finishing its frame
+        print('cleaned up', flush=True)
+
+
+sys.exit(run_node('slow_cleanup', Slow))
+"""
+
+
+def _run(args, timeout=60):
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.rostest
+@pytest.mark.parametrize('make,needle', [
+    (lambda tmp: tmp / 'missing.yaml', 'no such file'),
+    (lambda tmp: tmp, 'cannot read it'),  # a folder
+    (lambda tmp: (tmp / 'bad.yaml', (tmp / 'bad.yaml').write_text('a: [1, 2\n'))[0],
+     'not valid YAML'),
+    (lambda tmp: (tmp / 'plain.yaml', (tmp / 'plain.yaml').write_text('a: 1\n'))[0],
+     'not a ROS 2 parameter file'),
+])
+def test_bad_params_file_is_one_line_and_exit_2(make, needle, tmp_path):
+    path = make(tmp_path)
+    res = _run(node_command('grasp_server', params_file=path))
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f'sim_grasp_server: --params-file {path}: ') \
+        and needle in lines[0], res.stderr
+
+
+@pytest.mark.rostest
+def test_bad_ros_argument_is_one_line_and_exit_2():
+    res = _run(node_command('grasp_server', params_file=False, ros_args=['-r', 'bad']))
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert 'sim_grasp_server: ' in res.stderr and 'remap rule' in res.stderr
+    assert 'Traceback' not in res.stderr and ' at /' not in res.stderr, res.stderr
+
+
+@pytest.mark.rostest
+def test_ctrl_c_twice_during_clean_up_exits_0_without_traceback(processes):
+    """A terminal's Ctrl-C reaches the whole group, then ros2 launch forwards one more SIGINT."""
+    proc = processes.start('-c', SLOW_CLEANUP_NODE, name='slow')
+    assert wait_until(lambda: 'spinning' in processes.output(proc), 60), processes.output(proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert wait_until(lambda: 'cleaning up' in processes.output(proc), 30)
+    os.killpg(proc.pid, signal.SIGINT)  # arrives during shutdown()
+    assert proc.wait(30) == 0, processes.output(proc)
+    out = processes.output(proc)
+    assert 'cleaned up' in out and 'Traceback' not in out, out
