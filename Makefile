@@ -1,5 +1,5 @@
 # sam2real: fresh machine -> `make demo` (main job on the embedded default) and `make test`.
-.PHONY: setup demo test lint bench clean
+.PHONY: setup build demo test lint bench clean
 RUN := tools/venv-run
 PYTEST_ARGS ?=
 
@@ -9,7 +9,11 @@ setup:
 demo: setup
 	$(RUN) python -m sam2real_ros.demo $(DEMO_ARGS)
 
-test: setup
+# the ament prefix build/install/sam2real (colcon build): what ros2 launch and launch_testing use
+build: setup
+	$(RUN) tools/build_prefix.sh
+
+test: build
 	$(RUN) python -m pytest -q $(PYTEST_ARGS)
 
 lint: setup

@@ -29,6 +29,8 @@ setup(
     ] + tree('launch', 'launch') + tree('config', 'config')
     + tree('training/configs', 'training/configs'),
     install_requires=['setuptools'],
+    # colcon test runs pytest (not unittest) when the package declares it for its tests
+    extras_require={'test': ['pytest']},
     zip_safe=True,
     maintainer='sam2real maintainers',
     maintainer_email='maintainers@sam2real.invalid',

@@ -1,68 +1,78 @@
 """
-launch_testing: the real perception.launch.py (sim:=true) on a ROS 2 install.
+launch_testing: the installed perception.launch.py (sim:=true, namespace:=perception).
 
-Starts the launch file with the simulated camera and grasp server, a random-weight ``fast``
-model and a temporary dataset root, then asserts: labels arrive as 640x480 mono8, a grasp leaves
-a complete episode on disk, the SAM worker writes masks for it, and every process exits cleanly.
-Where ``launch_testing``/``launch_ros`` cannot be imported (pip-only ROS wheels), the module is
-skipped with that reason; test_perception_system.py covers the same scenarios with plain
-processes.
+Runs the launch file of the package installed in an ament prefix (``make build``: colcon into
+build/install; on a robot: colcon build and source install/setup.bash) with the simulated camera
+and grasp server, a random-weight ``fast`` model and a temporary dataset root, then asserts:
+labels arrive as 640x480 mono8 in the namespace, a grasp leaves a complete episode on disk, the
+SAM worker writes masks for it, the nodes read their parameter files from the installed
+``share/sam2real/config``, and every process exits cleanly. Where sam2real is not installed in
+an ament prefix the test is skipped with that reason; test_perception_system.py covers the same
+scenario with plain processes.
 """
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
 import unittest
 
+from conftest import installed_package, REPO
 import pytest
 
 # Check launch_testing first: the repo's own launch/ folder would import as a namespace package.
 launch_testing = pytest.importorskip(
-    'launch_testing', reason='launch_testing/launch_ros are not installable from PyPI (they come '
-    'with a ROS 2 install); test_perception_system.py covers the same scenarios without them')
-launch_ros = pytest.importorskip('launch_ros', reason='launch_ros needs a ROS 2 install')
+    'launch_testing', reason='launch_testing is missing: no ROS 2 distro sourced and the launch '
+    'wheels of ../shared/ros2-launch not installed (make setup installs them)')
+launch_ros = pytest.importorskip('launch_ros', reason='launch_ros is missing (see launch_testing)')
 # I100: these must follow the importorskip calls, so they cannot sort after pytest.
 import launch  # noqa: E402, I100
-from launch.actions import IncludeLaunchDescription  # noqa: E402
+from launch.actions import IncludeLaunchDescription, SetEnvironmentVariable  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 import launch_testing.actions  # noqa: E402
 import launch_testing.asserts  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ACTION = '/grasp_server/grasp'
-CAMERA = '/head_front_camera/rgb/image_raw'
-
-
-def _share():
-    """Return (share/sam2real of the installed package, None) or (None, why it is missing)."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return get_package_share_directory('sam2real'), None
-    except Exception as exc:  # not installed in an ament prefix (colcon build)
-        return None, (f'sam2real is not installed in an ament prefix on AMENT_PREFIX_PATH '
-                      f'({type(exc).__name__}: {exc})')
-
-
+NAMESPACE = 'perception'
 # No module-level pytest.skip here: launch_testing's plugin imports every test module while
 # collecting the folder, and a module-level skip would skip the whole folder.
-SHARE, NOT_INSTALLED = _share()
+SHARE, PYTHONPATH = installed_package()
+
+
+_WORKDIR = []
+
+
+def _workdir():
+    """
+    Return the test's temporary folder with a random-weight model, removed at exit.
+
+    launch_testing may call generate_test_description more than once; all calls share it.
+    """
+    if not _WORKDIR:
+        tmp = tempfile.mkdtemp(prefix='sam2real_launch_test_')
+        atexit.register(shutil.rmtree, tmp, True)
+        from sam2real_ros.inference import export
+        assert export.main(['--random', '--profile', 'fast', '--no-verify', '--classes',
+                            'bg,a,b,c', '--out', os.path.join(tmp, 'model.onnx')]) == 0
+        _WORKDIR.append(tmp)
+    return _WORKDIR[0]
 
 
 @pytest.mark.launch_test
 @pytest.mark.rostest
-@pytest.mark.skipif(SHARE is None, reason=str(NOT_INSTALLED))
+@pytest.mark.skipif(SHARE is None, reason=str(PYTHONPATH))
 def generate_test_description():
-    tmp = tempfile.mkdtemp(prefix='sam2real_launch_test_')
+    tmp = _workdir()
     model = os.path.join(tmp, 'model.onnx')
-    from sam2real_ros.inference import export
-    assert export.main(['--random', '--profile', 'fast', '--classes', 'bg,a,b,c',
-                        '--out', model]) == 0
     include = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(os.path.join(SHARE, 'launch', 'perception.launch.py')),
-        launch_arguments={'sim': 'true', 'dataset_root': tmp, 'model_path': model,
-                          'image_topic': CAMERA}.items())
-    return launch.LaunchDescription([include, launch_testing.actions.ReadyToTest()]), {
-        'dataset_root': tmp}
+        launch_arguments={'sim': 'true', 'namespace': NAMESPACE,
+                          'dataset_root': os.path.join(tmp, 'data'),
+                          'model_path': model}.items())
+    return launch.LaunchDescription([
+        # the installed executables import the installed package, as after sourcing its prefix
+        SetEnvironmentVariable('PYTHONPATH', PYTHONPATH),
+        include, launch_testing.actions.ReadyToTest()]), {'tmp': tmp}
 
 
 class TestPerception(unittest.TestCase):
@@ -86,20 +96,21 @@ class TestPerception(unittest.TestCase):
             rclpy.spin_once(self.node, timeout_sec=0.1)
         return predicate()
 
-    def test_labels_episode_and_masks(self, dataset_root):
+    def test_labels_episode_and_masks(self, tmp):
         from action_msgs.msg import GoalStatus
         from rclpy.action import ActionClient
+        from sam2real_ros.nodes.graph import GRASP_ACTION
         from sensor_msgs.msg import Image
         from test_msgs.action import Fibonacci
 
         labels = []
-        self.node.create_subscription(Image, '/segmentation_node/labels',
-                                      lambda m: labels.append(m), 10)
-        self.assertTrue(self._spin_until(lambda: labels, 90.0), 'no label image arrived')
+        self.node.create_subscription(Image, f'/{NAMESPACE}/segmentation_node/labels',
+                                      labels.append, 10)
+        self.assertTrue(self._spin_until(lambda: labels, 120.0), 'no label image arrived')
         self.assertEqual((labels[0].width, labels[0].height, labels[0].encoding),
                          (640, 480, 'mono8'))
 
-        client = ActionClient(self.node, Fibonacci, ACTION)
+        client = ActionClient(self.node, Fibonacci, GRASP_ACTION)
         self.assertTrue(client.wait_for_server(timeout_sec=30.0))
         future = client.send_goal_async(Fibonacci.Goal(order=3))
         self.assertTrue(self._spin_until(future.done, 30.0))
@@ -109,11 +120,12 @@ class TestPerception(unittest.TestCase):
 
         from sam2real_ros.recording import episode_store
         from sam2real_ros.sam.mask_store import MaskStore
+        data = os.path.join(tmp, 'data')
 
         def frames():
-            return list(episode_store.iter_frames(dataset_root, complete_only=True))
+            return list(episode_store.iter_frames(data, complete_only=True))
         self.assertTrue(self._spin_until(frames, 60.0), 'no complete episode was recorded')
-        store = MaskStore(os.path.join(dataset_root, 'masks'))
+        store = MaskStore(os.path.join(data, 'masks'))
         self.assertTrue(self._spin_until(
             lambda: all(store.status(f.key) == 'done' for f in frames()), 300.0),
             'the SAM worker did not segment the episode')
@@ -125,9 +137,24 @@ class TestPerception(unittest.TestCase):
 class TestShutdown(unittest.TestCase):
 
     def test_exit_codes(self, proc_info):
-        # SIGINT on shutdown: ROS 2 nodes exit 0; launch may report -2 for the signal on Humble.
-        launch_testing.asserts.assertExitCodes(
-            proc_info, allowable_exit_codes=[0, -2, 130], )
+        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0])
+
+    def test_installed_parameter_files_were_used(self, proc_info):
+        from sam2real_ros.nodes import graph, params
+        commands = [' '.join(info.cmd) for info in proc_info]
+        config = os.path.join(SHARE, 'config')
+        for node in graph.NODES:
+            if node.params_file:
+                path = os.path.join(config, node.params_file)
+                self.assertTrue(any(f'--params-file {path}' in c for c in commands),
+                                f'{node.name} did not read {path}: {commands}')
+        # the installed files are the ones the PARAMETERS tables generate
+        expected = params.generated_files(REPO)
+        for node in graph.NODES:
+            if node.params_file:
+                with open(os.path.join(config, node.params_file)) as f:
+                    self.assertEqual(f.read(),
+                                     expected[os.path.join(REPO, 'config', node.params_file)])
 
 
 if __name__ == '__main__':  # pragma: no cover

@@ -28,7 +28,16 @@ editable() {
 }
 # pip's configured local indexes may not exist on every machine: drop that noise, keep the rest.
 quiet() { "$@" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }; }
-want=$(cat requirements.txt requirements-ros.txt setup.py | sha256sum | cut -c1-16)-gpu${GPU:-0}-ros$ROS_SOURCED
+# ROS 2 launch tooling (launch, launch_ros, launch_testing, ros2launch) is not on PyPI: without a
+# sourced distro it comes as wheels from ../shared/ros2-launch when that folder exists (CI).
+LAUNCH_WHEELS=$ROOT/../shared/ros2-launch
+HAVE_LAUNCH=0
+if [ "$ROS_SOURCED" = 0 ] && [ -x "$LAUNCH_WHEELS/install.sh" ]; then HAVE_LAUNCH=1; fi
+launch_sig=none
+if [ "$HAVE_LAUNCH" = 1 ]; then
+  launch_sig=$(cat "$LAUNCH_WHEELS/install.sh" "$LAUNCH_WHEELS/wheels/SOURCES.txt" 2>/dev/null | sha256sum | cut -c1-8)
+fi
+want=$(cat requirements.txt requirements-ros.txt setup.py | sha256sum | cut -c1-16)-gpu${GPU:-0}-ros$ROS_SOURCED-launch$launch_sig
 if [ -f "$VENV/.setup-stamp" ] && [ "$(cat "$VENV/.setup-stamp")" = "$want" ]; then
   # The editable install must resolve the package from anywhere (not only from the repo root).
   if (cd / && "$ROOT/$VENV/bin/python" -c 'import sam2real_ros') >/dev/null 2>&1; then
@@ -48,9 +57,16 @@ else
   $PIP uninstall -y -q onnxruntime-gpu >/dev/null 2>&1 || true
   quiet $PIP install -q -r requirements.txt
 fi
+# colcon-core and friends pull in a newer pytest unless held (launch_testing needs pytest<9)
+grep -E '^pytest==' requirements.txt > "$VENV/constraints.txt"
 if [ "$ROS_SOURCED" = 0 ]; then  # the system Python has no rclpy: use the PyPI wheels
-  echo "setup: no ROS 2 distro sourced -> installing the ROS 2 client wheels from PyPI"
-  quiet $PIP install -q -r requirements-ros.txt
+  echo "setup: no ROS 2 distro sourced -> installing the ROS 2 client wheels and colcon from PyPI"
+  quiet $PIP install -q -r requirements-ros.txt -c "$VENV/constraints.txt"
+  if [ "$HAVE_LAUNCH" = 1 ]; then
+    echo "setup: installing the ROS 2 launch tooling wheels from $LAUNCH_WHEELS"
+    PIP_CONSTRAINT="$ROOT/$VENV/constraints.txt" quiet "$LAUNCH_WHEELS/install.sh" "$VENV/bin/python" > "$VENV/launch-install.log" \
+      || { cat "$VENV/launch-install.log"; echo "setup: installing the launch wheels failed" >&2; exit 1; }
+  fi
 fi
 editable  # sam2real itself, editable
 echo "$want" > "$VENV/.setup-stamp"

@@ -1,0 +1,99 @@
+"""
+perception.launch.py through ``ros2 launch``, as a user runs it: arguments and Ctrl-C.
+
+The launch file's arguments that set node parameters are named like those parameters (checked
+against the nodes' PARAMETERS tables), a bad argument value is refused with a clear message, and
+Ctrl-C to the whole process group (what a terminal sends) ends every node with exit code 0 and
+no traceback. The ``ros2 launch`` tests run the package installed in an ament prefix (``make
+build``) and skip with the reason where it is not.
+"""
+import importlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import installed_package, REPO, wait_until
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+# I100: these must follow the importorskip, so they cannot all sort after pytest.
+from sam2real_ros.nodes import graph  # noqa: E402, I100
+
+SHARE, PYTHONPATH = installed_package()
+ROS2 = shutil.which('ros2')
+needs_install = pytest.mark.skipif(SHARE is None or ROS2 is None, reason=str(
+    PYTHONPATH if SHARE is None else 'the ros2 command (ros2cli, ros2launch) is not installed'))
+
+
+def test_launch_arguments_are_named_like_the_parameters_they_set():
+    setup = open(os.path.join(REPO, 'setup.py')).read()
+    for node in graph.NODES:
+        table = importlib.import_module(node.module).PARAMETERS
+        for name in node.launch_params:
+            assert name in table, f'launch argument {name} is no parameter of {node.name}'
+        assert f"'{node.executable} = {node.module}:main'" in setup, node
+        if node.params_file:
+            assert os.path.isfile(os.path.join(REPO, 'config', node.params_file))
+
+
+def _ros2_launch(*args, timeout=120):
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH)
+    return subprocess.run([ROS2, 'launch', 'sam2real', 'perception.launch.py', *args],
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+
+
+@needs_install
+@pytest.mark.rostest
+def test_show_args_lists_every_argument():
+    res = _ros2_launch('--show-args')
+    assert res.returncode == 0, res.stdout + res.stderr
+    for name in ['namespace', 'sim', 'image_topic', 'model_path', 'dataset_root',
+                 'segmentation_node_params_file', *graph.launch_parameters()]:
+        assert f"'{name}':" in res.stdout, (name, res.stdout)
+
+
+@needs_install
+@pytest.mark.rostest
+def test_a_bad_launch_argument_is_refused_with_its_name_and_choices():
+    res = _ros2_launch('sim:=maybe')
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out
+    assert 'Argument "sim" provided value "maybe" is not valid' in out, out
+    assert "Valid options are: ['true', 'false']" in out, out
+    assert 'Traceback' not in out and 'process started' not in out, out
+
+
+@needs_install
+@pytest.mark.rostest
+@pytest.mark.slow
+def test_ctrl_c_to_the_launched_graph_exits_cleanly(processes, tmp_path, fast_onnx_model):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C: every node exits 0."""
+    proc = processes.start(
+        ROS2, 'launch', 'sam2real', 'perception.launch.py', 'sim:=true', 'namespace:=ctrl_c',
+        f'model_path:={fast_onnx_model}', f'dataset_root:={tmp_path / "data"}',
+        name='launch', python=False, env={'PYTHONPATH': PYTHONPATH})
+    ready = ('loaded model', 'segmenter felzenszwalb', 'recording grasp episodes',
+             'simulated grasp server', 'publishing 640x480')
+    assert wait_until(lambda: all(r in processes.output(proc) for r in ready), 180), \
+        processes.output(proc)
+    time.sleep(2.0)  # labels flow
+    os.killpg(proc.pid, signal.SIGINT)  # every process of the session, launch included
+    try:
+        code = proc.wait(60)
+    except subprocess.TimeoutExpired:
+        code = processes.stop(proc, sig=signal.SIGKILL, group=True)
+    out = processes.output(proc)
+    assert code == 0, out
+    assert 'Traceback' not in out and 'RCLError' not in out, out
+    assert "escalating to 'SIGTERM'" not in out and 'process has died' not in out, out
+    names = [n.executable for n in graph.NODES]
+    for name in names:
+        assert f'[INFO] [{name}-' in out and 'process has finished cleanly' in out, (name, out)
+    assert out.count('process has finished cleanly') == len(names), out
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(pytest.main([__file__]))
