@@ -1,8 +1,11 @@
 """package.xml is valid against the ROS package format 3 schema (ament_xmllint) and well-formed."""
+import ast
+import glob
 import os
 import xml.etree.ElementTree as ET
 
 import pytest
+from test_import_rules import ROS_NAME
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -16,6 +19,33 @@ def test_package_xml_declares_runtime_dependencies():
                 'python3-opencv', 'python3-numpy'):
         assert dep in deps, dep
     assert root.find('export/build_type').text == 'ament_python'
+
+
+def _imported_top_level_modules(paths):
+    names = set()
+    for path in paths:
+        with open(path) as f:
+            tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(a.name.split('.')[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module.split('.')[0])
+    return names
+
+
+def test_package_xml_lists_exactly_the_ros_packages_imported_at_run_time():
+    """Every ROS package the installed code imports is an exec_depend, and nothing unused is."""
+    root = ET.parse(os.path.join(REPO, 'package.xml')).getroot()
+    deps = {e.text for e in root.findall('exec_depend')}
+    code = glob.glob(os.path.join(REPO, 'sam2real_ros', '**', '*.py'), recursive=True)
+    code += glob.glob(os.path.join(REPO, 'launch', '*.py'))
+    imported = {m for m in _imported_top_level_modules(code) if ROS_NAME.search(m)}
+    not_imported = {'ros2launch'}  # the `ros2 launch` command that runs launch/*.py
+    assert imported - deps == set(), f'imported but not in package.xml: {imported - deps}'
+    ros_deps = {d for d in deps if not d.startswith('python3-')} - not_imported
+    unused = ros_deps - imported
+    assert unused == set(), f'in package.xml but never imported: {unused}'
 
 
 @pytest.mark.linter
