@@ -87,3 +87,21 @@ def test_appearance_config_and_errors():
         get_appearance({'jpeg_quality': 101})
     with pytest.raises(ValueError, match='size'):
         TabletopRenderer(size=(10, 10))
+
+
+@pytest.mark.parametrize('appearance,seed', [('synthetic', 106), ('synthetic', 223),
+                                             ('real', 105), ('real', 230)])
+def test_object_filling_its_bounding_box_is_shaded_not_black(appearance, seed):
+    """These seeds draw a box that fills its bounding box (no border pixel inside it)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', RuntimeWarning)  # was: overflow, then NaN cast to 0
+        out = TabletopRenderer(appearance=appearance, size=(96, 128)).render(seed)
+    inst, filled = out['instances'], []
+    for i in range(1, int(inst.max()) + 1):
+        ys, xs = np.nonzero(inst == i)
+        if len(ys) and (np.ptp(ys) + 1) * (np.ptp(xs) + 1) == len(ys):
+            filled.append(i)
+    assert filled, 'the seed no longer renders an object that fills its box'
+    for i in filled:
+        assert out['rgb'][inst == i].mean() > 40  # the black rectangle had mean 0-20

@@ -362,7 +362,14 @@ def paint_object(img, m, box, colours, name, app, rng, light, cx, cy, r, angle):
     col = base + (second - base) * pattern[..., None]
     if app.shading > 0:
         # Relief from the distance to the silhouette border, lit by a Lambertian model.
-        hm = np.sqrt(cv2.distanceTransform(mc, cv2.DIST_L2, 3) * max(r, 1.0) * 0.5)
+        if sub.all():
+            # The silhouette fills its bounding box, so the box holds no border pixel and
+            # distanceTransform would return FLT_MAX everywhere (-> inf -> NaN -> a black
+            # rectangle): the border is just outside the box, so measure with a zero frame.
+            dist = cv2.distanceTransform(np.pad(mc, 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+        else:
+            dist = cv2.distanceTransform(mc, cv2.DIST_L2, 3)
+        hm = np.sqrt(dist * max(r, 1.0) * 0.5)
         nx = cv2.Sobel(hm, cv2.CV_32F, 1, 0, ksize=3) * -0.125
         ny = cv2.Sobel(hm, cv2.CV_32F, 0, 1, ksize=3) * -0.125
         lam = np.clip((nx * light[0] + ny * light[1] + light[2])
