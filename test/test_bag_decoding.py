@@ -173,3 +173,53 @@ def test_bag_opener_accepts_the_db3_file_and_names_a_missing_bag(tmp_path):
     (tmp_path / 'junk').mkdir()
     with pytest.raises(bags.BagError, match='cannot open rosbag .*junk'):
         bags.open_reader(tmp_path / 'junk')
+
+
+YCBV = os.environ.get('SAM2REAL_YCBV_SAMPLE') or os.path.join(
+    os.path.dirname(REPO), 'shared', 'data', 'ycbv_bop_sample')
+YCBV_SCENE = os.path.join(YCBV, 'train_real', '000001')
+
+
+@pytest.mark.skipif(not os.path.isdir(YCBV_SCENE),
+                    reason=f'YCB-V BOP sample not found at {YCBV} (set SAM2REAL_YCBV_SAMPLE)')
+def test_real_ycbv_frames_through_a_bag_without_type_definitions(tmp_path):
+    """Real 640x480 YCB-Video colour (as bgr8) and depth (16UC1) frames in a pre-Iron bag."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import get_typestore, Stores
+    from sam2real_ros.common.io_utils import read_image_unchanged
+    ts = get_typestore(Stores.ROS2_HUMBLE)
+    rgbs = []
+    bag = tmp_path / 'bag'
+    with Writer(bag, version=8, storage_plugin=StoragePlugin.SQLITE3) as w:
+        c_rgb = w.add_connection('/xtion/rgb/image_raw', 'sensor_msgs/msg/Image', typestore=ts)
+        c_depth = w.add_connection('/xtion/depth/image_raw', 'sensor_msgs/msg/Image',
+                                   typestore=ts)
+        for k in range(3):
+            name = f'{k + 1:06d}.png'
+            rgb = read_rgb(os.path.join(YCBV_SCENE, 'rgb', name))
+            depth = read_image_unchanged(os.path.join(YCBV_SCENE, 'depth', name))
+            assert depth.dtype == np.uint16 and depth.shape == rgb.shape[:2] == (480, 640)
+            t = T0 + k * S
+            for conn, enc, arr in ((c_rgb, 'bgr8', rgb[:, :, ::-1]), (c_depth, '16UC1', depth)):
+                msg = _image(ts, enc, arr, t)
+                assert conversions.image_to_numpy(msg).shape == arr.shape  # rosbags message
+                w.write(conn, t, ts.serialize_cdr(msg, 'sensor_msgs/msg/Image'))
+                if enc == '16UC1':
+                    np.testing.assert_array_equal(conversions.image_to_depth_mm(msg), depth)
+            rgbs.append(rgb)
+    (db,) = bag.glob('*.db3')
+    con = sqlite3.connect(db)
+    con.execute('DROP TABLE message_definitions')
+    con.execute('UPDATE schema SET schema_version = 3')
+    con.commit()
+    con.close()
+    res = sam2real('extract-frames', str(bag), '--image-topic', '/xtion/rgb/image_raw', '--out',
+                   str(tmp_path / 'f'), '--min-period-s', '0', '--no-progress')
+    assert res.returncode == 0, res.stderr
+    frames = sorted((tmp_path / 'f' / 'frames').iterdir())
+    assert len(frames) == 3
+    for path, rgb in zip(frames, rgbs):
+        np.testing.assert_array_equal(read_rgb(path), rgb)  # bit-exact real colours
+    res = sam2real('extract-frames', str(bag), '--image-topic', '/xtion/depth/image_raw',
+                   '--out', str(tmp_path / 'd'), '--no-progress')
+    assert res.returncode == 2 and "'16UC1' is a depth/measurement encoding" in res.stderr

@@ -19,7 +19,9 @@ from sam2real_ros.modeling import model as mdl
 from sam2real_ros.training.evaluate import class_lut, EvalError, parse_class_map
 import torch
 
-YCBV = '/work/shared/data/ycbv_bop_sample'
+# The real YCB-Video sample lives in shared/ beside the checkout (as in test_datasets.py).
+YCBV = os.environ.get('SAM2REAL_YCBV_SAMPLE') or os.path.join(
+    os.path.dirname(REPO), 'shared', 'data', 'ycbv_bop_sample')
 TINY = {'backbone': 'convnext_zepto_rms', 'pretrained': False, 'pretrained_path': None,
         'fpn_channels': 16, 'fusion_channels': 16, 'feature_hidden': 8, 'norm': 'gn',
         'input_size': [64, 64]}
@@ -43,7 +45,7 @@ def procedural_model(tmp_path_factory):
 @pytest.fixture(scope='module')
 def ycbv_spec(tmp_path_factory):
     if not os.path.isdir(YCBV):
-        pytest.skip(f'the YCB-Video sample is not at {YCBV}')
+        pytest.skip(f'YCB-V BOP sample not found at {YCBV} (set SAM2REAL_YCBV_SAMPLE)')
     path = tmp_path_factory.mktemp('data') / 'ycbv.yaml'
     path.write_text(f'type: bop\nroot: {YCBV}\nsplit: train_real\n')
     return path
