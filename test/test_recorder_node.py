@@ -1,8 +1,9 @@
 """Integration tests of grasp_recorder: real processes, real DDS, real action server."""
+import contextlib
 import os
 import signal
+import textwrap
 import threading
-
 import time
 
 from conftest import wait_until
@@ -139,13 +140,13 @@ def harness(request):
     h.close()
 
 
-def start_recorder(processes, root, name='recorder', **params):
+def start_recorder(processes, root, name='recorder', env=None, **params):
     base = {'dataset_root': str(root), 'before_s': 1.0, 'before_max_frames': 3,
             'during_rate_hz': 4.0, 'after_s': 1.0, 'after_rate_hz': 4.0,
             'diagnostics_period_s': 0.3, 'min_free_gb': 0.0}
     base.update(params)
     return processes.start(*node_command('grasp_recorder', base, camera=CAMERA,
-                                         params_file=False), name=name)
+                                         params_file=False), name=name, env=env)
 
 
 def check_episode(ep):
@@ -344,21 +345,77 @@ def test_restart_while_a_grasp_executes_treats_it_as_stale(processes, harness, t
     assert processes.stop(server) == 0
 
 
+# Loaded by the recorder process (sitecustomize on its PYTHONPATH): every file write fails with
+# a real OSError ENOSPC while the flag file exists -- a full disk without mounting anything.
+SIMULATED_FULL_DISK = textwrap.dedent("""
+    import os
+    from sam2real_ros.common import io_utils
+    _write, _flag = io_utils.atomic_write_bytes, os.environ['SAM2REAL_TEST_DISK_FULL_FLAG']
+
+    def atomic_write_bytes(path, data):
+        if os.path.exists(_flag):
+            raise OSError(28, os.strerror(28))
+        return _write(path, data)
+
+    io_utils.atomic_write_bytes = atomic_write_bytes
+""")
+
+
+class FullDisk:
+    """Fill and free the recorder's disk: a real small tmpfs, or simulated ENOSPC."""
+
+    def __init__(self, kind, tmp_path):
+        self.kind, self.tmp_path, self.env = kind, tmp_path, {}
+        if kind == 'simulated':
+            site = tmp_path / 'site'
+            site.mkdir()
+            (site / 'sitecustomize.py').write_text(SIMULATED_FULL_DISK)
+            self.flag = tmp_path / 'disk_full'
+            self.env = {'SAM2REAL_TEST_DISK_FULL_FLAG': str(self.flag), 'PYTHONPATH': os.pathsep
+                        .join(p for p in (str(site), os.environ.get('PYTHONPATH')) if p)}
+
+    def root(self):
+        """Return a context manager giving the dataset root."""
+        if self.kind == 'tmpfs':
+            return small_filesystem(self.tmp_path / 'fs', 2048)
+        return contextlib.nullcontext(str(self.tmp_path / 'data'))
+
+    def fill(self, root):
+        if self.kind == 'tmpfs':
+            fill(root)
+        else:
+            self.flag.write_text('full')
+
+    def free(self, root):
+        if self.kind == 'tmpfs':
+            os.unlink(os.path.join(root, 'filler'))
+        else:
+            self.flag.unlink()
+
+
 @pytest.mark.rostest
-def test_real_full_disk_is_reported_and_clears(processes, harness, tmp_path):
-    """A real small tmpfs fills up during a grasp and is freed (skips where mount fails)."""
-    with small_filesystem(tmp_path / 'fs', 2048) as root:
-        rec = start_recorder(processes, root, action_names='[""]', during_rate_hz=10.0)
+@pytest.mark.parametrize('kind', ['simulated', 'tmpfs'])
+def test_full_disk_is_reported_and_clears(processes, harness, tmp_path, kind):
+    """
+    The disk fills up during a grasp and is freed; then a grasp on a full disk.
+
+    ``tmpfs``: a real small file system (skips where mount is not allowed); ``simulated``: the
+    recorder process's writes fail with ENOSPC while a flag file exists (always runs).
+    """
+    disk = FullDisk(kind, tmp_path)
+    with disk.root() as root:
+        rec = start_recorder(processes, root, action_names='[""]', during_rate_hz=10.0,
+                             env=disk.env)
         assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 30), \
             processes.output(rec)
         assert harness.call('/grasp_recorder/start').success
         assert wait_until(lambda: int(harness.diag_value(root, 'frames_written')) >= 3, 10)
-        fill(root)
+        disk.fill(root)
         assert wait_until(lambda: harness.status(root)[0] == ERROR, 10), harness.status(root)
         assert 'No space left on device' in harness.status(root)[1]
         res = harness.call('/grasp_recorder/start')
         assert res.success  # already active: nothing new to refuse
-        os.unlink(os.path.join(root, 'filler'))
+        disk.free(root)
         assert wait_until(lambda: harness.status(root) == (OK, 'recording (during)'), 10), \
             harness.status(root)
         assert harness.call('/grasp_recorder/stop').success
@@ -369,7 +426,7 @@ def test_real_full_disk_is_reported_and_clears(processes, harness, tmp_path):
         assert ep['outcome'] == 'stopped' and 'No space left' in ep['write_error']
         check_episode(ep)
         # a grasp on a full disk: refused once the failure is known, never an empty episode
-        fill(root)
+        disk.fill(root)
         assert harness.call('/grasp_recorder/start').success
         assert wait_until(lambda: harness.status(root)[0] == ERROR, 10)
         assert harness.call('/grasp_recorder/stop').success
@@ -378,7 +435,7 @@ def test_real_full_disk_is_reported_and_clears(processes, harness, tmp_path):
         res = harness.call('/grasp_recorder/start')
         assert not res.success and 'episode writes failing' in res.message
         assert len(episode_store.list_episodes(root)) == 1
-        os.unlink(os.path.join(root, 'filler'))
+        disk.free(root)
         assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 10)
         assert processes.stop(rec) == 0
         log = processes.output(rec)
