@@ -106,6 +106,7 @@ class RecorderNode(Node):
         self._recent_trouble = None  # monotonic time of the last bad or dropped frame
         self._dropped_seen = 0
         self._depth = deque(maxlen=8)
+        self._status_seen = set()  # actions whose first status array arrived
 
         def camera(msg_type, topic, callback):
             return CameraSubscription(self, msg_type, topic, callback, p['qos_reliability'],
@@ -187,7 +188,11 @@ class RecorderNode(Node):
 
     def _on_status(self, action, msg, info):
         statuses = grasp_episodes.status_tuples(msg)
-        latched = info['source_timestamp'] < self._wall_start_ns  # published before we started
+        # The latched sample (published before we started) can only be the first one received;
+        # later samples are never taken for it, even from a publisher whose clock lags.
+        latched = (action not in self._status_seen
+                   and info['source_timestamp'] < self._wall_start_ns)
+        self._status_seen.add(action)
         self._submit(self.logic.on_goal_statuses(action, statuses, self._now(),
                                                  before_start=latched))
 
