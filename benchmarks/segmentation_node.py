@@ -18,7 +18,11 @@ The last printed line is a JSON object: ``hz``, ``latency_ms_p50``, ``latency_ms
 ``node_inference_ms_p50`` (the engine inside the node), ``overhead_pct`` (node_ms_p50 /
 engine_ms_p50 - 1: what running as a node costs, CPU contention from the camera and DDS in
 the same machine included), ``node_own_pct`` (node_ms_p50 / node_inference_ms_p50 - 1: the
-node's own code), ``dropped``, ``frames``, ``rss_mb_start``/``rss_mb_end``,
+node's own code), ``engine_cpu_ms`` (CPU time per bare prediction, all threads),
+``node_cpu_ms_per_label`` (the node process's CPU time during the window per label published:
+engine, receiving every camera frame, decoding, publishing, diagnostics), ``cpu_overhead_pct``
+(their ratio - 1: the node's overhead in CPU time, which other jobs on a shared machine disturb
+far less than wall time), ``dropped``, ``frames``, ``rss_mb_start``/``rss_mb_end``,
 ``rss_slope_kb_per_min`` (least squares over the last two thirds of the window: run
 ``--seconds 120`` or more to check for a leak), ``camera_hz``, ``profile``,
 ``device``, ``backend``, ``providers``, ``camera_qos`` (the node's camera reliability).
@@ -60,7 +64,15 @@ def cuda_problem(backend, model_path):
 
 
 def bench_engine(model_path, backend, device, seconds, threads=0, allow_spinning=False):
-    """Return (predictions per second, p50 ms, engine) of the bare engine at 640x480."""
+    """
+    Time the bare engine at 640x480 in this process.
+
+    Returns
+    -------
+      (tuple): predictions per second, wall p50 ms, CPU ms per prediction (all threads of this
+      process: the engine alone here), the engine.
+
+    """
     from sam2real_ros.inference.engine import SegmentationEngine
     from sam2real_ros.nodes.sim_camera import PatternSource
     engine = SegmentationEngine.load(model_path, backend=backend, device=device,
@@ -68,15 +80,23 @@ def bench_engine(model_path, backend, device, seconds, threads=0, allow_spinning
     source = PatternSource(640, 480)
     for i in range(5):  # warm-up (TensorRT builds or loads its engine on the first call)
         engine.predict(source.frame(i), want_features=False)
-    times, t_end, i = [], time.perf_counter() + seconds, 0
+    times, cpu, t_end, i = [], 0.0, time.perf_counter() + seconds, 0
     while time.perf_counter() < t_end or len(times) < 5:
         frame = source.frame(i)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         engine.predict(frame, want_features=False)
         times.append(time.perf_counter() - t0)
+        cpu += time.process_time() - c0
         i += 1
     ms = np.array(times) * 1e3
-    return 1e3 / ms.mean(), float(np.median(ms)), engine
+    return 1e3 / ms.mean(), float(np.median(ms)), 1e3 * cpu / len(times), engine
+
+
+def cpu_seconds(pid):
+    """Return the CPU time (user + system, all threads) process ``pid`` used so far."""
+    with open(f'/proc/{pid}/stat') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def rss_kb(pid):
@@ -163,7 +183,7 @@ def main(argv=None):
     model = args.model or export_random_model(args.profile,
                                               os.path.join(workdir, f'{args.profile}.onnx'))
     try:
-        engine_hz, engine_ms, engine = bench_engine(
+        engine_hz, engine_ms, engine_cpu_ms, engine = bench_engine(
             model, args.backend, args.device, max(3.0, args.seconds / 2), args.threads,
             args.allow_spinning)
     except ModelLoadError as exc:
@@ -182,8 +202,11 @@ def main(argv=None):
         with NodeGraph(model, workdir, rate_hz=camera_hz, node_params=params) as graph:
             graph.wait_for_labels()
             time.sleep(2.0)  # settle (first frames include lazy initialisation)
-            rss = RssSampler(graph.procs['node'][0].pid).start()
+            pid = graph.procs['node'][0].pid
+            rss = RssSampler(pid).start()
+            cpu0, out0 = cpu_seconds(pid), int(graph.listener.snapshot()[1].get('frames_out', 0))
             res = graph.measure(args.seconds)
+            cpu1, out1 = cpu_seconds(pid), int(res['node'].get('frames_out', 0))
             rss_start, rss_end, rss_slope = rss.stop()
     except RuntimeError as exc:
         print(f'benchmark failed: {exc}', file=sys.stderr)
@@ -191,6 +214,7 @@ def main(argv=None):
     node = res['node']
     node_ms = float(node.get('node_ms_p50', 'nan'))
     inference_ms = float(node.get('inference_ms_p50', 'nan'))
+    node_cpu_ms = 1e3 * (cpu1 - cpu0) / (out1 - out0) if out1 > out0 else float('nan')
     out = {
         'hz': round(res['hz'], 2),
         'latency_ms_p50': round(res['latency_ms_p50'], 1),
@@ -201,6 +225,9 @@ def main(argv=None):
         'node_inference_ms_p50': inference_ms,
         'overhead_pct': round(100.0 * (node_ms / engine_ms - 1.0), 1),
         'node_own_pct': round(100.0 * (node_ms / inference_ms - 1.0), 1),
+        'engine_cpu_ms': round(engine_cpu_ms, 2),
+        'node_cpu_ms_per_label': round(node_cpu_ms, 2),
+        'cpu_overhead_pct': round(100.0 * (node_cpu_ms / engine_cpu_ms - 1.0), 1),
         'dropped': res['dropped'],
         'frames': res['frames'],
         'rss_mb_start': None if rss_start is None else round(rss_start, 1),
