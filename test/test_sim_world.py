@@ -67,15 +67,17 @@ def test_depth_is_registered_and_objects_stand_in_front_of_the_table():
 def test_goal_status_drives_the_grasps():
     w = _world()
     n = len(w.present)
-    w.on_goal_statuses([('old', SUCCEEDED)], 0.0)  # latched from before: changes nothing
+    w.on_goal_statuses([('old', SUCCEEDED, -5.0)], 0.0)  # latched from before: no change
     assert w.active is None and len(w.present) == n
-    w.on_goal_statuses([('g1', EXECUTING)], 1.0)
+    w.on_goal_statuses([('g1', EXECUTING, None)], 1.0)
     target = w.active
-    assert target is not None
-    w.on_goal_statuses([('g1', 6)], 2.0)  # aborted: the object stays on the table
+    assert target is not None and w.t_start == 1.0
+    w.on_goal_statuses([('g1', 6, None)], 2.0)  # aborted: the object stays on the table
     assert w.active is None and target in w.present
-    w.on_goal_statuses([('g1', 6), ('g2', EXECUTING)], 3.0)
-    w.on_goal_statuses([('g2', SUCCEEDED)], 4.0)
+    # a status that arrives late: the motion runs from the goal's stamp
+    w.on_goal_statuses([('g1', 6, 0.5), ('g2', EXECUTING, 2.6)], 3.0)
+    assert w.t_start == 2.6
+    w.on_goal_statuses([('g2', SUCCEEDED, 2.6)], 4.0)
     assert len(w.present) == n - 1 and w.grasps == 2
 
 

@@ -49,7 +49,7 @@ class GraspWorld:
     """
 
     def __init__(self, seed=0, size=(480, 640), objects=5, appearance='real', grasp_s=1.5,
-                 view_delay_s=1.6, margin=0.08, render_scale=0.5):
+                 view_delay_s=2.5, margin=0.08, render_scale=0.5):
         self.seed, self.out_size = int(seed), (int(size[0]), int(size[1]))
         if not 0 < render_scale <= 1:
             raise ValueError(f'render_scale must be in (0, 1], got {render_scale}')
@@ -100,17 +100,19 @@ class GraspWorld:
 
     def on_goal_statuses(self, statuses, now):
         """
-        Follow a grasp action's goals: ``statuses`` holds ``(goal_id, status)`` pairs.
+        Follow a grasp action's goals: ``statuses`` holds ``(goal_id, status, stamp)`` tuples.
 
-        A goal seen executing starts a grasp; the same goal reaching a terminal status ends it
-        (succeeded: the object is taken). Goals that ended before the world saw them run
-        (a latched status from before the camera started) change nothing.
+        A goal seen executing starts a grasp at its ``stamp`` (when the server accepted it, in
+        the clock of ``now``; a status that reaches a busy camera late does not delay the
+        motion), or at ``now`` when the stamp is None or in the future; the same goal reaching
+        a terminal status ends it (succeeded: the object is taken). Goals that ended before the
+        world saw them run (a latched status from before the camera started) change nothing.
         """
-        for gid, status in statuses:
+        for gid, status, stamp in statuses:
             if status == EXECUTING and gid not in self._seen and self.active is None:
                 self._seen.add(gid)
                 self._goal = gid
-                self.start_grasp(now)
+                self.start_grasp(now if stamp is None else min(stamp, now))
             elif gid == self._goal and status in TERMINAL:
                 self._goal = None
                 self.end_grasp(now, succeeded=status == SUCCEEDED)
@@ -190,8 +192,9 @@ class GraspWorld:
         if active is not None:
             o = sc['objects'][active]
             _paste(img, depth, inst, o, active + 1, -lift_px, lift_frac * 0.12)
-            if grip is not None:
-                _gripper(img, depth, inst, o, lift_px, *grip)
+            if grip is not None:  # it enters at the top of the view (the canvas is larger)
+                _gripper(img, depth, inst, o, lift_px, *grip,
+                         top=(self.canvas[0] - self.size[0]) // 2)
         h, w = self.size
         m = self._view_matrix(view)
         flags = cv2.WARP_INVERSE_MAP
@@ -312,7 +315,7 @@ def _motion(progress, scene, active):
     if progress < 0.45:  # it closes on the object
         return 0, 0.0, (1.0, 1.0 - (progress - 0.3) / 0.15)
     frac = (progress - 0.45) / 0.55  # lifted up and out of view
-    lift = int(round(frac * frac * (y0 + bh + 0.1 * scene['background'].shape[0])))
+    lift = int(round(frac * (y0 + bh + 0.1 * scene['background'].shape[0])))
     return lift, frac, (1.0, 0.0)
 
 
@@ -332,7 +335,7 @@ def _paste(img, depth, inst, o, label, dy, closer_m):
     inst[region][mask] = label
 
 
-def _gripper(img, depth, inst, o, lift_px, descent, opening):
+def _gripper(img, depth, inst, o, lift_px, descent, opening, top=0):
     """Draw the gripper: an arm from the top edge, a palm and two fingers around object ``o``."""
     y0, x0, bh, bw = o['box']
     ch, cw = img.shape[:2]
@@ -340,7 +343,7 @@ def _gripper(img, depth, inst, o, lift_px, descent, opening):
     t = max(2, int(round(0.012 * cw)))  # bar thickness
     top_target = y0 - lift_px
     finger_len = int(round(0.55 * bh))
-    start = -finger_len // 2  # the fingertips just in view when the grasp starts
+    start = top - finger_len // 2  # the fingertips just in view when the grasp starts
     palm_y = int(round(start + descent * (top_target - t - start)))  # ends just above the top
     half = int(round(bw / 2 + t + opening * 0.35 * bw))
     d = float(np.median(o['depth'])) - 0.05

@@ -63,7 +63,7 @@ NODES = (
               ('model_path', 'device', 'qos_reliability'), lifecycle=True),
     # the simulated robot (sim:=true): a camera and a grasp action server
     GraphNode('sim_camera', 'sim_camera', 'sam2real_ros.nodes.sim_camera', 'sim_camera.yaml',
-              ('image', 'camera_info'), 'sim'),
+              ('image', 'camera_info', 'depth'), 'sim'),
     GraphNode('grasp_server', 'sim_grasp_server', 'sam2real_ros.nodes.sim_grasp_server', None,
               (), 'sim'),
 )

@@ -113,8 +113,9 @@ class RecorderNode(Node):
                                       p['qos_depth'])
         self.image_sub = camera(Image, 'image', self._on_image)
         self.info_sub = camera(CameraInfo, 'camera_info', self._on_info)
-        self.depth_sub = camera(Image, 'depth', self._depth.append) if p['record_depth'] \
-            else None
+        # a lambda: rclpy inspects the callback's signature, which a builtin method has none of
+        self.depth_sub = camera(Image, 'depth', lambda msg: self._depth.append(msg)) \
+            if p['record_depth'] else None
         self.extra = {'recorder': {'node': self.get_fully_qualified_name(),
                                    'image_topic': self.image_sub.topic,
                                    'depth_topic': self.depth_sub.topic if self.depth_sub

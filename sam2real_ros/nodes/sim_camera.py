@@ -4,8 +4,10 @@ Simulated camera node: rgb8 frames + camera_info at a fixed rate, for tests and 
 ``python -m sam2real_ros.nodes.sim_camera --ros-args -p rate_hz:=30.0 -p source:=pattern``.
 Sources: ``pattern`` (a cheap moving test pattern, the default) and ``procedural`` (frames of
 ``sam2real_ros.data.procedural.TabletopRenderer(appearance='real')``, rendered once at start for
-``num_frames`` seeds, then cycled). Like every node this is a thin ROS adapter; the frame
-generators below are plain numpy.
+``num_frames`` seeds, then cycled) and ``world`` (one persistent tabletop whose objects the
+goals of ``grasp_action`` take away, :class:`sam2real_ros.data.sim_world.GraspWorld`: the demo's
+robot; it also publishes registered depth, 16UC1 mm, on ``depth``). Like every node this is a
+thin ROS adapter; the frame generators below are plain numpy.
 
 Large images and best-effort readers: unless ``FASTDDS_DEFAULT_PROFILES_FILE`` is already set,
 the camera runs with ``config/fastdds_large_images.xml`` (a 10 MB Fast DDS shared-memory
@@ -14,10 +16,13 @@ see docs/segmentation_node.md, "Camera QoS".
 """
 import os
 import sys
+import time
 
+from action_msgs.msg import GoalStatusArray
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, qos_profile_action_status_default, QoSProfile
+from rclpy.qos import ReliabilityPolicy
 from sam2real_ros.nodes import params
 from sam2real_ros.nodes.messages import numpy_to_image
 from sam2real_ros.nodes.params import Param
@@ -28,10 +33,16 @@ PARAMETERS = params.schema(
     Param('rate_hz', 30.0, 'frames per second', bounds=(0.1, 1000.0)),
     Param('width', 640, 'image width in pixels', bounds=(16, 8192)),
     Param('height', 480, 'image height in pixels', bounds=(16, 8192)),
-    Param('source', 'pattern', 'frame source: a moving test pattern or the procedural '
-          'tabletop renderer', one_of=('pattern', 'procedural')),
+    Param('source', 'pattern', 'frame source: a moving test pattern, the procedural '
+          'tabletop renderer, or a persistent tabletop the grasps clear (world, with depth)',
+          one_of=('pattern', 'procedural', 'world')),
     Param('num_frames', 8, 'procedural source: frames rendered at start and cycled',
           bounds=(1, 1000)),
+    Param('seed', 0, 'world source: the scene', bounds=(0, 2 ** 31 - 1)),
+    Param('grasp_action', '/grasp_server/grasp', 'world source: the action whose goals take '
+          'objects off the table'),
+    Param('grasp_motion_s', 1.5, 'world source: seconds the gripper takes to lift an object '
+          'out of view', bounds=(0.05, 60.0)),
     Param('frame_id', 'head_front_camera_rgb_optical_frame', 'header.frame_id'),
     Param('qos_reliability', 'reliable', 'publisher reliability (a camera driver chooses one)',
           one_of=('reliable', 'best_effort')),
@@ -93,6 +104,30 @@ class ProceduralSource:
         return self.frames[i % len(self.frames)]
 
 
+class WorldSource:
+    """The persistent grasp scene, following the goal status of the grasp action."""
+
+    def __init__(self, node, width, height, seed, action, motion_s):
+        from sam2real_ros.data.sim_world import GraspWorld
+        self.world = GraspWorld(seed, (height, width), grasp_s=motion_s)
+        self.depth = None
+        node.create_subscription(GoalStatusArray, action.rstrip('/') + '/_action/status',
+                                 self._on_status, qos_profile_action_status_default)
+
+    def _on_status(self, msg):
+        # the world runs on wall-clock seconds, the clock of the goals' stamps
+        self.world.on_goal_statuses(
+            [(bytes(s.goal_info.goal_id.uuid).hex(), int(s.status),
+              s.goal_info.stamp.sec + 1e-9 * s.goal_info.stamp.nanosec)
+             for s in msg.status_list], time.time())
+
+    def frame(self, i):
+        """Return the view now (HxWx3 uint8 RGB); its depth is in ``self.depth``."""
+        out = self.world.frame(time.time())
+        self.depth = out['depth']
+        return out['rgb']
+
+
 class SimCamera(Node):
     """Publishes ``image`` (rgb8, stamped now) and a matching ``camera_info``."""
 
@@ -101,6 +136,9 @@ class SimCamera(Node):
         p = self.p = params.declare(self, PARAMETERS)
         if p.source == 'procedural':
             self.source = ProceduralSource(p.width, p.height, p.num_frames)
+        elif p.source == 'world':
+            self.source = WorldSource(self, p.width, p.height, p.seed, p.grasp_action,
+                                      p.grasp_motion_s)
         else:
             self.source = PatternSource(p.width, p.height)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.qos_depth,
@@ -108,6 +146,8 @@ class SimCamera(Node):
                                       'reliable' else ReliabilityPolicy.BEST_EFFORT))
         self.pub_image = self.create_publisher(Image, 'image', qos)
         self.pub_info = self.create_publisher(CameraInfo, 'camera_info', qos)
+        self.pub_depth = (self.create_publisher(Image, 'depth', qos) if p.source == 'world'
+                          else None)
         self.info = self._camera_info(p.width, p.height)
         self.count = 0
         self.failed_publishes = 0
@@ -134,6 +174,9 @@ class SimCamera(Node):
         self.info.header = msg.header
         self.count += 1
         try:
+            if self.pub_depth is not None and self.pub_depth.get_subscription_count():
+                # registered: the image's stamp and frame; built only when someone listens
+                self.pub_depth.publish(numpy_to_image(self.source.depth, '16UC1', msg.header))
             self.pub_image.publish(msg)
             self.pub_info.publish(self.info)
         except RuntimeError as exc:  # rclpy's RCLError: a frame is lost, the camera goes on
