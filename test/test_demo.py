@@ -36,20 +36,41 @@ def test_quick_demo_runs_the_loop_and_writes_the_report(tmp_path):
     for name in images:
         assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
 
-    mious = {v: float(x) for v, x in re.findall(r'data-variant="(\w+)">([0-9.]+)<', page)}
-    assert set(mious) == {'synthetic_only', 'full'}
+    cells = re.findall(r'class="miou" data-variant="(\w+)" data-seed="(\d+)">([0-9.]+)<', page)
+    mious = {(v, int(seed)): float(x) for v, seed, x in cells}
+    assert set(mious) == {(v, s) for v in ('synthetic_only', 'full') for s in (0, 1)}
     assert all(0.0 <= x <= 1.0 for x in mious.values()), mious
     rate = float(re.search(r'id="rate-hz">([0-9.]+)<', page).group(1))
     assert rate > 0
 
-    # The numbers in the report are the trainers' own last-epoch evaluations.
-    for variant, miou in mious.items():
-        rows = (out / 'train' / variant / 'metrics.csv').read_text().strip().splitlines()
+    # The numbers in the report are the trainers' own evaluations (mean of the last k epochs),
+    # paired by seed.
+    for (variant, seed), miou in mious.items():
+        rows = (out / 'train' / f'{variant}_s{seed}' / 'metrics.csv').read_text().strip() \
+            .splitlines()
         assert len(rows) == 1 + 2  # header + --quick's 2 epochs
         last = dict(zip(rows[0].split(','), rows[-1].split(',')))
-        assert abs(float(last['miou']) - miou) < 1e-4
+        assert abs(float(last['miou_last_k']) - miou) < 1e-4
+    diffs = [mious[('full', s)] - mious[('synthetic_only', s)] for s in (0, 1)]
+    shown = float(re.search(r'id="paired-mean">([-+0-9.]+)<', page).group(1))
+    assert abs(shown - sum(diffs) / 2) < 2e-4
+    assert re.search(r'id="verdict">[^<]*sim2real benchmark', page)
     summary = json.loads(proc.stdout.strip().splitlines()[-2])
     assert summary['node_hz'] == pytest.approx(rate, abs=0.01)
+    assert summary['seeds'] == [0, 1] and len(summary['paired_differences']) == 2
+    assert any(line.startswith('verdict: ') for line in proc.stdout.splitlines())
+
+    # Feature separation of every run, on segments and on the true objects.
+    seps = re.findall(r'class="sep" data-run="(\w+)" data-kind="(\w+)">([0-9.]+|n/a)<', page)
+    runs = [f'{v}_s{s}' for v in ('synthetic_only', 'full') for s in (0, 1)]
+    assert {(r, k) for r, k, _ in seps} == {(r, k) for r in runs for k in ('segments', 'objects')}
+    assert all(x != 'n/a' and float(x) > 0 for _, _, x in seps), seps
+
+    # The node section counts both kinds of drops.
+    published = int(re.search(r'id="camera-frames">(\d+)<', page).group(1))
+    undelivered = int(re.search(r'id="undelivered">(\d+)<', page).group(1))
+    replaced = int(re.search(r'id="replaced">(\d+)<', page).group(1))
+    assert published > 0 and 0 <= undelivered <= published and replaced >= 0
 
     # Both grasps were recorded as episodes and every frame has SAM worker masks.
     from sam2real_ros.recording import episode_store
@@ -57,6 +78,9 @@ def test_quick_demo_runs_the_loop_and_writes_the_report(tmp_path):
     frames = list(episode_store.iter_frames(str(out / 'data')))
     assert len(episode_store.list_episodes(str(out / 'data'), complete_only=True)) == 2
     assert {'before', 'during', 'after'} <= {f.phase for f in frames}
+    # the simulated camera's registered depth reached the recorder (grasp_recorder with
+    # record_depth: the recorder pairs on arrival, so not every frame has its depth)
+    assert list((out / 'data' / 'episodes').glob('*/depth/*.png'))
     store = MaskStore(str(out / 'data' / 'masks'))
     assert all(store.status(f.key) == 'done' for f in frames)
     assert (out / 'model_full.onnx').stat().st_size > 0

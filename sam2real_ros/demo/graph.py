@@ -15,8 +15,10 @@ import time
 
 import numpy as np
 from sam2real_ros.common.processes import ProcessDied, ProcessGroup
+from sam2real_ros.nodes.graph import TIAGO_CAMERA
 
 LABELS = '/segmentation_node/labels'
+CAMERA_INFO = TIAGO_CAMERA['camera_info']  # where NodeGraph's sim_camera publishes
 
 
 class Listener:
@@ -24,21 +26,25 @@ class Listener:
     An rclpy node in its own context, spun in a thread; records label stamps and status.
 
     ``self.labels`` holds ``(receipt_ns, stamp_ns)`` per label message; ``self.status`` the
-    latest ``segmentation_node`` diagnostic values (dict of str).
+    latest ``segmentation_node`` diagnostic values (dict of str), ``self.diags`` every one as
+    ``(stamp_ns, values)``; ``self.camera`` the stamps of the camera's camera_info messages (one
+    per published frame), to count the frames the camera sent.
     """
 
-    def __init__(self, labels_topic=LABELS):
+    def __init__(self, labels_topic=LABELS, camera_info_topic=CAMERA_INFO):
         from diagnostic_msgs.msg import DiagnosticArray
-        from sensor_msgs.msg import Image
+        from sensor_msgs.msg import CameraInfo, Image
 
         from sam2real_ros.common.conversions import stamp_to_ns
         from sam2real_ros.nodes.runner import BackgroundNode
         self._stamp_to_ns = stamp_to_ns
         self.labels, self.status, self.lock = [], {}, threading.Lock()
+        self.diags, self.camera = [], []
         self._ros = BackgroundNode('sam2real_demo_listener')
         self.node = self._ros.node
         self.node.create_subscription(Image, labels_topic, self._on_labels, 10)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
+        self.node.create_subscription(CameraInfo, camera_info_topic, self._on_info, 100)
 
     def _on_labels(self, msg):
         now = time.time_ns()
@@ -50,6 +56,36 @@ class Listener:
             if st.name.startswith('segmentation_node'):
                 with self.lock:
                     self.status = {kv.key: kv.value for kv in st.values}
+                    self.diags.append((self._stamp_to_ns(msg.header.stamp), self.status))
+
+    def _on_info(self, msg):
+        with self.lock:
+            self.camera.append(self._stamp_to_ns(msg.header.stamp))
+
+    def drops(self, t0_ns, t1_ns):
+        """
+        Count what happened to the camera's frames between two node diagnostics in a window.
+
+        Returns
+        -------
+            (dict | None): ``camera_frames`` (published, by their camera_info), ``delivered``
+            (frames the node's subscription received), ``undelivered`` (published, never
+            received), ``replaced`` (received, then replaced in the newest-frame slot before the
+            model took them), ``window_s``; None without two diagnostics in the window.
+
+        """
+        with self.lock:
+            diags = [(t, d) for t, d in self.diags if t0_ns <= t <= t1_ns]
+            camera = list(self.camera)
+        if len(diags) < 2 or 'frames_in' not in diags[0][1]:
+            return None
+        (ta, a), (tb, b) = diags[0], diags[-1]
+        published = sum(ta < t <= tb for t in camera)
+        delivered = int(b['frames_in']) - int(a['frames_in'])
+        return {'camera_frames': published, 'delivered': delivered,
+                'undelivered': max(0, published - delivered),
+                'replaced': int(b['dropped_frames']) - int(a['dropped_frames']),
+                'window_s': (tb - ta) / 1e9}
 
     def snapshot(self):
         """Return ``(labels copy, status copy)``."""
@@ -70,7 +106,7 @@ class NodeGraph:
         model_path (str): model for the node.
         workdir (str): where the processes' logs go (``camera.log``, ``node.log``).
         rate_hz (float): camera rate.
-        source (str): sim_camera source (``pattern`` or ``procedural``).
+        source (str): sim_camera source (``pattern``, ``procedural`` or ``world``).
         node_params (dict): extra node parameters (``name: value``).
         camera_params (dict): extra sim_camera parameters (e.g. ``num_frames``).
 
@@ -121,8 +157,11 @@ class NodeGraph:
         Returns
         -------
             (dict): ``hz`` (labels/s at the listener), ``latency_ms_p50``/``_p95`` (camera
-            stamp -> label received), ``frames`` (labels), ``dropped`` (node's dropped-frame
-            count during the window), ``node`` (the node's last diagnostic values).
+            stamp -> label received), ``frames`` (labels), ``dropped`` (frames replaced in the
+            node's newest-frame slot during the window), ``camera_frames`` and ``undelivered``
+            (frames the camera published, and those of them the node never received, between
+            the first and last diagnostics of the window; None when unknown), ``node`` (the
+            node's last diagnostic values).
 
         """
         from tqdm import tqdm
@@ -144,13 +183,18 @@ class NodeGraph:
         labels, status = self.listener.snapshot()
         window = [(r, s) for r, s in labels[len(start_labels):] if t0 <= r <= t1]
         lat = np.array([(r - s) / 1e6 for r, s in window]) if window else np.array([np.nan])
+        drops = self.listener.drops(t0, t1)
+        dropped = (int(status.get('dropped_frames', 0))
+                   - int(start_status.get('dropped_frames', 0)))
         return {
+            'camera_frames': drops['camera_frames'] if drops else None,
+            'undelivered': drops['undelivered'] if drops else None,
+            'drops': drops,
             'hz': len(window) / ((t1 - t0) / 1e9),
             'latency_ms_p50': float(np.percentile(lat, 50)),
             'latency_ms_p95': float(np.percentile(lat, 95)),
             'frames': len(window),
-            'dropped': (int(status.get('dropped_frames', 0))
-                        - int(start_status.get('dropped_frames', 0))),
+            'dropped': drops['replaced'] if drops else dropped,
             'node': status,
         }
 

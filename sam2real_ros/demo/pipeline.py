@@ -3,15 +3,18 @@
 
 Stages (each prints ``[stage i/6] ...`` lines; a failure names its stage and the log file):
 
-1. simulated robot: ``sim_camera`` (procedural "real" frames), ``sim_grasp_server``, plus the
-   ``grasp_recorder`` and ``sam_worker`` nodes, all real ROS processes;
+1. simulated robot: ``sim_camera`` (one persistent procedural "real" tabletop,
+   :mod:`sam2real_ros.data.sim_world`), ``sim_grasp_server``, plus the ``grasp_recorder`` and
+   ``sam_worker`` nodes, all real ROS processes;
 2. grasps: the demo acts as the grasp pipeline (ActionClient goals, one after another); the
-   recorder stores an episode per grasp;
+   gripper takes the nearest object off the table, the recorder stores an episode per grasp;
 3. SAM worker: the node segments the recorded frames into the mask store (fallback segmenter
    unless a SAM checkpoint is asked for);
-4. training: ``synthetic_only`` and ``full`` (SAM regularization) with the same seed and steps,
-   in parallel (one thread each), each evaluated (mIoU, Eq. 8) on held-out "real" frames;
-5. export of the ``full`` model (EMA) to ONNX;
+4. training: ``synthetic_only`` and ``full`` (SAM regularization) for each of ``--seeds`` seeds
+   (same seed = same initialization and synthetic frames), two runs at a time, one thread each,
+   each evaluated (mIoU, Eq. 8) on held-out "real" frames; the report gives the paired
+   differences, their spread and a verdict;
+5. export of the first seed's ``full`` model (EMA) to ONNX;
 6. ``segmentation_node`` with that model on the simulated camera, rate measured.
 
 Then ``<out>/report.html`` (images next to it) and ``summary.json``. docs/demo.md.
@@ -31,7 +34,6 @@ from sam2real_ros.demo.robot import RobotGraph, StageError
 
 STAGES = 6
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VARIANTS = ('synthetic_only', 'full')
 
 
 def default_config():
@@ -94,8 +96,10 @@ def build_parser():
     p.add_argument('--epochs', type=int, help="training epochs (default: the config's, 8)")
     p.add_argument('--frames-per-epoch', type=int,
                    help="training iterations per epoch (default: the config's, 25)")
-    p.add_argument('--scenes', type=int, default=32,
-                   help='distinct procedural scenes the camera cycles (default: 32)')
+    p.add_argument('--seeds', type=int, default=2,
+                   help='training seeds per variant (default: 2; the report pairs them)')
+    p.add_argument('--scene', type=int, default=0,
+                   help='seed of the simulated tabletop scene (default: 0)')
     p.add_argument('--seconds', type=float, default=10.0,
                    help='segmentation node measurement time (default: 10)')
     p.add_argument('--segmenter', choices=('fallback', 'auto', 'sam'), default='fallback',
@@ -113,13 +117,15 @@ def build_parser():
 
 def _check_args(args):
     if args.quick:
-        args.grasps, args.seconds, args.scenes = min(args.grasps, 2), 3.0, 16
+        args.grasps, args.seconds = min(args.grasps, 2), 3.0
         args.epochs = args.epochs or 2
         args.frames_per_epoch = args.frames_per_epoch or 6
-    for name in ('grasps', 'epochs', 'frames_per_epoch', 'scenes'):
+    for name in ('grasps', 'epochs', 'frames_per_epoch', 'seeds'):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f'--{name.replace("_", "-")} must be >= 1, got {value}')
+    if args.scene < 0:
+        raise ValueError(f'--scene must be >= 0, got {args.scene}')
     if args.seconds <= 0:
         raise ValueError(f'--seconds must be positive, got {args.seconds:g}')
     if not os.path.isfile(args.config):
@@ -141,11 +147,11 @@ def _check_args(args):
 
 def record(args, st, data_root):
     """Stages 1-3; returns the list of recorded episodes (episode_store dicts)."""
-    graph = RobotGraph(data_root, os.path.join(args.out, 'logs'), num_frames=args.scenes,
+    graph = RobotGraph(data_root, os.path.join(args.out, 'logs'), scene=args.scene,
                        segmenter=args.segmenter)
     try:
         with st.stage(1, 'simulated robot, grasp recorder, SAM worker'):
-            st.say(f'starting sim_camera ({args.scenes} procedural "real" scenes), '
+            st.say(f'starting sim_camera (tabletop scene {args.scene}), '
                    f'sim_grasp_server, grasp_recorder, sam_worker ({args.segmenter}); logs in '
                    f'{graph.procs.logdir}')
             graph.start(progress=st.say)
@@ -173,8 +179,21 @@ def record(args, st, data_root):
     return episodes
 
 
+def run_key(variant, seed):
+    """Folder and process name of one training run (``<variant>_s<seed>``)."""
+    return f'{variant}_s{seed}'
+
+
 def train(args, st, data_root):
-    """Stage 4: both variants in parallel subprocesses; returns ``{variant: summary dict}``."""
+    """
+    Stage 4: both variants x ``--seeds`` seeds, two runs at a time, one thread each.
+
+    Returns
+    -------
+      (dict): ``runs`` (``{(variant, seed): summary dict}``), ``seeds``, ``eval`` (the
+      evaluation dataset config), ``eval_frames``, ``k`` (epochs averaged), ``threads``.
+
+    """
     from tqdm import tqdm
 
     from sam2real_ros.training.config import load_config
@@ -191,52 +210,61 @@ def train(args, st, data_root):
         cfg = load_config(args.config, overrides)
     except ValueError as exc:
         raise StageError(f'training config: {exc}') from None
+    seeds = [cfg.seed + i for i in range(args.seeds)]
+    # full runs take about twice as long (a synthetic and a real step per iteration): start
+    # them first so that two workers finish together
+    queue = [(v, s) for v in ('full', 'synthetic_only') for s in seeds]
+    parallel = max(1, min(2, os.cpu_count() or 1))
     one_thread = {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
-    bars, rows = {}, {v: [] for v in VARIANTS}
+    st.say(f'training {len(queue)} runs (synthetic_only and full x seeds '
+           f'{", ".join(map(str, seeds))}), {parallel} at a time, one thread each: '
+           f'{cfg.max_epochs} epochs x {cfg.frames_per_epoch} iterations, '
+           f'{cfg.image_size[0]}x{cfg.image_size[1]}; logs: {procs.logdir}/train_*.log')
+    bar = tqdm(total=len(queue) * cfg.max_epochs, desc='  training', unit='epoch',
+               disable=None)
+    rows, running, finished = {}, [], []
     try:
-        for v in VARIANTS:
-            procs.start('-m', 'sam2real_ros.training.train', '--config', args.config,
-                        '--out', os.path.join(args.out, 'train', v), f'variant={v}', *overrides,
-                        name=f'train_{v}', env=one_thread)
-        st.say(f'training synthetic_only and full in parallel: {cfg.max_epochs} epochs x '
-               f'{cfg.frames_per_epoch} iterations, {cfg.image_size[0]}x{cfg.image_size[1]}, '
-               f'seed {cfg.seed}; logs: {procs.logdir}/train_*.log')
-        bars = {v: tqdm(total=cfg.max_epochs, desc=f'  {v}', unit='epoch', leave=True,
-                        disable=None, position=i) for i, v in enumerate(VARIANTS)}
-        while True:
-            for v in VARIANTS:
-                path = os.path.join(args.out, 'train', v, 'metrics.csv')
-                new = read_metrics(path)
-                for r in new[len(rows[v]):]:
-                    bars[v].update(1)
-                    bars[v].set_postfix_str(f'mIoU {r["miou"]:.3f}')
-                    st.say(f'{v}: epoch {int(r["epoch"])}/{cfg.max_epochs}, mIoU '
-                           f'{r["miou"]:.3f} ({r["time_s"]:.0f} s)')
-                rows[v] = new
-            states = {v: procs.procs[f'train_{v}'].poll() for v in VARIANTS}
-            for v, code in states.items():
+        while queue or running:
+            while queue and len(running) < parallel:
+                v, seed = queue.pop(0)
+                key = run_key(v, seed)
+                procs.start('-m', 'sam2real_ros.training.train', '--config', args.config,
+                            '--out', os.path.join(args.out, 'train', key), f'variant={v}',
+                            f'seed={seed}', *overrides, name=f'train_{key}', env=one_thread)
+                running.append((v, seed))
+                rows[(v, seed)] = []
+            for v, seed in list(running):
+                key = run_key(v, seed)
+                new = read_metrics(os.path.join(args.out, 'train', key, 'metrics.csv'))
+                for r in new[len(rows[(v, seed)]):]:
+                    bar.update(1)
+                    st.say(f'{v} seed {seed}: epoch {int(r["epoch"])}/{cfg.max_epochs}, '
+                           f'mIoU {r["miou"]:.3f} ({r["time_s"]:.0f} s)')
+                rows[(v, seed)] = new
+                code = procs.procs[f'train_{key}'].poll()
                 if code not in (None, 0):
-                    raise StageError(f'training {v} exited with code {code}',
-                                     log=procs.log_path(f'train_{v}'),
-                                     detail=procs.tail(f'train_{v}'))
-            if all(code == 0 for code in states.values()):
-                break
+                    raise StageError(f'training {v} (seed {seed}) exited with code {code}',
+                                     log=procs.log_path(f'train_{key}'),
+                                     detail=procs.tail(f'train_{key}'))
+                if code == 0:
+                    running.remove((v, seed))
+                    finished.append((v, seed))
             time.sleep(0.5)
     finally:  # also on Ctrl-C: the trainers run in their own sessions
-        for bar in bars.values():
-            bar.close()
+        bar.close()
         procs.stop_all()
-    out = {}
-    for v in VARIANTS:
-        last = rows[v][-1]
-        out[v] = {'miou': last['miou'], 'miou_last_k': last['miou_last_k'],
-                  'epochs': int(last['epoch']), 'iterations': int(last['iteration']),
-                  'k': cfg.miou_last_k, 'rows': rows[v],
-                  'checkpoint': os.path.join(args.out, 'train', v, 'checkpoint.pt')}
-    out['eval'] = dict(cfg.data.eval)
-    out['eval_frames'] = min(cfg.data.eval_frames or cfg.data.eval['length'],
-                             cfg.data.eval['length'])
-    return out
+    runs = {}
+    for v, seed in finished:
+        r = read_metrics(os.path.join(args.out, 'train', run_key(v, seed), 'metrics.csv'))
+        last = r[-1]
+        runs[(v, seed)] = {
+            'variant': v, 'seed': seed, 'miou': last['miou'],
+            'miou_last_k': last['miou_last_k'], 'epochs': int(last['epoch']),
+            'iterations': int(last['iteration']), 'k': cfg.miou_last_k, 'rows': r,
+            'checkpoint': os.path.join(args.out, 'train', run_key(v, seed), 'checkpoint.pt')}
+    return {'runs': runs, 'seeds': seeds, 'eval': dict(cfg.data.eval), 'k': cfg.miou_last_k,
+            'threads': 1, 'eval_frames': min(cfg.data.eval_frames or cfg.data.eval['length'],
+                                             cfg.data.eval['length'])}
 
 
 def export(args, st, checkpoint):
@@ -265,15 +293,18 @@ def measure_node(args, st, model):
     st.say(f'starting sim_camera (30 Hz) and segmentation_node; logs: {workdir}/camera.log, '
            f'{workdir}/node.log')
     try:
-        with NodeGraph(model, workdir, rate_hz=30.0, source='procedural',
-                       camera_params={'num_frames': args.scenes}) as graph:
+        with NodeGraph(model, workdir, rate_hz=30.0, source='world',
+                       camera_params={'seed': args.scene}) as graph:
             graph.wait_for_labels()
             res = graph.measure(args.seconds, progress=sys.stderr.isatty())
     except RuntimeError as exc:
         raise StageError(str(exc), log=os.path.join(workdir, 'node.log')) from None
+    lost = '' if res['camera_frames'] is None else (
+        f'{res["camera_frames"]} camera frames published, {res["undelivered"]} never delivered, ')
     st.say(f'{res["hz"]:.1f} labels/s over {args.seconds:g} s, latency p50 '
            f'{res["latency_ms_p50"]:.0f} ms, inference p50 '
-           f'{res["node"].get("inference_ms_p50", "?")} ms')
+           f'{res["node"].get("inference_ms_p50", "?")} ms; {lost}{res["dropped"]} replaced '
+           "in the node's newest-frame slot")
     return res
 
 
@@ -288,7 +319,7 @@ def run(args):
     with st.stage(4, 'training'):
         tr = train(args, st, data_root)
     with st.stage(5, 'ONNX export'):
-        model = export(args, st, tr['full']['checkpoint'])
+        model = export(args, st, tr['runs'][('full', tr['seeds'][0])]['checkpoint'])
     with st.stage(6, 'segmentation node'):
         node = measure_node(args, st, model)
     with st.stage(0, 'report'):
@@ -320,14 +351,19 @@ def main(argv=None):
         print('sam2real demo: interrupted', file=sys.stderr)
         return 130
     t = summary['train']
-    print(f'mIoU on {summary["eval_frames"]} held-out "real" frames: synthetic only '
-          f'{t["synthetic_only"]["miou"]:.4f}, full (SAM regularization) '
-          f'{t["full"]["miou"]:.4f} ({t["full"]["miou"] - t["synthetic_only"]["miou"]:+.4f}; '
-          f'background everywhere: {summary["background_miou"]:.4f}); '
-          f'segmentation node {summary["node"]["hz"]:.1f} labels/s')
-    print(json.dumps({'report': summary['report'], 'miou_synthetic_only':
-                      t['synthetic_only']['miou'], 'miou_full': t['full']['miou'],
-                      'node_hz': summary['node']['hz'],
+    p = t['paired']
+    print(f'mIoU on {summary["eval_frames"]} held-out "real" frames, mean of {p["n"]} seeds: '
+          f'synthetic only {t["mean"]["synthetic_only"]:.4f}, full (SAM regularization) '
+          f'{t["mean"]["full"]:.4f}; paired difference {p["mean"]:+.4f} +- {p["std"]:.4f} '
+          f'(per seed {", ".join(f"{d:+.4f}" for d in p["diffs"])}; background everywhere: '
+          f'{summary["background_miou"]:.4f}); segmentation node '
+          f'{summary["node"]["hz"]:.1f} labels/s')
+    print(f'verdict: {t["verdict"]}')
+    print(json.dumps({'report': summary['report'],
+                      'miou_synthetic_only': t['mean']['synthetic_only'],
+                      'miou_full': t['mean']['full'], 'seeds': t['seeds'],
+                      'paired_difference': p['mean'], 'paired_difference_std': p['std'],
+                      'paired_differences': p['diffs'], 'node_hz': summary['node']['hz'],
                       'stages_s': {k: round(v, 1) for k, v in summary['stages']}}))
     print(f'report: {summary["report"]}')
     return 0

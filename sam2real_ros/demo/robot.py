@@ -1,10 +1,12 @@
 """
 Demo stages 1-3: a simulated robot, the grasp recorder and the SAM worker as real processes.
 
-:class:`RobotGraph` starts ``sim_camera`` (procedural ``real`` frames), ``sim_grasp_server``,
-``grasp_recorder`` and the ``sam_worker`` node, each a ROS process with its log file in
-``<run>/logs/``. The demo plays the grasp pipeline: :meth:`RobotGraph.grasp` sends one goal
-with a real ActionClient and waits until the recorder has closed the episode;
+:class:`RobotGraph` starts ``sim_camera`` (``source: world``: one persistent tabletop whose
+objects the grasps take away, with registered depth, :mod:`sam2real_ros.data.sim_world`),
+``sim_grasp_server``, ``grasp_recorder`` (with depth) and the ``sam_worker`` node, each a ROS
+process with its log file in ``<run>/logs/``. The demo plays the grasp pipeline:
+:meth:`RobotGraph.grasp` sends one goal with a real ActionClient and waits until the recorder
+has closed the episode;
 :meth:`RobotGraph.wait_for_masks` waits until the SAM worker has segmented every recorded frame.
 Errors are :class:`StageError` with the log file of the process that failed.
 """
@@ -37,28 +39,31 @@ class RobotGraph:
     ---------
         data_root (str): the recorder's dataset root (episodes + ``masks/``).
         logdir (str): process logs.
-        num_frames (int): distinct procedural scenes the camera renders and cycles.
+        scene (int): seed of the simulated tabletop.
         camera_rate (float): camera rate, Hz.
-        grasp_s (float): how long each simulated grasp runs, seconds.
+        grasp_s (float): how long each simulated grasp (and the gripper's motion) runs, s.
         before_s (float), after_s (float): recorder's before/after windows, seconds.
         segmenter (str): SAM worker segmenter (``fallback``, ``auto`` or ``sam``).
 
     """
 
-    def __init__(self, data_root, logdir, num_frames=32, camera_rate=10.0, grasp_s=1.5,
+    def __init__(self, data_root, logdir, scene=0, camera_rate=10.0, grasp_s=1.5,
                  before_s=1.0, after_s=1.0, segmenter='fallback'):
         self.data_root, self.before_s, self.after_s = data_root, before_s, after_s
         self.procs = ProcessGroup(logdir)
         self.spec = [
             ('sim_camera', node_command('sim_camera', {
-                'source': 'procedural', 'rate_hz': float(camera_rate),
-                'num_frames': int(num_frames)}, params_file=False)),
+                'source': 'world', 'rate_hz': float(camera_rate), 'seed': int(scene),
+                'grasp_action': ACTION, 'grasp_motion_s': float(grasp_s)}, params_file=False)),
             ('sim_grasp_server', node_command('grasp_server', {
                 'action_name': ACTION, 'grasp_duration_s': float(grasp_s)}, params_file=False)),
             ('grasp_recorder', node_command('grasp_recorder', {
                 'dataset_root': data_root, 'min_free_gb': 0.0, 'before_s': float(before_s),
                 'before_max_frames': 3, 'during_rate_hz': 2.0, 'after_s': float(after_s),
-                'after_rate_hz': 2.0, 'action_names': [ACTION]}, params_file=False)),
+                'after_rate_hz': 2.0, 'action_names': [ACTION], 'record_depth': True,
+                # the recorder pairs an image with a depth image it already has: one that
+                # arrives before its own depth gets the previous one (a camera period earlier)
+                'depth_max_dt_s': 1.1 / camera_rate}, params_file=False)),
             ('sam_worker', node_command('sam_worker', {
                 'dataset_root': data_root, 'segmenter': segmenter, 'poll_period_s': 0.5,
                 'nice': 0}, params_file=False)),
@@ -117,7 +122,11 @@ class RobotGraph:
         from action_msgs.msg import GoalStatus
 
         from sam2real_ros.recording import episode_store
-        time.sleep(self.before_s)  # let the recorder's ring buffer fill with "before" frames
+        # The head moves to its next pose 2.5 s after a grasp ended (sim_world.GraspWorld): late
+        # enough for the "after" window even when the recorder sees the end late on a busy CPU.
+        # The episode closed >= after_s after the end: wait for the move, then let the
+        # recorder's ring buffer fill with "before" frames.
+        time.sleep(self.before_s + (max(0.0, 2.8 - self.after_s) if index else 0.0))
         goal = self.client.send_goal_async(self.goal_cls(order=3))
         self._wait(goal.done, timeout, 'the grasp server did not answer the goal')
         if not goal.result().accepted:

@@ -1,0 +1,123 @@
+"""The demo report's numbers (ROS-free) and the figures the docs quote for the demo."""
+import os
+import re
+
+from conftest import REPO
+import numpy as np
+import pytest
+
+from sam2real_ros.demo import report
+
+
+def test_paired_differences_and_their_spread():
+    runs = {('synthetic_only', 0): {'miou_last_k': 0.20}, ('full', 0): {'miou_last_k': 0.23},
+            ('synthetic_only', 1): {'miou_last_k': 0.30}, ('full', 1): {'miou_last_k': 0.29}}
+    p = report.paired(runs, [0, 1])
+    assert p['diffs'] == pytest.approx([0.03, -0.01])
+    assert p['mean'] == pytest.approx(0.01)
+    assert p['std'] == pytest.approx(np.std([0.03, -0.01], ddof=1))
+    assert p['n'] == 2 and p['full_higher'] == 1
+
+
+def _p(diffs):
+    n = len(diffs)
+    return {'diffs': diffs, 'mean': float(np.mean(diffs)), 'n': n,
+            'std': float(np.std(diffs, ddof=1)) if n > 1 else float('nan'),
+            'full_higher': sum(d > 0 for d in diffs)}
+
+
+def test_the_verdict_does_not_overclaim_in_either_direction():
+    bench = '+0.017 +- 0.002'
+    mixed = report.verdict(_p([0.015, -0.007]))
+    assert mixed.startswith('No clear difference') and 'helps or hurts' in mixed
+    assert bench in mixed
+    for diffs in ([0.004, 0.006], [-0.004, -0.006]):  # two seeds agreeing: still not evidence
+        text = report.verdict(_p(diffs))
+        assert 'not evidence either way' in text and bench in text
+        assert ('SAM regularization' if diffs[0] > 0 else 'synthetic-only') in text
+    one = report.verdict(_p([-0.02]))
+    assert 'One seed' in one and 'hurt' not in one
+    strong = report.verdict(_p([0.020, 0.018, 0.022]))
+    assert strong.startswith('SAM regularization scored higher in all 3 seeds')
+    assert 'small sample' in strong
+    weak = report.verdict(_p([0.001, 0.030, 0.0005]))  # same sign but mean within 2 SE
+    assert 'not evidence either way' in weak
+
+
+def test_the_benchmark_figure_quoted_by_the_demo_is_the_documented_one():
+    with open(os.path.join(REPO, 'docs', 'sim2real.md')) as f:
+        doc = f.read()
+    row = re.search(r'^\|[^|\n]*\| SAM regularization \(full\) \|[^|]*\|[^|]*\| '
+                    r'([-+][0-9.]+) ± ([0-9.]+) \| (\d+) \|', doc, re.M)
+    assert row, 'docs/sim2real.md has no table row for SAM regularization (full)'
+    b = report.BENCHMARK
+    assert (float(row.group(1)), float(row.group(2)), int(row.group(3))) == \
+        (b['delta'], b['std'], b['seeds'])
+
+
+def test_feature_separation_measures_spread_and_distance():
+    feats = np.zeros((10, 20, 2), np.float32)
+    feats[:, 10:] = (3.0, 4.0)  # two constant halves, 5 apart
+    masks = np.zeros((2, 10, 20), bool)
+    masks[0, :, :10], masks[1, :, 10:] = True, True
+    spread, dist, n = report.feature_separation(feats, masks)
+    assert (spread, dist, n) == (pytest.approx(0.0), pytest.approx(5.0), 2)
+    noisy = feats + np.random.default_rng(0).normal(0, 0.5, feats.shape).astype(np.float32)
+    spread, dist, _ = report.feature_separation(noisy, masks)
+    assert 0.5 < spread < 0.9 and 4.5 < dist < 5.5
+    # a segment spanning both halves: the spread grows to the half-distance
+    assert report.feature_separation(feats, np.ones((2, 10, 20), bool))[0] == \
+        pytest.approx(2.5)
+    assert np.isnan(report.feature_separation(feats, masks[:1])[1])
+
+
+def test_label_segments_split_each_class_into_connected_objects():
+    labels = np.zeros((20, 30), np.uint8)
+    labels[2:8, 2:8] = 3
+    labels[2:8, 20:28] = 3  # a second object of the same class
+    labels[12:18, 5:25] = 5
+    labels[0, 29] = 5  # a speck below min_pixels
+    masks = report.label_segments(labels)
+    assert sorted(int(m.sum()) for m in masks) == [36, 48, 120]
+
+
+def test_segment_outlines_show_only_the_largest_segments():
+    rgb = np.full((60, 80, 3), 200, np.uint8)
+    masks = np.zeros((20, 60, 80), bool)
+    for i in range(20):  # 20 nested squares, the largest first
+        masks[i, i:60 - i, i:80 - i] = True
+    out = report.segment_outlines(rgb, masks, count=3)
+    changed = np.any(out != (rgb * 0.55).astype(np.uint8), axis=2)
+    ys, xs = np.nonzero(changed)
+    assert ys.min() == 0 and xs.min() == 0  # the largest segment's outline
+    assert not changed[10:50, 10:70].any()  # the small inner segments are not drawn
+
+
+def test_the_documented_training_figure_is_what_the_code_gives(tmp_path):
+    """docs/demo.md quotes a small deterministic run; one thread must reproduce it exactly."""
+    import torch
+
+    from sam2real_ros.training import train
+    from sam2real_ros.training.config import load_config
+    with open(os.path.join(REPO, 'docs', 'demo.md')) as f:
+        doc = f.read()
+    m = re.search(r'OMP_NUM_THREADS=1 tools/venv-run python -m sam2real_ros\.training\.train '
+                  r'--config (\S+) --out \S+ ([^\n`]+)\n```\n+ends with mIoU \*\*([0-9.]+)\*\* '
+                  r'\(torch ([0-9.]+), CPU capability (\w+), one thread', doc)
+    assert m, 'docs/demo.md lost its reproducibility figure'
+    config, overrides, figure, version, capability = m.groups()
+    here = (torch.__version__.split('+')[0], torch.backends.cpu.get_cpu_capability())
+    if here != (version, capability):
+        pytest.skip(f'the figure was measured with torch {version} on {capability}; this is '
+                    f'torch {here[0]} on {here[1]} (floating-point results differ)')
+    cfg = load_config(os.path.join(REPO, config), overrides.split())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        summary = train.run(cfg, str(tmp_path / 'run'), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    decimals = len(figure.split('.')[1])
+    assert f'{summary["miou"]:.{decimals}f}' == figure, (
+        f'docs/demo.md says {figure}, the code gives {summary["miou"]:.{decimals}f}: update '
+        'the figure (and the measured runs beside it) if the change of numbers is intended')
