@@ -25,7 +25,7 @@ def measure(publisher, subscriber, rate_hz, seconds, profile):
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from sam2real_ros.demo.robot import Procs
+    from sam2real_ros.common.processes import ProcessGroup
     from sam2real_ros.nodes.graph import node_command, TIAGO_CAMERA
     from sam2real_ros.nodes.runner import BackgroundNode
     # an empty value: sim_camera keeps Fast DDS defaults
@@ -37,10 +37,11 @@ def measure(publisher, subscriber, rate_hz, seconds, profile):
                                   else ReliabilityPolicy.BEST_EFFORT))
     ros.node.create_subscription(Image, TIAGO_CAMERA['image'],
                                  lambda msg: got.append(time.monotonic()), qos)
-    procs = Procs(tempfile.mkdtemp(prefix='sam2real_camera_qos_'))
+    procs = ProcessGroup(tempfile.mkdtemp(prefix='sam2real_camera_qos_'))
     try:
         params = {'rate_hz': rate_hz, 'qos_reliability': publisher}
-        procs.start('camera', node_command('sim_camera', params, params_file=False), env=env)
+        procs.start(*node_command('sim_camera', params, params_file=False), name='camera',
+                    env=env)
         procs.check_alive()
         deadline = time.monotonic() + 60
         while len(got) < 5 and time.monotonic() < deadline:

@@ -202,7 +202,7 @@ def main(argv=None):
         with NodeGraph(model, workdir, rate_hz=camera_hz, node_params=params) as graph:
             graph.wait_for_labels()
             time.sleep(2.0)  # settle (first frames include lazy initialisation)
-            pid = graph.procs['node'][0].pid
+            pid = graph.procs.procs['node'].pid
             rss = RssSampler(pid).start()
             cpu0, out0 = cpu_seconds(pid), int(graph.listener.snapshot()[1].get('frames_out', 0))
             res = graph.measure(args.seconds)
