@@ -75,7 +75,7 @@ def test_ctrl_c_to_the_launched_graph_exits_cleanly(processes, tmp_path, fast_on
         ROS2, 'launch', 'sam2real', 'perception.launch.py', 'sim:=true', 'namespace:=ctrl_c',
         f'model_path:={fast_onnx_model}', f'dataset_root:={tmp_path / "data"}',
         name='launch', python=False, env={'PYTHONPATH': PYTHONPATH})
-    ready = ('loaded model', 'segmenter felzenszwalb', 'recording grasp episodes',
+    ready = ('loaded model', 'segmenter fallback', 'recording grasp episodes',
              'simulated grasp server', 'publishing 640x480')
     assert wait_until(lambda: all(r in processes.output(proc) for r in ready), 180), \
         processes.output(proc)

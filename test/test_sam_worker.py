@@ -15,7 +15,7 @@ from sam2real_ros.common import io_utils
 from sam2real_ros.recording.episode_store import EpisodeWriter
 from sam2real_ros.sam.mask_store import MaskStore
 from sam2real_ros.sam.sam_fast import build_tiny_sam
-from sam2real_ros.sam.segmenters import FelzenszwalbSegmenter, SamSegmenter
+from sam2real_ros.sam.segmenters import FallbackSegmenter, SamSegmenter
 from sam2real_ros.sam.worker import find_frames, in_shard, main, parse_shard, SamWorker, \
     WorkerError, WorkerLoop
 
@@ -52,12 +52,12 @@ def test_dataset_to_masks_fallback_and_tiny_sam(tmp_path):
     rec_id = writers['recording'].episode_id
     assert len(keys) == 6 + 4 and not any(rec_id in k for k in keys)
     assert all(k.startswith('episodes/') for k in keys[:6])
-    fb = SamWorker(tmp_path, FelzenszwalbSegmenter(min_area=10))
+    fb = SamWorker(tmp_path, FallbackSegmenter(min_area_fraction=0.003))
     assert fb.run() == 10 and fb.done == 10 and fb.pending() == []
     store = MaskStore(tmp_path / 'masks')
     assert store.keys() == sorted(keys)
     rec = store.read(keys[0])
-    assert rec.segmenter == 'felzenszwalb' and rec.masks().shape[1:] == (48, 64)
+    assert rec.segmenter == 'fallback' and rec.masks().shape[1:] == (48, 64)
     assert rec.masks().dtype == bool and len(rec) > 0
     # the recording episode is picked up once it is complete
     writers['recording'].close('complete')
@@ -78,7 +78,7 @@ def test_dataset_to_masks_fallback_and_tiny_sam(tmp_path):
 def test_corrupt_image_is_failed_not_retried(tmp_path):
     io_utils.atomic_write_png(tmp_path / 'good.png', _img(1))
     (tmp_path / 'bad.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 40)
-    w = SamWorker(tmp_path, FelzenszwalbSegmenter(min_area=10))
+    w = SamWorker(tmp_path, FallbackSegmenter(min_area_fraction=0.003))
     assert w.run() == 2 and w.done == 1 and w.failed == 1
     store = w.store
     assert store.status('bad.png') == 'failed' and 'bad.png' in store.failure_reason('bad.png')
@@ -173,7 +173,7 @@ def test_worker_loop_loads_starts_stops_and_frees_the_model(tmp_path):
     built, logs, done = [], [], []
 
     def make():
-        seg = FelzenszwalbSegmenter(min_area=10)
+        seg = FallbackSegmenter(min_area_fraction=0.003)
         built.append(weakref.ref(seg))
         return seg
 
@@ -227,7 +227,8 @@ def test_worker_loop_reports_errors_but_not_while_shutting_down(tmp_path):
         raise RuntimeError("publisher's context is invalid")
 
     logs.clear()
-    loop = WorkerLoop(tmp_path, lambda: FelzenszwalbSegmenter(min_area=10), poll_period=0.05,
+    loop = WorkerLoop(tmp_path, lambda: FallbackSegmenter(min_area_fraction=0.003),
+                      poll_period=0.05,
                       on_frame=publish, log=lambda level, text: logs.append((level, text)),
                       shutting_down=down.is_set)
     loop.load()
@@ -265,7 +266,7 @@ class WorkerListener:
 def start_worker(processes, root, **params):
     from sam2real_ros.nodes.graph import node_command
     base = {'dataset_root': str(root), 'segmenter': 'fallback', 'poll_period_s': 0.2,
-            'nice': 0, 'fallback.min_area': 10, 'diagnostics_period_s': 0.2}
+            'nice': 0, 'fallback.min_area_fraction': 0.003, 'diagnostics_period_s': 0.2}
     base.update(params)
     return processes.start(*node_command('sam_worker', base, params_file=False),
                            name='sam_worker')
@@ -287,7 +288,7 @@ def test_node_lifecycle_transitions_and_pause(tmp_path, processes):
         assert sam.transition('configure'), processes.output(proc)
         assert sam.state() == 'inactive'
         assert wait_until(lambda: diag('model_loaded') == 'True', 20)
-        assert diag('segmenter') == 'felzenszwalb'
+        assert diag('segmenter') == 'fallback'
         assert lis.node.count_publishers('/sam_worker/frame_done') == 1
         time.sleep(1.0)
         assert store.keys() == [] and lis.done == []  # configured, not active: no work
@@ -310,7 +311,7 @@ def test_node_lifecycle_transitions_and_pause(tmp_path, processes):
         assert wait_until(lambda: len(store.keys()) == 11
                           and sum(rec_id in k for k in lis.done) == 3, 60), \
             processes.output(proc)
-        assert store.read(lis.done[-1]).segmenter == 'felzenszwalb'
+        assert store.read(lis.done[-1]).segmenter == 'fallback'
 
         assert sam.transition('deactivate') and sam.transition('cleanup')
         assert sam.state() == 'unconfigured'
@@ -358,7 +359,7 @@ def test_cli_with_config_file(tmp_path, capsys):
     assert main([str(tmp_path), '--config', cfg, '--segmenter', 'fallback', '--nice', '0',
                  '--no-progress']) == 0
     rec = MaskStore(tmp_path / 'masks').read('1.png')
-    assert rec.segmenter == 'felzenszwalb' and rec.settings['max_side'] == 320
+    assert rec.segmenter == 'fallback' and rec.settings['work_side'] == 320
     assert 'done 1, failed 0' in capsys.readouterr().err
     (tmp_path / 'bad.yaml').write_text('a: [')
     assert main([str(tmp_path), '--config', str(tmp_path / 'bad.yaml'), '--nice', '0']) == 2

@@ -1,10 +1,18 @@
-"""Segmenters: fast SAM path equals the library's generator; nested fallback; auto/sam choice."""
+"""Segmenters: fast SAM path equals the library's generator; the fallback; auto/sam choice."""
+import os
+
 import numpy as np
 import pytest
 from sam2real_ros.sam.sam_fast import build_tiny_sam, FastAutomaticMaskGenerator
-from sam2real_ros.sam.segmenters import (FelzenszwalbSegmenter, make_segmenter, SamSegmenter,
+from sam2real_ros.sam.segmenters import (FallbackSegmenter, make_segmenter, SamSegmenter,
                                          SegmenterError)
 from segment_anything import SamAutomaticMaskGenerator
+
+YCBV = os.environ.get('SAM2REAL_YCBV_SAMPLE') or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    'shared', 'data', 'ycbv_bop_sample')
+needs_ycbv = pytest.mark.skipif(not os.path.isdir(os.path.join(YCBV, 'train_real')),
+                                reason=f'YCB-V BOP sample not found at {YCBV}')
 
 
 def _image(h=60, w=80, seed=0):
@@ -62,38 +70,159 @@ def test_sam_segmenter_output(tiny_sam):
         SamSegmenter(tiny_sam, 'tiny', points_per_sid=4)
 
 
-def test_fallback_segments_nest_and_overlap():
+def rgbd_scene(h=480, w=640, seed=0):
+    """
+    Draw a tabletop RGB-D frame with known objects (sizes relative to the image).
+
+    The table is a plane (inverse depth linear in the row, 1.2 m at the top, 0.6 m at the
+    bottom); boxes stand on it with a vertical front face at the table depth of their bottom
+    row. ``a`` and ``b`` touch side by side at the same depth (only colour tells them apart);
+    ``d`` stands on ``c``, set back by 4 % of its depth. Returns rgb, depth (uint16 mm) and a
+    dict of ground-truth masks (also ``cd``, the stack).
+    """
+    rng = np.random.default_rng(seed)
+    vv, uu = np.mgrid[0:h, 0:w]
+    table_z = 1.0 / ((0.6 + 0.6 * vv / (h - 1)) / 0.72)
+    z = table_z.copy()
+    rgb = np.empty((h, w, 3), np.float32)
+    rgb[:] = (150, 150, 140)
+
+    def box(x0, x1, y0, y1, colour, z_face):
+        m = (uu >= x0 * w) & (uu < x1 * w) & (vv >= y0 * h) & (vv < y1 * h)
+        z[m] = z_face
+        rgb[m] = colour
+        return m
+
+    def bottom_z(y1):
+        return table_z[min(h - 1, int(y1 * h) - 1), 0]
+
+    gt = {}
+    gt['a'] = box(0.10, 0.30, 0.35, 0.75, (200, 40, 40), bottom_z(0.75))
+    gt['b'] = box(0.30, 0.45, 0.45, 0.75, (40, 60, 200), bottom_z(0.75))
+    zc = bottom_z(0.85)
+    gt['c'] = box(0.60, 0.85, 0.60, 0.85, (40, 170, 60), zc)
+    gt['d'] = box(0.63, 0.82, 0.35, 0.60, (220, 200, 40), zc * 1.04)
+    gt['cd'] = gt['c'] | gt['d']
+    rgb = np.clip(rgb + rng.normal(0, 4, rgb.shape), 0, 255).astype(np.uint8)
+    depth = np.round(z * 1000 + rng.normal(0, 1, z.shape)).astype(np.uint16)
+    return rgb, depth, gt
+
+
+def _best(masks, gt):
+    return max((_iou(m, gt) for m in masks), default=0.0)
+
+
+@pytest.mark.parametrize('h,w', [(480, 640), (96, 128)])
+def test_fallback_finds_objects_parts_and_stacks_with_depth_at_any_size(h, w):
+    rgb, depth, gt = rgbd_scene(h, w)
+    seg = FallbackSegmenter()
+    out = seg(rgb, depth)
+    masks = out.masks
+    assert masks.dtype == bool and masks.shape[1:] == (h, w)
+    assert out.timings['depth_used'] == 1.0 and out.timings['plane_fraction'] > 0.5
+    # whole objects, the two touching ones apart (colour), the stack whole and split (depth);
+    # at 96x128 a box is ~25x30 px and a 1-2 px border costs more IoU
+    for name in ('a', 'b', 'c', 'd', 'cd'):
+        assert _best(masks, gt[name]) >= (0.9 if h >= 480 else 0.8), name
+    # SAM-like: few segments, none below the minimum relative area, no duplicates
+    assert len(masks) <= 60
+    assert masks.sum((1, 2)).min() >= seg.settings['min_area_fraction'] * h * w
+    assert len({m.tobytes() for m in masks}) == len(masks)
+    assert out.scores.shape == (len(masks), 2) and out.bboxes.shape == (len(masks), 4)
+    # deterministic
+    again = seg(rgb, depth).masks
+    assert again.shape == masks.shape and (again == masks).all()
+
+
+def test_fallback_scales_with_the_image_size():
+    big = FallbackSegmenter()(*rgbd_scene(480, 640)[:2]).masks
+    small = FallbackSegmenter()(*rgbd_scene(96, 128)[:2]).masks
+    assert 0.5 <= len(small) / len(big) <= 2.0
+    # every large segment at full size has its counterpart at 96x128
+    down = big[:, ::5, ::5]
+    for m in down[down.sum((1, 2)) >= 0.02 * 96 * 128]:
+        assert _best(small, m) >= 0.7
+
+
+def test_fallback_drops_small_segments_and_caps_the_count():
+    rgb, depth, gt = rgbd_scene(240, 320)
+    tiny = np.zeros(depth.shape, bool)
+    tiny[20:26, 20:26] = True  # 36 px < 0.001 * 240 * 320 = 76.8 px
+    rgb[tiny] = (255, 0, 255)
+    depth[tiny] = (depth[tiny] * 0.8).astype(np.uint16)
+    masks = FallbackSegmenter()(rgb, depth).masks
+    assert _best(masks, tiny) < 0.5
+    assert len(FallbackSegmenter(max_segments=5)(rgb, depth).masks) == 5
+    # whole objects come first when the cap bites
+    capped = FallbackSegmenter(max_segments=5)(rgb, depth).masks
+    assert _best(capped, gt['a'] | gt['b']) >= 0.9 or _best(capped, gt['a']) >= 0.9
+
+
+def test_fallback_without_depth_or_with_unusable_depth_uses_colour():
+    rgb, depth, gt = rgbd_scene(120, 160)
+    seg = FallbackSegmenter()
+    out = seg(rgb)
+    assert out.timings['depth_used'] == 0.0
+    for name in ('a', 'b', 'c', 'd'):
+        assert _best(out.masks, gt[name]) >= 0.8, name
+    empty = seg(rgb, np.zeros_like(depth))  # no valid depth: same as none
+    assert empty.timings['depth_used'] == 0.0
+    assert empty.masks.shape == out.masks.shape and (empty.masks == out.masks).all()
+    with pytest.raises(ValueError, match='depth 80x60 does not match the image 160x120'):
+        seg(rgb, depth[:60, :80])
+
+
+def test_fallback_colour_levels_nest_and_segments_overlap():
     img = _image(120, 160)
-    seg = FelzenszwalbSegmenter(scales=[20, 100, 400], min_area=20)
-    levels = seg.label_levels(img)
-    assert len(levels) == 3
+    seg = FallbackSegmenter()
+    levels = seg.colour_levels(img)
+    assert len(levels) == len(seg.settings['scales'])
     for fine, coarse in zip(levels, levels[1:]):
         # every fine segment lies inside exactly one coarse segment
         for lab in np.unique(fine):
             assert len(np.unique(coarse[fine == lab])) == 1
         assert len(np.unique(coarse)) <= len(np.unique(fine))
-    out = seg(img)
-    masks = out.masks
-    assert masks.dtype == bool and masks.shape[1:] == (120, 160)
-    assert (masks.sum((1, 2)) >= 20).all()
-    assert out.scores.shape == (len(masks), 2) and out.bboxes.shape == (len(masks), 4)
-    # overlapping: some pixels are covered by several segments, and some segment strictly
-    # contains another one
+    masks = seg(img).masks
     assert masks.sum(0).max() >= 2
     inter = masks.reshape(len(masks), -1).astype(np.int32)
     inter = inter @ inter.T
     areas = np.diag(inter)
     contains = (inter == areas[None, :]) & (areas[:, None] > areas[None, :])
     assert contains.any()
-    # no duplicate masks
-    assert len({m.tobytes() for m in masks}) == len(masks)
+    with pytest.raises(ValueError, match='jump_thresholds'):
+        FallbackSegmenter(jump_thresholds=[-1.0])
+    with pytest.raises(TypeError, match='unknown fallback setting'):
+        FallbackSegmenter(scale=3)
+
+
+@needs_ycbv
+def test_fallback_on_real_rgbd_frames():
+    """Two real YCB-Video frames: every object has a segment with IoU > 0.75 using depth."""
+    import json
+    import os
+
+    from sam2real_ros.common.io_utils import read_image_unchanged, read_rgb
+    scene = os.path.join(YCBV, 'train_real', '000001')
+    with open(os.path.join(scene, 'scene_camera.json')) as f:
+        cams = json.load(f)
+    seg = FallbackSegmenter()
+    for im in (1, 20):
+        rgb = read_rgb(os.path.join(scene, 'rgb', f'{im:06d}.png'))
+        depth = read_image_unchanged(os.path.join(scene, 'depth', f'{im:06d}.png'))
+        depth = (depth * cams[str(im)]['depth_scale']).astype(np.uint16)
+        out = seg(rgb, depth)
+        assert len(out.masks) <= 200
+        for k in range(4):
+            obj = read_image_unchanged(os.path.join(scene, 'mask_visib',
+                                                    f'{im:06d}_{k:06d}.png')) > 0
+            assert _best(out.masks, obj) > 0.75
 
 
 def test_make_segmenter_auto_falls_back_sam_refuses(tmp_path):
     missing = str(tmp_path / 'sam_vit_h_4b8939.pth')
     lines = []
     seg = make_segmenter('auto', 'vit_h', missing, log=lines.append)
-    assert seg.name == 'felzenszwalb'
+    assert seg.name == 'fallback' and seg.accepts_depth
     assert len(lines) == 1 and missing in lines[0] and 'sam_vit_h_4b8939.pth' in lines[0]
     with pytest.raises(SegmenterError, match='SAM checkpoint not found: .*sam_vit_h_4b8939'):
         make_segmenter('sam', 'vit_h', missing)

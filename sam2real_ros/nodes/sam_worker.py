@@ -20,12 +20,12 @@ from sam2real_ros.nodes import params
 from sam2real_ros.nodes.diagnostics import Diagnostics
 from sam2real_ros.nodes.params import Param
 from sam2real_ros.nodes.runner import run_node
-from sam2real_ros.sam import segmenters
+from sam2real_ros.sam import fallback, segmenters
 from sam2real_ros.sam.worker import parse_shard, WorkerError, WorkerLoop
 from std_msgs.msg import String
 
 SHUTDOWN_WAIT_S = 3.0  # at SIGINT, wait this long for the frame in progress, then leave it
-_SAM, _FB = segmenters.SAM_DEFAULTS, segmenters.FALLBACK_DEFAULTS
+_SAM = segmenters.SAM_DEFAULTS
 PARAMETERS = params.schema(
     Param('dataset_root', '', "the recorder's dataset root", required=True),
     Param('store_root', '', 'mask store folder; empty: <dataset_root>/masks'),
@@ -61,16 +61,12 @@ PARAMETERS = params.schema(
     Param('sam.crop_n_layers', _SAM['crop_n_layers'], 'SAM crop layers', bounds=(0, 4)),
     Param('sam.min_mask_region_area', _SAM['min_mask_region_area'], 'SAM small-region removal '
           '(pixels; 0: off)', bounds=(0, 1000000)),
-    Param('fallback.scales', list(_FB['scales']), 'Felzenszwalb scales, fine to coarse',
-          array=params.DOUBLE_ARRAY),
-    Param('fallback.sigma', _FB['sigma'], 'Felzenszwalb Gaussian pre-smoothing',
-          bounds=(0.0, 10.0)),
-    Param('fallback.min_area', _FB['min_area'], 'minimum segment area in pixels',
-          bounds=(1, 10000000)),
-    Param('fallback.max_area_fraction', _FB['max_area_fraction'], 'drop segments larger than '
-          'this image fraction', bounds=(0.0, 1.0)),
-    Param('fallback.max_side', _FB['max_side'], 'long image side it segments at',
-          bounds=(16, 8192)),
+    # the fallback segmenter's settings, from its own table (sam/fallback.py PARAMETERS);
+    # list values are range-checked by the segmenter when it is built
+    *[Param('fallback.' + name, list(default), f'{text} (each in [{lo}, {hi}])',
+            array=params.DOUBLE_ARRAY) if isinstance(default, list) else
+      Param('fallback.' + name, default, text, bounds=(lo, hi))
+      for name, (default, text, lo, hi) in fallback.PARAMETERS.items()],
     Param('autostart', False, 'lifecycle node: configure and activate right after start, '
           'without a lifecycle manager (plain processes; the launch file does the transitions '
           'itself)'),
@@ -208,9 +204,9 @@ class SamWorkerNode(LifecycleNode):
     def _build_segmenter(self):
         p = self.p
         sam = {k[4:]: v for k, v in p.items() if k.startswith('sam.')}
-        fallback = {k[9:]: v for k, v in p.items() if k.startswith('fallback.')}
+        fb = {k[9:]: v for k, v in p.items() if k.startswith('fallback.')}
         return segmenters.make_segmenter(
-            p['segmenter'], p['model_type'], p['checkpoint'] or None, p['device'], sam, fallback,
+            p['segmenter'], p['model_type'], p['checkpoint'] or None, p['device'], sam, fb,
             upsample_chunk=p['upsample_chunk'], encoder_dtype=p['encoder_dtype'],
             log=self.get_logger().warning)
 

@@ -3,15 +3,18 @@ Segmenters that over-segment an RGB image into overlapping masks for the mask st
 
 ``SamSegmenter``: SAM's automatic ("segment everything") mode, paper defaults (ViT-H, 24 points
 per side), through :class:`sam2real_ros.sam.sam_fast.FastAutomaticMaskGenerator` (same output as
-the library's generator, faster). ``FelzenszwalbSegmenter``: a fallback for machines without a SAM
-checkpoint: Felzenszwalb graph segmentation at several scales, merged into a strict hierarchy,
-so coarse segments are unions of (contain) fine ones and segments overlap across scales.
-:func:`make_segmenter` picks one (``sam``, ``fallback`` or ``auto``).
+the library's generator, faster). ``FallbackSegmenter`` (:mod:`sam2real_ros.sam.fallback`): for
+machines without a SAM checkpoint; whole objects and their parts from depth (support plane +
+depth jumps) and colour, colour only for frames without depth. :func:`make_segmenter` picks one
+(``sam``, ``fallback`` or ``auto``).
 """
 from dataclasses import dataclass
 import os
 
 import numpy as np
+
+from sam2real_ros.sam import fallback
+from sam2real_ros.sam.fallback import FallbackSegmenter  # noqa: F401 (public name)
 
 SAM_CHECKPOINTS = {
     'vit_h': 'sam_vit_h_4b8939.pth',
@@ -25,8 +28,7 @@ SAM_DEFAULTS = {'points_per_side': 24, 'points_per_batch': 64, 'pred_iou_thresh'
                 'box_nms_thresh': 0.7, 'crop_n_layers': 0, 'crop_nms_thresh': 0.7,
                 'crop_overlap_ratio': 512 / 1500, 'crop_n_points_downscale_factor': 1,
                 'min_mask_region_area': 0}
-FALLBACK_DEFAULTS = {'scales': [50.0, 200.0, 800.0], 'sigma': 0.8, 'min_area': 64,
-                     'max_area_fraction': 0.95, 'max_side': 320}
+FALLBACK_DEFAULTS = dict(fallback.DEFAULTS)
 
 
 class SegmenterError(RuntimeError):
@@ -156,82 +158,6 @@ class SamSegmenter:
         return Segments(masks, scores, bboxes, {})
 
 
-def _merge_into(fine, coarse):
-    """Relabel ``fine`` so each fine segment joins the coarse segment it overlaps most."""
-    nf, nc = int(fine.max()) + 1, int(coarse.max()) + 1
-    counts = np.bincount(fine.ravel() * nc + coarse.ravel(), minlength=nf * nc)
-    parent = counts.reshape(nf, nc).argmax(1)
-    _, parent = np.unique(parent, return_inverse=True)
-    return parent[fine]
-
-
-class FelzenszwalbSegmenter:
-    """
-    Fallback over-segmenter: a hierarchy of Felzenszwalb segmentations (scikit-image).
-
-    The finest scale is segmented directly; every coarser scale assigns each segment of the
-    previous level to the coarse Felzenszwalb segment it overlaps most, so coarse segments are
-    exact unions of finer ones (nested, overlapping masks like SAM's whole/part outputs).
-    Segments smaller than ``min_area`` pixels or larger than ``max_area_fraction`` of the image
-    are dropped, as are exact duplicates across levels. Images are segmented at most
-    ``max_side`` pixels on the long side and the label maps scaled back (nearest).
-    """
-
-    name = 'felzenszwalb'
-
-    def __init__(self, scales=None, sigma=0.8, min_area=64, max_area_fraction=0.95,
-                 max_side=320):
-        scales = FALLBACK_DEFAULTS['scales'] if scales is None else scales
-        scales = sorted(float(s) for s in scales)
-        if not scales or scales[0] <= 0:
-            raise SegmenterError(f'fallback scales must be positive numbers, got {scales}')
-        self.settings = {'scales': scales, 'sigma': float(sigma), 'min_area': int(min_area),
-                         'max_area_fraction': float(max_area_fraction),
-                         'max_side': int(max_side)}
-
-    def label_levels(self, rgb):
-        """Return nested label maps, fine to coarse: list of HxW int arrays."""
-        import cv2
-        from skimage.segmentation import felzenszwalb
-        h, w = rgb.shape[:2]
-        s = self.settings
-        f = min(1.0, s['max_side'] / max(h, w))
-        small = rgb if f == 1.0 else cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))),
-                                                interpolation=cv2.INTER_AREA)
-        min_size = max(1, int(s['min_area'] * f * f) // 2)
-        levels = []
-        for scale in s['scales']:
-            lab = felzenszwalb(small, scale=scale, sigma=s['sigma'], min_size=min_size)
-            levels.append(lab if not levels else _merge_into(levels[-1], lab))
-        if f != 1.0:
-            levels = [cv2.resize(lab.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
-                      for lab in levels]
-        return levels
-
-    def __call__(self, rgb):
-        """Segment HxWx3 uint8 RGB; returns :class:`Segments` (fine segments first)."""
-        import time
-
-        from sam2real_ros.sam.mask_store import masks_to_bboxes
-        t0 = time.perf_counter()
-        h, w = rgb.shape[:2]
-        s = self.settings
-        max_area = s['max_area_fraction'] * h * w
-        masks, seen = [], set()
-        for lab in self.label_levels(rgb):
-            areas = np.bincount(lab.ravel())
-            for i in np.flatnonzero((areas >= s['min_area']) & (areas <= max_area)):
-                m = lab == i
-                sig = np.packbits(m).tobytes()
-                if sig not in seen:
-                    seen.add(sig)
-                    masks.append(m)
-        masks = np.stack(masks) if masks else np.zeros((0, h, w), bool)
-        scores = np.ones((len(masks), 2), np.float32)
-        return Segments(masks, scores, masks_to_bboxes(masks),
-                        {'fallback': time.perf_counter() - t0})
-
-
 def make_segmenter(kind='auto', model_type='vit_h', checkpoint=None, device='auto',
                    sam_settings=None, fallback_settings=None, fast=True, upsample_chunk=32,
                    encoder_dtype='float32', log=print):
@@ -240,10 +166,10 @@ def make_segmenter(kind='auto', model_type='vit_h', checkpoint=None, device='aut
 
     Arguments:
     ---------
-      kind (str): 'sam' (refuses to run without the checkpoint), 'fallback' (Felzenszwalb),
+      kind (str): 'sam' (refuses to run without the checkpoint), 'fallback' (depth + colour),
         or 'auto' (SAM when the checkpoint exists, else says so in one line and falls back).
       sam_settings (dict): generator settings (see :data:`SAM_DEFAULTS`).
-      fallback_settings (dict): :class:`FelzenszwalbSegmenter` settings.
+      fallback_settings (dict): :class:`FallbackSegmenter` settings (``fallback.DEFAULTS``).
       log (callable): where the one-line fallback notice goes.
 
     Raises
@@ -260,8 +186,8 @@ def make_segmenter(kind='auto', model_type='vit_h', checkpoint=None, device='aut
             return SamSegmenter(model, model_type, fast=fast, upsample_chunk=upsample_chunk,
                                 encoder_dtype=encoder_dtype, **(sam_settings or {}))
         log(missing_checkpoint_message(path, model_type) + '; using the fallback segmenter '
-            '(multi-scale Felzenszwalb)')
+            '(depth + colour)')
     try:
-        return FelzenszwalbSegmenter(**(fallback_settings or {}))
-    except TypeError as e:
+        return FallbackSegmenter(**(fallback_settings or {}))
+    except (TypeError, ValueError) as e:
         raise SegmenterError(f'bad fallback settings {fallback_settings}: {e}') from None

@@ -1,0 +1,232 @@
+"""
+Segment quality of the fallback segmenter (and SAM, given a checkpoint) on real RGB-D frames.
+
+    tools/venv-run python -m benchmarks.segmenter [--data ../shared/data/ycbv_bop_sample]
+        [--checkpoint sam_vit_h_4b8939.pth --model-type vit_h] [--frames 20] [--threads 2]
+
+Frames come from a BOP folder (``<data>/<split>/<scene>/{rgb,depth,mask_visib}``, depth scaled
+to millimetres with ``scene_camera.json``'s ``depth_scale``); every visible object mask
+(``mask_visib``) is one ground-truth object. For each object the *best IoU* is the largest IoU
+of any segment of its frame with the object's mask (how well the segment set can represent that
+object, as for SAM's automatic mode). Reported per segmenter and input (``rgb+depth`` and
+``rgb`` only): segments per frame (mean, min, max), seconds per frame (median, wall time of the
+segmenter call, one process, ``--threads`` OpenCV/torch threads; and the process CPU time, which
+a loaded machine inflates less), mean best IoU per object and
+the fraction of objects with best IoU > 0.5 and > 0.75. ``--scale`` runs the frames resized
+(e.g. 0.2 for 96x128) to check that the parameters scale with the image; ``--procedural N``
+uses N frames of the procedural renderer (with its depth) instead, a check on data the
+settings were not chosen on. The last printed line is JSON.
+"""
+import argparse
+import glob
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_DATA = os.path.join(HERE, '..', '..', 'shared', 'data', 'ycbv_bop_sample')
+
+
+def load_bop_frames(root, split='train_real', limit=None, scale=1.0):
+    """
+    Read BOP frames with depth and visible-object masks.
+
+    Returns
+    -------
+      list[dict]: ``key``, ``rgb`` HxWx3 uint8, ``depth`` HxW uint16 mm (or None), ``objects``
+      KxHxW bool visible masks.
+
+    """
+    import cv2
+
+    from sam2real_ros.common.io_utils import read_image_unchanged, read_rgb
+    frames = []
+    for scene in sorted(glob.glob(os.path.join(root, split, '*'))):
+        gt_path = os.path.join(scene, 'scene_gt.json')
+        if not os.path.isfile(gt_path):
+            continue
+        with open(gt_path) as f:
+            gt = json.load(f)
+        cam = {}
+        if os.path.isfile(os.path.join(scene, 'scene_camera.json')):
+            with open(os.path.join(scene, 'scene_camera.json')) as f:
+                cam = json.load(f)
+        for im_id in sorted(gt, key=int):
+            rgb_path = sorted(glob.glob(os.path.join(scene, 'rgb', f'{int(im_id):06d}.*')))
+            if not rgb_path:
+                continue
+            rgb = read_rgb(rgb_path[0])
+            depth = None
+            dpath = os.path.join(scene, 'depth', f'{int(im_id):06d}.png')
+            if os.path.isfile(dpath):
+                raw = read_image_unchanged(dpath).astype(np.float64)
+                mm = raw * float(cam.get(im_id, {}).get('depth_scale', 1.0))
+                depth = np.clip(np.round(mm), 0, 65535).astype(np.uint16)
+            objects = []
+            for k in range(len(gt[im_id])):
+                m = read_image_unchanged(os.path.join(
+                    scene, 'mask_visib', f'{int(im_id):06d}_{k:06d}.png'))
+                objects.append((m[..., 0] if m.ndim == 3 else m) > 0)
+            objects = np.stack(objects) if objects else np.zeros((0,) + rgb.shape[:2], bool)
+            if scale != 1.0:
+                h, w = (max(1, round(v * scale)) for v in rgb.shape[:2])
+                rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+                if depth is not None:
+                    depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
+                objects = np.stack([cv2.resize(o.astype(np.uint8), (w, h),
+                                               interpolation=cv2.INTER_NEAREST) > 0
+                                    for o in objects]) if len(objects) else \
+                    np.zeros((0, h, w), bool)
+            frames.append({'key': os.path.relpath(rgb_path[0], root), 'rgb': rgb,
+                           'depth': depth, 'objects': objects})
+            if limit and len(frames) >= limit:
+                return frames
+    return frames
+
+
+def procedural_frames(n, size=(480, 640), appearance='real', seed=5, min_fraction=0.01):
+    """
+    Frames of the procedural renderer with its registered depth; objects = visible instances.
+
+    Instances whose visible part covers less than ``min_fraction`` of the image are left out
+    (mostly hidden objects no segmenter is expected to find).
+    """
+    from sam2real_ros.data.procedural import TabletopRenderer
+    renderer = TabletopRenderer(appearance, tuple(size))
+    frames = []
+    for i in range(n):
+        scene = renderer.render([seed, 9, i])
+        inst = scene['instances']
+        objects = [inst == k for k in range(1, int(inst.max()) + 1)
+                   if (inst == k).sum() >= min_fraction * inst.size]
+        frames.append({'key': f'procedural/{appearance}/{seed}-{i}', 'rgb': scene['rgb'],
+                       'depth': scene.get('depth'),
+                       'objects': np.stack(objects) if objects else
+                       np.zeros((0,) + inst.shape, bool)})
+    return frames
+
+
+def best_ious(segments, objects):
+    """Return, for each object mask (KxHxW bool), the best IoU over ``segments`` (NxHxW)."""
+    out = np.zeros(len(objects))
+    if len(segments) == 0:
+        return out
+    flat = segments.reshape(len(segments), -1)
+    area = flat.sum(1, dtype=np.int64)
+    for k, obj in enumerate(objects):
+        o = obj.reshape(-1)
+        inter = flat[:, o].sum(1, dtype=np.int64)
+        union = area + int(o.sum()) - inter
+        out[k] = float((inter / np.maximum(union, 1)).max())
+    return out
+
+
+def run(segmenter, frames, use_depth, log=print, label=''):
+    """Segment every frame; returns the summary dict of one segmenter/input combination."""
+    counts, times, cpu, ious = [], [], [], []
+    for f in frames:
+        kw = {}
+        if use_depth and f['depth'] is not None and getattr(segmenter, 'accepts_depth', False):
+            kw['depth'] = f['depth']
+        t0, c0 = time.perf_counter(), time.process_time()
+        seg = segmenter(f['rgb'], **kw)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+        masks = seg.masks if hasattr(seg, 'masks') else np.asarray(seg)
+        counts.append(len(masks))
+        b = best_ious(masks, f['objects'])
+        ious.extend(b.tolist())
+        log(f'{label:16s} {f["key"]}: {len(masks):4d} segments, {times[-1]:.3f} s '
+            f'({cpu[-1]:.3f} s CPU), best IoU '
+            + ' '.join(f'{v:.2f}' for v in b))
+    ious = np.asarray(ious)
+    return {
+        'frames': len(frames), 'objects': int(len(ious)),
+        'segments_per_frame': round(float(np.mean(counts)), 1),
+        'segments_min': int(min(counts)), 'segments_max': int(max(counts)),
+        's_per_frame': round(statistics.median(times), 3),
+        's_per_frame_mean': round(float(np.mean(times)), 3),
+        'cpu_s_per_frame': round(statistics.median(cpu), 3),
+        'mean_best_iou': round(float(ious.mean()), 4) if len(ious) else None,
+        'frac_iou_gt_0.5': round(float((ious > 0.5).mean()), 4) if len(ious) else None,
+        'frac_iou_gt_0.75': round(float((ious > 0.75).mean()), 4) if len(ious) else None,
+    }
+
+
+def main(argv=None):
+    """Run the benchmark; print per-frame lines, a table and the JSON summary (last line)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[1].strip())
+    p.add_argument('--data', default=DEFAULT_DATA, help='BOP folder (default: the YCB-V sample)')
+    p.add_argument('--split', default='train_real')
+    p.add_argument('--frames', type=int, default=0, help='first N frames only (0: all)')
+    p.add_argument('--scale', type=float, default=1.0, help='resize frames by this factor')
+    p.add_argument('--procedural', type=int, default=0, metavar='N',
+                   help="instead of --data: N procedural frames ('real' appearance, 480x640 "
+                   "times --scale) with the renderer's depth; objects = visible instances "
+                   'covering >= 1%% of the image')
+    p.add_argument('--threads', type=int, default=2, help='OpenCV and torch threads')
+    p.add_argument('--checkpoint', help='also run SAM with this checkpoint')
+    p.add_argument('--model-type', default='vit_h')
+    p.add_argument('--device', default='auto')
+    p.add_argument('--no-rgb-only', action='store_true', help='skip the runs without depth')
+    p.add_argument('--rgb-only', action='store_true', help='only the runs without depth')
+    p.add_argument('--settings', default='{}',
+                   help='fallback settings as JSON (for experiments; defaults otherwise)')
+    p.add_argument('--quiet', action='store_true', help='no per-frame lines')
+    args = p.parse_args(argv)
+    import cv2
+    import torch
+    cv2.setNumThreads(args.threads)
+    torch.set_num_threads(args.threads)
+
+    from sam2real_ros.sam import segmenters
+    if args.procedural:
+        frames = procedural_frames(args.procedural, (round(480 * args.scale),
+                                                     round(640 * args.scale)))
+    else:
+        frames = load_bop_frames(args.data, args.split, args.frames, args.scale)
+    if not frames:
+        print(f'no BOP frames with scene_gt.json under {os.path.join(args.data, args.split)}',
+              file=sys.stderr)
+        return 2
+    log = (lambda *a: None) if args.quiet else print
+    results = {}
+    fallback = segmenters.make_segmenter('fallback',
+                                         fallback_settings=json.loads(args.settings))
+    runs = [] if args.rgb_only else [('fallback', fallback, True)]
+    if not args.no_rgb_only:
+        runs.append(('fallback', fallback, False))
+    if args.checkpoint:
+        sam = segmenters.make_segmenter('sam', model_type=args.model_type,
+                                        checkpoint=args.checkpoint, device=args.device)
+        runs.append(('sam', sam, False))
+    for name, seg, use_depth in runs:
+        has_depth = use_depth and getattr(seg, 'accepts_depth', False)
+        label = f'{name}/{"rgb+depth" if has_depth else "rgb"}'
+        if label in results:
+            continue
+        run(seg, frames[:1], use_depth, log=lambda *a: None)  # warm-up (imports, caches)
+        results[label] = run(seg, frames, use_depth, log=log, label=label)
+        results[label]['segmenter'] = getattr(seg, 'name', name)
+    h, w = frames[0]['rgb'].shape[:2]
+    print(f'\n{len(frames)} frames {w}x{h}, {args.threads} threads')
+    print(f'{"run":20s} {"seg/frame":>10s} {"s/frame":>8s} {"CPU s":>6s} {"mean best IoU":>14s} '
+          f'{">0.5":>6s} {">0.75":>6s}')
+    for label, r in results.items():
+        print(f'{label:20s} {r["segments_per_frame"]:10.1f} {r["s_per_frame"]:8.3f} '
+              f'{r["cpu_s_per_frame"]:6.3f} '
+              f'{r["mean_best_iou"]:14.4f} {r["frac_iou_gt_0.5"]:6.3f} '
+              f'{r["frac_iou_gt_0.75"]:6.3f}')
+    data = f'procedural:{args.procedural}' if args.procedural else os.path.abspath(args.data)
+    print(json.dumps({'data': data, 'size': [h, w],
+                      'threads': args.threads, 'load_1min': round(os.getloadavg()[0], 2),
+                      'settings': getattr(fallback, 'settings', {}), 'results': results}))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
