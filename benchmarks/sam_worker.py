@@ -165,12 +165,13 @@ def main(argv=None):
             print(f'frame {i}: naive {nt:.2f} s, {len(nm)} masks, stages '
                   + ', '.join(f'{k} {v:.2f}' for k, v in nst.items())
                   + f'; min IoU fast vs naive {ious[-1]:.4f}')
-    from sam2real_ros.sam.segmenters import FelzenszwalbSegmenter
-    fb = FelzenszwalbSegmenter()
+    from sam2real_ros.sam.segmenters import FallbackSegmenter
+    fb = FallbackSegmenter()
     t0 = time.perf_counter()
     fb_masks = len(fb(img).masks)
     fb_t = time.perf_counter() - t0
-    print(f'fallback (Felzenszwalb x3, max_side 320): {fb_t:.2f} s, {fb_masks} masks')
+    print(f'fallback (colour only, no depth here; quality: benchmarks/segmenter.py): '
+          f'{fb_t:.2f} s, {fb_masks} masks')
     res = {
         's_per_frame': round(float(np.median(fast_t)), 3),
         'naive_s_per_frame': round(float(np.median(naive_t)), 3) if naive_t else None,

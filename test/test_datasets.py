@@ -143,7 +143,7 @@ def test_procedural_unlabeled_needs_explicit_segments_and_oracle_overlaps():
     overlap = 0
     for i in range(3):
         s = ds[i]
-        masks = s['masks']
+        masks = s['masks'].to_dense()
         assert s['labels'].shape == (120, 160)
         assert masks.dtype == bool and masks.shape[1:] == (120, 160) and len(masks) >= 2
         overlap += int((masks.sum(0) >= 2).sum())
@@ -171,15 +171,17 @@ def test_augment_moves_labels_and_masks_with_pixels():
                    saturation=0, hue=0)(sample, rng)
     np.testing.assert_array_equal(flip['rgb'], rgb[:, ::-1])
     np.testing.assert_array_equal(flip['labels'], labels[:, ::-1])
-    np.testing.assert_array_equal(flip['masks'][0], labels[:, ::-1] > 0)
+    np.testing.assert_array_equal(flip['masks'].to_dense()[0], labels[:, ::-1] > 0)
     for seed in range(5):
         out = Augment(size=(60, 80), scale=(0.3, 0.8), flip=0.5)(
             sample, np.random.default_rng(seed))
         assert out['rgb'].shape == (60, 80, 3) and out['labels'].shape == (60, 80)
         bright = out['rgb'].mean(-1) > out['rgb'].mean()
         assert np.mean(bright == (out['labels'] > 0)) > 0.9
-        if len(out['masks']):
-            np.testing.assert_array_equal(out['masks'][0], out['labels'] > 0)
+        if len(out['masks']):  # masks emptied by the crop are dropped
+            np.testing.assert_array_equal(out['masks'].to_dense()[0], out['labels'] > 0)
+        else:
+            assert not out['labels'].any()
     assert sample['rgb'] is rgb  # input untouched
 
 
@@ -202,7 +204,7 @@ def test_image_folder_with_mask_store(tmp_path):
     s = ds[1]
     assert s['key'] == 'cam/001.png'
     np.testing.assert_array_equal(s['rgb'], frames[1]['rgb'])
-    np.testing.assert_array_equal(s['masks'], store.read('cam/001.png').masks())
+    np.testing.assert_array_equal(s['masks'].to_dense(), store.read('cam/001.png').masks())
     calls = []
 
     def seg(rgb):
@@ -211,13 +213,43 @@ def test_image_folder_with_mask_store(tmp_path):
 
     full = build_unlabeled({'type': 'image_folder', 'root': str(root),
                             'missing_masks': 'segment'}, segmenter=seg)
-    assert len(full) == 3 and full[2]['masks'].shape == (1, 60, 80) and calls == [(60, 80, 3)]
+    masks = full[2]['masks']
+    assert len(full) == 3 and len(masks) == 1 and masks.shape == (60, 80)
+    assert calls == [(60, 80, 3)]
     # Masks of the wrong size are an error naming the mask file.
     store.write('cam/000.png', np.zeros((1, 30, 40), bool), np.ones((1, 2)))
     with pytest.raises(DatasetError, match=r'000\.png.*masks are 40x30'):
         ds[0]
     with pytest.raises(DatasetError, match='sam2real segment'):
         build_unlabeled({'type': 'image_folder', 'root': str(root), 'masks': str(tmp_path)})
+
+
+def test_image_folder_depth_beside_the_images(tmp_path):
+    root, store, frames = _folder_with_masks(tmp_path, n=3, with_masks=1)
+    # depth of cam/001.png by the convention: cam/depth/001.png (uint16 mm)
+    atomic_write_png(root / 'cam' / 'depth' / '001.png', frames[1]['depth'])
+    calls = []
+
+    def seg(rgb, depth=None):
+        calls.append(None if depth is None else depth.shape)
+        return np.ones((1,) + rgb.shape[:2], bool)
+    seg.accepts_depth = True
+    ds = build_unlabeled({'type': 'image_folder', 'root': str(root), 'missing_masks': 'segment'},
+                         segmenter=seg)
+    # the depth folder holds no frames
+    assert ds.keys == ['cam/000.png', 'cam/001.png', 'cam/002.png']
+    ds[1], ds[2]
+    assert calls == [(60, 80), None]
+    # procedural frames hand the renderer's depth to the segmenter
+    calls.clear()
+    proc = build_unlabeled({'type': 'procedural', 'size': [48, 64], 'length': 2,
+                            'segments': seg})
+    proc[0]
+    assert calls == [(48, 64)]
+    # a depth file that does not match its image is an error naming it
+    atomic_write_png(root / 'cam' / 'depth' / '002.png', frames[1]['depth'][:30])
+    with pytest.raises(DatasetError, match=r'cam/depth/002\.png is 80x30'):
+        ds[2]
 
 
 def test_episodes_with_masks(tmp_path):
@@ -301,4 +333,4 @@ def test_rosbag_dataset_reads_through_image_folder_and_masks(tmp_path):
     for k in keys:
         store.write(k, np.ones((2, 24, 32), bool), np.ones((2, 2)))
     ds = build_unlabeled(cfg)
-    assert [ds[i]['key'] for i in range(len(ds))] == keys and ds[0]['masks'].shape[0] == 2
+    assert [ds[i]['key'] for i in range(len(ds))] == keys and len(ds[0]['masks']) == 2

@@ -1,6 +1,7 @@
 """Segment pooling losses (Eq. 2-6, 9) against a direct float64 transcription, and Eq. 1."""
 import numpy as np
 import pytest
+from sam2real_ros.sam.mask_layers import MaskLayers
 from sam2real_ros.training import losses
 import torch
 import torch.nn.functional as F
@@ -47,7 +48,7 @@ def random_case(seed, n=6, d=3, h=9, w=11):
 def test_values_and_gradients_match_direct_transcription(seed):
     feats, masks = random_case(seed)
     a = feats.clone().requires_grad_(True)
-    out = losses.segment_pooling_losses(a, masks, margin=0.5, chunk=2)
+    out = losses.segment_pooling_losses(a, masks, margin=0.5)
     b = feats.clone().requires_grad_(True)
     inv_ref, var_ref = reference(b, masks)
     assert out['n'] == 5
@@ -70,11 +71,80 @@ def test_float32_upsampled_features_match_reference():
     assert abs(float(out['var']) - float(var_ref)) < 1e-5
 
 
-def test_gradcheck_segment_sums():
+def test_gradcheck_segment_stats():
     feats, masks = random_case(4, h=5, w=6)
-    z = feats.reshape(3, -1).t().contiguous().requires_grad_(True)
-    flat = torch.as_tensor(masks).reshape(masks.shape[0], -1)
-    assert torch.autograd.gradcheck(lambda x: losses.SegmentSums.apply(x, flat, 2), (z,))
+    layers = MaskLayers.from_masks(masks)
+    z = feats.clone().requires_grad_(True)
+
+    def stats(x):
+        count, mu, v = losses.segment_stats(x, layers)
+        return mu, v
+    assert torch.autograd.gradcheck(stats, (z,))
+
+
+def _tight_case(spread, n=60, d=3, h=48, w=64, seed=0):
+    """Float32 features: n disjoint segments, each a random mean ~N(0, 1) plus ``spread``."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, n, (h, w), generator=g)
+    masks = (labels[None] == torch.arange(n)[:, None, None]).numpy()
+    means = torch.randn(n, d, generator=g, dtype=torch.float64) * 3.0 + 5.0
+    feats = means[labels].permute(2, 0, 1) + spread * torch.randn(d, h, w, generator=g,
+                                                                  dtype=torch.float64)
+    return feats.float(), masks
+
+
+@pytest.mark.parametrize('spread', [1e-3, 1e-4])
+def test_invariance_of_tight_segments_matches_float64(spread):
+    """Eq. 3-4 in float32 against float64 for spreads where sum z^2 - |S| mu^2 breaks down."""
+    feats, masks = _tight_case(spread)
+    a = feats.clone().requires_grad_(True)
+    count, mu, v = losses.segment_stats(a, masks)
+    b = feats.double().requires_grad_(True)
+    ref = [((b[:, torch.as_tensor(m)] - b[:, torch.as_tensor(m)].mean(1, keepdim=True)) ** 2)
+           .sum(1) for m in masks]
+    ref = torch.stack(ref)
+    assert v.dtype == torch.float32
+    rel = ((v.double() - ref).abs() / ref).max().item()
+    assert rel < 1e-3, rel
+    # gradient of the invariance loss (Eq. 4) per pixel: every segment keeps it
+    out = losses.segment_pooling_losses(a, masks)
+    out['inv'].backward()
+    inv_ref = ref.sum() / 3 / float(count.detach().sum())
+    inv_ref.backward()
+    inv, inv_ref = out['inv'].detach().item(), inv_ref.detach().item()
+    assert abs(inv - inv_ref) < 1e-3 * inv_ref
+    err = (a.grad.double() - b.grad).abs().max() / b.grad.abs().max()
+    assert err < 1e-2, err.item()
+    for m in masks:
+        assert a.grad[:, torch.as_tensor(m)].abs().sum() > 0
+
+
+def test_ordered_pairs_option_doubles_eq5():
+    feats, masks = random_case(7)
+    un = losses.segment_pooling_losses(feats, masks)
+    ordered = losses.segment_pooling_losses(feats, masks, pairs='ordered')
+    inv_ref, var_ref = reference(feats, masks)
+    # the literal reading: sum over ordered pairs i != j times 2/(N(N-1))
+    assert torch.allclose(ordered['var'], 2 * var_ref, atol=1e-12)
+    assert torch.allclose(ordered['var'], 2 * un['var']) and ordered['inv'] == un['inv']
+    with pytest.raises(ValueError, match='pairs'):
+        losses.segment_pooling_losses(feats, masks, pairs='both')
+
+
+def test_mask_layers_and_dense_masks_give_the_same_loss():
+    feats, masks = random_case(8, n=12, h=20, w=24)
+    dense = losses.segment_pooling_losses(feats, masks)
+    layered = losses.segment_pooling_losses(feats, MaskLayers.from_masks(masks))
+    assert dense['n'] == layered['n'] == 11
+    assert torch.equal(dense['inv'], layered['inv']) and torch.equal(dense['var'], layered['var'])
+
+
+def test_bfloat16_features_are_pooled_in_float32():
+    feats, masks = random_case(9)
+    out = losses.segment_pooling_losses(feats.to(torch.bfloat16), masks)
+    assert out['inv'].dtype == torch.float32 and out['var'].dtype == torch.float32
+    ref = losses.segment_pooling_losses(feats.to(torch.bfloat16).float(), masks)
+    assert torch.equal(out['inv'], ref['inv'])
 
 
 def test_identical_segments_give_finite_gradients():

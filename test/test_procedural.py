@@ -105,3 +105,35 @@ def test_object_filling_its_bounding_box_is_shaded_not_black(appearance, seed):
     assert filled, 'the seed no longer renders an object that fills its box'
     for i in filled:
         assert out['rgb'][inst == i].mean() > 40  # the black rectangle had mean 0-20
+
+
+@pytest.mark.parametrize('preset', ['synthetic', 'real'])
+def test_registered_depth_table_plane_and_objects_on_it(preset):
+    h, w = SIZE
+    rows = np.arange(h)[:, None]
+    for seed in range(4):
+        out = TabletopRenderer(preset, size=SIZE).render(seed)
+        depth, inst = out['depth'], out['instances']
+        assert depth.shape == (h, w) and depth.dtype == np.uint16
+        z = depth.astype(np.float64) / 1000.0
+        valid = depth > 0
+        if preset == 'synthetic':
+            assert valid.all()  # exact depth; 'real' has noise and shadow holes
+            # the table (below the wall at 1.2 m) is a plane: inverse depth linear in the row
+            for col in range(0, w, 7):
+                sel = (inst[:, col] == 0) & (z[:, col] < procedural.TABLE_FAR_M - 0.01)
+                if sel.sum() > 10:
+                    r, inv = np.nonzero(sel)[0], 1.0 / z[sel, col]
+                    fit = np.polyval(np.polyfit(r, inv, 1), r)
+                    assert np.abs(fit - inv).max() < 0.005 * inv.max()
+        assert 0.55 < np.median(z[valid]) < 1.25
+        # the upper half of every object is nearer than the table rows beside its top
+        for k in range(1, int(inst.max()) + 1):
+            m = (inst == k) & valid
+            if m.sum() < 50:
+                continue
+            ys = np.nonzero(m.any(1))[0]
+            top = m & (rows < (ys[0] + ys[-1]) // 2)
+            beside = (inst == 0) & valid & (np.abs(rows - ys[0]) < 3)
+            if beside.any() and top.any():
+                assert np.median(z[top]) < np.median(z[beside])

@@ -87,6 +87,37 @@ def test_corrupt_image_is_failed_not_retried(tmp_path):
         'bad.png']
 
 
+def test_depth_beside_the_image_reaches_the_segmenter(tmp_path):
+    from test_segmenters import rgbd_scene
+    rgb, depth, _ = rgbd_scene(96, 128)
+    # an episode-like rgb/ + depth/ pair, a plain image with depth/ beside it, one without
+    io_utils.atomic_write_png(tmp_path / 'cam' / 'rgb' / 'a.png', rgb)
+    io_utils.atomic_write_png(tmp_path / 'cam' / 'depth' / 'a.png', depth)
+    io_utils.atomic_write_png(tmp_path / 'plain' / 'b.jpg', rgb)
+    io_utils.atomic_write_png(tmp_path / 'plain' / 'depth' / 'b.png', depth)
+    io_utils.atomic_write_png(tmp_path / 'plain' / 'c.png', rgb)
+    io_utils.atomic_write_png(tmp_path / 'bad' / 'd.png', rgb)
+    io_utils.atomic_write_png(tmp_path / 'bad' / 'depth' / 'd.png', depth[:50])
+    w = SamWorker(tmp_path, FallbackSegmenter())
+    assert sorted(f.key for f in w.pending()) == ['bad/d.png', 'cam/rgb/a.png', 'plain/b.jpg',
+                                                  'plain/c.png']
+    assert w.run() == 4 and w.done == 3 and w.failed == 1
+    for key, used in (('cam/rgb/a.png', True), ('plain/b.jpg', True), ('plain/c.png', False)):
+        rec = w.store.read(key)
+        assert rec.extra['depth'] is used and rec.extra['timings']['depth_used'] == float(used)
+    reason = w.store.failure_reason('bad/d.png')
+    assert 'depth' in reason and 'bad/depth/d.png' in reason and '128x50' in reason
+    # a segmenter that does not take depth never sees it
+    calls = []
+
+    def rgb_only(img):
+        calls.append(img.shape)
+        return FallbackSegmenter()(img)
+    rgb_only.name, rgb_only.settings = 'rgb_only', {}
+    w2 = SamWorker(tmp_path, rgb_only, store_root=tmp_path / 'masks2')
+    assert w2.run() == 4 and w2.done == 4 and len(calls) == 4
+
+
 def test_sharding_covers_every_frame_once(tmp_path):
     make_dataset(tmp_path, n_plain=6)
     keys = {f.key for f in find_frames(tmp_path)}

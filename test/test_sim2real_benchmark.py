@@ -41,7 +41,7 @@ def test_quick_run_writes_tables_plots_and_reuses_pool_and_runs(tmp_path):
     assert set(summary['results']) == {'narrow/synthetic_only', 'narrow/pseudolabel'}
     for res in summary['results'].values():
         assert res['n'] == 1 and 0.0 <= res['mean'] <= 1.0
-    assert summary['segmenter'] == 'felzenszwalb'
+    assert summary['segmenter'] == 'fallback'
     # the pool: 3 rendered frames, each with stored masks, and the same frames as BOP ground truth
     pool = out / 'pool' / '3'
     assert sorted(os.listdir(pool / 'real' / 'frames')) == ['000000.png', '000001.png',

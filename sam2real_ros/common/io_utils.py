@@ -162,6 +162,53 @@ def read_image_unchanged(path):
     return np.ascontiguousarray(img)
 
 
+def depth_path(image_path):
+    """
+    Return where the registered depth of an image lives by convention (the file may not exist).
+
+    ``<dir>/rgb/<stem>.<ext>`` -> ``<dir>/depth/<stem>.png`` (recorder episodes, BOP scenes);
+    any other ``<dir>/<stem>.<ext>`` -> ``<dir>/depth/<stem>.png``. Depth files are HxW uint16
+    PNGs, the size of the image, in millimetres (0 = no measurement); see docs/datasets.md.
+    """
+    d, name = os.path.split(os.fspath(image_path))
+    stem = os.path.splitext(name)[0]
+    if os.path.basename(d) == 'rgb':
+        d = os.path.dirname(d)
+    return os.path.join(d, 'depth', stem + '.png')
+
+
+def read_depth(image_path, shape=None):
+    """
+    Read the registered depth of an image (see :func:`depth_path`), or None when it has none.
+
+    Arguments:
+    ---------
+      image_path (str): the RGB image (not the depth file).
+      shape (tuple | None): expected ``(H, W)`` (the image's); a mismatch is an error.
+
+    Returns
+    -------
+      np.ndarray | None: HxW uint16 depth.
+
+    Raises
+    ------
+      ImageReadError: the depth file exists but is unreadable, not single-channel 16-bit, or
+        of another size than ``shape``.
+
+    """
+    path = depth_path(image_path)
+    if not os.path.isfile(path):
+        return None
+    depth = read_image_unchanged(path)
+    if depth.ndim != 2 or depth.dtype != np.uint16:
+        raise ImageReadError(f'depth file {path} must be a single-channel 16-bit PNG (mm), got '
+                             f'{depth.dtype} with shape {depth.shape}')
+    if shape is not None and depth.shape != tuple(shape[:2]):
+        raise ImageReadError(f'depth file {path} is {depth.shape[1]}x{depth.shape[0]} but its '
+                             f'image is {shape[1]}x{shape[0]}')
+    return depth
+
+
 def temp_file_pid(name):
     """Return the writer's pid of a temporary file name ``.<name>.tmp-<pid>-<n>``, else None."""
     if not name.startswith('.') or TMP_MARK not in name:

@@ -9,7 +9,8 @@ import collections
 import cv2
 import numpy as np
 
-from sam2real_ros.common.io_utils import ImageReadError
+from sam2real_ros.common.io_utils import ImageReadError, read_depth
+from sam2real_ros.sam.mask_layers import as_mask_layers, MaskLayers
 from sam2real_ros.sam.mask_store import MaskStoreError
 
 ON_ERROR = ('raise', 'skip')
@@ -154,8 +155,7 @@ class Augment:
             if name in sample:
                 out[name] = np.ascontiguousarray(sample[name][np.ix_(ys, xs)])
         if 'masks' in sample:
-            masks = sample['masks'][:, ys][:, :, xs]
-            out['masks'] = np.ascontiguousarray(masks[masks.reshape(len(masks), -1).any(1)])
+            out['masks'] = as_mask_layers(sample['masks']).take(ys, xs).drop_empty()[0]
         return out
 
     def _colour(self, rgb, rng):
@@ -195,29 +195,60 @@ def take_config(cfg, allowed, kind):
 
 def normalize_masks(result, shape):
     """
-    Segmenter output -> NxHxW bool.
+    Segmenter output -> :class:`MaskLayers` (the masks of a sample).
 
     Arguments:
     ---------
-      result: NxHxW array, a list of HxW arrays, SAM-style dicts with ``segmentation``, or an
-        object with ``masks`` (array or method).
+      result: :class:`MaskLayers`, an NxHxW array, a list of HxW arrays, SAM-style dicts with
+        ``segmentation``, or an object with ``masks`` (array or method).
       shape (tuple): expected ``(H, W)``.
 
     Returns
     -------
-      np.ndarray: NxHxW bool masks.
+      MaskLayers: the N masks (overlapping), never an NxHxW array.
 
     """
+    if isinstance(result, MaskLayers):
+        if result.shape != tuple(shape):
+            raise DatasetError(f'segmenter returned masks of size {result.shape}, expected '
+                               f'{tuple(shape)}')
+        return result
     if hasattr(result, 'masks'):
         result = result.masks() if callable(result.masks) else result.masks
     if isinstance(result, (list, tuple)):
         result = [r['segmentation'] if isinstance(r, dict) else r for r in result]
         result = np.stack(result) if result else np.zeros((0,) + tuple(shape), bool)
-    masks = np.asarray(result).astype(bool, copy=False)
+    masks = np.asarray(result)
     if masks.ndim != 3 or masks.shape[1:] != tuple(shape):
         raise DatasetError(f'segmenter returned masks of shape {masks.shape}, expected '
                            f'Nx{shape[0]}x{shape[1]}')
-    return masks
+    return MaskLayers.from_masks(masks)
+
+
+def segment_frame(segmenter, rgb, depth=None, path=None):
+    """
+    Run a segmenter on one frame, with its registered depth when the segmenter takes depth.
+
+    Arguments:
+    ---------
+      segmenter (callable): ``rgb -> masks``, or ``(rgb, depth=...) -> masks`` when it has a
+        true ``accepts_depth`` attribute (the fallback segmenter).
+      rgb (np.ndarray): HxWx3 uint8.
+      depth (np.ndarray | None): HxW registered depth; when None and ``path`` is given, the
+        image's depth file is read if it has one (``io_utils.read_depth``).
+      path (str | None): the image file.
+
+    Returns
+    -------
+      MaskLayers: the frame's masks (:func:`normalize_masks`).
+
+    """
+    if getattr(segmenter, 'accepts_depth', False):
+        if depth is None and path is not None:
+            depth = read_depth(path, rgb.shape)
+        if depth is not None:
+            return normalize_masks(segmenter(rgb, depth=depth), rgb.shape[:2])
+    return normalize_masks(segmenter(rgb), rgb.shape[:2])
 
 
 def resolve_segmenter(spec):
@@ -225,7 +256,7 @@ def resolve_segmenter(spec):
     Return a callable ``rgb -> masks`` from a callable, ``fallback``, ``sam``/``auto`` or a dict.
 
     Names and dicts (``{kind: fallback, fallback_settings: {...}}``) go to
-    ``segmenters.make_segmenter``; ``fallback`` is the multi-scale Felzenszwalb segmenter.
+    ``segmenters.make_segmenter``; ``fallback`` is the depth + colour fallback segmenter.
     """
     if callable(spec):
         return spec

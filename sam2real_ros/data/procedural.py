@@ -14,7 +14,8 @@ import math
 import cv2
 import numpy as np
 
-from sam2real_ros.data.base import BaseDataset, DatasetError, normalize_masks, resolve_segmenter
+from sam2real_ros.data.base import BaseDataset, DatasetError, resolve_segmenter, segment_frame
+from sam2real_ros.sam.mask_layers import MaskLayers
 
 CLASS_NAMES = ('background', 'box', 'can', 'ball', 'banana', 'mug', 'bottle', 'block')
 """Label ``i`` is ``CLASS_NAMES[i]``; 0 is the table, wall and clutter."""
@@ -190,7 +191,8 @@ class TabletopRenderer:
           dict: ``rgb`` HxWx3 uint8 (RGB), ``labels`` HxW uint8 (class index into
           ``CLASS_NAMES``, 0 = background), ``instances`` HxW int32 (visible object instance,
           1..n, 0 = none), ``instance_classes`` int64 (n,) (class of instance ``i + 1``) and
-          ``full_areas`` int64 (n,) (pixels of each silhouette before occlusion).
+          ``full_areas`` int64 (n,) (pixels of each silhouette before occlusion) and
+          ``depth`` HxW uint16 registered depth in millimetres (see :func:`render_depth`).
 
         """
         rng = np.random.default_rng(seed)
@@ -199,7 +201,7 @@ class TabletopRenderer:
         light = light_vector(app, rng)
         img, horizon = draw_background(app, rng, h, w)
         instances = np.zeros((h, w), np.int32)
-        classes, full_areas = [], []
+        classes, full_areas, painted = [], [], []
         scale = min(h, w) / 480.0
         placed = _place_objects(rng, self.objects, h, w, horizon, scale)
         for name, cx, cy, r, angle in placed:
@@ -214,15 +216,82 @@ class TabletopRenderer:
             mask = paint_object(img, m, box, colour, name, app, rng, light, cx, cy, r, angle)
             classes.append(CLASS_NAMES.index(name))
             full_areas.append(int(np.count_nonzero(mask)))
+            painted.append((name, box, mask))
             instances[box][mask] = len(classes)
         clutter_over_wall(img, app, rng, horizon)
         if self._gain is None:
             self._gain = camera_gain(app, h, w)
         rgb = apply_camera(img, app, rng, self._gain)
+        # after the last draw for the colour image: adding depth changes no RGB frame
+        depth = render_depth(h, w, horizon, painted, app, rng)
         lut = np.array([0] + classes, np.uint8)
         return {'rgb': rgb, 'labels': lut[instances], 'instances': instances,
                 'instance_classes': np.array(classes, np.int64),
-                'full_areas': np.array(full_areas, np.int64)}
+                'full_areas': np.array(full_areas, np.int64), 'depth': depth}
+
+
+# Depth camera of the scene: the table is a plane whose inverse depth is linear in the row
+# (1.2 m at the wall, 0.6 m at the bottom row, matching the 0.6-1.2 size scaling of objects in
+# _place_objects); focal length in pixels = DEPTH_FOCAL * width.
+TABLE_NEAR_M, TABLE_FAR_M, DEPTH_FOCAL = 0.6, 1.2, 1.0
+_ROUND = ('can', 'ball', 'mug', 'bottle', 'banana')
+
+
+def render_depth(h, w, horizon, painted, app, rng):
+    """
+    Render the registered depth (HxW uint16 mm, 0 = no measurement) of a scene.
+
+    The table is a plane (inverse depth linear in the row), the wall above ``horizon`` a plane
+    facing the camera at the table's far edge, and every object stands on the table: its front
+    face is at the table depth of its lowest visible row, round objects (can, ball, mug,
+    bottle, banana) bulge towards the camera by up to their half-width. Objects are painted in
+    the renderer's order, so depth agrees with the occlusions of the colour image. Appearances
+    with camera noise (``noise_std > 0``) get a structured-light camera's depth noise (std
+    1.5 mm x z^2, z in m), a missing band left of each object (the projector's shadow) and
+    1-mm quantization; the others are exact up to quantization.
+
+    Arguments:
+    ---------
+      h (int): image height. w (int): image width.
+      horizon (int): first table row (rows above it are the wall).
+      painted (list): ``(class name, box slices, HxW-box bool silhouette)`` in painting order.
+      app (Appearance): the scene's appearance (``noise_std`` switches depth noise on).
+      rng (np.random.Generator): used only for the noise.
+
+    Returns
+    -------
+      np.ndarray: HxW uint16 millimetres.
+
+    """
+    rows = np.arange(h, dtype=np.float64)
+    frac = np.clip((rows - horizon) / max(h - 1 - horizon, 1), 0.0, 1.0)
+    inv_near, inv_far = 1.0 / TABLE_NEAR_M, 1.0 / TABLE_FAR_M
+    table = 1.0 / (inv_far + (inv_near - inv_far) * frac)  # the wall rows get TABLE_FAR_M
+    z = np.repeat(table[:, None], w, axis=1)
+    focal = DEPTH_FOCAL * w
+    shadow = np.zeros((h, w), bool)
+    band = max(1, int(round(0.004 * w)))
+    for name, box, sil in painted:
+        ys = np.nonzero(sil.any(1))[0]
+        if not len(ys):
+            continue
+        z_face = table[box[0].start + ys[-1]]
+        face = np.full(sil.shape, z_face)
+        if name in _ROUND:
+            pad = cv2.copyMakeBorder(sil.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, 0)
+            dist = cv2.distanceTransform(pad, cv2.DIST_L2, 3)[1:-1, 1:-1]
+            half = max(float(dist.max()), 1.0)
+            face = face - np.sqrt(dist / half) * half * z_face / focal
+        z[box][sil] = face[sil]
+        if app.noise_std > 0:
+            left = np.zeros(sil.shape, bool)
+            left[:, :-band] = sil[:, band:] & ~sil[:, :-band]
+            shadow[box] |= left
+    if app.noise_std > 0:
+        z = z + rng.standard_normal((h, w)) * 0.0015 * z * z
+    out = np.clip(np.round(z * 1000.0), 1, 65535).astype(np.uint16)
+    out[shadow] = 0
+    return out
 
 
 def light_vector(app, rng):
@@ -457,7 +526,7 @@ class ProceduralDataset(BaseDataset):
       length (int): frames per epoch. size (tuple): ``(height, width)``.
       segments (str | callable | None): unlabeled use only: ``oracle`` (segments derived from
         the ground-truth instances with random over/under-segmentation), ``fallback`` (the
-        fallback over-segmenter of ``segmenters.py``) or a callable ``rgb -> NxHxW bool``.
+        fallback segmenter, given the renderer's depth) or a callable ``rgb -> NxHxW bool``.
         None gives labeled samples.
       with_labels (bool): also return ``labels`` in unlabeled samples (evaluation only).
       oracle (dict): options of :func:`oracle_segments`.
@@ -498,9 +567,10 @@ class ProceduralDataset(BaseDataset):
             return out
         if self.segmenter is None:
             rng = np.random.default_rng([self.seed, 3, self.epoch, index])
-            out['masks'] = oracle_segments(scene['instances'], rng, **self.oracle)
-        else:
-            out['masks'] = normalize_masks(self.segmenter(scene['rgb']), scene['rgb'].shape[:2])
+            out['masks'] = MaskLayers.from_masks(
+                oracle_segments(scene['instances'], rng, **self.oracle))
+        else:  # the renderer's registered depth goes to a segmenter that takes depth
+            out['masks'] = segment_frame(self.segmenter, scene['rgb'], scene['depth'])
         if self.with_labels:
             out['labels'] = scene['labels']
         return out

@@ -10,8 +10,9 @@ cache (:func:`extract_bag_frames`), which the SAM worker then segments like any 
 import os
 
 from sam2real_ros.common.io_utils import IMAGE_EXTS, list_images, read_rgb
-from sam2real_ros.data.base import (BaseDataset, DatasetError, normalize_masks, resolve_segmenter,
+from sam2real_ros.data.base import (BaseDataset, DatasetError, resolve_segmenter, segment_frame,
                                     take_config)
+from sam2real_ros.sam.mask_layers import MaskLayers
 
 _FIELDS = ('root', 'masks', 'missing_masks', 'segmenter', 'complete_only', 'with_failed')
 _ROSBAG_FIELDS = ('path', 'image_topic', 'min_period_s', 'cache', 'masks', 'missing_masks',
@@ -96,16 +97,17 @@ class MaskedFrames(BaseDataset):
 
     def _load(self, index):
         key = self.keys[index]
-        rgb = read_rgb(os.path.join(self.root, *key.split('/')))
+        path = os.path.join(self.root, *key.split('/'))
+        rgb = read_rgb(path)
         if self.store.status(key) == 'done':
             rec = self.store.read(key)
             if tuple(rec.image_size) != rgb.shape[:2]:
                 raise DatasetError(f'{self.store.path(key)}: masks are {rec.image_size[1]}x'
                                    f'{rec.image_size[0]} but the image {key} is '
                                    f'{rgb.shape[1]}x{rgb.shape[0]}')
-            masks = rec.masks()
+            masks = MaskLayers.from_record(rec)  # never all N masks unpacked at once
         else:
-            masks = normalize_masks(self.segmenter(rgb), rgb.shape[:2])
+            masks = segment_frame(self.segmenter, rgb, path=path)
         return {'rgb': rgb, 'masks': masks, 'key': key}
 
 

@@ -16,6 +16,8 @@ numpy and OpenCV only (no torch): the ONNX engine runs without torch.
 import cv2
 import numpy as np
 
+from sam2real_ros.sam.mask_layers import MaskLayers
+
 _CV_MAX_CHANNELS = 128  # features are resized in chunks: OpenCV refuses many-channel arrays
 
 
@@ -68,18 +70,25 @@ def resize_labels(labels, size):
 
 def resize_masks(masks, size):
     """
-    Resize NxHxW bool masks to Nxhxw, nearest (the same pixels as :func:`resize_labels`).
+    Resize masks to ``size`` (h, w), nearest (the same pixels as :func:`resize_labels`).
 
-    Pure indexing: no float or multi-channel copy of the masks is made.
+    ``masks`` are :class:`sam2real_ros.sam.mask_layers.MaskLayers` (resized layer by layer;
+    masks keep their ids, one may become empty) or NxHxW bool. Pure indexing: no float or
+    multi-channel copy of the masks is made.
     """
-    masks = np.asarray(masks, dtype=bool)
-    if masks.ndim != 3:
-        raise ValueError(f'masks must be NxHxW bool, got shape {masks.shape}')
-    if size is None or tuple(masks.shape[1:]) == tuple(size):
+    if isinstance(masks, MaskLayers):
+        h, w = masks.shape
+    else:
+        masks = np.asarray(masks, dtype=bool)
+        if masks.ndim != 3:
+            raise ValueError(f'masks must be NxHxW bool, got shape {masks.shape}')
+        h, w = masks.shape[1:]
+    if size is None or (h, w) == tuple(size):
         return masks
-    h, w = masks.shape[1:]
     rows = np.minimum((np.arange(int(size[0])) * h) // int(size[0]), h - 1)
     cols = np.minimum((np.arange(int(size[1])) * w) // int(size[1]), w - 1)
+    if isinstance(masks, MaskLayers):
+        return masks.take(rows, cols)
     return masks[:, rows][:, :, cols]
 
 

@@ -101,7 +101,8 @@ class SamWorker:
     ---------
       dataset_root (str): the recorder's dataset root or any image folder.
       segmenter (callable): ``segmenter(rgb) -> Segments`` with ``.name`` and ``.settings``
-        (see :mod:`sam2real_ros.sam.segmenters`).
+        (see :mod:`sam2real_ros.sam.segmenters`); ``segmenter(rgb, depth=...)`` when it has a
+        true ``accepts_depth``.
       store_root (str or None): mask store folder (default ``<dataset_root>/masks``).
       shard (tuple(int, int)): ``(i, n)``: only keys with ``in_shard(key, (i, n))``.
       retry_failed (bool): process frames marked failed again.
@@ -140,20 +141,39 @@ class SamWorker:
         self.queue_length = len(out)
         return out
 
-    def process(self, frame, rgb=None):
+    def load(self, frame):
+        """
+        Read a frame's RGB and, for a segmenter that takes depth, its depth (or None).
+
+        Raises
+        ------
+          io_utils.ImageReadError: unreadable image, or a depth file that is broken or does not
+          match the image.
+
+        """
+        rgb = io_utils.read_rgb(frame.image_path)
+        depth = None
+        if getattr(self.segmenter, 'accepts_depth', False):
+            depth = io_utils.read_depth(frame.image_path, rgb.shape)
+        return rgb, depth
+
+    def process(self, frame, rgb=None, depth=None):
         """
         Segment one frame and store the result; returns ``'done'``, ``'failed'`` or ``'skip'``.
 
-        Unreadable images and per-frame errors are recorded with :meth:`MaskStore.mark_failed`;
-        after several unexpected errors in a row a :class:`WorkerError` stops the run.
+        A segmenter that takes depth (``accepts_depth``) gets the frame's registered depth when
+        it has one (``io_utils.depth_path``: ``depth/<stem>.png`` beside the image or its
+        ``rgb/`` folder); pass ``rgb`` and ``depth`` to skip reading them. Unreadable images or
+        depth files and per-frame errors are recorded with :meth:`MaskStore.mark_failed`; after
+        several unexpected errors in a row a :class:`WorkerError` stops the run.
         """
         if self.store.status(frame.key) == 'done':
             return 'skip'
         t0 = time.perf_counter()
         try:
             if rgb is None:
-                rgb = io_utils.read_rgb(frame.image_path)
-            seg = self.segmenter(rgb)
+                rgb, depth = self.load(frame)
+            seg = self.segmenter(rgb, depth=depth) if depth is not None else self.segmenter(rgb)
         except io_utils.ImageReadError as e:
             self._failed(frame.key, str(e))
             return 'failed'
@@ -167,7 +187,8 @@ class SamWorker:
         dt = time.perf_counter() - t0
         self.store.write(frame.key, seg.masks, seg.scores, seg.bboxes,
                          segmenter=self.segmenter.name, settings=self.segmenter.settings,
-                         extra={'timings': seg.timings, 'seconds': dt})
+                         extra={'timings': seg.timings, 'seconds': dt,
+                                'depth': depth is not None})
         self._errors_in_a_row = 0
         self.done += 1
         self.seconds += dt
@@ -208,9 +229,9 @@ class SamWorker:
 
         def load(f):
             try:
-                return io_utils.read_rgb(f.image_path)
+                return self.load(f)
             except io_utils.ImageReadError:
-                return None
+                return None, None  # process() reads again and records the reason
 
         with ThreadPoolExecutor(1) as pool, tqdm(total=len(frames), unit='frame',
                                                  disable=not (progress and frames),
@@ -219,9 +240,9 @@ class SamWorker:
             for i, frame in enumerate(frames):
                 if stop.is_set():
                     break
-                rgb = ahead.result()
+                rgb, depth = ahead.result()
                 ahead = pool.submit(load, frames[i + 1]) if i + 1 < len(frames) else None
-                status = self.process(frame, rgb)
+                status = self.process(frame, rgb, depth)
                 n += status != 'skip'
                 bar.update(1)
                 bar.set_postfix(done=self.done, failed=self.failed)
@@ -394,8 +415,8 @@ def build_parser():
     p.add_argument('--store', help='mask store folder (default DATASET/masks)')
     p.add_argument('--config', help='parameter file (config/sam_worker.yaml layout)')
     p.add_argument('--segmenter', choices=('sam', 'fallback', 'auto'), default=None,
-                   help='sam: SAM only; fallback: Felzenszwalb; auto (default): SAM when '
-                   'the checkpoint exists, else the fallback')
+                   help='sam: SAM only; fallback: depth + colour segments; auto (default): '
+                   'SAM when the checkpoint exists, else the fallback')
     p.add_argument('--model-type', default=None, help='SAM backbone (default vit_h)')
     p.add_argument('--checkpoint', default=None,
                    help='SAM checkpoint (default $SAM_CHECKPOINT or ~/.cache/sam2real/)')

@@ -56,7 +56,7 @@ class LossConfig:
     alpha: float = 0.05
     beta: float = 1.0
     margin: float = 0.5
-    chunk: int = 16
+    pairs: str = 'unordered'    # Eq. 5: mean over unordered pairs, or 'ordered' (twice that)
     ignore_index: int = 255
 
 
@@ -111,7 +111,7 @@ class TrainConfig:
             (self.loss.alpha >= 0, 'loss.alpha', '>= 0'),
             (0 <= self.loss.beta <= 2, 'loss.beta', 'in [0, 2] (Eq. 9)'),
             (self.loss.margin > 0, 'loss.margin', '> 0'),
-            (self.loss.chunk >= 1, 'loss.chunk', '>= 1'),
+            (self.loss.pairs in ('unordered', 'ordered'), 'loss.pairs', 'unordered or ordered'),
             (self.data.eval_frames >= 0, 'data.eval_frames', '>= 0'),
             (self.data.num_workers >= 0, 'data.num_workers', '>= 0'),
             (self.device in ('auto', 'cpu', 'cuda'), 'device', 'auto, cpu or cuda'),

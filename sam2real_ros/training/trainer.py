@@ -211,7 +211,7 @@ class Trainer:
         feats = self.forward(batch['x'], 'features')
         c = self.cfg.loss
         out = losses.real_loss(feats, batch['masks'], alpha=c.alpha, beta=c.beta,
-                               margin=c.margin, chunk=c.chunk)
+                               margin=c.margin, pairs=c.pairs)
         self._step(out['loss'])
         return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items()}
 
