@@ -3,7 +3,8 @@ Fixed pool of procedural "real" training frames, segmented once into a mask stor
 
 The sim2real benchmark trains every variant and seed on the same pool of unlabeled real frames,
 like a robot's recorded dataset: the frames are rendered once with the ``real`` appearance and
-written as PNGs (``<pool>/real/frames/NNNNNN.png``), the shared SAM worker code
+written as PNGs (``<pool>/real/frames/NNNNNN.png``, with the renderer's registered depth in
+``<pool>/real/frames/depth/NNNNNN.png`` as a robot's recorder keeps it), the shared SAM worker code
 (:class:`sam2real_ros.sam.worker.SamWorker`, the same as ``sam2real segment``) segments them
 into ``<pool>/real/masks`` (resumable: frames with masks are skipped), and the same frames with
 their ground truth are written as a BOP folder (``<pool>/real_bop``) for the ``real_labels``
@@ -76,6 +77,9 @@ def render_pool(root, appearance='real', seed=11, frames=48, size=(96, 128), obj
         if oracle.status(key) != 'done':
             masks = oracle_segments(scene['instances'], np.random.default_rng([int(seed), 3, i]))
             oracle.write(key, masks, np.ones((len(masks), 2), np.float32), segmenter='oracle')
+        depth_path = os.path.join(img_dir, 'depth', name)  # io_utils.depth_path of the frame
+        if not os.path.isfile(depth_path):  # before the image: the worker may start at once
+            atomic_write_png(depth_path, scene['depth'])
         if not os.path.isfile(rgb_path):
             atomic_write_png(rgb_path, scene['rgb'])
             atomic_write_png(os.path.join(scene_dir, 'rgb', name), scene['rgb'])

@@ -44,12 +44,13 @@ def test_quick_run_writes_tables_plots_and_reuses_pool_and_runs(tmp_path):
     assert summary['segmenter'] == 'fallback'
     # the pool: 3 rendered frames, each with stored masks, and the same frames as BOP ground truth
     pool = out / 'pool' / '3'
-    assert sorted(os.listdir(pool / 'real' / 'frames')) == ['000000.png', '000001.png',
-                                                            '000002.png']
+    names = ['000000.png', '000001.png', '000002.png']
+    assert sorted(os.listdir(pool / 'real' / 'frames')) == names + ['depth']
+    assert sorted(os.listdir(pool / 'real' / 'frames' / 'depth')) == names  # registered depth
     from sam2real_ros.sam.mask_store import MaskStore
     store = MaskStore(str(pool / 'real' / 'masks'))
     assert store.keys() == ['frames/000000.png', 'frames/000001.png', 'frames/000002.png']
-    assert all(len(store.read(k)) > 0 for k in store.keys())
+    assert all(len(store.read(k)) > 0 and store.read(k).extra['depth'] for k in store.keys())
     gt = json.loads((pool / 'real_bop' / 'train' / '000000' / 'scene_gt.json').read_text())
     assert len(gt) == 3 and all(gt[k] for k in gt)
     # the pseudolabel run starts from the synthetic-only checkpoint of the same seed

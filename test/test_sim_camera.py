@@ -53,3 +53,31 @@ def test_failed_publish_drops_the_frame_and_the_camera_goes_on():
     finally:
         cam.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+@pytest.mark.rostest
+def test_procedural_camera_publishes_registered_depth(processes):
+    """The procedural source publishes 16UC1 depth with the image's stamp and frame, in mm."""
+    ros = BackgroundNode('test_depth_reader')
+    images, depths = {}, {}
+
+    def key(msg):
+        return (msg.header.stamp.sec, msg.header.stamp.nanosec)
+    ros.node.create_subscription(Image, TOPIC, lambda m: images.setdefault(key(m), m), 10)
+    ros.node.create_subscription(Image, TIAGO_CAMERA['depth'],
+                                 lambda m: depths.setdefault(key(m), m), 10)
+    cam = processes.start(*node_command('sim_camera', {
+        'source': 'procedural', 'width': 128, 'height': 96, 'num_frames': 2, 'rate_hz': 10.0},
+        params_file=False), name='camera')
+    try:
+        assert wait_until(lambda: set(images) & set(depths), 60), processes.output(cam)
+        both = sorted(set(images) & set(depths))[0]
+        img, depth = images[both], depths[both]
+        assert depth.encoding == '16UC1' and (depth.width, depth.height) == (128, 96)
+        assert depth.header.frame_id == img.header.frame_id
+        import numpy as np
+        mm = np.frombuffer(bytes(depth.data), np.uint16).reshape(96, 128)
+        assert 500 < np.median(mm[mm > 0]) < 1300  # the renderer's table: 0.6-1.2 m
+    finally:
+        assert processes.stop(cam) == 0, processes.output(cam)
+        ros.close()

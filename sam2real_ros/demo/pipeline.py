@@ -103,7 +103,7 @@ def build_parser():
     p.add_argument('--seconds', type=float, default=10.0,
                    help='segmentation node measurement time (default: 10)')
     p.add_argument('--segmenter', choices=('fallback', 'auto', 'sam'), default='fallback',
-                   help='SAM worker segmenter: fallback (Felzenszwalb, default: SAM is '
+                   help='SAM worker segmenter: fallback (depth + colour, default: SAM is '
                    'impractical on CPU), auto (SAM when its checkpoint exists), sam')
     p.add_argument('--config', default=default_config(),
                    help='training config (default: %(default)s)')

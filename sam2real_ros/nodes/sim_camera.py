@@ -6,8 +6,9 @@ Sources: ``pattern`` (a cheap moving test pattern, the default) and ``procedural
 ``sam2real_ros.data.procedural.TabletopRenderer(appearance='real')``, rendered once at start for
 ``num_frames`` seeds, then cycled) and ``world`` (one persistent tabletop whose objects the
 goals of ``grasp_action`` take away, :class:`sam2real_ros.data.sim_world.GraspWorld`: the demo's
-robot; it also publishes registered depth, 16UC1 mm, on ``depth``). Like every node this is a
-thin ROS adapter; the frame generators below are plain numpy.
+robot). Both also publish registered depth, 16UC1 mm with the image's header, on ``depth``
+(while someone subscribes), like the robot's depth camera. Like every node this is a thin ROS
+adapter; the frame generators below are plain numpy.
 
 Large images and best-effort readers: unless ``FASTDDS_DEFAULT_PROFILES_FILE`` is already set,
 the camera runs with ``config/fastdds_large_images.xml`` (a 10 MB Fast DDS shared-memory
@@ -34,7 +35,7 @@ PARAMETERS = params.schema(
     Param('width', 640, 'image width in pixels', bounds=(16, 8192)),
     Param('height', 480, 'image height in pixels', bounds=(16, 8192)),
     Param('source', 'pattern', 'frame source: a moving test pattern, the procedural '
-          'tabletop renderer, or a persistent tabletop the grasps clear (world, with depth)',
+          'tabletop renderer, or a persistent tabletop the grasps clear (world); both with depth',
           one_of=('pattern', 'procedural', 'world')),
     Param('num_frames', 8, 'procedural source: frames rendered at start and cycled',
           bounds=(1, 1000)),
@@ -50,7 +51,8 @@ PARAMETERS = params.schema(
 )
 CONFIG_HEADER = """Parameters of the simulated camera (docs/segmentation_node.md):
 python -m sam2real_ros.nodes.sim_camera --ros-args --params-file config/sim_camera.yaml
-It publishes image and camera_info: remap them to the robot's names."""
+It publishes image, camera_info and (procedural and world sources) depth: remap them to the
+robot's names."""
 
 
 class PatternSource:
@@ -89,18 +91,23 @@ class ProceduralSource:
     """Frames of the procedural tabletop renderer (``appearance='real'``), pre-rendered."""
 
     def __init__(self, width, height, num_frames):
+        import cv2
+
         from sam2real_ros.data.procedural import TabletopRenderer
         renderer = TabletopRenderer(appearance='real')
-        self.frames = []
+        self.frames, self.depths, self.depth = [], [], None
         for seed in range(num_frames):
-            rgb = np.asarray(renderer.render(seed)['rgb'], np.uint8)
+            scene = renderer.render(seed)
+            rgb, depth = np.asarray(scene['rgb'], np.uint8), scene['depth']
             if rgb.shape[:2] != (height, width):
-                import cv2
                 rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
+                depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
             self.frames.append(np.ascontiguousarray(rgb))
+            self.depths.append(np.ascontiguousarray(depth))
 
     def frame(self, i):
-        """Return frame ``i`` (HxWx3 uint8 RGB), cycling the rendered set."""
+        """Return frame ``i`` (HxWx3 uint8 RGB), cycling the rendered set; its depth: ``depth``."""
+        self.depth = self.depths[i % len(self.depths)]
         return self.frames[i % len(self.frames)]
 
 
@@ -146,13 +153,14 @@ class SimCamera(Node):
                                       'reliable' else ReliabilityPolicy.BEST_EFFORT))
         self.pub_image = self.create_publisher(Image, 'image', qos)
         self.pub_info = self.create_publisher(CameraInfo, 'camera_info', qos)
-        self.pub_depth = (self.create_publisher(Image, 'depth', qos) if p.source == 'world'
-                          else None)
+        self.pub_depth = (self.create_publisher(Image, 'depth', qos)
+                          if hasattr(self.source, 'depth') else None)
         self.info = self._camera_info(p.width, p.height)
         self.count = 0
         self.failed_publishes = 0
         self.create_timer(1.0 / p.rate_hz, self._tick)
-        self.get_logger().info(f'publishing {p.width}x{p.height} rgb8 ({p.source}) at '
+        extra = ' and 16UC1 depth' if self.pub_depth is not None else ''
+        self.get_logger().info(f'publishing {p.width}x{p.height} rgb8{extra} ({p.source}) at '
                                f'{p.rate_hz:g} Hz on {self.pub_image.topic_name} '
                                f'({p.qos_reliability})')
 

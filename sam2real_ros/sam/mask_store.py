@@ -173,7 +173,7 @@ class MaskStore:
           scores (np.ndarray or dict): Nx2 (predicted_iou, stability_score), or a dict with
             those two keys holding N values each.
           bboxes (np.ndarray or None): Nx4 XYWH; computed from the masks when None.
-          segmenter (str): name of the segmenter, e.g. ``sam:vit_h`` or ``felzenszwalb``.
+          segmenter (str): name of the segmenter, e.g. ``sam:vit_h`` or ``fallback``.
           extra (dict or None): JSON-serializable data stored alongside (e.g. timings).
           settings (dict or None): the segmenter's settings (JSON-serializable).
 
