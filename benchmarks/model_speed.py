@@ -1,7 +1,7 @@
 """
 Time ``SegmentationEngine.predict`` on a 640x480 frame for model profiles (random weights).
 
-Usage: ``python benchmarks/model_speed.py [--profiles fast,paper] [--iters 20] [--threads 2]``.
+Usage: ``python -m benchmarks.model_speed [--profiles fast,paper] [--iters 20] [--threads 2]``.
 Each profile is exported to ONNX (random weights) in a temporary folder, then ``predict`` is
 timed end to end (resize, normalize, network, argmax, upsampling to 640x480), with and without
 the dense features. Prints one line per profile; the last line is a JSON object of medians in
