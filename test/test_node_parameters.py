@@ -52,6 +52,17 @@ def test_every_node_has_its_docs_table_and_config_values_pass_validation(node_na
         assert value == table[name].default, (path, name)
 
 
+def test_camera_nodes_share_one_declaration_of_the_camera_parameters():
+    from sam2real_ros.nodes import grasp_recorder, qos, segmentation_node
+    shared = {'camera_timeout_s': params.camera_timeout_parameter(),
+              **{p.name: p for p in qos.camera_qos_parameters()}}
+    for table in (segmentation_node.PARAMETERS, grasp_recorder.PARAMETERS):
+        for name, p in shared.items():
+            mine = table[name]
+            assert (mine.description, mine.one_of, mine.bounds, mine.read_only) == \
+                (p.description, p.one_of, p.bounds, p.read_only), name
+
+
 def test_schema_validation_messages():
     p = params.Param('backend', 'auto', 'engine backend', one_of=('auto', 'torch'))
     assert p.check('auto') is None

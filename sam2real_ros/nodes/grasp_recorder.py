@@ -61,8 +61,7 @@ PARAMETERS = params.schema(
           bounds=(1, 10000)),
     Param('depth_max_dt_s', 0.05, 'largest stamp difference for pairing a depth image with an '
           'RGB frame', bounds=(0.0, 10.0)),
-    Param('camera_timeout_s', 3.0, 'diagnostics WARN "no camera frames for N s" once no image '
-          'arrived for this long', bounds=(0.1, 3600.0)),
+    params.camera_timeout_parameter(3.0),
     Param('diagnostics_period_s', 1.0, 'period of /diagnostics messages', bounds=(0.05, 60.0)),
 )
 RECENT_S = 10.0  # bad or dropped frames make the diagnostics WARN for this long
@@ -246,7 +245,7 @@ class RecorderNode(Node):
         recent = (self._recent_trouble is not None
                   and time.monotonic() - self._recent_trouble < RECENT_S)
         which = (0 if error else 1 if self.sink.quota_reached
-                 else 2 if cam['age_s'] > self.p['camera_timeout_s'] else 3 if recent
+                 else 2 if cam['age_s'] >= self.p['camera_timeout_s'] else 3 if recent
                  else 4 if self.logic.state == 'idle' else 5)
         level, template = DIAGNOSTIC_STATES[which]
         message = template.format(error=error, reason=self.sink.quota_reached, age=cam['age_s'],

@@ -110,6 +110,28 @@ def schema(*params):
     return out
 
 
+def camera_timeout_parameter(default=3.0):
+    """
+    Return the ``camera_timeout_s`` parameter: one name and meaning in every camera node.
+
+    A node that subscribes to a camera reports WARN ``no camera frames for N s`` on
+    ``/diagnostics`` once no frame arrived for this long (a stopped or unplugged camera), and
+    measures its camera rate up to now (:class:`sam2real_ros.inference.runtime.RateWindow`).
+
+    Arguments:
+    ---------
+      default (float): the node's default, in seconds.
+
+    Returns
+    -------
+      Param: the parameter (can be changed at run time).
+
+    """
+    return Param('camera_timeout_s', default, 'diagnostics WARN "no camera frames for N s" '
+                 'once no camera frame arrived for this long while subscribed',
+                 bounds=(0.1, 3600.0), read_only=False)
+
+
 class ParamValues(dict):
     """Declared parameter values: ``p['name']`` or ``p.name`` (updated by ``ros2 param set``)."""
 

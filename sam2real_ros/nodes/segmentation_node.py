@@ -50,8 +50,7 @@ PARAMETERS = params.schema(
           'lowest latency on idle cores, but they steal CPU from the camera callbacks and '
           'other nodes on a busy robot CPU'),
     *camera_qos_parameters('best_effort', 1),
-    Param('camera_timeout_s', 3.0, 'WARN "no camera frames for N s" after this long without a '
-          'camera frame while active', bounds=(0.1, 3600.0), read_only=False),
+    params.camera_timeout_parameter(3.0),
     Param('publish_color', True, 'publish ~/labels_color while it has subscribers',
           read_only=False),
     Param('publish_overlay', True, 'publish ~/overlay while it has subscribers',
