@@ -154,6 +154,43 @@ def test_killed_before_first_episode_json_is_repaired_and_reported(tmp_path, fra
     assert not episode_store.recover_interrupted(tmp_path)
 
 
+# A writer killed right after it created the episode folder, before its rgb/ folder and lock.
+KILLED_AFTER_MKDIR = textwrap.dedent("""
+    import os
+    import sys
+    from sam2real_ros.recording import episode_store
+    real_mkdir = os.mkdir
+
+    def mkdir(path, *args, **kw):
+        real_mkdir(path, *args, **kw)
+        if os.path.basename(os.path.dirname(path)) == 'episodes':
+            print('created', flush=True)
+            sys.stdin.readline()  # killed here
+
+    episode_store.os.mkdir = mkdir
+    episode_store.EpisodeWriter(sys.argv[1], 10**18, {})
+""")
+
+
+def test_killed_right_after_creating_the_folder_is_removed_and_reported(tmp_path):
+    proc = subprocess.Popen([sys.executable, '-c', KILLED_AFTER_MKDIR, str(tmp_path)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == 'created'
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    (folder,) = (tmp_path / 'episodes').iterdir()
+    assert os.listdir(folder) == []
+    rep = episode_store.recover_interrupted(tmp_path)
+    assert rep.removed == [folder.name] and not rep.unreadable, rep
+    assert 'held no frame' in rep.summary() and not folder.exists()
+    # an empty folder that is not named like an episode is not ours: reported, left alone
+    (tmp_path / 'episodes' / 'mine').mkdir()
+    rep = episode_store.recover_interrupted(tmp_path)
+    assert [i for i, _ in rep.unreadable] == ['mine'] and not rep.removed
+
+
 def test_unreadable_episode_json_is_reported_not_touched(tmp_path):
     bad = tmp_path / 'episodes' / 'broken'
     bad.mkdir(parents=True)

@@ -409,8 +409,9 @@ def recover_interrupted(root):
     frames written after the last episode.json update included. A folder a writer was killed
     in before its first episode.json is rebuilt the same way from its frames (and from the
     half-written episode.json, when that is readable). Either kind without any frame is
-    removed: no episode without frames. Temporary files of the dead writer are removed; an
-    episode whose lock is held (live writer) is left alone.
+    removed: no episode without frames; so is an empty folder named like an episode (a writer
+    killed between creating it and its ``rgb/`` folder). Temporary files of the dead writer
+    are removed; an episode whose lock is held (live writer) is left alone.
     """
     rep = Recovery()
     d = episodes_dir(root)
@@ -423,7 +424,8 @@ def recover_interrupted(root):
         except EpisodeError as exc:
             if os.path.exists(os.path.join(path, 'episode.json')) or not (
                     os.path.exists(os.path.join(path, '.writer.lock'))
-                    or os.path.isdir(os.path.join(path, 'rgb'))):
+                    or os.path.isdir(os.path.join(path, 'rgb'))
+                    or (_ID_RE.match(name) and not os.listdir(path))):
                 rep.unreadable.append((name, str(exc)))
                 continue
             meta = _temp_meta(path)  # killed before its first episode.json
