@@ -443,3 +443,25 @@ def test_full_disk_is_reported_and_clears(processes, harness, tmp_path, kind):
         # seconds after the first, is not); each recovery is reported
         assert log.count('episode write failed') == 1, log
         assert log.count('episode writes succeed again') == 2, log
+
+
+@pytest.mark.rostest
+def test_free_space_is_checked_while_idle(processes, harness, tmp_path):
+    """Another process fills the disk while no grasp runs: WARN and ~/start refused (#14)."""
+    with small_filesystem(tmp_path / 'fs', 8192) as root:
+        rec = start_recorder(processes, root, action_names='[""]', min_free_gb=0.004)
+        assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 30), \
+            (harness.status(root), processes.output(rec))
+        with open(os.path.join(root, 'other'), 'wb') as f:  # 5 of 8 MB: 3 MB free < 4 MB
+            f.write(b'\0' * 5 * 2**20)
+        assert wait_until(lambda: harness.status(root)[0] == WARN, 10), harness.status(root)
+        assert harness.status(root)[1].startswith('disk quota reached, not recording: free '
+                                                  'space'), harness.status(root)
+        res = harness.call('/grasp_recorder/start')
+        assert not res.success and 'min_free_gb' in res.message, res.message
+        os.unlink(os.path.join(root, 'other'))
+        assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 10), harness.status(root)
+        assert harness.call('/grasp_recorder/start').success
+        assert harness.call('/grasp_recorder/stop').success
+        assert wait_until(lambda: episode_store.list_episodes(root, complete_only=True), 10)
+        assert processes.stop(rec) == 0
