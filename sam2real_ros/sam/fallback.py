@@ -69,7 +69,7 @@ class FallbackSegmenter:
     Depth-aware fallback over-segmenter (colour only when a frame has no depth).
 
     Calling it with ``rgb`` (HxWx3 uint8) and optionally ``depth`` (HxW, registered, any unit,
-    0 = invalid) returns a :class:`sam2real_ros.sam.segmenters.Segments`.
+    0 = invalid) returns a :class:`sam2real_ros.sam.segments.Segments`.
 
     Arguments:
     ---------
@@ -181,7 +181,7 @@ class FallbackSegmenter:
     def __call__(self, rgb, depth=None):
         """Segment HxWx3 uint8 RGB (and optional registered depth); returns ``Segments``."""
         from sam2real_ros.sam.mask_store import masks_to_bboxes
-        from sam2real_ros.sam.segmenters import Segments
+        from sam2real_ros.sam.segments import Segments
         t0 = time.perf_counter()
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3:

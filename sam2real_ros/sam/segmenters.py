@@ -8,13 +8,13 @@ machines without a SAM checkpoint; whole objects and their parts from depth (sup
 depth jumps) and colour, colour only for frames without depth. :func:`make_segmenter` picks one
 (``sam``, ``fallback`` or ``auto``).
 """
-from dataclasses import dataclass
 import os
 
 import numpy as np
 
 from sam2real_ros.sam import fallback
 from sam2real_ros.sam.fallback import FallbackSegmenter  # noqa: F401 (public name)
+from sam2real_ros.sam.segments import Segments
 
 SAM_CHECKPOINTS = {
     'vit_h': 'sam_vit_h_4b8939.pth',
@@ -33,26 +33,6 @@ FALLBACK_DEFAULTS = dict(fallback.DEFAULTS)
 
 class SegmenterError(RuntimeError):
     """A segmenter cannot be built (missing checkpoint, bad setting); the message says why."""
-
-
-@dataclass
-class Segments:
-    """
-    Output of a segmenter for one image.
-
-    Attributes
-    ----------
-      masks (np.ndarray): NxHxW bool, overlapping allowed.
-      scores (np.ndarray): Nx2 float32 (predicted_iou, stability_score); 1.0 for the fallback.
-      bboxes (np.ndarray): Nx4 int32 XYWH (SAM convention: inclusive corners, w = x1 - x0).
-      timings (dict): seconds per stage.
-
-    """
-
-    masks: np.ndarray
-    scores: np.ndarray
-    bboxes: np.ndarray
-    timings: dict
 
 
 def default_checkpoint(model_type='vit_h'):
