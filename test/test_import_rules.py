@@ -3,11 +3,17 @@ The import rules of docs/ARCHITECTURE.md, checked with import-linter (contracts 
 
 * ``layers``: each folder of ``sam2real_ros/`` imports only the folders below it (data path
   order), so there is no import cycle between folders;
+* ``acyclic``: no import cycles between the modules (or subpackages) of one package, at any
+  depth, in ``sam2real_ros`` and ``benchmarks`` (e.g. the dataset registry imports the datasets,
+  which import only ``data/base.py``; ``benchmarks/sim2real_report.py`` imports no
+  ``benchmarks/sim2real.py``);
 * ``ros``: only ``nodes/`` and ``demo/`` import rclpy or ROS message packages.
 
 The same check runs by hand as ``lint-imports`` from the repository root. A third rule, that no
 code (package, tests, benchmarks) uses a private ``_name`` of another sam2real module, is
-checked here with the ``ast`` module.
+checked here with the ``ast`` module, as is a fourth: no code edits ``sys.path`` (the package,
+the tests and ``benchmarks``, a package run as ``python -m benchmarks.<name>``, import by their
+names). Module names say what runs: each ROS executable is ``sam2real_ros/nodes/<name>.py``.
 """
 import ast
 import configparser
@@ -48,22 +54,26 @@ def contracts():
 def test_import_contracts_are_kept():
     proc = lint(REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert 'Contracts: 2 kept, 0 broken.' in proc.stdout
+    assert 'Contracts: 3 kept, 0 broken.' in proc.stdout
 
 
 @pytest.mark.linter
 def test_a_ros_import_or_an_upward_import_breaks_the_contracts(tmp_path):
     shutil.copytree(os.path.join(REPO, PACKAGE), tmp_path / PACKAGE,
                     ignore=shutil.ignore_patterns('__pycache__'))
+    shutil.copytree(os.path.join(REPO, 'benchmarks'), tmp_path / 'benchmarks',
+                    ignore=shutil.ignore_patterns('__pycache__'))
     shutil.copy(os.path.join(REPO, 'setup.cfg'), tmp_path / 'setup.cfg')
     with open(tmp_path / PACKAGE / 'data' / 'base.py', 'a') as f:
-        f.write('\n\ndef _ros():\n    import sensor_msgs.msg  # noqa\n')
+        f.write('\n\ndef _ros():\n    import sensor_msgs.msg  # noqa\n'
+                '    from sam2real_ros.data import datasets  # noqa\n')
     with open(tmp_path / PACKAGE / 'common' / 'labels.py', 'a') as f:
         f.write('\nfrom sam2real_ros.training import losses  # noqa\n')
     proc = lint(str(tmp_path))
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert 'Contracts: 0 kept, 2 broken.' in proc.stdout
+    assert 'Contracts: 0 kept, 3 broken.' in proc.stdout
     assert 'sam2real_ros.data.base -> sensor_msgs' in proc.stdout
+    assert 'No cycles are allowed in sam2real_ros.data.' in proc.stdout
     assert 'sam2real_ros.common.labels -> sam2real_ros.training.losses' in proc.stdout
 
 
@@ -125,3 +135,44 @@ def test_no_code_uses_a_private_name_of_another_module(tmp_path):
                               for line, text in private_uses(path)]
     assert not found, 'private names used across modules (make them public or move them):\n' \
         + '\n'.join(found)
+
+
+def sys_path_edits(path):
+    """Return the line numbers where ``path`` touches ``sys.path`` (``sys.path.insert`` etc.)."""
+    tree = ast.parse(open(path).read(), path)
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr == 'path'
+            and isinstance(node.value, ast.Name) and node.value.id == 'sys']
+
+
+@pytest.mark.linter
+def test_no_code_edits_sys_path(tmp_path):
+    bad = tmp_path / 'bad.py'
+    bad.write_text('import sys\nsys.path.insert(0, ".")\n')
+    assert sys_path_edits(str(bad)) == [2]
+    found = []
+    for folder in (PACKAGE, 'test', 'benchmarks', 'launch', 'tools'):
+        for dirpath, _, files in os.walk(os.path.join(REPO, folder)):
+            for name in sorted(files):
+                if name.endswith('.py'):
+                    path = os.path.join(dirpath, name)
+                    found += [f'{os.path.relpath(path, REPO)}:{line}'
+                              for line in sys_path_edits(path)]
+    assert not found, 'sys.path edited (import by package name instead):\n' + '\n'.join(found)
+    assert os.path.isfile(os.path.join(REPO, 'benchmarks', '__init__.py'))
+
+
+@pytest.mark.linter
+def test_each_ros_executable_is_the_node_module_of_its_name():
+    setup = ast.parse(open(os.path.join(REPO, 'setup.py')).read())
+    scripts = dict(
+        (part.strip() for part in node.value.split('='))
+        for node in ast.walk(setup) if isinstance(node, ast.Constant)
+        and isinstance(node.value, str) and re.match(r'^[a-z0-9_]+ = sam2real_ros\.', node.value))
+    folder = os.path.join(REPO, PACKAGE, 'nodes')
+    nodes = {name[:-3] for name in os.listdir(folder)  # modules whose main() runs a node
+             if name.endswith('.py')
+             and 'return run_node(' in open(os.path.join(folder, name)).read()}
+    assert len(nodes) >= 5
+    assert scripts.pop('sam2real') == f'{PACKAGE}.cli:main'
+    assert scripts == {name: f'{PACKAGE}.nodes.{name}:main' for name in nodes}
