@@ -28,6 +28,7 @@ from sam2real_ros.nodes import params
 from sam2real_ros.nodes.messages import numpy_to_image
 from sam2real_ros.nodes.params import Param
 from sam2real_ros.nodes.runner import run_node
+from sam2real_ros.recording.grasp_episodes import status_tuples
 from sensor_msgs.msg import CameraInfo, Image
 
 PARAMETERS = params.schema(
@@ -124,9 +125,8 @@ class WorldSource:
     def _on_status(self, msg):
         # the world runs on wall-clock seconds, the clock of the goals' stamps
         self.world.on_goal_statuses(
-            [(bytes(s.goal_info.goal_id.uuid).hex(), int(s.status),
-              s.goal_info.stamp.sec + 1e-9 * s.goal_info.stamp.nanosec)
-             for s in msg.status_list], time.time())
+            [(gid, status, stamp_ns * 1e-9) for gid, stamp_ns, status in status_tuples(msg)],
+            time.time())
 
     def frame(self, i):
         """Return the view now (HxWx3 uint8 RGB); its depth is in ``self.depth``."""
