@@ -236,3 +236,15 @@ def test_action_not_in_bag_is_a_user_error(tmp_path, capsys):
     assert len(err) == 1 and '/arm/pick not in bag' in err[0], err
     assert err[0].endswith('actions in the bag: /grasp'), err
     assert not (tmp_path / 'o').exists()
+
+
+def test_episode_timing_has_one_field_list_and_one_set_of_defaults():
+    # EpisodeConfig owns the episode timing; the recorder's parameters and extract-episodes'
+    # options are its fields with its defaults, so a bag and the live robot cut alike
+    from dataclasses import asdict
+    from sam2real_ros.nodes import grasp_recorder
+    defaults = asdict(grasp_episodes.EpisodeConfig())
+    params = {name: p.default for name, p in grasp_recorder.PARAMETERS.items()}
+    assert {name: params.get(name) for name in defaults} == defaults
+    args = extract.build_parser().parse_args(['bag', '--image-topic', IMG, '--out', 'x'])
+    assert {name: getattr(args, name) for name in defaults} == defaults
