@@ -210,7 +210,12 @@ def test_second_run_keeps_episodes_and_resumes_a_killed_run(tmp_path, capsys):
 def test_every_image_bad_gives_no_episode_and_exit_1(tmp_path, capsys):
     write_bag(tmp_path / 'bag', 'MCAP', all_bad=True)
     assert extract.main(argv_for(tmp_path / 'bag', tmp_path / 'o')) == 1
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # each episode says that frames came but were all bad, not that none arrived
+    why = [line for line in err.splitlines() if 'not written (no_frames)' in line]
+    assert len(why) == 2 and all('no good camera frame arrived while it was open (' in w
+                                 and 'bad image message(s) rejected meanwhile)' in w
+                                 for w in why), err
     assert episode_store.list_episodes(tmp_path / 'o') == []
     assert os.listdir(tmp_path / 'o' / 'episodes') == []
     assert '2 episode(s) stored no frame and were not written (no_frames)' in out, out

@@ -95,8 +95,10 @@ class RecorderNode(Node):
         if self.recovery:
             self.get_logger().warning(self.recovery.summary())
         self.logic = grasp_episodes.EpisodeLogic(cfg, self._now())
+        self._bad_images = 0  # bad messages on the image topic (an episode without frames says)
         self.sink = episode_store.EpisodeSink(self.root, p['max_disk_gb'], p['min_free_gb'],
-                                              warn=self.get_logger().warning)
+                                              warn=self.get_logger().warning,
+                                              rejected=lambda: self._bad_images)
         self.writer = grasp_episodes.BackgroundWriter(self.sink.handle, p['queue_size'])
         self.camera = None
         self.counts = Counter()
@@ -162,6 +164,7 @@ class RecorderNode(Node):
         try:
             rgb = conversions.image_to_rgb8(msg).copy()
         except (ValueError, TypeError, OverflowError) as exc:
+            self._bad_images += 1
             self._bad(f'{self.image_sub.topic}: {exc}')
             return
         stamp = conversions.stamp_to_ns(msg.header.stamp) or t

@@ -492,6 +492,7 @@ class _Open:
         self.skip = False  # resume: already complete on disk
         self.episode_id = None  # resume: write exactly this id
         self.error = None  # first failed write of this episode
+        self.rejected_at_start = 0  # the writer's count of bad camera images when it opened
 
 
 class EpisodeSink:
@@ -521,11 +522,14 @@ class EpisodeSink:
       resume (bool): an episode whose folder already holds the same episode (same start,
         trigger and image topic) is kept when complete (``episodes_existing``) and replaced when
         half-written (``episodes_replaced``), so the same input gives the same episodes again.
+      rejected (callable | None): ``rejected() -> int``, how many camera images the caller has
+        rejected as bad so far; an episode without frames then says whether bad images were
+        all that arrived while it was open.
 
     """
 
     def __init__(self, root, max_disk_gb=0.0, min_free_gb=0.0, warn=print, resume=False,
-                 clock=time.monotonic):
+                 clock=time.monotonic, rejected=None):
         self.root = os.fspath(root)
         os.makedirs(episodes_dir(self.root), exist_ok=True)
         self.max_bytes = int(max_disk_gb * 1e9)
@@ -533,6 +537,7 @@ class EpisodeSink:
         self.warn = warn
         self.resume = resume
         self._clock = clock
+        self._rejected = rejected or (lambda: 0)
         self.used = dir_size_bytes(self.root) if self.max_bytes else 0
         self._measured_at = clock()
         self.episode = None
@@ -618,6 +623,7 @@ class EpisodeSink:
                                         'end_ns': int(ev.t_ns)})
         self.stats['episodes_started'] += 1
         self.episode = ep = _Open(ev, dict(extra, trigger=ev.trigger, camera=camera))
+        ep.rejected_at_start = self._rejected()
         if self.resume:
             self._resume(ep)
 
@@ -719,8 +725,14 @@ class EpisodeSink:
         if ep.writer is not None:
             ep.writer.discard()
         self.stats['episodes_without_frames'] += 1
-        why = ('every frame was lost (' + ', '.join(f'{r}: {n}' for r, n in lost.items()) + ')'
-               if lost else 'no camera frame arrived while it was open')
+        bad = self._rejected() - ep.rejected_at_start
+        if lost:
+            why = 'every frame was lost (' + ', '.join(f'{r}: {n}' for r, n in lost.items()) + ')'
+        elif bad:
+            why = (f'no good camera frame arrived while it was open ({bad} bad image message(s) '
+                   'rejected meanwhile)')
+        else:
+            why = 'no camera frame arrived while it was open'
         trig = ep.meta.get('trigger') or {}
         self.last_not_written = why
         self.warn(f'grasp episode {new_episode_id(ep.start.t_ns)} ({trig.get("source")}, '

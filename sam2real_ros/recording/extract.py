@@ -101,9 +101,11 @@ def extract(args, warn=print):
                             f'{", ".join(have) or "none"}')
         wanted = {args.image_topic, info_topic, *status_topics}
         conns = [c for c in reader.connections if c.topic in wanted]
+        bad_images = [0]
         try:
             sink = episode_store.EpisodeSink(args.out, args.max_disk_gb, args.min_free_gb,
-                                             warn=lambda m: warn('warning: ' + m), resume=True)
+                                             warn=lambda m: warn('warning: ' + m), resume=True,
+                                             rejected=lambda: bad_images[0])
             recovery = episode_store.recover_interrupted(args.out)
         except OSError as exc:
             raise UserError(f'cannot write to --out {args.out}: {exc}')
@@ -127,6 +129,7 @@ def extract(args, warn=print):
                 camera = episode_store.camera_meta(msg)
             if cause:
                 logic.counts['frames_bad'] += 1
+                bad_images[0] += conn.topic == args.image_topic
                 entry = rejected.setdefault(cause_key(cause), [0, cause])
                 entry[0] += 1
                 if entry[0] == 1:
