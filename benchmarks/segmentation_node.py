@@ -24,7 +24,10 @@ engine, receiving every camera frame, decoding, publishing, diagnostics), ``cpu_
 (their ratio - 1: the node's overhead in CPU time, which other jobs on a shared machine disturb
 far less than wall time), ``dropped``, ``frames``, ``rss_mb_start``/``rss_mb_end``,
 ``rss_slope_kb_per_min`` (least squares over the last two thirds of the window: run
-``--seconds 120`` or more to check for a leak), ``camera_hz``, ``profile``,
+``--seconds 120`` or more to check for a leak), ``camera_hz`` (the camera's set rate),
+``camera_sent_hz`` (frames the camera actually published, counted by their camera_info: a
+subscription that pushes back on the camera lowers it), ``camera_delivered_hz`` (frames the
+node's subscription received), ``profile``,
 ``device``, ``backend``, ``providers``, ``camera_qos`` (the node's camera reliability).
 """
 import argparse
@@ -74,7 +77,9 @@ def bench_engine(model_path, backend, device, seconds, threads=0, allow_spinning
 
     """
     from sam2real_ros.inference.engine import SegmentationEngine
+    from sam2real_ros.inference.runtime import reuse_large_buffers
     from sam2real_ros.nodes.sim_camera import PatternSource
+    reuse_large_buffers()  # as in the node, so the comparison is the node's own work
     engine = SegmentationEngine.load(model_path, backend=backend, device=device,
                                      threads=threads or None, allow_spinning=allow_spinning)
     source = PatternSource(640, 480)
@@ -150,6 +155,13 @@ class RssSampler:
         return kb[0] / 1024, kb[-1] / 1024, slope
 
 
+def rate(drops, key):
+    """Return ``drops[key]`` per second of its window (None when the window is unknown)."""
+    if not drops or not drops['window_s']:
+        return None
+    return round(drops[key] / drops['window_s'], 1)
+
+
 def main(argv=None):
     """Run the benchmark; returns an exit code (2: cannot run here)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
@@ -211,7 +223,7 @@ def main(argv=None):
     except RuntimeError as exc:
         print(f'benchmark failed: {exc}', file=sys.stderr)
         return 1
-    node = res['node']
+    node, drops = res['node'], res['drops']
     node_ms = float(node.get('node_ms_p50', 'nan'))
     inference_ms = float(node.get('inference_ms_p50', 'nan'))
     node_cpu_ms = 1e3 * (cpu1 - cpu0) / (out1 - out0) if out1 > out0 else float('nan')
@@ -234,6 +246,8 @@ def main(argv=None):
         'rss_mb_end': None if rss_end is None else round(rss_end, 1),
         'rss_slope_kb_per_min': None if rss_slope is None else round(rss_slope, 1),
         'camera_hz': camera_hz,
+        'camera_sent_hz': rate(drops, 'camera_frames'),
+        'camera_delivered_hz': rate(drops, 'delivered'),
         'profile': args.profile,
         'device': args.device,
         'threads': args.threads,
