@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-shot GPU figures for the README (run on a lent GPU machine, see docs/performance.md):
+# One-shot GPU figures for the README (run on a lent GPU machine; README "Performance"):
 #   bash benchmarks/gpu_check.sh OUT_DIR [cpu]
 # Needs: python3 with torch/timm/onnx (the machine's), plus the ROS 2 client wheels and
 # segment-anything carried as wheels in .whl/ (installed into a throw-away venv here).
@@ -24,10 +24,10 @@ torch.save(m.checkpoint_payload(net, cfg, ['bg'] + [f'obj{i}' for i in range(21)
 print('saved', sys.argv[1])
 PY
 echo "== engine + node end to end ($PROFILE, torch backend, $DEV)"
-timeout 200 "$PY" benchmarks/segmentation_node.py --profile "$PROFILE" --device "$DEV" \
+timeout 200 "$PY" -m benchmarks.segmentation_node --profile "$PROFILE" --device "$DEV" \
   --backend torch --model "$OUT/model_$PROFILE.pt" --seconds ${SECONDS_E2E:-15} 2>&1 | tee "$OUT/seg_node.log" | tail -4
 echo "== SAM worker (${SAM_TYPE:-vit_h}, $DEV)"
-timeout 240 "$PY" benchmarks/sam_worker.py --device "$DEV" --model-type ${SAM_TYPE:-vit_h} \
+timeout 240 "$PY" -m benchmarks.sam_worker --device "$DEV" --model-type ${SAM_TYPE:-vit_h} \
   --frames ${SAM_FRAMES:-2} 2>&1 | tee "$OUT/sam.log" | tail -3
-timeout 150 "$PY" benchmarks/sam_worker.py --device "$DEV" --model-type ${SAM_TYPE:-vit_h} \
+timeout 150 "$PY" -m benchmarks.sam_worker --device "$DEV" --model-type ${SAM_TYPE:-vit_h} \
   --frames ${SAM_FRAMES:-2} --encoder-dtype bfloat16 2>&1 | tee "$OUT/sam_bf16.log" | tail -2

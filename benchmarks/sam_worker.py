@@ -8,8 +8,8 @@ logits are tiny, so the decoder's last layers are scaled (``--logit-scale``) and
 thresholds are lowered (same settings for naive and fast) so that masks survive and the
 per-mask IoU comparison is meaningful. Last printed line: a JSON object.
 
-  tools/venv-run python benchmarks/sam_worker.py                       # CPU, tiny, 8 pts/side
-  python benchmarks/sam_worker.py --device cuda --model-type vit_h     # GPU, 24 pts/side
+  tools/venv-run python -m benchmarks.sam_worker                       # CPU, tiny, 8 pts/side
+  python -m benchmarks.sam_worker --device cuda --model-type vit_h     # GPU, 24 pts/side
 """
 import argparse
 import json
