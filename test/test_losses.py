@@ -159,6 +159,33 @@ def test_identical_segments_give_finite_gradients():
     assert torch.isfinite(feats.grad).all()
 
 
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_eq5_gradient_near_and_at_equal_means(dtype):
+    """
+    The docstring's claim: a unit push however close the means are, 0 only when bitwise equal.
+
+    Two segments of constant features; the hinge of their one pair is ``margin - d``, whose
+    gradient w.r.t. ``mu_0`` is ``-(mu_0 - mu_1) / d`` (norm 1), spread over the pixels of
+    segment 0 (``1 / |S_0|`` each). At ``d = 0`` (means bitwise equal) torch gives 0.
+    """
+    masks = np.zeros((2, 4, 6), bool)
+    masks[0, :, :3] = True
+    masks[1, :, 3:] = True
+    for eps, push in ((1e-2, 1.0), (1e-6, 1.0), (0.0, 0.0)):
+        feats = torch.full((3, 4, 6), 0.5, dtype=dtype)
+        feats[0, :, 3:] += eps
+        feats[1, :, 3:] -= eps
+        feats.requires_grad_(True)
+        out = losses.segment_pooling_losses(feats, masks)
+        assert out['var'].item() == pytest.approx(0.5 - np.sqrt(2) * eps, abs=1e-6)
+        out['var'].backward()
+        g0 = feats.grad[:, masks[0]].sum(1)  # = dvar / dmu_0
+        assert torch.isfinite(feats.grad).all()
+        assert float(torch.linalg.vector_norm(g0)) == pytest.approx(push, abs=1e-5), eps
+        if push:  # mu_0 is pushed away from mu_1 (gradient descent moves it along -g0)
+            assert float(g0[0]) > 0 and float(g0[1]) < 0
+
+
 def test_constant_features_unordered_pair_normalization():
     # All means equal -> every pair is a full margin violation: Eq. 5 == margin exactly
     # (the ordered-pair sum with 2/(N(N-1)) would give 2 * margin).
@@ -247,3 +274,83 @@ def test_sam_pseudolabels_best_iou_mask_per_class():
     expected[masks[0]] = 2
     expected[masks[2]] = 5
     assert np.array_equal(out, expected)
+
+
+def _peak_rss_reset():
+    """Reset the process's peak RSS (Linux ``clear_refs``); False where that is not allowed."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss():
+    with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith('VmHWM'))
+
+
+def _rss():
+    with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith('VmRSS'))
+
+
+@pytest.mark.slow
+def test_many_masks_from_store_to_loss_never_dense(tmp_path):
+    """
+    900 masks of a 480x640 frame: store -> dataset -> batch -> loss + backward, no NxHxW.
+
+    As NxHxW bool (numpy or torch) these masks take 276 MB. Numpy allocations on the whole
+    path are traced (tracemalloc) and the process's peak memory is measured (covers torch
+    too): both stay far below one dense copy, so building one anywhere on the path fails.
+    """
+    import tracemalloc
+
+    import cv2
+    from sam2real_ros.data.datasets import build_unlabeled
+    from sam2real_ros.sam.mask_store import MaskStore
+    from sam2real_ros.training.batching import prepare_batch
+
+    h, w = 480, 640
+    rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
+    grids = [(rows * gy // h) * gx + cols * gx // w for gy, gx in ((5, 6), (14, 15), (22, 30))]
+    n = sum(gy * gx for gy, gx in ((5, 6), (14, 15), (22, 30)))
+    assert n == 900
+    dense = np.zeros((n, h, w), bool)
+    offset = 0
+    for g in grids:  # three tilings of the frame: coarse, medium, fine
+        dense[offset + g, rows, cols] = True
+        offset += int(g.max()) + 1
+    dense_bytes = dense.nbytes
+    assert dense.shape == (n, h, w) and dense_bytes == 276_480_000
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    assert cv2.imwrite(str(tmp_path / 'frame.png'), rgb[:, :, ::-1])
+    MaskStore(tmp_path / 'masks').write('frame.png', dense, np.ones((n, 2)))
+    del dense
+    ds = build_unlabeled({'type': 'image_folder', 'root': str(tmp_path)})
+    feats = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    feats.requires_grad_(True)
+
+    rss_reset = _peak_rss_reset()
+    rss0 = _rss()
+    tracemalloc.start()
+    try:
+        sample = ds[0]
+        batch = prepare_batch([sample], None, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), ('masks',),
+                              'real')
+        out = losses.real_loss(feats, batch['masks'])
+        out['loss'].backward()
+        numpy_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    peak_growth = _peak_rss() - rss0
+    assert out['n'] == n and len(batch['masks'][0]) == n
+    assert batch['masks'][0].num_layers == 3
+    assert torch.isfinite(feats.grad).all() and feats.grad.abs().sum() > 0
+    # the store's bit-packed masks read from the file (twice 1/8 of dense), then unpacked 32
+    # masks at a time into the layers: 70 MB
+    assert numpy_peak < dense_bytes / 3, numpy_peak
+    if rss_reset:  # a dense copy anywhere adds its 276 MB; measured 84-108 MB in all
+        assert peak_growth < 0.8 * dense_bytes, peak_growth
