@@ -156,3 +156,18 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         train.main(['--help'])
     assert e.value.code == 0
+
+
+def test_loss_pairs_option_reaches_the_real_step(tmp_path):
+    """``loss.pairs: ordered`` (the literal Eq. 5) doubles the variance term of a training step."""
+    values = {}
+    for pairs in ('unordered', 'ordered'):
+        tr = Trainer(tiny('loss.alpha=1.0', f'loss.pairs={pairs}'), str(tmp_path / pairs))
+        values[pairs] = tr.real_step(tr._prep([tr.real[0]], ('masks',), 'real'))
+    un, ordered = values['unordered'], values['ordered']
+    assert un['var'] > 0 and un['n'] >= 2
+    assert ordered['inv'] == pytest.approx(un['inv'], rel=1e-6)
+    assert ordered['var'] == pytest.approx(2 * un['var'], rel=1e-6)
+    assert ordered['loss'] == pytest.approx(un['inv'] + 2 * un['var'], rel=1e-6)
+    with pytest.raises(train_config.ConfigError, match='loss.pairs must be unordered or ordered'):
+        tiny('loss.pairs=both')
