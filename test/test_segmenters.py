@@ -196,11 +196,18 @@ def test_fallback_colour_levels_nest_and_segments_overlap():
 
 
 @needs_ycbv
-def test_fallback_on_real_rgbd_frames():
-    """Two real YCB-Video frames: every object has a segment with IoU > 0.75 using depth."""
+@pytest.mark.parametrize('h,w', [(480, 640), (96, 128)])
+def test_fallback_on_real_rgbd_frames(h, w):
+    """
+    Two real YCB-Video frames: every object has a segment with IoU > 0.75 using depth.
+
+    At 96x128 (the frames resized) the same default settings must behave the same way: a
+    similar number of segments, every object still found.
+    """
     import json
     import os
 
+    import cv2
     from sam2real_ros.common.io_utils import read_image_unchanged, read_rgb
     scene = os.path.join(YCBV, 'train_real', '000001')
     with open(os.path.join(scene, 'scene_camera.json')) as f:
@@ -210,11 +217,19 @@ def test_fallback_on_real_rgbd_frames():
         rgb = read_rgb(os.path.join(scene, 'rgb', f'{im:06d}.png'))
         depth = read_image_unchanged(os.path.join(scene, 'depth', f'{im:06d}.png'))
         depth = (depth * cams[str(im)]['depth_scale']).astype(np.uint16)
+        objects = [read_image_unchanged(os.path.join(scene, 'mask_visib',
+                                                     f'{im:06d}_{k:06d}.png')) > 0
+                   for k in range(4)]
+        if rgb.shape[:2] != (h, w):
+            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+            depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
+            objects = [cv2.resize(o.astype(np.uint8), (w, h),
+                                  interpolation=cv2.INTER_NEAREST) > 0 for o in objects]
         out = seg(rgb, depth)
-        assert len(out.masks) <= 200
-        for k in range(4):
-            obj = read_image_unchanged(os.path.join(scene, 'mask_visib',
-                                                    f'{im:06d}_{k:06d}.png')) > 0
+        assert out.timings['depth_used'] == 1.0
+        assert 40 <= len(out.masks) <= 200
+        assert out.masks.sum((1, 2)).min() >= seg.settings['min_area_fraction'] * h * w
+        for obj in objects:
             assert _best(out.masks, obj) > 0.75
 
 
