@@ -26,6 +26,8 @@ import math
 import re
 import sys
 
+from sam2real_ros.nodes import graph
+
 STRING_ARRAY, DOUBLE_ARRAY = 'string_array', 'double_array'
 
 
@@ -301,14 +303,16 @@ def begin_marker(node_name):
 
 END_MARKER = '<!-- end of generated parameters -->'
 
-# node name, module (holds PARAMETERS and CONFIG_HEADER), docs file or None
-NODES = [
-    ('segmentation_node', 'sam2real_ros.nodes.segmentation_node', 'docs/segmentation_node.md'),
-    ('grasp_recorder', 'sam2real_ros.nodes.grasp_recorder', 'docs/grasp_recorder.md'),
-    ('sam_worker', 'sam2real_ros.nodes.sam_worker', 'docs/sam_worker.md'),
-    ('sim_camera', 'sam2real_ros.nodes.sim_camera', 'docs/segmentation_node.md'),
-    ('grasp_server', 'sam2real_ros.nodes.sim_grasp_server', 'docs/grasp_recorder.md'),
-]
+# node name -> the docs file that holds its parameter table (the nodes: nodes/graph.py)
+DOCS = {
+    'segmentation_node': 'docs/segmentation_node.md',
+    'grasp_recorder': 'docs/grasp_recorder.md',
+    'sam_worker': 'docs/sam_worker.md',
+    'sim_camera': 'docs/segmentation_node.md',
+    'grasp_server': 'docs/grasp_recorder.md',
+}
+# node name, module (holds PARAMETERS and CONFIG_HEADER), docs file (None: not listed in DOCS)
+NODES = [(node.name, node.module, DOCS.get(node.name)) for node in graph.NODES]
 
 
 def generated_files(root):
