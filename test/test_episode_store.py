@@ -384,3 +384,7 @@ def test_docs_list_every_end_reason():
     rows = {line.split('|')[1].strip().strip('`'): line.split('|')[2].strip()
             for line in table.splitlines() if line.startswith('| `')}
     assert rows == {r: 'yes' if cut else 'no' for r, cut in episode_store.END_REASONS.items()}
+    # and the recorder's docs name every one too
+    doc = open(os.path.join(os.path.dirname(__file__), '..', 'docs', 'grasp_recorder.md')).read()
+    listed = doc.split('**Why an episode ended**', 1)[1].split('\n* ', 1)[0]
+    assert [r for r in episode_store.END_REASONS if f'`{r}`' not in listed] == []

@@ -1,6 +1,7 @@
 """Integration tests of grasp_recorder: real processes, real DDS, real action server."""
 import contextlib
 import os
+import re
 import signal
 import textwrap
 import threading
@@ -33,6 +34,19 @@ def test_docs_list_every_diagnostics_state():
     documented = [(level.lower(), msg.split('`')[1].split('<')[0]) for level, msg in rows]
     states = [(level, template.split('{')[0]) for level, template in DIAGNOSTIC_STATES]
     assert documented == states
+
+
+def assert_values_documented(values):
+    """Check that every diagnostics value key the recorder sent is named in its docs."""
+    from sam2real_ros.recording.episode_store import LOSS_REASONS
+    doc = open(os.path.join(os.path.dirname(__file__), '..', 'docs', 'grasp_recorder.md')).read()
+    text = doc.split('### Diagnostics', 1)[1].split('\nValues:', 1)[1].split('\n\n', 1)[0]
+    names = set(re.findall(r'`([a-z_]+)`', text))
+    missing = [key for key in values if not key.startswith('_') and key not in names
+               and not (key.startswith('frames_bad: ') and '`frames_bad: <kind>`' in text)
+               and not (key.startswith('frames_lost_') and key[12:] in LOSS_REASONS
+                        and '`frames_lost_<reason>`' in text)]
+    assert not missing, f'diagnostics values not in docs/grasp_recorder.md: {missing}'
 
 
 class RosHarness:
@@ -185,6 +199,7 @@ def test_grasps_become_episodes_and_latched_status_starts_nothing(processes, har
         c = ep['counts']
         assert 1 <= c['before'] <= 3 and c['during'] >= 3 and c['after'] >= 2, c
     assert ids[1][1] == 6 and ids[0][1] == 4  # aborted, succeeded
+    assert_values_documented(harness.diag[str(root)])
 
     # A second recorder started now sees both goals latched (TRANSIENT_LOCAL): stale.
     root2 = tmp_path / 'late'
@@ -282,6 +297,7 @@ def test_malformed_images_between_good_frames(processes, harness, tmp_path):
     assert int(diag['frames_bad']) == sum(kinds.values()) == n_bad, diag
     assert any('unsupported image encoding' in k for k in kinds) and len(kinds) >= 5, kinds
     assert harness.status(root)[0] == WARN  # bad frames in the last 10 s
+    assert_values_documented(diag)
     assert processes.stop(rec) == 0
     lines = [ln for ln in processes.output(rec).splitlines() if 'skipping bad image' in ln]
     assert len(lines) == len(kinds), lines  # each kind logged once
