@@ -6,8 +6,9 @@ Every dataset is built from a config dict by :func:`build_labeled` or :func:`bui
 ``class_names``, ``set_epoch(epoch)`` and a ``skipped`` counter. Samples are plain dicts:
 
 * labeled: ``rgb`` HxWx3 uint8 RGB, ``labels`` HxW uint8 (0 = background), ``key`` str;
-* unlabeled: ``rgb``, ``masks`` NxHxW bool (overlapping segments), ``key``; plus ``labels``
-  only where ground truth exists and the config asks for it (evaluation only).
+* unlabeled: ``rgb``, ``masks`` (:class:`sam2real_ros.sam.mask_layers.MaskLayers`, the N
+  overlapping segments), ``key``; plus ``labels`` only where ground truth exists and the
+  config asks for it (evaluation only).
 
 Broken inputs raise :class:`DatasetError` naming the file, or -- with ``on_error: skip`` -- the
 frame is skipped, counted in ``ds.skipped`` and the next frame is returned instead.
