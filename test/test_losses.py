@@ -105,16 +105,16 @@ def test_invariance_of_tight_segments_matches_float64(spread):
     ref = torch.stack(ref)
     assert v.dtype == torch.float32
     rel = ((v.double() - ref).abs() / ref).max().item()
-    assert rel < 1e-3, rel
+    assert rel < 1e-4, rel  # measured 8e-8 (spread 1e-3) and 6e-6 (1e-4)
     # gradient of the invariance loss (Eq. 4) per pixel: every segment keeps it
     out = losses.segment_pooling_losses(a, masks)
     out['inv'].backward()
     inv_ref = ref.sum() / 3 / float(count.detach().sum())
     inv_ref.backward()
     inv, inv_ref = out['inv'].detach().item(), inv_ref.detach().item()
-    assert abs(inv - inv_ref) < 1e-3 * inv_ref
+    assert abs(inv - inv_ref) < 1e-6 * inv_ref  # measured 8e-8
     err = (a.grad.double() - b.grad).abs().max() / b.grad.abs().max()
-    assert err < 1e-2, err.item()
+    assert err < 1e-6, err.item()  # measured 5e-8
     for m in masks:
         assert a.grad[:, torch.as_tensor(m)].abs().sum() > 0
 
