@@ -7,6 +7,7 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 # I100: these must follow the importorskip, so they cannot all sort after pytest.
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402, I100
+from sam2real_ros.nodes import qos  # noqa: E402
 from sam2real_ros.nodes.qos import CameraSubscription  # noqa: E402
 from sam2real_ros.nodes.runner import BackgroundNode  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
@@ -37,8 +38,18 @@ def _publisher(node, topic, policy):
     return lambda text: pub.publish(String(data=text))
 
 
-@pytest.fixture
-def publisher_node():
+@pytest.fixture(params=[True, False], ids=['best_available', 'first_publisher'])
+def publisher_node(request, monkeypatch):
+    """
+    Yield a publishing node; the subscriber's ``auto`` runs with and without BEST_AVAILABLE.
+
+    Distros before Iron have no BEST_AVAILABLE: ``auto`` then matches the reliability the first
+    publishers offer (the fallback), which this rclpy would never use by itself.
+    """
+    if not request.param:
+        monkeypatch.setattr(qos, 'HAS_BEST_AVAILABLE', False)
+    elif not qos.HAS_BEST_AVAILABLE:
+        pytest.skip('this rclpy has no ReliabilityPolicy.BEST_AVAILABLE (before Iron)')
     ros = BackgroundNode('qos_test_pub')
     yield ros.node
     ros.close()
@@ -54,6 +65,9 @@ def test_auto_matches_a_best_effort_or_a_reliable_publisher(publisher_node, poli
     try:
         assert wait_until(lambda: sub.cam.sub is not None, 15)
         assert sub.cam.reliability == expected
+        # BEST_AVAILABLE itself where rclpy has it, else the publisher's own reliability
+        want = ReliabilityPolicy.BEST_AVAILABLE if qos.HAS_BEST_AVAILABLE else policy
+        assert sub.cam.sub.qos_profile.reliability == want
         assert wait_until(lambda: (publish('a'), sub.received('a'))[1], 15)
     finally:
         sub.ros.close()

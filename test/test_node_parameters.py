@@ -63,6 +63,30 @@ def test_camera_nodes_share_one_declaration_of_the_camera_parameters():
                 (p.description, p.one_of, p.bounds, p.read_only), name
 
 
+def test_every_camera_node_has_the_same_qos_parameters_and_none_is_reliable_only():
+    """
+    One name for the camera QoS in every node (#11), the same choices, no reliable-only default.
+
+    A reliable-only subscription gets nothing from a best-effort driver (the Astra's default).
+    """
+    import importlib
+    from sam2real_ros.nodes import graph, qos
+    publishers = {'sim_camera'}  # publishes the camera topics (a driver chooses its QoS)
+    for node in graph.NODES:
+        table = importlib.import_module(node.module).PARAMETERS
+        names = {n for n in table if 'qos' in n or 'reliab' in n}
+        assert names == ({'qos_reliability', 'qos_depth'} if node.topics else set()), \
+            (node.name, names)
+        if not node.topics or node.name in publishers:
+            continue
+        assert table['qos_reliability'].one_of == qos.RELIABILITIES, node.name
+        assert table['qos_reliability'].default in ('auto', 'best_effort'), node.name
+        # and the subscriptions go through the one helper that reads it
+        with open(importlib.import_module(node.module).__file__) as f:
+            source = f.read()
+        assert 'CameraSubscription(' in source and 'create_subscription(Image' not in source
+
+
 def test_schema_validation_messages():
     p = params.Param('backend', 'auto', 'engine backend', one_of=('auto', 'torch'))
     assert p.check('auto') is None

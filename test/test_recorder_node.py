@@ -52,7 +52,7 @@ def assert_values_documented(values):
 class RosHarness:
     """An in-test ROS node: camera publisher (10 Hz), action client, diagnostics listener."""
 
-    def __init__(self, bad_every=0, camera=True, depth=5):
+    def __init__(self, bad_every=0, camera=True, depth=5, best_effort=False):
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.action import ActionClient
         from rclpy.executors import SingleThreadedExecutor
@@ -62,8 +62,13 @@ class RosHarness:
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx)
         self.node = rclpy.create_node('recorder_test', context=self.ctx)
-        self.img_pub = self.node.create_publisher(Image, IMAGE_TOPIC, depth)
-        self.info_pub = self.node.create_publisher(CameraInfo, CAMERA['camera_info'], 5)
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        # best_effort: a camera driver such as the Astra's, which reliable-only never hears
+        reliability = ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE
+        self.img_pub = self.node.create_publisher(
+            Image, IMAGE_TOPIC, QoSProfile(depth=depth, reliability=reliability))
+        self.info_pub = self.node.create_publisher(
+            CameraInfo, CAMERA['camera_info'], QoSProfile(depth=5, reliability=reliability))
         self.client = ActionClient(self.node, Fibonacci, ACTION)
         self.Fibonacci, self.Image, self.CameraInfo = Fibonacci, Image, CameraInfo
         self.diag = {}
@@ -175,6 +180,9 @@ def check_episode(ep):
 
 
 @pytest.mark.rostest
+# A best-effort camera (as the Astra driver): the recorder's default QoS must hear it; the other
+# tests publish reliable.
+@pytest.mark.parametrize('harness', [{'best_effort': True}], indirect=True)
 def test_grasps_become_episodes_and_latched_status_starts_nothing(processes, harness, tmp_path):
     server = processes.start('-m', 'sam2real_ros.nodes.sim_grasp_server', '--ros-args', '-p',
                              'grasp_duration_s:=1.5', name='server')
@@ -182,6 +190,8 @@ def test_grasps_become_episodes_and_latched_status_starts_nothing(processes, har
     rec = start_recorder(processes, root)
     assert wait_until(lambda: int(harness.diag_value(root, 'frames_received')) >= 15, 30), \
         processes.output(rec)
+    assert '(best_available -> best_effort' in processes.output(rec) or \
+        '(best_effort, depth' in processes.output(rec), processes.output(rec)
     ids = [harness.grasp(1)]
     assert wait_until(lambda: len(episode_store.list_episodes(root, complete_only=True)), 10)
     n = int(harness.diag_value(root, 'frames_received'))  # let the ring buffer refill
