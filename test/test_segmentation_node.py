@@ -218,13 +218,18 @@ def test_lifecycle_transitions(processes, listener, fast_onnx_model):
         return any(i.node_name == 'segmentation_node' for i in
                    listener.node.get_subscriptions_info_by_topic(camera_topic))
 
+    def labels_publishers():
+        return listener.node.count_publishers(f'{NODE}/labels')
+
     assert listener.lifecycle_state() == 'unconfigured', processes.output(node)
     assert wait_until(lambda: listener.values().get('lifecycle_state') == 'unconfigured', 20)
     assert listener.status()[0] == DiagnosticStatus.OK and not camera_subscribed()
+    assert listener.values()['model_state'] == 'not loaded' and labels_publishers() == 0
 
     assert listener.transition(Transition.TRANSITION_CONFIGURE), processes.output(node)
     assert listener.lifecycle_state() == 'inactive'
     assert wait_until(lambda: listener.values().get('model_state') == 'loaded', 20)
+    assert wait_until(lambda: labels_publishers() == 1, 20)  # configure created them
     listener.listen(String, f'{NODE}/class_names', LATCHED)  # configure published it
     assert wait_until(lambda: listener.got(f'{NODE}/class_names'), 20)
     time.sleep(1.0)
@@ -249,6 +254,7 @@ def test_lifecycle_transitions(processes, listener, fast_onnx_model):
 
     assert listener.transition(Transition.TRANSITION_CLEANUP)
     assert listener.lifecycle_state() == 'unconfigured'
+    assert wait_until(lambda: labels_publishers() == 0, 20)  # cleanup destroyed them
     assert listener.transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
     assert listener.lifecycle_state() == 'finalized'
     log = processes.output(node)
