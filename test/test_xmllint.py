@@ -2,6 +2,7 @@
 import ast
 import glob
 import os
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -46,6 +47,41 @@ def test_package_xml_lists_exactly_the_ros_packages_imported_at_run_time():
     ros_deps = {d for d in deps if not d.startswith('python3-')} - not_imported
     unused = ros_deps - imported
     assert unused == set(), f'in package.xml but never imported: {unused}'
+
+
+# Third-party Python modules imported at run time: (rosdep key, an exec_depend in package.xml;
+# None: pip only) and the pip distribution pinned in requirements.txt (what make setup installs).
+PY_MODULES = {
+    'numpy': ('python3-numpy', 'numpy'), 'cv2': ('python3-opencv', 'opencv-python-headless'),
+    'yaml': ('python3-yaml', 'PyYAML'), 'tqdm': ('python3-tqdm', 'tqdm'),
+    'skimage': ('python3-skimage', 'scikit-image'),
+    'matplotlib': ('python3-matplotlib', 'matplotlib'), 'scipy': ('python3-scipy', 'scipy'),
+    'torch': (None, 'torch'), 'torchvision': (None, 'torchvision'), 'timm': (None, 'timm'),
+    'onnx': (None, 'onnx'), 'onnxruntime': (None, 'onnxruntime'),
+    'segment_anything': (None, 'segment-anything'), 'rosbags': (None, 'rosbags'),
+    'huggingface_hub': (None, 'huggingface_hub'),
+}
+NOT_INSTALLED = {'stillleben'}  # optional renderer built from source (docs/datasets.md)
+
+
+def test_package_xml_and_requirements_list_exactly_the_python_modules_imported_at_run_time():
+    """Each third-party import is pinned in requirements.txt, and a python3-* key if it has one."""
+    root = ET.parse(os.path.join(REPO, 'package.xml')).getroot()
+    deps = {e.text for e in root.findall('exec_depend') if e.text.startswith('python3-')}
+    code = glob.glob(os.path.join(REPO, 'sam2real_ros', '**', '*.py'), recursive=True)
+    code += glob.glob(os.path.join(REPO, 'launch', '*.py'))
+    third_party = {m for m in _imported_top_level_modules(code)
+                   if m not in sys.stdlib_module_names and not ROS_NAME.search(m)
+                   and m != 'sam2real_ros'} - NOT_INSTALLED
+    unknown = third_party - set(PY_MODULES)
+    assert unknown == set(), f'new run-time imports, add them to PY_MODULES: {unknown}'
+    wanted = {PY_MODULES[m][0] for m in third_party} - {None}
+    assert wanted - deps == set(), f'imported but not in package.xml: {wanted - deps}'
+    assert deps - wanted == set(), f'in package.xml but never imported: {deps - wanted}'
+    with open(os.path.join(REPO, 'requirements.txt')) as f:
+        pinned = {line.split('==')[0].strip().lower() for line in f if '==' in line}
+    missing = {PY_MODULES[m][1] for m in third_party if PY_MODULES[m][1].lower() not in pinned}
+    assert missing == set(), f'imported at run time but not pinned in requirements.txt: {missing}'
 
 
 @pytest.mark.linter
