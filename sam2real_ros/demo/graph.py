@@ -44,7 +44,12 @@ class Listener:
         self.node = self._ros.node
         self.node.create_subscription(Image, labels_topic, self._on_labels, 10)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
-        self.node.create_subscription(CameraInfo, camera_info_topic, self._on_info, 100)
+        # best effort: matches a reliable and a best-effort camera alike, and a missed ACK can
+        # never stall the count; deep, so a slow spin loses none
+        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+        info_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                              reliability=ReliabilityPolicy.BEST_EFFORT)
+        self.node.create_subscription(CameraInfo, camera_info_topic, self._on_info, info_qos)
 
     def _on_labels(self, msg):
         now = time.time_ns()
@@ -72,6 +77,8 @@ class Listener:
             (frames the node's subscription received), ``undelivered`` (published, never
             received), ``replaced`` (received, then replaced in the newest-frame slot before the
             model took them), ``window_s``; None without two diagnostics in the window.
+            ``camera_frames`` and ``undelivered`` are None (unknown, not 0) when the node received
+            frames in the window but this listener got none of their camera_info messages.
 
         """
         with self.lock:
@@ -82,8 +89,10 @@ class Listener:
         (ta, a), (tb, b) = diags[0], diags[-1]
         published = sum(ta < t <= tb for t in camera)
         delivered = int(b['frames_in']) - int(a['frames_in'])
+        if published == 0 and delivered > 0:
+            published = None  # the listener missed the camera_info stream: unknown, not 0
         return {'camera_frames': published, 'delivered': delivered,
-                'undelivered': max(0, published - delivered),
+                'undelivered': None if published is None else max(0, published - delivered),
                 'replaced': int(b['dropped_frames']) - int(a['dropped_frames']),
                 'window_s': (tb - ta) / 1e9}
 

@@ -510,6 +510,10 @@ def write_html(path, s):
             f'<tr><td>camera frames published</td><td id="camera-frames">{cam}</td></tr>',
             f'<tr><td>never delivered to the node (lost or late in transport)</td>'
             f'<td id="undelivered">{node["undelivered"]}</td></tr>']
+    else:
+        parts += [
+            '<tr><td>camera frames published / never delivered</td><td id="camera-frames-unknown">'
+            "unknown: the report's listener received no camera_info in the window</td></tr>"]
     parts += [
         "<tr><td>delivered but replaced in the node's newest-frame slot</td>"
         f'<td id="replaced">{node["dropped"]}</td></tr>',
