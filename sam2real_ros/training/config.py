@@ -10,6 +10,7 @@ default; unknown keys raise :class:`ConfigError` naming the key and the known on
 import dataclasses
 import os
 
+from sam2real_ros.common.labels import IGNORE_INDEX
 import yaml
 
 VARIANTS = ('synthetic_only', 'full', 'real_labels', 'pseudolabel')
@@ -57,7 +58,7 @@ class LossConfig:
     beta: float = 1.0
     margin: float = 0.5
     pairs: str = 'unordered'    # Eq. 5: mean over unordered pairs, or 'ordered' (twice that)
-    ignore_index: int = 255
+    ignore_index: int = IGNORE_INDEX
 
 
 @dataclasses.dataclass

@@ -19,7 +19,8 @@ import sys
 
 import numpy as np
 from sam2real_ros.common.cli_help import HelpFormatter
-from sam2real_ros.training.metrics import IGNORE_INDEX, MeanIoU
+from sam2real_ros.common.labels import IGNORE_INDEX
+from sam2real_ros.training.metrics import MeanIoU
 import yaml
 
 PRESETS = {

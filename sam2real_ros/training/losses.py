@@ -24,11 +24,11 @@ Conventions (see docs/training.md for the mapping equation -> code):
   loss is 0, with ``N = 0`` the invariance loss is 0; both stay connected to the graph.
 """
 import numpy as np
+from sam2real_ros.common.labels import IGNORE_INDEX
 from sam2real_ros.sam.mask_layers import as_mask_layers
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = 255
 PAIRS = ('unordered', 'ordered')
 
 

@@ -18,8 +18,7 @@ Conventions:
   pixels ignored) has no defined term: it is skipped and counted in ``skipped_frames``.
 """
 import numpy as np
-
-IGNORE_INDEX = 255
+from sam2real_ros.common.labels import IGNORE_INDEX
 
 
 def frame_ious(pred, gt, include_background=True, background=0, ignore_index=IGNORE_INDEX):
