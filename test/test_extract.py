@@ -197,13 +197,13 @@ def test_second_run_keeps_episodes_and_resumes_a_killed_run(tmp_path, capsys):
     assert extract.main(argv_for(tmp_path / 'bag', out)) == 1
     text = capsys.readouterr()
     assert '2 episode(s) in ' in text.out
-    assert '1 new (1 replacing half-written ones), 1 existing kept' in text.out, text.out
+    assert '1 new (1 replacing half-written or cut-short ones), 1 existing kept' in text.out, text.out
     assert 'interrupted' in text.err  # the recovery at start says what it found
     assert episode_frames(out) == want  # same ids, same frames: as one uninterrupted run
     assert all(ep['state'] == 'complete' for ep in episode_store.list_episodes(out))
     # and once more: nothing new, nothing doubled
     assert extract.main(argv_for(tmp_path / 'bag', out)) == 1
-    assert '0 new (0 replacing half-written ones), 2 existing kept' in capsys.readouterr().out
+    assert '0 new (0 replacing half-written or cut-short ones), 2 existing kept' in capsys.readouterr().out
     assert sorted(os.listdir(out / 'episodes')) == sorted(want)
 
 
@@ -253,3 +253,25 @@ def test_episode_timing_has_one_field_list_and_one_set_of_defaults():
     assert {name: params.get(name) for name in defaults} == defaults
     args = extract.build_parser().parse_args(['bag', '--image-topic', IMG, '--out', 'x'])
     assert {name: getattr(args, name) for name in defaults} == defaults
+
+
+def test_quota_counts_every_file_and_a_rerun_completes_cut_episodes(tmp_path, capsys):
+    """--max-disk-gb counts episode.json too; a rerun with space replaces a quota-cut episode."""
+    write_bag(tmp_path / 'bag', 'SQLITE3')
+    clean = tmp_path / 'clean'
+    extract.main(argv_for(tmp_path / 'bag', clean))
+    want = episode_frames(clean)
+    out = tmp_path / 'o'
+    assert extract.main(argv_for(tmp_path / 'bag', out, '--max-disk-gb', '0.000002')) == 1
+    eps = episode_store.list_episodes(out)
+    assert [ep['end_reason'] for ep in eps] == ['quota'] and eps[0]['frames_lost'] > 0
+    largest_png = max(os.path.getsize(f.image_path) for f in episode_store.iter_frames(out))
+    json_size = os.path.getsize(os.path.join(eps[0]['dir'], 'episode.json'))
+    # the overshoot is at most one frame and the final episode.json
+    assert episode_store.dir_size_bytes(out) <= 2000 + largest_png + json_size
+    capsys.readouterr()
+    assert extract.main(argv_for(tmp_path / 'bag', out)) == 1  # (the bag's one bad image)
+    text = capsys.readouterr().out
+    assert '2 new (1 replacing half-written or cut-short ones), 0 existing kept' in text, text
+    assert episode_frames(out) == want
+    assert [ep['frames_lost'] for ep in episode_store.list_episodes(out)] == [0, 0]

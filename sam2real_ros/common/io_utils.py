@@ -58,8 +58,10 @@ def atomic_write_bytes(path, data):
 
 
 def atomic_write_json(path, obj):
-    """Write ``obj`` as indented JSON atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + '\n').encode())
+    """Write ``obj`` as indented JSON atomically; returns the file's size in bytes."""
+    data = (json.dumps(obj, indent=2, sort_keys=True) + '\n').encode()
+    atomic_write_bytes(path, data)
+    return len(data)
 
 
 def atomic_write_npz(path, **arrays):

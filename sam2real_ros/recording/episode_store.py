@@ -159,6 +159,8 @@ class EpisodeWriter:
             self._phase = None
             self.json_due = False
             self.bytes_written = 0
+            self.size = 0  # bytes of the files in the folder: frames + the current episode.json
+            self._json_size = 0
             self.write_json()
         except BaseException:
             self.discard()
@@ -169,7 +171,9 @@ class EpisodeWriter:
         self.meta['counts'] = {p: sum(f['phase'] == p for f in self.meta['frames'])
                                for p in PHASES}
         self.meta['updated_ns'] = time.time_ns()
-        io_utils.atomic_write_json(os.path.join(self.dir, 'episode.json'), self.meta)
+        n = io_utils.atomic_write_json(os.path.join(self.dir, 'episode.json'), self.meta)
+        self.size += n - self._json_size
+        self._json_size = n
         self.json_due = False
 
     def add_frame(self, stamp_ns, phase, rgb, depth=None, sync=True):
@@ -206,6 +210,7 @@ class EpisodeWriter:
             self._phase = phase
             self.json_due = True
         self.bytes_written += n
+        self.size += n
         if sync and self.json_due:
             self.write_json()
         return n
@@ -521,7 +526,8 @@ class EpisodeSink:
         writes (at most every 30 s) and its end, each episode not written.
       resume (bool): an episode whose folder already holds the same episode (same start,
         trigger and image topic) is kept when complete (``episodes_existing``) and replaced when
-        half-written (``episodes_replaced``), so the same input gives the same episodes again.
+        half-written or when it lost frames (quota, failed writes: ``episodes_replaced``), so
+        the same input gives the same episodes again.
       rejected (callable | None): ``rejected() -> int``, how many camera images the caller has
         rejected as bad so far; an episode without frames then says whether bad images were
         all that arrived while it was open.
@@ -645,10 +651,13 @@ class EpisodeSink:
                 continue
             if not self._same(meta, ep):
                 continue
-            if meta['state'] == 'complete' or writer_alive(path):
+            if (meta['state'] == 'complete' and not meta.get('frames_lost')) \
+                    or writer_alive(path):
                 ep.skip = True
                 self.stats['episodes_existing'] += 1
             else:
+                if self.max_bytes:
+                    self.used -= dir_size_bytes(path)
                 shutil.rmtree(path)
                 ep.episode_id = eid
                 self.stats['episodes_replaced'] += 1
@@ -672,28 +681,32 @@ class EpisodeSink:
             self._lose('quota')
             return
         f = ev.frame
+        size = ep.writer.size if ep.writer is not None else 0
         try:
             if ep.writer is None:
                 ep.writer = EpisodeWriter(self.root, ep.start.t_ns, ep.meta, ep.episode_id)
                 ep.meta = ep.writer.meta
             n = ep.writer.add_frame(f.stamp_ns, ev.phase, f.rgb, f.depth, sync=False)
         except OSError as exc:
+            self.used += (ep.writer.size if ep.writer is not None else 0) - size
             self._lose('write_failed', self._write_failed(exc, 'frame'))
             return
         self._write_ok()
-        self.used += n
+        self.used += ep.writer.size - size
         self.stats['frames_written'] += 1
         self.stats['bytes_written'] += n
         self._sync_json(ep.writer)
 
     def _sync_json(self, writer):
         if writer.json_due:
+            size = writer.size
             try:
                 writer.write_json()
             except OSError as exc:
                 self._write_failed(exc, 'episode.json')
             else:
                 self._write_ok()
+                self.used += writer.size - size
 
     def _end(self, ev, camera):
         ep, self.episode = self.episode, None
@@ -724,6 +737,7 @@ class EpisodeSink:
     def _not_written(self, ep, meta, lost):
         if ep.writer is not None:
             ep.writer.discard()
+            self.used -= ep.writer.size
         self.stats['episodes_without_frames'] += 1
         bad = self._rejected() - ep.rejected_at_start
         if lost:
@@ -742,12 +756,14 @@ class EpisodeSink:
     def _retry_closing(self):
         while self.closing:
             w = self.closing[0]
+            size = w.size
             try:
                 w.close('complete')
             except OSError as exc:
                 self._write_failed(exc, 'episode.json')
                 return
             self._write_ok()
+            self.used += w.size - size
             self.closing.pop(0)
 
     def maintain(self):

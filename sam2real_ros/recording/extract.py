@@ -7,9 +7,10 @@ time (the time the recorder received it) instead of the wall clock, and writes t
 (:mod:`sam2real_ros.recording.episode_store`). Reads bags with the pure-Python ``rosbags`` package.
 
 Idempotent: the same bag gives the same episode ids, so a second run into the same ``--out``
-keeps the complete episodes, replaces half-written ones and writes only what is missing. Exit
-codes: 0 everything extracted; 1 finished, but messages were rejected or frames lost (the
-summary says which and why); 2 a user error (one line).
+keeps the complete episodes, replaces half-written ones and those that lost frames (quota,
+failed writes) and writes only what is missing. Exit codes: 0 everything extracted; 1
+finished, but messages were rejected or frames lost (the summary says which and why); 2 a user
+error (one line).
 """
 import argparse
 import os
@@ -170,7 +171,7 @@ def summary(args, stats, counts, rejected):
     new = stats['episodes_complete']
     lines = [f'{new + stats["episodes_existing"]} episode(s) in '
              f'{os.path.join(args.out, "episodes")}: {new} new '
-             f'({stats["episodes_replaced"]} replacing half-written ones), '
+             f'({stats["episodes_replaced"]} replacing half-written or cut-short ones), '
              f'{stats["episodes_existing"]} existing kept; {stats["frames_written"]} frame(s) '
              f'written; stale goals ignored: {counts.get("stale_goals_ignored", 0)}']
     if stats['episodes_without_frames']:
