@@ -197,7 +197,8 @@ def test_second_run_keeps_episodes_and_resumes_a_killed_run(tmp_path, capsys):
     assert extract.main(argv_for(tmp_path / 'bag', out)) == 1
     text = capsys.readouterr()
     assert '2 episode(s) in ' in text.out
-    assert '1 new (1 replacing half-written or cut-short ones), 1 existing kept' in text.out, text.out
+    assert '1 new (1 replacing half-written or cut-short ones), 1 existing kept' in text.out, \
+        text.out
     assert 'interrupted' in text.err  # the recovery at start says what it found
     assert episode_frames(out) == want  # same ids, same frames: as one uninterrupted run
     assert all(ep['state'] == 'complete' for ep in episode_store.list_episodes(out))
