@@ -204,7 +204,8 @@ def test_second_run_keeps_episodes_and_resumes_a_killed_run(tmp_path, capsys):
     assert all(ep['state'] == 'complete' for ep in episode_store.list_episodes(out))
     # and once more: nothing new, nothing doubled
     assert extract.main(argv_for(tmp_path / 'bag', out)) == 1
-    assert '0 new (0 replacing half-written or cut-short ones), 2 existing kept' in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert '0 new (0 replacing half-written or cut-short ones), 2 existing kept' in text, text
     assert sorted(os.listdir(out / 'episodes')) == sorted(want)
 
 
