@@ -286,6 +286,37 @@ def test_simulated_disk_full_mid_grasp_is_recorded_truthfully(tmp_path, monkeypa
     assert ep2['end_reason'] == 'after_elapsed' and ep2['frames_lost'] == 0
 
 
+def test_each_lasting_run_of_failed_writes_is_reported(tmp_path, monkeypatch):
+    """A second run of failures soon after the first is reported once 30 s have passed."""
+    disk = FlakyDisk(monkeypatch)
+    warnings, clock = [], [0.0]
+    sink = EpisodeSink(tmp_path, warn=warnings.append, clock=lambda: clock[0])
+
+    def reports():
+        return (sum('episode write failed' in w for w in warnings),
+                sum('succeed again' in w for w in warnings))
+
+    disk.set_full(True)
+    run_logic(sink, grasp(0.0, 1.0, 2.0))
+    assert reports() == (1, 0) and sink.write_error
+    disk.set_full(False)
+    sink.handle(Tick())
+    assert reports() == (1, 1) and sink.write_error is None
+    clock[0] = 10.0  # the disk fills up again 10 s after the first report: not reported yet
+    disk.set_full(True)
+    run_logic(sink, grasp(0.0, 1.0, 2.0))
+    clock[0] = 20.0
+    sink.handle(Tick())
+    assert reports() == (1, 1) and sink.write_error
+    clock[0] = 31.0  # still full 30 s after the last report: reported now, once
+    sink.handle(Tick())
+    sink.handle(Tick())
+    assert reports() == (2, 1)
+    disk.set_full(False)
+    sink.handle(Tick())
+    assert reports() == (2, 2) and sink.write_error is None
+
+
 def test_no_episode_without_frames(tmp_path, monkeypatch):
     disk = FlakyDisk(monkeypatch)
     warnings = []

@@ -466,8 +466,9 @@ def test_full_disk_is_reported_and_clears(processes, harness, tmp_path, kind):
         assert processes.stop(rec) == 0
         log = processes.output(rec)
         # each run of failures is reported once, and at most every 30 s (so the second run,
-        # seconds after the first, is not); each recovery is reported
-        assert log.count('episode write failed') == 1, log
+        # seconds after the first, is not, unless a slow machine made it last past the 30 s);
+        # each recovery is reported
+        assert 1 <= log.count('episode write failed') <= 2, log
         assert log.count('episode writes succeed again') == 2, log
 
 

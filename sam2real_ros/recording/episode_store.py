@@ -523,7 +523,8 @@ class EpisodeSink:
         written in between.
       min_free_gb (float): store no frame while the file system has less free space (0: off).
       warn (callable): ``warn(str)`` for problems: each quota change, each new run of failed
-        writes (at most every 30 s) and its end, each episode not written.
+        writes (at most every 30 s; later when it still lasts) and its end, each episode not
+        written.
       resume (bool): an episode whose folder already holds the same episode (same start,
         trigger and image topic) is kept when complete (``episodes_existing``) and replaced when
         half-written or when it lost frames (quota, failed writes: ``episodes_replaced``), so
@@ -552,6 +553,7 @@ class EpisodeSink:
         self.write_error = None  # the last failed write, until a write succeeds again
         self.last_not_written = None  # why the last episode without frames was not written
         self._error_run = 0
+        self._error_reported = False  # the current run of failed writes was reported
         self._warned_error_at = None
         self.stats = Counter(dict.fromkeys((
             'episodes_started', 'episodes_complete', 'episodes_cut_short',
@@ -592,16 +594,19 @@ class EpisodeSink:
         if self.write_error is not None:
             self.warn(f'episode writes succeed again after {self._error_run} failed write(s) '
                       f'(last: {self.write_error})')
-        self.write_error, self._error_run = None, 0
+        self.write_error, self._error_run, self._error_reported = None, 0, False
 
     def _write_failed(self, exc, what):
         text = f'{what}: {_error_text(exc)}'
         self.stats['write_errors'] += 1
         self._error_run += 1
         now = self._clock()
-        if self.write_error is None and (self._warned_error_at is None
+        # once per run of failures, at most every 30 s: a run that starts sooner after the
+        # last report is reported when the 30 s are over, if it still lasts (the probe of
+        # maintain() keeps failing meanwhile)
+        if not self._error_reported and (self._warned_error_at is None
                                          or now - self._warned_error_at >= _WARN_EVERY_S):
-            self._warned_error_at = now
+            self._warned_error_at, self._error_reported = now, True
             self.warn(f'episode write failed (reported once per run of failures; frames are '
                       f'lost meanwhile): {text}')
         self.write_error = text
