@@ -28,6 +28,7 @@ import time
 
 from benchmarks import sim2real_pool
 from benchmarks import sim2real_report
+from sam2real_ros.common.io_utils import atomic_write_json
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -164,6 +165,37 @@ def plan_runs(bench, size, seeds, only, out, pool_root, sets=()):
     return runs
 
 
+def source_digest():
+    """
+    Return a short digest of the package's Python sources (what decides the numbers).
+
+    A finished run is reused by a rerun into the same ``--out``; when it was trained by other
+    code, the table would mix code versions silently, so :func:`main` says so per run.
+    """
+    import hashlib
+
+    import sam2real_ros
+    pkg = os.path.dirname(os.path.abspath(sam2real_ros.__file__))
+    h = hashlib.sha256()
+    for dirpath, dirnames, files in os.walk(pkg):
+        dirnames[:] = sorted(d for d in dirnames if d != '__pycache__')
+        for name in sorted(f for f in files if f.endswith('.py')):
+            path = os.path.join(dirpath, name)
+            h.update(os.path.relpath(path, pkg).encode() + b'\0')
+            with open(path, 'rb') as f:
+                h.update(f.read() + b'\0')
+    return h.hexdigest()[:12]
+
+
+def run_code(run):
+    """Return the source digest a finished run recorded (``code.json``), or None."""
+    try:
+        with open(os.path.join(run['dir'], 'code.json')) as f:
+            return json.load(f).get('source_digest')
+    except (OSError, ValueError):
+        return None
+
+
 def run_state(run):
     """``done``, ``partial`` or ``new``; a folder trained with another config is an error."""
     from sam2real_ros.training.config import dump_config
@@ -241,6 +273,15 @@ def prepare_pool(bench, runs, pool_root, spec, progress, log):
     return info
 
 
+def pool_quality(pool_root, spec):
+    """Segment quality of a procedural pool's segments and oracle segments (or {})."""
+    if not spec:
+        return {}
+    paths = sim2real_pool.pool_paths(pool_root)
+    return {'pool_segments': sim2real_pool.segment_quality(pool_root),
+            'oracle_segments': sim2real_pool.segment_quality(pool_root, paths['oracle'])}
+
+
 def numerics(threads):
     """
     Return what decides the floating-point results besides code, config and seeds.
@@ -306,7 +347,7 @@ def main(argv=None):
                 raise BenchmarkError(f'--report-only: no benchmark output at {out}')
             summary = sim2real_report.write_report(out, runs, {
                 'size': args.size, 'seeds': seeds, 'config': os.path.relpath(args.config),
-                'report_only': True})
+                'report_only': True, **pool_quality(pool_root, spec)})
             log(f'wrote {os.path.join(out, "results.md")}, results.csv, summary.csv, '
                 'curves.png')
             print(json.dumps(summary))
@@ -319,12 +360,21 @@ def main(argv=None):
         log(f'{len(runs)} runs ({len({r["exp"]["id"] for r in runs})} experiments, up to '
             f'{seeds} seeds), size {args.size}, launcher {launcher}, {threads} thread(s); '
             f'out {out}')
+        code, other_code = source_digest(), []
         bar = tqdm(runs, desc='runs', unit='run', disable=args.no_progress)
         for i, run in enumerate(bar):
             name = f'{run["exp"]["id"]} seed {run["seed"]}'
             bar.set_postfix_str(name)
             state = run_state(run)
             t1 = time.monotonic()
+            if state != 'new' and run_code(run) != code:
+                other_code.append(name)
+                log(f'warning: {name} was {"trained" if state == "done" else "started"} by '
+                    f'other code (source digest {run_code(run)}, now {code}); its numbers may '
+                    'differ from a fresh run: delete its folder to train it again')
+            if state == 'new':
+                atomic_write_json(os.path.join(run['dir'], 'code.json'),
+                                  {'source_digest': code})
             if state != 'done':
                 launch(run, launcher, nproc, threads)
             rows = sim2real_report.run_metrics(run['dir'])
@@ -346,7 +396,9 @@ def main(argv=None):
         'size': args.size, 'seeds': seeds, 'config': os.path.relpath(args.config),
         'wall_s': round(wall, 1),
         'segmenter': (pool.get('segments') or {}).get('segmenter'), 'launcher': launcher,
-        'pool_frames': pool.get('frames'), **numerics(threads)})
+        'pool_frames': pool.get('frames'), 'source_digest': code,
+        'runs_by_other_code': other_code or None, **numerics(threads),
+        **pool_quality(pool_root, spec)})
     log(f'wrote {os.path.join(out, "results.md")}, results.csv, summary.csv, curves.png '
         f'({wall:.0f} s)')
     print(json.dumps(summary))

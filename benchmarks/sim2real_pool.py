@@ -11,15 +11,42 @@ their ground truth are written as a BOP folder (``<pool>/real_bop``) for the ``r
 upper bound. For a diagnostic "ideal SAM", ``<pool>/oracle_masks`` holds segments derived from
 the ground-truth instances (``procedural.oracle_segments``: whole objects, halves, merged
 neighbours, the background) for the same frames; only experiments that name it use it.
+
+A pool on disk is reused only while it is what today's code makes: every frame is rendered
+again and compared with the files (image, depth, ground truth, oracle segments), and the stored
+segments must come from the same segmenter with the same settings, with depth where the frame
+has depth, and the first frame segmented again must give the same masks. Anything else raises
+:class:`StalePoolError`: a pool left by older code would silently give other numbers (#13).
 """
 import json
 import os
 
 import numpy as np
 
-from sam2real_ros.common.io_utils import atomic_write_bytes, atomic_write_png
+from sam2real_ros.common.io_utils import (atomic_write_bytes, atomic_write_png,
+                                          read_image_unchanged)
 
 POOL_FIELDS = ('appearance', 'seed', 'frames', 'size', 'objects')
+
+
+class StalePoolError(ValueError):
+    """A pool folder that today's code would not make (the message says what differs)."""
+
+
+def _stale(root, what):
+    return StalePoolError(f'the pool {root} was made by other code or settings: {what}; delete '
+                          'that folder (or choose another --out) to make it again')
+
+
+def _keep_or_write(path, image, root):
+    """Write ``image`` as PNG, or check that the file already there holds exactly it."""
+    if not os.path.isfile(path):
+        atomic_write_png(path, image)
+        return
+    old = read_image_unchanged(path)
+    if old.shape != image.shape or old.dtype != image.dtype or not np.array_equal(old, image):
+        raise _stale(root, f'{os.path.relpath(path, root)} differs from what the renderer '
+                     'draws now')
 
 
 def pool_paths(root):
@@ -69,20 +96,28 @@ def render_pool(root, appearance='real', seed=11, frames=48, size=(96, 128), obj
             if not visible.any():
                 continue
             mask_path = os.path.join(scene_dir, 'mask_visib', f'{i:06d}_{len(objs):06d}.png')
-            if not os.path.isfile(mask_path):
-                atomic_write_png(mask_path, visible.astype(np.uint8) * 255)
+            _keep_or_write(mask_path, visible.astype(np.uint8) * 255, root)
             objs.append({'obj_id': int(cls)})
         scene_gt[str(i)] = objs
         key = f'frames/{name}'
+        masks = oracle_segments(scene['instances'], np.random.default_rng([int(seed), 3, i]))
         if oracle.status(key) != 'done':
-            masks = oracle_segments(scene['instances'], np.random.default_rng([int(seed), 3, i]))
             oracle.write(key, masks, np.ones((len(masks), 2), np.float32), segmenter='oracle')
+        elif not np.array_equal(oracle.read(key).masks(), masks):
+            raise _stale(root, f'the oracle segments of {key} differ from what '
+                         'oracle_segments gives now')
         depth_path = os.path.join(img_dir, 'depth', name)  # io_utils.depth_path of the frame
-        if not os.path.isfile(depth_path):  # before the image: the worker may start at once
-            atomic_write_png(depth_path, scene['depth'])
-        if not os.path.isfile(rgb_path):
-            atomic_write_png(rgb_path, scene['rgb'])
-            atomic_write_png(os.path.join(scene_dir, 'rgb', name), scene['rgb'])
+        if not os.path.isfile(depth_path) and os.path.isfile(rgb_path):
+            raise _stale(root, f'{key} has no depth (a pool from before the pool got depth: its '
+                         'segments were made without depth)')
+        _keep_or_write(depth_path, scene['depth'], root)  # before the image: the worker may
+        _keep_or_write(rgb_path, scene['rgb'], root)      # start at once
+        _keep_or_write(os.path.join(scene_dir, 'rgb', name), scene['rgb'], root)
+    if os.path.isfile(gt_path):
+        with open(gt_path) as f:
+            if json.load(f) != scene_gt:
+                raise _stale(root, f'{os.path.relpath(gt_path, root)} differs from the ground '
+                             'truth rendered now')
     atomic_write_bytes(gt_path, json.dumps(scene_gt).encode())
     atomic_write_bytes(os.path.join(paths['bop'], 'classes.txt'),
                        ('\n'.join(CLASS_NAMES[1:]) + '\n').encode())
@@ -101,27 +136,115 @@ def segment_pool(real_root, segmenter='auto', progress=False, log=print):
 
     Returns
     -------
-      dict: ``segmented`` (frames processed now), ``failed``, ``seconds`` (segmenter time),
-      ``segmenter`` name, ``store`` path.
+      dict: ``segmented`` (frames processed now), ``reused`` (frames whose masks were there
+      already), ``failed``, ``seconds`` (segmenter time), ``segmenter`` name and ``settings``,
+      ``store`` path.
+
+    Raises
+    ------
+      StalePoolError: masks already in the store come from another segmenter, other settings,
+      without the frame's depth, or differ from what the segmenter gives now (first frame).
 
     """
+    from sam2real_ros.common.io_utils import depth_path
     from sam2real_ros.sam.segmenters import make_segmenter
-    from sam2real_ros.sam.worker import SamWorker
+    from sam2real_ros.sam.worker import find_frames, SamWorker
     spec = {'kind': segmenter} if isinstance(segmenter, str) else dict(segmenter)
-    worker = SamWorker(real_root, None)
+    worker = SamWorker(real_root, make_segmenter(log=log, **spec))
+    seg = worker.segmenter
+    settings = json.loads(json.dumps(seg.settings, sort_keys=True))
+    takes_depth = getattr(seg, 'accepts_depth', False)
+    reused = [f for f in find_frames(worker.root, worker.store_root)
+              if worker.store.status(f.key) == 'done']
+    for i, frame in enumerate(reused):
+        rec = worker.store.read(frame.key)
+        what = None
+        if rec.segmenter != seg.name:
+            what = f'the masks of {frame.key} come from {rec.segmenter!r}, not {seg.name!r}'
+        elif rec.settings != settings:
+            diff = {k: (rec.settings.get(k), settings.get(k))
+                    for k in sorted(set(rec.settings) | set(settings))
+                    if rec.settings.get(k) != settings.get(k)}
+            what = (f'the masks of {frame.key} were made with other {seg.name} settings '
+                    '(stored, now): ' + ', '.join(f'{k} {a} vs {b}' for k, (a, b) in diff.items()))
+        elif takes_depth and bool(rec.extra.get('depth')) != os.path.isfile(
+                depth_path(frame.image_path)):
+            what = (f'the masks of {frame.key} were made '
+                    f'{"with" if rec.extra.get("depth") else "without"} depth, but the frame '
+                    f'{"has none" if rec.extra.get("depth") else "has depth"}')
+        elif i == 0:
+            rgb, depth = worker.load(frame)
+            now = seg(rgb, depth=depth) if depth is not None else seg(rgb)
+            if not np.array_equal(now.masks, rec.masks()):
+                what = (f'{seg.name} segments {frame.key} differently now ({len(now.masks)} '
+                        f'masks, the store holds {len(rec)})')
+        if what:
+            worker.close()
+            raise _stale(os.path.dirname(worker.store_root), what)
     todo = worker.pending()
-    name = None
     if todo:
-        worker.segmenter = make_segmenter(log=log, **spec)
-        name = worker.segmenter.name
-        log(f'segmenting {len(todo)} real frames with {name} into {worker.store_root} '
+        log(f'segmenting {len(todo)} real frames with {seg.name} into {worker.store_root} '
             f'(once; reused by every variant and seed)')
         worker.run(todo, progress=progress)
-    else:
-        keys = worker.store.keys()
-        if keys:
-            name = worker.store.read(next(iter(keys))).segmenter
+    worker.close()
     if worker.failed:
         log(f'warning: {worker.failed} frames failed to segment (see {worker.store_root})')
-    return {'segmented': worker.done, 'failed': worker.failed, 'seconds': worker.seconds,
-            'segmenter': name, 'store': worker.store_root}
+    return {'segmented': worker.done, 'reused': len(reused), 'failed': worker.failed,
+            'seconds': worker.seconds, 'segmenter': seg.name, 'settings': settings,
+            'store': worker.store_root}
+
+
+def segment_quality(pool_root, store_root=None):
+    """
+    Measure how well a pool's stored segments match its ground-truth objects.
+
+    For every pool frame with masks and every visible object (``real_bop`` ``mask_visib``), the
+    *best IoU* is the largest IoU of any segment with that object, as in
+    ``benchmarks/segmenter.py``.
+
+    Arguments:
+      pool_root (str): pool folder (:func:`render_pool`).
+      store_root (str | None): mask store (default: the pool's ``real/masks``).
+
+    Returns
+    -------
+      dict | None: ``frames``, ``objects``, ``segments_per_frame`` (mean), ``segments_min``,
+      ``segments_max``, ``mean_best_iou``, ``frac_iou_gt_0.5``, ``frac_iou_gt_0.75``,
+      ``with_depth`` (frames segmented with depth), ``segmenter``; None when nothing to measure.
+
+    """
+    from benchmarks.segmenter import best_ious
+    from sam2real_ros.sam.mask_store import MaskStore
+    paths = pool_paths(pool_root)
+    store = MaskStore(store_root or os.path.join(paths['real'], 'masks'))
+    scene_dir = os.path.join(paths['bop'], 'train', '000000')
+    gt_path = os.path.join(scene_dir, 'scene_gt.json')
+    if not os.path.isfile(gt_path):
+        return None
+    with open(gt_path) as f:
+        scene_gt = json.load(f)
+    counts, ious, depth, names = [], [], 0, set()
+    for i in sorted(scene_gt, key=int):
+        key = f'frames/{int(i):06d}.png'
+        if store.status(key) != 'done':
+            continue
+        rec = store.read(key)
+        names.add(rec.segmenter)
+        depth += bool(rec.extra.get('depth'))
+        counts.append(len(rec))
+        objects = [read_image_unchanged(os.path.join(
+            scene_dir, 'mask_visib', f'{int(i):06d}_{k:06d}.png')) > 0
+            for k in range(len(scene_gt[i]))]
+        if objects:
+            ious.extend(best_ious(rec.masks(), np.stack(objects)).tolist())
+    if not counts:
+        return None
+    ious = np.asarray(ious)
+
+    def frac(t):
+        return round(float((ious > t).mean()), 4) if len(ious) else None
+    return {'segmenter': ', '.join(sorted(names)), 'frames': len(counts),
+            'objects': int(len(ious)), 'segments_per_frame': round(float(np.mean(counts)), 1),
+            'segments_min': int(min(counts)), 'segments_max': int(max(counts)),
+            'mean_best_iou': round(float(ious.mean()), 4) if len(ious) else None,
+            'frac_iou_gt_0.5': frac(0.5), 'frac_iou_gt_0.75': frac(0.75), 'with_depth': depth}

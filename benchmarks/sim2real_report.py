@@ -118,7 +118,21 @@ def markdown(agg, meta):
         lines.append(f'| {group if group != last else ""} | {a["label"]} | {a["mean"]:.3f} | '
                      f'{a["std"]:.3f} | {delta} | {a["n"]} | {per} |')
         last = group
-    lines += ['', ' '.join(f'{key}: {val}' for key, val in meta.items() if val is not None)]
+    for key, what in (('pool_segments', 'Segments of the pool'),
+                      ('oracle_segments', 'Oracle segments (diagnostic)')):
+        q = meta.get(key)
+        if q:
+            depth = ('' if q['segmenter'] == 'oracle'
+                     else f', {q["with_depth"]} segmented with depth')
+            lines += ['', f'{what} ({q["segmenter"]}, {q["frames"]} frames{depth}): '
+                      f'{q["segments_per_frame"]} segments per frame '
+                      f'({q["segments_min"]}-{q["segments_max"]}); best IoU per object '
+                      f'(largest IoU of any segment with each of {q["objects"]} visible '
+                      f'objects): mean {q["mean_best_iou"]:.3f}, '
+                      f'{100 * q["frac_iou_gt_0.5"]:.0f}% > 0.5, '
+                      f'{100 * q["frac_iou_gt_0.75"]:.0f}% > 0.75.']
+    lines += ['', ' '.join(f'{key}: {val}' for key, val in meta.items()
+                           if val is not None and not isinstance(val, dict))]
     return '\n'.join(lines) + '\n'
 
 

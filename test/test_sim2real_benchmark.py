@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,12 +69,24 @@ def test_quick_run_writes_tables_plots_and_reuses_pool_and_runs(tmp_path):
                - float(last['miou_last_k'])) < 1e-4
     assert 'SAM pseudolabels' in (out / 'results.md').read_text()
     assert (out / 'curves.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    # a second invocation reuses the masks and the finished runs
+    # each run records the sources that trained it
+    code = json.loads((run / 'synthetic_only' / 'seed0' / 'code.json').read_text())
+    assert code == {'source_digest': summary['source_digest']}
+    assert summary['runs_by_other_code'] is None
+    # a second invocation reuses the masks and the finished runs, and says which of them other
+    # code trained (here: one whose record was altered)
+    (run / 'pseudolabel' / 'seed0' / 'code.json').write_text('{"source_digest": "older"}')
     again = _run('--quick', '--config', str(cfg), '--out', str(out))
     assert again.returncode == 0, again.stderr[-2000:]
     assert 'segmenting' not in again.stderr + again.stdout
     assert again.stdout.count('(reused)') + again.stderr.count('(reused)') == 2
-    assert json.loads(again.stdout.strip().splitlines()[-1])['results'] == summary['results']
+    said = again.stdout + again.stderr
+    assert said.count('by other code') == 1
+    assert 'warning: narrow/pseudolabel seed 0 was trained by other code (source digest older' \
+        in said
+    again_summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert again_summary['results'] == summary['results']
+    assert again_summary['runs_by_other_code'] == ['narrow/pseudolabel seed 0']
     # --report-only rewrites the tables from the run folders alone and ends with the JSON
     (out / 'results.md').unlink()
     report = _run('--report-only', '--quick', '--config', str(cfg), '--out', str(out))
@@ -117,7 +130,7 @@ def test_dry_run_plans_the_gpu_config_without_touching_data(tmp_path):
 
 def test_a_rerun_into_a_new_folder_gives_the_same_table(tmp_path):
     """Same code, config and thread count: the pool, its segments and every run repeat exactly."""
-    cfg = _small_config(tmp_path, ('narrow/synthetic_only', 'narrow/full'))
+    cfg = _small_config(tmp_path, ('narrow/full',))  # the runs that use the pool's segments
     tables = []
     for name in ('first', 'second'):
         out = tmp_path / name
@@ -125,12 +138,67 @@ def test_a_rerun_into_a_new_folder_gives_the_same_table(tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         summary = json.loads(proc.stdout.strip().splitlines()[-1])
         assert summary['threads'] == 1 and summary['cpu_capability'] and summary['torch']
-        runs = {}
-        for variant in ('synthetic_only', 'full'):
-            with open(out / 'runs' / 'tiny' / 'narrow' / variant / 'seed0' / 'metrics.csv') as f:
-                # every number but the wall time, at full precision
-                runs[variant] = [{k: v for k, v in row.items() if k != 'time_s'}
-                                 for row in csv.DictReader(f)]
-        tables.append((summary['results'], runs))
+        with open(out / 'runs' / 'tiny' / 'narrow' / 'full' / 'seed0' / 'metrics.csv') as f:
+            # every number but the wall time, at full precision
+            rows = [{k: v for k, v in row.items() if k != 'time_s'} for row in csv.DictReader(f)]
+        table = (out / 'results.md').read_text().splitlines()
+        tables.append((summary['results'], summary['pool_segments'], rows,
+                       [ln for ln in table if 'wall_s' not in ln]))
     assert tables[0] == tables[1]
-    assert float(tables[0][1]['full'][-1]['real_n']) > 0  # the runs did use segments
+    assert float(tables[0][2][-1]['real_n']) > 0  # the run did use segments
+    quality = tables[0][1]
+    assert quality['frames'] == 3 and quality['with_depth'] == 3
+    assert 0.0 < quality['mean_best_iou'] <= 1.0 and quality['segments_per_frame'] > 0
+    assert any(ln.startswith('Segments of the pool (fallback, 3 frames') for ln in tables[0][3])
+
+
+def test_a_pool_from_other_code_or_settings_is_refused(tmp_path, capsys):
+    """A pool left by older code (frames, depth, segments) would change the table silently."""
+    from benchmarks import sim2real_pool as sp
+    from sam2real_ros.common.io_utils import atomic_write_png, read_rgb
+    from sam2real_ros.sam.mask_store import MaskStore
+    root = str(tmp_path / 'pool')
+    spec = {'seed': 11, 'frames': 2, 'size': (48, 64)}
+    sp.render_pool(root, **spec)
+    first = sp.segment_pool(os.path.join(root, 'real'), 'fallback', log=lambda m: None)
+    assert (first['segmented'], first['reused'], first['failed']) == (2, 0, 0)
+    # the same code and settings: everything is reused and checked, nothing is redone
+    sp.render_pool(root, **spec)
+    again = sp.segment_pool(os.path.join(root, 'real'), 'fallback', log=lambda m: None)
+    assert (again['segmented'], again['reused']) == (0, 2)
+    # other segmenter settings
+    other = {'kind': 'fallback', 'fallback_settings': {'max_segments': 5}}
+    with pytest.raises(sp.StalePoolError, match='max_segments 200 vs 5'):
+        sp.segment_pool(os.path.join(root, 'real'), other, log=lambda m: None)
+    # masks that today's segmenter does not give for the first frame
+    store = MaskStore(os.path.join(root, 'real', 'masks'))
+    rec = store.read('frames/000000.png')
+    store.write(rec.key, rec.masks()[:-1], rec.scores[:-1], segmenter=rec.segmenter,
+                settings=rec.settings, extra=rec.extra)
+    with pytest.raises(sp.StalePoolError, match='segments frames/000000.png differently'):
+        sp.segment_pool(os.path.join(root, 'real'), 'fallback', log=lambda m: None)
+    # a frame that the renderer draws differently now
+    path = os.path.join(root, 'real', 'frames', '000001.png')
+    atomic_write_png(path, 255 - read_rgb(path))
+    with pytest.raises(sp.StalePoolError, match='real/frames/000001.png differs'):
+        sp.render_pool(root, **spec)
+    # a pool from before depth: its segments were made from colour alone
+    os.unlink(os.path.join(root, 'real', 'frames', 'depth', '000000.png'))
+    with pytest.raises(sp.StalePoolError, match='has no depth'):
+        sp.render_pool(root, **spec)
+    # through the benchmark (in-process: no second interpreter): one line, exit 2
+    from benchmarks import sim2real
+    cfg = _small_config(tmp_path, ('narrow/full',))
+    out = tmp_path / 'out'
+    os.makedirs(out / 'pool')
+    os.rename(root, out / 'pool' / '3')
+    import torch
+    threads = torch.get_num_threads()
+    try:
+        assert sim2real.main(['--quick', '--no-progress', '--config', str(cfg),
+                              '--out', str(out)]) == 2
+    finally:
+        torch.set_num_threads(threads)  # main sets the benchmark's thread count
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f'sim2real: error: the pool {out / "pool" / "3"} was made by '
+                              'other code or settings'), err
