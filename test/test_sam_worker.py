@@ -142,6 +142,21 @@ def test_cli_user_errors(tmp_path, capsys):
     assert 'SAM checkpoint not found' in capsys.readouterr().err
 
 
+def test_cli_names_the_episode_folders_it_leaves_out(tmp_path, capsys):
+    """A still-recording episode and an unreadable folder are named, not skipped silently."""
+    writers = make_dataset(tmp_path, n_plain=0)
+    broken = tmp_path / 'episodes' / 'broken'
+    broken.mkdir()
+    (broken / 'episode.json').write_text('{bad')
+    assert main([str(tmp_path), '--segmenter', 'fallback', '--nice', '0', '--no-progress',
+                 '--limit', '1']) == 0
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if 'left out' in ln]
+    assert line.startswith('sam2real segment: 2 episode folder(s) left out: ')
+    assert f'{writers["recording"].episode_id}: still recording, or its writer died' in line
+    assert 'broken: ' in line and 'not valid JSON' in line
+    writers['recording'].discard()
+
+
 # ``sam2real segment`` in a real process that freezes in the middle of its 3rd mask write (the
 # temp file written, not yet renamed), to be killed -9 there: a chosen point, not a lucky one.
 FREEZING_SEGMENT = textwrap.dedent("""

@@ -40,30 +40,37 @@ class Frame:
     key: str
 
 
-def _episode_frames(root):
+def _episode_frames(root, skipped=None):
     out = []
-    for meta in episode_store.list_episodes(root, complete_only=False):
+    problems = [] if skipped is not None else None
+    for meta in episode_store.list_episodes(root, complete_only=False, problems=problems):
         if meta['state'] not in ('complete', 'interrupted'):
+            if skipped is not None:
+                skipped.append((meta['episode_id'], 'still recording, or its writer died (the '
+                                'recorder repairs it at its next start)'))
             continue
         for fr in sorted(meta['frames'], key=lambda f: f['stamp_ns']):
             path = os.path.join(meta['dir'], *fr['rgb'].split('/'))
             out.append(Frame(path, os.path.relpath(path, root).replace(os.sep, '/')))
+    if skipped is not None:
+        skipped.extend(problems)
     return out
 
 
-def find_frames(dataset_root, store_root=None):
+def find_frames(dataset_root, store_root=None, skipped=None):
     """
     Return all frames below ``dataset_root``: finished episodes first, then plain image files.
 
     Plain images are those :func:`sam2real_ros.common.io_utils.list_images` lists (the image
     lister the image-folder dataset uses too), leaving out the mask store. Returns a list of
-    :class:`Frame`.
+    :class:`Frame`; ``skipped``, when a list, receives ``(episode_id, reason)`` for each
+    episode folder left out (still recording, or unreadable).
     """
     root = os.path.abspath(os.fspath(dataset_root))
     if not os.path.isdir(root):
         raise WorkerError(f'dataset root is not a folder: {root}')
     store_root = os.path.abspath(store_root or os.path.join(root, 'masks'))
-    frames = _episode_frames(root)
+    frames = _episode_frames(root, skipped)
     for key in io_utils.list_images(root, exclude=[store_root]):
         frames.append(Frame(os.path.join(root, *key.split('/')), key))
     return frames
@@ -471,9 +478,16 @@ def main(argv=None):
         shard = parse_shard(args.shard) if args.shard else shard_from_env()
         if not os.path.isdir(args.dataset):
             raise WorkerError(f'dataset root is not a folder: {args.dataset}')
-        if not args.watch and not find_frames(args.dataset, args.store):
+        skipped = []
+        found = find_frames(args.dataset, args.store, skipped)
+        left_out = (f'{len(skipped)} episode folder(s) left out: '
+                    + '; '.join(f'{eid}: {why}' for eid, why in skipped[:SHOW_FAILURES])
+                    + (f'; ... and {len(skipped) - SHOW_FAILURES} more'
+                       if len(skipped) > SHOW_FAILURES else '')) if skipped else ''
+        if not found and not args.watch:
             raise WorkerError(f'no images found under {args.dataset} (image files '
-                              f'{" ".join(io_utils.IMAGE_EXTS)} or finished recorder episodes)')
+                              f'{" ".join(io_utils.IMAGE_EXTS)} or finished recorder episodes)'
+                              + (f'; {left_out}' if left_out else ''))
         if opt['nice'] > 0:
             os.nice(opt['nice'])
         device = opt['device']
@@ -490,6 +504,8 @@ def main(argv=None):
         print(f'sam2real segment: {e}', file=sys.stderr)
         return 2
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    if left_out:
+        print(f'sam2real segment: {left_out}', file=sys.stderr)
     print(f'segmenter {seg.name}, store {worker.store_root}, shard {shard[0]}/{shard[1]}'
           + (f', removed {worker.removed_temp_files} stale temp files'
              if worker.removed_temp_files else ''), file=sys.stderr)
