@@ -359,6 +359,12 @@ def test_node_lifecycle_transitions_and_pause(tmp_path, processes):
             processes.output(proc)
         assert store.read(lis.done[-1]).segmenter == 'fallback'
 
+        # docs/sam_worker.md names every diagnostics value the node sends
+        with open(os.path.join(REPO, 'docs', 'sam_worker.md')) as f:
+            row = next(line for line in f if line.startswith('| `/diagnostics` |'))
+        keys = [k for k in lis.diag if not k.startswith('_')]
+        assert keys and all(f'`{k}`' in row for k in keys), (keys, row)
+
         assert sam.transition('deactivate') and sam.transition('cleanup')
         assert sam.state() == 'unconfigured'
         assert os.listdir(tmp_path / 'masks' / '.writers') == []  # store released
