@@ -7,7 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v colcon >/dev/null 2>&1; then
-  echo "build: colcon not found (no ROS 2 distro sourced, not installed by make setup): the launch_testing tests will skip"
+  if [ -n "${ROS_DISTRO:-}" ]; then
+    echo "build: colcon not found beside the sourced ROS 2 $ROS_DISTRO (apt install python3-colcon-common-extensions): the launch tests will skip"
+  else
+    echo "build: colcon not found (not installed by make setup): the launch tests will skip"
+  fi
   exit 0
 fi
 mkdir -p build

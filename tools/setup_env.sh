@@ -10,7 +10,14 @@ command -v "$PY" >/dev/null || { echo "setup: $PY not found: install it, or set 
 
 # A sourced ROS 2 distro provides rclpy for the system Python: let the venv see it.
 ROS_SOURCED=0
-if [ -n "${ROS_DISTRO:-}" ] && "$PY" -c 'import rclpy' >/dev/null 2>&1; then ROS_SOURCED=1; fi
+if [ -n "${ROS_DISTRO:-}" ]; then
+  if "$PY" -c 'import rclpy' >/dev/null 2>&1; then
+    ROS_SOURCED=1
+  else
+    echo "setup: ROS 2 $ROS_DISTRO is sourced but $PY cannot import its rclpy (another Python" \
+         "version?): set PYTHON=python3 to use the distro's Python; going on without the distro" >&2
+  fi
+fi
 
 make_venv() {
   rm -rf "$VENV"
@@ -20,6 +27,10 @@ make_venv() {
 if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
   echo "setup: creating $VENV (ROS 2 distro sourced: $ROS_SOURCED)"
   make_venv || { echo "setup: venv creation failed, retrying once" >&2; sleep 2; make_venv; }
+elif [ "$ROS_SOURCED" = 1 ] && ! grep -qi '^include-system-site-packages *= *true' "$VENV/pyvenv.cfg"; then
+  # made before the distro was sourced: it would not see the distro's rclpy and launch
+  echo "setup: re-creating $VENV so that it sees the sourced ROS 2 $ROS_DISTRO"
+  make_venv
 fi
 PIP="$VENV/bin/python -m pip --disable-pip-version-check"
 editable() {
