@@ -56,6 +56,21 @@ def test_bad_params_file_is_one_line_and_exit_2(make, needle, tmp_path):
         and needle in lines[0], res.stderr
 
 
+def test_every_node_of_the_graph_runs_through_the_runner():
+    """So the --params-file and argument checks above hold for each node, not only this one."""
+    import ast
+    import importlib
+    from sam2real_ros.nodes import graph
+    for node in graph.NODES:
+        path = importlib.import_module(node.module).__file__
+        with open(path) as f:
+            tree = ast.parse(f.read(), path)
+        main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == 'main')
+        calls = [c.func.id for c in ast.walk(main)
+                 if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)]
+        assert 'run_node' in calls, f'{node.module}.main does not call run_node'
+
+
 @pytest.mark.rostest
 def test_bad_ros_argument_is_one_line_and_exit_2():
     res = _run(node_command('grasp_server', params_file=False, ros_args=['-r', 'bad']))
