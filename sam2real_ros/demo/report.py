@@ -448,8 +448,10 @@ def write_html(path, s):
         f'<tr><td><b>mean</b></td><td>{t["mean"]["synthetic_only"]:.4f}</td>'
         f'<td>{t["mean"]["full"]:.4f}</td><td><b id="paired-mean">{p["mean"]:+.4f}</b> +- '
         f'<span id="paired-std">{_fmt(p["std"], ".4f")}</span></td><td></td></tr></table>',
-        f'<p class="note">mIoU per run: mean of its last {first["k"]} epochs (as the benchmark '
-        'scores runs); +- is the standard deviation of the paired differences over seeds.</p>',
+        '<p class="note">mIoU per run: '
+        + (f'mean of its last {first["k"]} epochs' if first['k'] != 1 else 'its last epoch')
+        + ' (as the benchmark scores runs); +- is the standard deviation of the paired '
+        'differences over seeds.</p>',
         f'<p class="verdict" id="verdict">{e(t["verdict"])}</p>',
     ]
     if s.get('curves'):
