@@ -8,7 +8,7 @@ each run on held-out target-domain frames. The unlabeled real frames are segment
 mask store with the shared SAM worker code and reused by every run. Finished runs are reused and
 interrupted ones resumed, so re-running the same command continues where it stopped.
 
-    python -m benchmarks.sim2real                       # default size, ~27 min on 2 CPU cores
+    python -m benchmarks.sim2real                       # default size, 27 min (2 cores, load 3-11)
     python -m benchmarks.sim2real --quick --out /tmp/s  # smoke test, < 1 min
     python -m benchmarks.sim2real --config training/configs/sim2real_ycbv_gpu.yaml --size paper
     python -m benchmarks.sim2real --report-only --out runs/sim2real  # tables from finished runs
