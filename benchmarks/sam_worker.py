@@ -1,15 +1,27 @@
 """
-Where the SAM worker's time goes, naive generator vs the fast path, and the fallback.
+SAM worker speed: the naive ``SamAutomaticMaskGenerator`` vs the fast path, and mask agreement.
 
-Random weights (no checkpoints here): ``--model-type tiny`` (default on CPU) is a small ViT
-encoder with SAM's real prompt encoder / mask decoder (256 ch) and real 1024x1024
-post-processing; ``vit_h`` / ``vit_l`` / ``vit_b`` are the real-size architectures. Random mask
-logits are tiny, so the decoder's last layers are scaled (``--logit-scale``) and the filter
-thresholds are lowered (same settings for naive and fast) so that masks survive and the
-per-mask IoU comparison is meaningful. Last printed line: a JSON object.
+Random weights (no checkpoints here): ``--model-type vit_b|vit_l|vit_h`` builds the real-size
+architecture from segment_anything's registry without a checkpoint; ``tiny`` is a small ViT
+encoder with SAM's real 256-channel decoder and post-processing. Random mask logits are tiny, so
+the decoder's last layers are scaled (``--logit-scale``); random predicted IoUs are small
+(ViT-B: -0.08..0.10), so the predicted-IoU threshold is set to keep ``--keep-fraction`` (0.25)
+of the masks (measured on the first frame, untimed) unless ``--pred-iou-thresh`` is given; the
+stability threshold is SAM's default (0.95); box NMS is off (1.0, SAM: 0.7) because the boxes of
+random masks nearly all overlap and NMS would leave a handful of masks to compare. Both
+generators get the same settings.
 
-  tools/venv-run python -m benchmarks.sam_worker                       # CPU, tiny, 8 pts/side
-  python -m benchmarks.sam_worker --device cuda --model-type vit_h     # GPU, 24 pts/side
+Each ``--variants`` entry is a fast-path configuration, '+'-joined from: ``onnx`` or ``torch``
+(backend), ``int8`` (int8 encoder, onnx), ``bf16`` (encoder and decoder autocast), ``bf16enc``
+(encoder only), ``sdpa``, ``compile``. Default: ``onnx`` on a CPU, ``torch,torch+bf16+sdpa,
+torch+bf16+sdpa+compile`` on a GPU. Per variant: seconds per frame (median), speedup over the
+naive generator, stage times, and agreement with the naive masks: masks are matched within the
+same prompt point (greedy by IoU), reporting the mean and min IoU of matched masks and the
+count difference. The fallback segmenter is timed on the first frame too. Last printed line: a
+JSON object.
+
+  tools/venv-run python benchmarks/sam_worker.py --model-type vit_b --frames 2     # CPU
+  python benchmarks/sam_worker.py --device cuda --model-type vit_h                 # GPU
 """
 import argparse
 import json
@@ -17,6 +29,8 @@ import time
 
 import numpy as np
 import torch
+
+OPTIONS = ('onnx', 'torch', 'int8', 'bf16', 'bf16enc', 'sdpa', 'compile')
 
 
 def synthetic_image(h, w, seed=0):
@@ -43,13 +57,31 @@ def build_model(model_type, device, logit_scale):
     with torch.no_grad():
         for mlp in sam.mask_decoder.output_hypernetworks_mlps:
             mlp.layers[-1].weight.mul_(logit_scale)
-    return sam.eval().to(device)
+    return sam.eval().requires_grad_(False).to(device)
 
 
 def sync(device):
     """Wait for queued GPU work."""
     if str(device).startswith('cuda'):
         torch.cuda.synchronize()
+
+
+def variant_kwargs(spec, device):
+    """Map a variant spec (``onnx+int8``) to FastAutomaticMaskGenerator arguments."""
+    opts = [o for o in spec.split('+') if o]
+    bad = [o for o in opts if o not in OPTIONS]
+    if bad:
+        raise SystemExit(f'unknown variant option(s) {bad} in {spec!r}; use {list(OPTIONS)}')
+    kw = {'backend': 'onnx' if 'onnx' in opts else 'torch'}
+    if 'int8' in opts:
+        kw['quantize'] = 'int8'
+    if 'bf16' in opts or 'bf16enc' in opts:
+        kw['encoder_dtype'] = 'bfloat16'
+    if 'bf16' in opts:
+        kw['decoder_dtype'] = 'bfloat16'
+    kw['sdpa'] = 'sdpa' in opts
+    kw['compile_encoder'] = 'compile' in opts
+    return kw
 
 
 def run_naive(sam, img, settings, device):
@@ -70,12 +102,12 @@ def run_naive(sam, img, settings, device):
 
     gen.predictor.set_image = timed(gen.predictor.set_image, 'encoder')
     gen.predictor.predict_torch = timed(gen.predictor.predict_torch, 'predict_torch')
-    dec_forward = sam.mask_decoder.forward
-    sam.mask_decoder.forward = timed(dec_forward, 'decoder')
+    sam.mask_decoder.forward = timed(sam.mask_decoder.forward, 'decoder')
     try:
         sync(device)
         t0 = time.perf_counter()
-        recs = gen.generate(img)
+        with torch.no_grad():
+            recs = gen.generate(img)
         sync(device)
         total = time.perf_counter() - t0
     finally:
@@ -84,106 +116,189 @@ def run_naive(sam, img, settings, device):
               'upsample_full_res': t['predict_torch'] - t['decoder'],
               'filter_rle_nms_decode': total - t['encoder'] - t['predict_torch']}
     masks = np.stack([r['segmentation'] for r in recs]) if recs else np.zeros((0,) + img.shape[:2])
-    return total, stages, masks.astype(bool)
+    points = np.array([r['point_coords'][0] for r in recs]).reshape(-1, 2)
+    return total, stages, {'masks': masks.astype(bool), 'points': points}
 
 
-def run_fast(sam, img, settings, device, chunk, encoder_dtype):
-    """Run the fast path; stage times from the generator."""
-    from sam2real_ros.sam.sam_fast import FastAutomaticMaskGenerator
-    gen = FastAutomaticMaskGenerator(sam, upsample_chunk=chunk, encoder_dtype=encoder_dtype,
-                                     **settings)
+def run_fast(gen, img, device):
+    """Run a fast generator on one frame; returns (seconds, stage times, arrays)."""
     sync(device)
     t0 = time.perf_counter()
     out = gen.generate_arrays(img)
     sync(device)
-    return time.perf_counter() - t0, dict(gen.timings), out['masks']
+    return time.perf_counter() - t0, dict(gen.timings), out
 
 
-def min_iou(a, b):
-    """Return the min per-mask IoU of two equally ordered mask stacks (0: counts differ)."""
-    if len(a) != len(b):
-        return 0.0
-    if len(a) == 0:
-        return 1.0
-    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
-    inter, union = (a & b).sum(1), (a | b).sum(1)
-    return float(np.min(inter / np.maximum(union, 1)))
+def match_masks(ref, other):
+    """
+    Match masks that come from the same prompt point, greedily by IoU.
+
+    Arguments:
+    ---------
+      ref, other (dict): ``masks`` NxHxW bool and ``points`` Nx2 (prompt point of each mask).
+
+    Returns
+    -------
+      (dict): ``count_ref``, ``count``, ``count_diff``, ``matched``, ``mean_iou``, ``min_iou``
+      (over matched pairs; 1.0 when nothing is to match).
+
+    """
+    ious, used = [], set()
+    flat_o = other['masks'].reshape(len(other['masks']), -1)
+    for m, p in zip(ref['masks'].reshape(len(ref['masks']), -1), ref['points']):
+        cand = [j for j in np.flatnonzero(np.all(np.abs(other['points'] - p) < 1e-3, 1))
+                if j not in used]
+        if not cand:
+            continue
+        inter = (flat_o[cand] & m).sum(1)
+        union = (flat_o[cand] | m).sum(1)
+        iou = inter / np.maximum(union, 1)
+        best = int(np.argmax(iou))
+        used.add(cand[best])
+        ious.append(float(iou[best]))
+    n_ref, n = len(ref['masks']), len(other['masks'])
+    return {'count_ref': n_ref, 'count': n, 'count_diff': n - n_ref, 'matched': len(ious),
+            'mean_iou': round(float(np.mean(ious)), 5) if ious else 1.0,
+            'min_iou': round(float(np.min(ious)), 5) if ious else 1.0}
+
+
+def calibrate_pred_iou(gen, img, keep_fraction):
+    """Return the predicted-IoU threshold that keeps ``keep_fraction`` of the masks of ``img``."""
+    gen._set_image(img)
+    h, w = img.shape[:2]
+    pts = gen.point_grids[0] * np.array([[w, h]])
+    coords = torch.as_tensor(gen.predictor.transform.apply_coords(pts, (h, w)),
+                             dtype=torch.float, device=gen.predictor.device)
+    tokens = gen.decoder.prompt_tokens(coords[:, None], torch.ones(
+        (len(coords), 1), dtype=torch.int, device=coords.device))
+    with torch.no_grad():
+        ious = torch.cat([gen._decode(tokens[s:s + 64])[0].cpu()
+                          for s in range(0, len(tokens), 64)])
+    gen.predictor.reset_image()
+    return float(np.quantile(ious.numpy(), 1.0 - keep_fraction))
 
 
 def main(argv=None):
     """Run the benchmark; prints a JSON line last."""
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     p.add_argument('--device', default='cpu')
-    p.add_argument('--model-type', default=None, help='tiny (CPU default) | vit_h | vit_l | vit_b')
+    p.add_argument('--model-type', default=None, help='tiny (CPU default) | vit_b | vit_l | '
+                   'vit_h (GPU default)')
     p.add_argument('--points-per-side', type=int, default=None,
-                   help='default 8 for tiny on CPU, else 24 (paper)')
+                   help='default 24 (paper); 8 for tiny')
     p.add_argument('--points-per-batch', type=int, default=64)
+    p.add_argument('--decoder-batch', type=int, default=16)
     p.add_argument('--upsample-chunk', type=int, default=32)
-    p.add_argument('--encoder-dtype', default='float32')
+    p.add_argument('--variants', default=None, help='comma-separated fast-path variants')
     p.add_argument('--height', type=int, default=480)
     p.add_argument('--width', type=int, default=640)
-    p.add_argument('--frames', type=int, default=1, help='timed frames (after one warm-up)')
+    p.add_argument('--frames', type=int, default=1, help='timed frames (after warm-up)')
     p.add_argument('--logit-scale', type=float, default=1000.0)
-    p.add_argument('--pred-iou-thresh', type=float, default=0.0, help='lowered (default 0.88)')
-    p.add_argument('--stability-score-thresh', type=float, default=0.5,
-                   help='lowered (default 0.95)')
-    p.add_argument('--box-nms-thresh', type=float, default=1.0,
-                   help='1.0 keeps random masks (their boxes all overlap); SAM default 0.7')
+    p.add_argument('--keep-fraction', type=float, default=0.25,
+                   help='fraction of masks the predicted-IoU filter keeps (calibrated)')
+    p.add_argument('--pred-iou-thresh', type=float, default=None, help='fixed threshold')
+    p.add_argument('--stability-score-thresh', type=float, default=0.95)
+    p.add_argument('--box-nms-thresh', type=float, default=1.0)
     p.add_argument('--skip-naive', action='store_true')
-    p.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: default)')
+    p.add_argument('--threads', type=int, default=0, help='CPU threads (0: torch default)')
+    p.add_argument('--cache-dir', default=None, help='ONNX graph cache')
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model_type = args.model_type or ('tiny' if args.device == 'cpu' else 'vit_h')
-    pps = args.points_per_side or (8 if model_type == 'tiny' and args.device == 'cpu' else 24)
-    settings = {'points_per_side': pps, 'points_per_batch': args.points_per_batch,
-                'pred_iou_thresh': args.pred_iou_thresh,
-                'stability_score_thresh': args.stability_score_thresh,
-                'box_nms_thresh': args.box_nms_thresh}
-    sam = build_model(model_type, args.device, args.logit_scale)
-    img = synthetic_image(args.height, args.width)
-    with torch.no_grad():  # warm-up (allocator, kernels)
-        run_fast(sam, img[:64, :64], dict(settings, points_per_side=2), args.device,
-                 args.upsample_chunk, 'float32')
-    fast_t, naive_t, stages, naive_stages, ious, counts = [], [], {}, {}, [], []
-    for i in range(args.frames):
-        frame = synthetic_image(args.height, args.width, seed=i)
-        ft, st, fm = run_fast(sam, frame, settings, args.device, args.upsample_chunk,
-                              args.encoder_dtype)
-        fast_t.append(ft)
-        counts.append(len(fm))
-        for k, v in st.items():
-            stages[k] = stages.get(k, 0.0) + v / args.frames
-        print(f'frame {i}: fast {ft:.2f} s, {len(fm)} masks, stages '
-              + ', '.join(f'{k} {v:.2f}' for k, v in st.items()))
-        if not args.skip_naive:
-            nt, nst, nm = run_naive(sam, frame, settings, args.device)
-            naive_t.append(nt)
-            ious.append(min_iou(nm, fm))
-            for k, v in nst.items():
-                naive_stages[k] = naive_stages.get(k, 0.0) + v / args.frames
-            print(f'frame {i}: naive {nt:.2f} s, {len(nm)} masks, stages '
-                  + ', '.join(f'{k} {v:.2f}' for k, v in nst.items())
-                  + f'; min IoU fast vs naive {ious[-1]:.4f}')
-    from sam2real_ros.sam.segmenters import FallbackSegmenter
-    fb = FallbackSegmenter()
+    on_gpu = args.device.startswith('cuda')
+    model_type = args.model_type or ('vit_h' if on_gpu else 'tiny')
+    pps = args.points_per_side or (8 if model_type == 'tiny' else 24)
+    specs = (args.variants or ('torch,torch+bf16+sdpa,torch+bf16+sdpa+compile' if on_gpu
+                               else 'onnx')).split(',')
+    from sam2real_ros.sam.sam_fast import FastAutomaticMaskGenerator
     t0 = time.perf_counter()
-    fb_masks = len(fb(img).masks)
+    sam = build_model(model_type, args.device, args.logit_scale)
+    print(f'{model_type}: built in {time.perf_counter() - t0:.1f} s', flush=True)
+    settings = {'points_per_side': pps, 'points_per_batch': args.points_per_batch,
+                'pred_iou_thresh': 0.0, 'stability_score_thresh': args.stability_score_thresh,
+                'box_nms_thresh': args.box_nms_thresh}
+    frames = [synthetic_image(args.height, args.width, seed=i) for i in range(args.frames)]
+    gens, setup_s = {}, {}
+    for spec in specs:
+        t0 = time.perf_counter()
+        gens[spec] = FastAutomaticMaskGenerator(
+            sam, upsample_chunk=args.upsample_chunk, decoder_batch=args.decoder_batch,
+            cache_dir=args.cache_dir, threads=args.threads or None,
+            log=lambda m: print(m, flush=True), **variant_kwargs(spec, args.device), **settings)
+        setup_s[spec] = time.perf_counter() - t0
+    if args.pred_iou_thresh is not None:
+        settings['pred_iou_thresh'] = args.pred_iou_thresh
+    else:
+        settings['pred_iou_thresh'] = calibrate_pred_iou(gens[specs[0]], frames[0],
+                                                         args.keep_fraction)
+    print(f'settings {settings}', flush=True)
+    for spec, gen in gens.items():   # warm-up (allocator, kernels, compilation), untimed
+        gen.pred_iou_thresh = settings['pred_iou_thresh']
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            gen.generate_arrays(frames[0][:64, :64])
+        setup_s[spec] += time.perf_counter() - t0
+        print(f'{spec}: set up + warm-up {setup_s[spec]:.1f} s', flush=True)
+    if not args.skip_naive:
+        run_naive(sam, frames[0][:64, :64], dict(settings, points_per_side=2), args.device)
+    naive_t, naive_stages, res = [], {}, {s: {'t': [], 'stages': {}, 'agree': []} for s in specs}
+    for i, frame in enumerate(frames):
+        ref = None
+        if not args.skip_naive:
+            nt, nst, ref = run_naive(sam, frame, settings, args.device)
+            naive_t.append(nt)
+            for k, v in nst.items():
+                naive_stages[k] = naive_stages.get(k, 0.0) + v / len(frames)
+            print(f'frame {i}: naive {nt:.2f} s, {len(ref["masks"])} masks; '
+                  + ', '.join(f'{k} {v:.2f}' for k, v in nst.items()), flush=True)
+        for spec, gen in gens.items():
+            ft, st, out = run_fast(gen, frame, args.device)
+            r = res[spec]
+            r['t'].append(ft)
+            for k, v in st.items():
+                r['stages'][k] = r['stages'].get(k, 0.0) + v / len(frames)
+            line = f'frame {i}: {spec} {ft:.2f} s, {len(out["masks"])} masks'
+            if ref is not None:
+                r['agree'].append(match_masks(ref, out))
+                a = r['agree'][-1]
+                line += (f'; vs naive: {a["matched"]} matched, mean IoU {a["mean_iou"]:.4f}, '
+                         f'min {a["min_iou"]:.4f}, count diff {a["count_diff"]}')
+            print(line + '; ' + ', '.join(f'{k} {v:.2f}' for k, v in st.items()), flush=True)
+    from sam2real_ros.sam.segmenters import FallbackSegmenter
+    t0 = time.perf_counter()
+    fb_masks = len(FallbackSegmenter()(frames[0]).masks)
     fb_t = time.perf_counter() - t0
     print(f'fallback (colour only, no depth here; quality: benchmarks/segmenter.py): '
           f'{fb_t:.2f} s, {fb_masks} masks')
-    res = {
-        's_per_frame': round(float(np.median(fast_t)), 3),
-        'naive_s_per_frame': round(float(np.median(naive_t)), 3) if naive_t else None,
-        'speedup': round(float(np.median(naive_t) / np.median(fast_t)), 2) if naive_t else None,
-        'masks_per_frame': float(np.mean(counts)), 'device': args.device, 'model_type': model_type,
-        'random_weights': True, 'points_per_side': pps, 'image': f'{args.height}x{args.width}',
-        'settings': settings, 'encoder_dtype': args.encoder_dtype,
-        'stages_s': {k: round(v, 3) for k, v in stages.items()},
-        'naive_stages_s': {k: round(v, 3) for k, v in naive_stages.items()},
-        'min_mask_iou_vs_naive': min(ious) if ious else None,
-        'fallback_s_per_frame': round(fb_t, 3), 'fallback_masks_per_frame': fb_masks}
-    print(json.dumps(res))
+    naive = float(np.median(naive_t)) if naive_t else None
+    variants = {}
+    for spec, r in res.items():
+        fast = float(np.median(r['t']))
+        ag = r['agree']
+        variants[spec] = {
+            's_per_frame': round(fast, 3),
+            'speedup': round(naive / fast, 2) if naive else None,
+            'setup_s': round(setup_s[spec], 1),
+            'stages_s': {k: round(v, 3) for k, v in r['stages'].items()},
+            'mean_mask_iou': min(a['mean_iou'] for a in ag) if ag else None,
+            'min_mask_iou': min(a['min_iou'] for a in ag) if ag else None,
+            'count_diff': max((a['count_diff'] for a in ag), key=abs) if ag else None,
+            'masks_per_frame': float(np.mean([a['count'] for a in ag])) if ag else None}
+    first = variants[specs[0]]
+    out = {'model_type': model_type, 'device': args.device, 'random_weights': True,
+           'torch_threads': torch.get_num_threads(), 'points_per_side': pps,
+           'image': f'{args.height}x{args.width}', 'frames': len(frames),
+           'settings': {k: (round(v, 5) if isinstance(v, float) else v)
+                        for k, v in settings.items()},
+           'naive_s_per_frame': round(naive, 3) if naive else None,
+           'naive_stages_s': {k: round(v, 3) for k, v in naive_stages.items()},
+           'naive_masks_per_frame': (float(np.mean([a['count_ref'] for a in res[specs[0]]
+                                                    ['agree']])) if naive else None),
+           'variant': specs[0], 's_per_frame': first['s_per_frame'],
+           'speedup': first['speedup'], 'min_mask_iou_vs_naive': first['min_mask_iou'],
+           'variants': variants, 'fallback_s_per_frame': round(fb_t, 3),
+           'fallback_masks_per_frame': fb_masks}
+    print(json.dumps(out))
 
 
 if __name__ == '__main__':

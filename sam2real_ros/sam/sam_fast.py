@@ -7,16 +7,25 @@ stability score, encodes each survivor as RLE in a Python loop, runs box NMS, an
 the RLEs back to masks. :class:`FastAutomaticMaskGenerator` does the same arithmetic on fewer
 masks:
 
-1. the predicted-IoU filter runs on the low-resolution decoder output, before any upsampling
-   (the scores do not depend on it), so only survivors are upsampled;
+1. the predicted-IoU filter runs before the masks exist (the scores come from the decoder's IoU
+   token alone), so only prompts with a surviving mask run the mask upsampling head, and only
+   survivors are upsampled to full resolution;
 2. upsampling skips the padded part of SAM's 1024x1024 frame (bit-identical: bilinear with an
    exact 4x scale only reads the low-res rows/columns the kept output needs) and runs in chunks;
-3. masks stay boolean tensors (no RLE encode/decode round trip); areas are plain sums.
+3. masks stay boolean tensors (no RLE encode/decode round trip); areas are plain sums;
+4. the mask decoder runs as :class:`PromptBatchDecoder`: the same weights and the same
+   arithmetic, reordered so that work which does not depend on the prompt is done once per
+   image and no per-prompt projection of the 4096 image tokens is made (see its docstring).
+   Results equal the library's up to float32 rounding (~1e-6 relative).
 
 Stability score, thresholding, boxes, crop-edge filtering and NMS are the library's own
-functions on the same full-resolution logits, so the kept masks are the same. Optionally the
-image encoder runs in bfloat16/float16 (``encoder_dtype``; changes the output slightly, off by
-default).
+functions on the same full-resolution logits, so the kept masks are the same. ``backend='onnx'``
+runs the image encoder and the decoder graphs in onnxruntime (faster on CPU; exported once per
+set of weights into a cache folder, :mod:`sam2real_ros.sam.sam_onnx`). Optional, off by default
+because they change the output slightly: the image encoder / decoder in bfloat16 or float16
+(``encoder_dtype``, ``decoder_dtype``; GPU), scaled-dot-product attention in the image encoder
+(``sdpa``), ``torch.compile`` of the image encoder (``compile_encoder``), an int8 dynamically
+quantized encoder (``quantize='int8'``, onnx backend).
 
 It overrides private methods of the library's generator (``_generate_masks`` pipeline:
 ``_process_crop``, ``_process_batch``), so it is tied to the segment-anything release it was
@@ -69,6 +78,233 @@ if _MISMATCH:
     warnings.warn(_MISMATCH, SamVersionWarning, stacklevel=2)
 
 
+BACKENDS = ('torch', 'onnx')
+
+
+class PromptBatchDecoder(torch.nn.Module):
+    """
+    SAM's mask decoder for many single-point prompts on one image, reordered (same math).
+
+    The library repeats the 64x64 image embedding once per prompt and runs every projection of
+    its two-way transformer on all 4096 image tokens of every prompt. Here:
+
+    * layer 1 sees the same image tokens for every prompt (embedding + the constant no-mask
+      dense embedding), so their key/value/query projections are computed once per image
+      (:meth:`image_state`);
+    * where a few prompt tokens (T = 7) attend to the image, the query is mapped back through
+      the key projection (``q W_k``) and the attention pools the *unprojected* image tokens
+      before the value projection, instead of projecting 4096 image tokens per prompt (the key
+      bias adds the same number to every key of a query and drops out of the softmax; the value
+      bias passes through since the weights sum to 1);
+    * where the image tokens attend to the prompt tokens, the image token is dotted with the
+      prompt keys mapped back through the query projection, and the output projection is
+      applied to the T value vectors before the attention weights mix them;
+    * the mask upsampling head (two 2x2 stride-2 transposed convolutions, a LayerNorm2d and
+      GELUs) runs as per-pixel matrix products, only for the prompts asked for
+      (:meth:`masks`), and the hypernetwork dot product is taken before the pixels are
+      reordered.
+
+    All weights are the model's own; results equal ``MaskDecoder`` up to float32 rounding.
+    ``forward`` (tokens and image state -> IoU predictions, tokens, image tokens) and
+    :meth:`masks` are also the two graphs exported to ONNX.
+    """
+
+    def __init__(self, sam):
+        super().__init__()
+        self.sam = sam
+        self.heads = sam.mask_decoder.transformer.layers[0].cross_attn_token_to_image.num_heads
+
+    @torch.no_grad()
+    def image_state(self, features):
+        """
+        Per-image tensors every prompt uses.
+
+        Arguments:
+        ---------
+          features (torch.Tensor): 1xCxhxw image embedding.
+
+        Returns
+        -------
+          (tuple): ``x0`` PxC image tokens + no-mask embedding, ``pos`` PxC positional
+          encoding, and layer 1's projections per head: keys HxdxP, values HxPxd, image queries
+          HxdxP (P = h*w image tokens).
+
+        """
+        pe_mod = self.sam.prompt_encoder
+        tf = self.sam.mask_decoder.transformer
+        x0 = features[0].flatten(1).t() + pe_mod.no_mask_embed.weight
+        pos = pe_mod.get_dense_pe()[0].flatten(1).t().to(x0)
+        p, h = x0.shape[0], self.heads
+        x0p = x0 + pos
+        l0 = tf.layers[0]
+        k0 = l0.cross_attn_token_to_image.k_proj(x0p).reshape(p, h, -1).permute(1, 2, 0)
+        v0 = l0.cross_attn_token_to_image.v_proj(x0).reshape(p, h, -1).transpose(0, 1)
+        q0 = l0.cross_attn_image_to_token.q_proj(x0p).reshape(p, h, -1).permute(1, 2, 0)
+        return (x0.contiguous(), pos.contiguous(), k0.contiguous(), v0.contiguous(),
+                q0.contiguous())
+
+    @torch.no_grad()
+    def prompt_tokens(self, coords, labels):
+        """Return the decoder's input tokens BxTxC for points ``coords`` BxNx2 (1024 frame)."""
+        dec = self.sam.mask_decoder
+        sparse, _ = self.sam.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+        out = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], 0)
+        return torch.cat([out.expand(sparse.shape[0], -1, -1), sparse], 1)
+
+    def _split(self, x):
+        b, n, ci = x.shape
+        return x.reshape(b, n, self.heads, ci // self.heads).transpose(1, 2)   # B x H x N x d
+
+    def _tokens_to_shared_image(self, attn, q, k, v):
+        """Tokens attend to the shared image tokens (``k`` HxdxP, ``v`` HxPxd projected)."""
+        b, t, _ = q.shape
+        qh = attn.q_proj(q).reshape(b * t, self.heads, -1).transpose(0, 1)    # H x BT x d
+        w = torch.softmax(qh @ k / math.sqrt(qh.shape[-1]), dim=-1)           # H x BT x P
+        return attn.out_proj((w @ v).transpose(0, 1).reshape(b, t, -1))
+
+    def _tokens_to_image(self, attn, q, keys, values):
+        """Tokens attend to per-prompt image tokens, never projecting the P image tokens."""
+        b, t, _ = q.shape
+        h = self.heads
+        qh = self._split(attn.q_proj(q))                                      # B x H x T x d
+        d = qh.shape[-1]
+        qk = torch.einsum('bhtd,hdc->bhtc', qh, attn.k_proj.weight.reshape(h, d, -1))
+        w = torch.softmax(qk.reshape(b, h * t, -1) @ keys.transpose(1, 2) / math.sqrt(d), -1)
+        pooled = (w @ values).reshape(b, h, t, -1)                            # B x H x T x C
+        out = torch.einsum('bhtc,hdc->bthd', pooled, attn.v_proj.weight.reshape(h, d, -1))
+        return attn.out_proj(out.reshape(b, t, h * d) + attn.v_proj.bias)
+
+    def _image_to_tokens(self, attn, image_q, tok_k, tok_v, shared_q=None):
+        """Image tokens attend to the prompt tokens; returns the BxPxC attention output."""
+        b, t, _ = tok_k.shape
+        h = self.heads
+        kh = self._split(attn.k_proj(tok_k))                                  # B x H x T x d
+        vh = self._split(attn.v_proj(tok_v))
+        d = kh.shape[-1]
+        if shared_q is not None:                       # layer 1: image queries HxdxP, shared
+            s = (kh.transpose(0, 1).reshape(h, b * t, d) @ shared_q).reshape(h, b, t, -1)
+            a = torch.softmax(s / math.sqrt(d), dim=2).transpose(0, 1).reshape(b, h * t, -1)
+        else:
+            kq = torch.einsum('bhtd,hdc->bhtc', kh, attn.q_proj.weight.reshape(h, d, -1))
+            kb = (kh * attn.q_proj.bias.reshape(h, 1, d)).sum(-1).reshape(b, h * t, 1)
+            s = torch.baddbmm(kb, kq.reshape(b, h * t, -1), image_q.transpose(1, 2))
+            # softmax over the T tokens (dim 2) with the P image tokens contiguous
+            a = torch.softmax(s.reshape(b, h, t, -1) / math.sqrt(d), dim=2).reshape(b, h * t, -1)
+        u = torch.einsum('bhtd,chd->bhtc', vh, attn.out_proj.weight.reshape(-1, h, d))
+        # each head's weights sum to 1 over the tokens: the output bias rides along in u
+        u = u.reshape(b, h * t, -1) + attn.out_proj.bias / h
+        return torch.bmm(a.transpose(1, 2), u)
+
+    def forward(self, tokens, x0, pos, k0, v0, q0):
+        """
+        Run the two-way transformer and the IoU head for B prompts.
+
+        Returns
+        -------
+          (tuple): IoU predictions Bx(M+1) (all mask tokens), prompt tokens BxTxC and image
+          tokens BxPxC after the transformer (inputs of :meth:`masks`).
+
+        """
+        tf = self.sam.mask_decoder.transformer
+        l0 = tf.layers[0]
+        pe = tokens
+        q = l0.norm1(l0.self_attn(q=tokens, k=tokens, v=tokens))   # skip_first_layer_pe
+        q = l0.norm2(q + self._tokens_to_shared_image(l0.cross_attn_token_to_image, q + pe,
+                                                      k0, v0))
+        q = l0.norm3(q + l0.mlp(q))
+        x = l0.norm4(x0 + self._image_to_tokens(l0.cross_attn_image_to_token, None, q + pe, q,
+                                                shared_q=q0))
+        for layer in tf.layers[1:]:
+            qq = q + pe
+            q = layer.norm1(q + layer.self_attn(q=qq, k=qq, v=q))
+            xp = x + pos                                  # keys of both attentions below
+            q = layer.norm2(q + self._tokens_to_image(layer.cross_attn_token_to_image, q + pe,
+                                                      xp, x))
+            q = layer.norm3(q + layer.mlp(q))
+            x = layer.norm4(x + self._image_to_tokens(layer.cross_attn_image_to_token, xp,
+                                                      q + pe, q))
+        q = tf.norm_final_attn(q + self._tokens_to_image(tf.final_attn_token_to_image, q + pe,
+                                                         x + pos, x))
+        iou = self.sam.mask_decoder.iou_prediction_head(q[:, 0])
+        return iou, q, x
+
+    def masks(self, q, x):
+        """Return the multimask low-res logits Bx3x4hx4w (mask tokens 1..3) of B prompts."""
+        dec = self.sam.mask_decoder
+        hyper = torch.stack([dec.output_hypernetworks_mlps[i](q[:, 1 + i])
+                             for i in range(1, dec.num_mask_tokens)], 1)     # B x M x C2
+        up1, norm, act1, up2, act2 = dec.output_upscaling
+        b, p, c = x.shape
+        hh, ww = self.sam.prompt_encoder.image_embedding_size
+        c1, c2 = up1.out_channels, up2.out_channels
+        # a 2x2 stride-2 transposed convolution is a per-pixel product: columns (di, dj, out)
+        w1 = up1.weight.permute(0, 2, 3, 1).reshape(c, 4 * c1)
+        y = torch.addmm(up1.bias.repeat(4), x.reshape(b * p, c), w1).reshape(b * p * 4, c1)
+        y = act1(F.layer_norm(y, (c1,), norm.weight, norm.bias, norm.eps))   # LayerNorm2d
+        w2 = up2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)
+        z = act2(torch.addmm(up2.bias.repeat(4), y, w2))     # rows (b, i, j, d1), cols (d2, o)
+        m = hyper.shape[1]
+        z = torch.bmm(z.reshape(b, p * 16, c2), hyper.transpose(1, 2))       # B x (p d1 d2) x M
+        z = z.reshape(b, hh, ww, 2, 2, 2, 2, m).permute(0, 7, 1, 3, 5, 2, 4, 6)
+        return z.reshape(b, m, hh * 4, ww * 4)
+
+
+class SdpaImageEncoder(torch.nn.Module):
+    """
+    SAM's ``ImageEncoderViT`` with its attention through ``F.scaled_dot_product_attention``.
+
+    Same modules and weights (shared with ``encoder``, nothing copied); the decomposed relative
+    position terms become the additive attention mask, so the math is the library's. On a GPU
+    the fused attention kernels avoid the explicit attention matrix ops (segment-anything-fast
+    does the same).
+    """
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    @staticmethod
+    def _attention(attn, x):
+        from segment_anything.modeling.image_encoder import get_rel_pos
+        b, h, w, _ = x.shape
+        qkv = attn.qkv(x).reshape(b, h * w, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)                                  # B x heads x HW x d
+        mask = None
+        if attn.use_rel_pos:
+            rh = get_rel_pos(h, h, attn.rel_pos_h)
+            rw = get_rel_pos(w, w, attn.rel_pos_w)
+            r_q = q.reshape(b * attn.num_heads, h, w, -1)
+            rel_h = torch.einsum('bhwc,hkc->bhwk', r_q, rh.to(r_q.dtype))
+            rel_w = torch.einsum('bhwc,wkc->bhwk', r_q, rw.to(r_q.dtype))
+            mask = (rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).reshape(
+                b, attn.num_heads, h * w, h * w)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scale)
+        return attn.proj(out.transpose(1, 2).reshape(b, h, w, -1))
+
+    def _block(self, blk, x):
+        from segment_anything.modeling.image_encoder import window_partition, window_unpartition
+        shortcut = x
+        x = blk.norm1(x)
+        if blk.window_size > 0:
+            hw = x.shape[1], x.shape[2]
+            x, pad_hw = window_partition(x, blk.window_size)
+        x = self._attention(blk.attn, x)
+        if blk.window_size > 0:
+            x = window_unpartition(x, blk.window_size, pad_hw, hw)
+        x = shortcut + x
+        return x + blk.mlp(blk.norm2(x))
+
+    def forward(self, x):
+        """Return the image embedding of a preprocessed Bx3xSxS image (as the encoder)."""
+        enc = self.encoder
+        x = enc.patch_embed(x)
+        if enc.pos_embed is not None:
+            x = x + enc.pos_embed
+        for blk in enc.blocks:
+            x = self._block(blk, x)
+        return enc.neck(x.permute(0, 3, 1, 2))
+
+
 class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
     """
     Drop-in subclass of ``SamAutomaticMaskGenerator`` (``output_mode='binary_mask'``).
@@ -77,21 +313,60 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
     ---------
       model (Sam): the SAM model.
       upsample_chunk (int): masks upsampled to full resolution at once (memory bound).
-      encoder_dtype (str): 'float32' (exact), 'bfloat16' or 'float16' (autocast of the image
-        encoder only).
+      backend (str): 'torch' (the model's device) or 'onnx' (onnxruntime on the CPU; graphs
+        exported once per set of weights, see :mod:`sam2real_ros.sam.sam_onnx`).
+      decoder_batch (int): prompts decoded at once (memory: ~30 MB per prompt on the CPU).
+      encoder_dtype, decoder_dtype (str): 'float32' (exact), 'bfloat16' or 'float16'
+        (autocast of the image encoder resp. the prompt decoder; torch backend).
+      sdpa (bool): image encoder attention through ``F.scaled_dot_product_attention`` with the
+        relative position bias as its mask (torch backend; same math, fused kernels on a GPU).
+      compile_encoder (bool): ``torch.compile`` the image encoder (torch backend; slow first
+        frame).
+      quantize (str): None or 'int8': dynamically quantized encoder (onnx backend).
+      cache_dir (str): ONNX graph cache (onnx backend).
+      threads (int): onnxruntime threads (onnx backend; default torch's thread count).
+      log (callable): where the one-time ONNX export notice goes.
       **kwargs: the parent's generator settings (points_per_side, pred_iou_thresh, ...).
 
     """
 
-    def __init__(self, model, upsample_chunk=32, encoder_dtype='float32', **kwargs):
+    def __init__(self, model, upsample_chunk=32, encoder_dtype='float32', backend='torch',
+                 decoder_batch=16, decoder_dtype='float32', sdpa=False, compile_encoder=False,
+                 quantize=None, cache_dir=None, threads=None, log=print, **kwargs):
         if kwargs.get('output_mode', 'binary_mask') != 'binary_mask':
             raise ValueError('FastAutomaticMaskGenerator only supports output_mode=binary_mask')
-        if encoder_dtype not in ENCODER_DTYPES:
-            raise ValueError(f'encoder_dtype must be one of {sorted(ENCODER_DTYPES)}, '
-                             f'got {encoder_dtype!r}')
+        for name, value in (('encoder_dtype', encoder_dtype), ('decoder_dtype', decoder_dtype)):
+            if value not in ENCODER_DTYPES:
+                raise ValueError(f'{name} must be one of {sorted(ENCODER_DTYPES)}, got {value!r}')
+        if backend not in BACKENDS:
+            raise ValueError(f'backend must be one of {list(BACKENDS)}, got {backend!r}')
+        torch_only = {'encoder_dtype': encoder_dtype != 'float32',
+                      'decoder_dtype': decoder_dtype != 'float32', 'sdpa': sdpa,
+                      'compile_encoder': compile_encoder}
+        if backend == 'onnx':
+            bad = sorted(k for k, v in torch_only.items() if v)
+            if bad:
+                raise ValueError(f'{", ".join(bad)}: torch backend only (backend is onnx)')
+            if model.device.type != 'cpu':
+                raise ValueError('backend onnx runs on the CPU (onnxruntime); the model is on '
+                                 f'{model.device}: use backend torch')
+        elif quantize:
+            raise ValueError('quantize needs backend onnx')
         super().__init__(model, **kwargs)
         self.upsample_chunk = max(1, int(upsample_chunk))
-        self.encoder_dtype = encoder_dtype
+        self.decoder_batch = max(1, int(decoder_batch))
+        self.encoder_dtype, self.decoder_dtype = encoder_dtype, decoder_dtype
+        self.backend = backend
+        self.decoder = PromptBatchDecoder(model).eval()
+        self.onnx = None
+        if backend == 'onnx':
+            from sam2real_ros.sam.sam_onnx import OnnxSam
+            self.onnx = OnnxSam(model, cache_dir=cache_dir, threads=threads, quantize=quantize,
+                                log=log)
+        self.encode = SdpaImageEncoder(model.image_encoder) if sdpa else model.image_encoder
+        if compile_encoder:
+            self.encode = torch.compile(self.encode)
+        self.state = None
         self.timings = {}
 
     def _tick(self, name, t0):
@@ -146,15 +421,46 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
         return recs
 
     def _set_image(self, image):
+        """Encode the image once (1024-pixel resize, normalization, padding, encoder)."""
         t0 = time.perf_counter()
-        dtype = ENCODER_DTYPES[self.encoder_dtype]
-        if dtype is None:
-            self.predictor.set_image(image)
+        pred = self.predictor
+        if pred.model.image_format != 'RGB':
+            image = image[..., ::-1]
+        x = torch.as_tensor(pred.transform.apply_image(image), device=pred.device)
+        x = x.permute(2, 0, 1).contiguous()[None]
+        pred.reset_image()
+        pred.original_size, pred.input_size = image.shape[:2], tuple(x.shape[-2:])
+        x = pred.model.preprocess(x)
+        if self.onnx is not None:
+            feats = self.onnx.encode(x)
         else:
-            with torch.autocast(self.predictor.device.type, dtype=dtype):
-                self.predictor.set_image(image)
-            self.predictor.features = self.predictor.features.float()
+            dtype = ENCODER_DTYPES[self.encoder_dtype]
+            with torch.autocast(pred.device.type, dtype=dtype or torch.bfloat16,
+                                enabled=dtype is not None):
+                feats = self.encode(x)
+        pred.features, pred.is_image_set = feats.float(), True
+        self.state = self.decoder.image_state(pred.features)
         self._tick('encoder', t0)
+
+    def _decode(self, tokens):
+        """Return the multimask IoU predictions and transformer outputs of prompt tokens."""
+        if self.onnx is not None:
+            iou, q, x = self.onnx.decode_tokens(tokens, self.state)
+        else:
+            dtype = ENCODER_DTYPES[self.decoder_dtype]
+            with torch.autocast(tokens.device.type, dtype=dtype or torch.bfloat16,
+                                enabled=dtype is not None):
+                iou, q, x = self.decoder(tokens, *self.state)
+        return iou[:, 1:].float(), q, x
+
+    def _masks(self, q, x):
+        """Return the multimask low-res logits of the given prompts (float32)."""
+        if self.onnx is not None:
+            return self.onnx.decode_masks(q, x)
+        dtype = ENCODER_DTYPES[self.decoder_dtype]
+        with torch.autocast(q.device.type, dtype=dtype or torch.bfloat16,
+                            enabled=dtype is not None):
+            return self.decoder.masks(q, x).float()
 
     def _process_crop(self, image, crop_box, crop_layer_idx, orig_size):
         x0, y0, x1, y1 = crop_box
@@ -198,26 +504,34 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
     def _process_batch(self, points, im_size, crop_box, orig_size):
         orig_h, orig_w = orig_size
         model = self.predictor.model
-        t0 = time.perf_counter()
         transformed = self.predictor.transform.apply_coords(points, im_size)
-        in_points = torch.as_tensor(transformed, device=self.predictor.device)
-        in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
-        sparse, dense = model.prompt_encoder(points=(in_points[:, None, :], in_labels[:, None]),
-                                             boxes=None, masks=None)
-        low_res, iou_preds = model.mask_decoder(
-            image_embeddings=self.predictor.features,
-            image_pe=model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-            multimask_output=True)
-        n_out = low_res.shape[1]
-        low_res, iou_preds = low_res.flatten(0, 1), iou_preds.flatten(0, 1)
-        pts = torch.as_tensor(points.repeat(n_out, axis=0))
-        self._tick('decoder', t0)
+        coords = torch.as_tensor(transformed, dtype=torch.float, device=self.predictor.device)
+        labels = torch.ones((len(coords), 1), dtype=torch.int, device=coords.device)
+        tokens = self.decoder.prompt_tokens(coords[:, None, :], labels)
+        low_res, iou_preds, index = [], [], []
+        for s in range(0, len(tokens), self.decoder_batch):
+            t1 = time.perf_counter()
+            iou, q, x = self._decode(tokens[s:s + self.decoder_batch])
+            self._tick('decoder', t1)
+            # the library's pred_iou filter, applied before any mask exists: a prompt's masks
+            # are computed only if one of them survives
+            keep = (iou > self.pred_iou_thresh if self.pred_iou_thresh > 0.0
+                    else torch.ones_like(iou, dtype=torch.bool))
+            sel = keep.any(1)
+            if bool(sel.any()):
+                t1 = time.perf_counter()
+                low = self._masks(q[sel], x[sel])
+                self._tick('masks', t1)
+                low_res.append(low.flatten(0, 1)[keep[sel].flatten()])
+                iou_preds.append(iou[keep])
+                index.append(torch.nonzero(keep)[:, 0].cpu() + s)
+        n = sum(len(i) for i in index)
+        low_res = (torch.cat(low_res) if n else
+                   torch.zeros((0, 1, 1), device=coords.device))
+        iou_preds = torch.cat(iou_preds) if n else torch.zeros(0, device=coords.device)
+        pts = torch.as_tensor(points[torch.cat(index).numpy()] if n else points[:0])
 
         t0 = time.perf_counter()
-        if self.pred_iou_thresh > 0.0:
-            keep = iou_preds > self.pred_iou_thresh
-            low_res, iou_preds, pts = low_res[keep], iou_preds[keep], pts[keep.cpu()]
         masks, stab, kept = [], [], []
         for s in range(0, len(low_res), self.upsample_chunk):
             logits = self._upsample(low_res[s:s + self.upsample_chunk])

@@ -96,28 +96,44 @@ class SamSegmenter:
       fast (bool): use the faster generator (same output) instead of the library's.
       upsample_chunk (int): masks upsampled at once (fast path).
       encoder_dtype (str): 'float32' (exact), 'bfloat16' or 'float16'.
+      backend (str): fast path: 'auto' (onnx on a CPU with ``encoder_dtype`` float32, else
+        torch), 'torch' or 'onnx' (onnxruntime; graphs exported once per set of weights into
+        ``cache_dir``).
+      quantize (str): None or 'int8' (int8 encoder, onnx backend; changes the masks).
+      cache_dir (str): ONNX graph cache (default ``~/.cache/sam2real/onnx``).
+      log (callable): where the one-time ONNX export notice goes.
       **settings: ``SamAutomaticMaskGenerator`` settings overriding :data:`SAM_DEFAULTS`.
 
     """
 
     def __init__(self, model, model_type='vit_h', fast=True, upsample_chunk=32,
-                 encoder_dtype='float32', **settings):
+                 encoder_dtype='float32', backend='torch', quantize=None, cache_dir=None,
+                 log=print, **settings):
         from segment_anything import SamAutomaticMaskGenerator
 
         from sam2real_ros.sam.sam_fast import FastAutomaticMaskGenerator
         unknown = set(settings) - set(SAM_DEFAULTS)
         if unknown:
             raise SegmenterError(f'unknown SAM generator settings: {sorted(unknown)}')
+        if backend == 'auto':
+            on_cpu = next(model.parameters()).device.type == 'cpu'
+            backend = 'onnx' if on_cpu and encoder_dtype == 'float32' else 'torch'
         self.settings = dict(SAM_DEFAULTS, **settings)
         self.name = f'sam:{model_type}'
         self.fast = bool(fast)
         if self.fast:
-            self.generator = FastAutomaticMaskGenerator(
-                model, upsample_chunk=upsample_chunk, encoder_dtype=encoder_dtype,
-                **self.settings)
+            try:
+                self.generator = FastAutomaticMaskGenerator(
+                    model, upsample_chunk=upsample_chunk, encoder_dtype=encoder_dtype,
+                    backend=backend, quantize=quantize, cache_dir=cache_dir, log=log,
+                    **self.settings)
+            except ValueError as e:
+                raise SegmenterError(f'SAM fast path: {e}') from None
         else:
             self.generator = SamAutomaticMaskGenerator(model, **self.settings)
         self.settings.update(model_type=model_type, encoder_dtype=encoder_dtype)
+        if self.fast and quantize:
+            self.settings.update(quantize=quantize)
 
     def __call__(self, rgb):
         """Segment HxWx3 uint8 RGB; returns :class:`Segments`."""
@@ -140,7 +156,8 @@ class SamSegmenter:
 
 def make_segmenter(kind='auto', model_type='vit_h', checkpoint=None, device='auto',
                    sam_settings=None, fallback_settings=None, fast=True, upsample_chunk=32,
-                   encoder_dtype='float32', log=print):
+                   encoder_dtype='float32', backend='auto', quantize=None, cache_dir=None,
+                   log=print):
     """
     Build the configured segmenter.
 
@@ -150,7 +167,8 @@ def make_segmenter(kind='auto', model_type='vit_h', checkpoint=None, device='aut
         or 'auto' (SAM when the checkpoint exists, else says so in one line and falls back).
       sam_settings (dict): generator settings (see :data:`SAM_DEFAULTS`).
       fallback_settings (dict): :class:`FallbackSegmenter` settings (``fallback.DEFAULTS``).
-      log (callable): where the one-line fallback notice goes.
+      backend, quantize, cache_dir: the SAM fast path's (see :class:`SamSegmenter`).
+      log (callable): where the one-line fallback and ONNX export notices go.
 
     Raises
     ------
@@ -164,7 +182,8 @@ def make_segmenter(kind='auto', model_type='vit_h', checkpoint=None, device='aut
         if os.path.isfile(path) or kind == 'sam':
             model = load_sam(model_type, path, resolve_device(device))
             return SamSegmenter(model, model_type, fast=fast, upsample_chunk=upsample_chunk,
-                                encoder_dtype=encoder_dtype, **(sam_settings or {}))
+                                encoder_dtype=encoder_dtype, backend=backend, quantize=quantize,
+                                cache_dir=cache_dir, log=log, **(sam_settings or {}))
         log(missing_checkpoint_message(path, model_type) + '; using the fallback segmenter '
             '(depth + colour)')
     try:
