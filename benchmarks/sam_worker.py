@@ -115,7 +115,8 @@ def run_naive(sam, img, settings, device):
     stages = {'encoder': t['encoder'], 'decoder': t['decoder'],
               'upsample_full_res': t['predict_torch'] - t['decoder'],
               'filter_rle_nms_decode': total - t['encoder'] - t['predict_torch']}
-    masks = np.stack([r['segmentation'] for r in recs]) if recs else np.zeros((0,) + img.shape[:2])
+    masks = (np.stack([r['segmentation'] for r in recs]) if recs
+             else np.zeros((0,) + img.shape[:2], bool))
     points = np.array([r['point_coords'][0] for r in recs]).reshape(-1, 2)
     return total, stages, {'masks': masks.astype(bool), 'points': points}
 
@@ -144,8 +145,11 @@ def match_masks(ref, other):
 
     """
     ious, used = [], set()
-    flat_o = other['masks'].reshape(len(other['masks']), -1)
-    for m, p in zip(ref['masks'].reshape(len(ref['masks']), -1), ref['points']):
+    flat_o = other['masks'].reshape(len(other['masks']), other['masks'][0].size
+                                    if len(other['masks']) else 0)
+    flat_r = ref['masks'].reshape(len(ref['masks']), ref['masks'][0].size
+                                  if len(ref['masks']) else 0)
+    for m, p in zip(flat_r, ref['points']):
         cand = [j for j in np.flatnonzero(np.all(np.abs(other['points'] - p) < 1e-3, 1))
                 if j not in used]
         if not cand:
