@@ -105,8 +105,17 @@ def test_torch_backend_without_iou_filter_and_sdpa_encoder(tiny_sam):
 
 def test_int8_encoder_and_option_errors(tiny_sam, tmp_path):
     img = _image()
+    # 'auto' picks onnx for a CPU model, torch when a reduced-precision encoder is asked for
+    auto = SamSegmenter(tiny_sam, 'tiny', backend='auto', cache_dir=tmp_path,
+                        log=lambda m: None, **SETTINGS)
+    assert auto.generator.backend == 'onnx'
+    bf16 = SamSegmenter(tiny_sam, 'tiny', backend='auto', encoder_dtype='bfloat16', **SETTINGS)
+    assert bf16.generator.backend == 'torch'
+    # the int8 encoder is quantized from the float graph already in the cache
+    notes = []
     seg = SamSegmenter(tiny_sam, 'tiny', backend='onnx', quantize='int8', cache_dir=tmp_path,
-                       log=lambda m: None, **SETTINGS)
+                       log=notes.append, **SETTINGS)
+    assert 'once for these weights (encoder_int8)' in notes[0]
     out = seg(img)
     assert out.masks.shape[1:] == img.shape[:2] and len(out.masks) > 0
     assert seg.settings['quantize'] == 'int8'
@@ -119,8 +128,3 @@ def test_int8_encoder_and_option_errors(tiny_sam, tmp_path):
         SamSegmenter(tiny_sam, 'tiny', backend='torch', quantize='int8')
     with pytest.raises(ValueError, match='backend must be one of'):
         FastAutomaticMaskGenerator(tiny_sam, backend='tensorrt')
-    # 'auto' picks onnx for a CPU model, torch when a reduced-precision encoder is asked for
-    auto = SamSegmenter(tiny_sam, 'tiny', backend='auto', cache_dir=tmp_path, **SETTINGS)
-    assert auto.generator.backend == 'onnx'
-    bf16 = SamSegmenter(tiny_sam, 'tiny', backend='auto', encoder_dtype='bfloat16', **SETTINGS)
-    assert bf16.generator.backend == 'torch'

@@ -315,7 +315,8 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
       upsample_chunk (int): masks upsampled to full resolution at once (memory bound).
       backend (str): 'torch' (the model's device) or 'onnx' (onnxruntime on the CPU; graphs
         exported once per set of weights, see :mod:`sam2real_ros.sam.sam_onnx`).
-      decoder_batch (int): prompts decoded at once (memory: ~30 MB per prompt on the CPU).
+      decoder_batch (int): prompts decoded at once (memory: ~30 MB per prompt in float32);
+        default 16 on a CPU (cache-friendlier), 64 on a GPU.
       encoder_dtype, decoder_dtype (str): 'float32' (exact), 'bfloat16' or 'float16'
         (autocast of the image encoder resp. the prompt decoder; torch backend).
       sdpa (bool): image encoder attention through ``F.scaled_dot_product_attention`` with the
@@ -331,7 +332,7 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
     """
 
     def __init__(self, model, upsample_chunk=32, encoder_dtype='float32', backend='torch',
-                 decoder_batch=16, decoder_dtype='float32', sdpa=False, compile_encoder=False,
+                 decoder_batch=None, decoder_dtype='float32', sdpa=False, compile_encoder=False,
                  quantize=None, cache_dir=None, threads=None, log=print, **kwargs):
         if kwargs.get('output_mode', 'binary_mask') != 'binary_mask':
             raise ValueError('FastAutomaticMaskGenerator only supports output_mode=binary_mask')
@@ -354,6 +355,8 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
             raise ValueError('quantize needs backend onnx')
         super().__init__(model, **kwargs)
         self.upsample_chunk = max(1, int(upsample_chunk))
+        if decoder_batch is None:
+            decoder_batch = 16 if model.device.type == 'cpu' else 64
         self.decoder_batch = max(1, int(decoder_batch))
         self.encoder_dtype, self.decoder_dtype = encoder_dtype, decoder_dtype
         self.backend = backend

@@ -21,6 +21,7 @@ of the encoder's matrix products, int8 weights): faster on a CPU, but it changes
 it is reported separately by ``benchmarks/sam_worker.py``.
 """
 import hashlib
+import logging
 import os
 import tempfile
 import time
@@ -123,7 +124,7 @@ def export(sam, folder, quantize=None, log=print):
         _, q, x = dec(tokens, *state)
     with tempfile.TemporaryDirectory(dir=folder, prefix='.export-') as tmp:
         with torch.no_grad():
-            if 'encoder' in missing or 'encoder_int8' in missing:
+            if 'encoder' in missing:
                 _export_graph(_Encoder(sam.image_encoder), (torch.zeros(1, 3, size, size),),
                               ['image'], ['features'], None, tmp, 'encoder.onnx')
             if 'tokens' in missing:
@@ -135,11 +136,18 @@ def export(sam, folder, quantize=None, log=print):
                 _export_graph(_Masks(dec), (q, x), ['q', 'x'], ['masks'],
                               {'q': {0: 'b'}, 'x': {0: 'b'}, 'masks': {0: 'b'}}, tmp,
                               'decoder_masks.onnx')
-        if 'encoder_int8' in missing:
+        if 'encoder_int8' in missing:   # from the float encoder, exported now or before
             from onnxruntime.quantization import quantize_dynamic, QuantType
-            quantize_dynamic(os.path.join(tmp, 'encoder.onnx'),
-                             os.path.join(tmp, 'encoder_int8.onnx'),
-                             weight_type=QuantType.QInt8, use_external_data_format=True)
+            src = tmp if 'encoder' in missing else folder
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)   # one warning per unquantizable tensor otherwise
+            try:
+                quantize_dynamic(os.path.join(src, 'encoder.onnx'),
+                                 os.path.join(tmp, 'encoder_int8.onnx'),
+                                 weight_type=QuantType.QInt8, use_external_data_format=True)
+            finally:
+                root.setLevel(level)
         # weights first, then the graph that names them: a graph file is only ever complete
         for k in missing:
             name = os.path.basename(paths[k])
