@@ -3,8 +3,9 @@ SAM worker speed: the naive ``SamAutomaticMaskGenerator`` vs the fast path, and 
 
 Random weights (no checkpoints here): ``--model-type vit_b|vit_l|vit_h`` builds the real-size
 architecture from segment_anything's registry without a checkpoint; ``tiny`` is a small ViT
-encoder with SAM's real 256-channel decoder and post-processing. Random mask logits are tiny, so
-the decoder's last layers are scaled (``--logit-scale``); random predicted IoUs are small
+encoder with SAM's real 256-channel decoder and post-processing; ``micro`` is the tests' SAM
+(256-pixel frame, 32 channels), for smoke runs of the benchmark itself. Random mask logits are
+tiny, so the decoder's last layers are scaled (``--logit-scale``); random predicted IoUs are small
 (ViT-B: -0.08..0.10), so the predicted-IoU threshold is set to keep ``--keep-fraction`` (0.25)
 of the masks (measured on the first frame, untimed) unless ``--pred-iou-thresh`` is given; the
 stability threshold is SAM's default (0.95); box NMS is off (1.0, SAM: 0.7) because the boxes of
@@ -20,8 +21,8 @@ same prompt point (greedy by IoU), reporting the mean and min IoU of matched mas
 count difference. The fallback segmenter is timed on the first frame too. Last printed line: a
 JSON object.
 
-  tools/venv-run python benchmarks/sam_worker.py --model-type vit_b --frames 2     # CPU
-  python benchmarks/sam_worker.py --device cuda --model-type vit_h                 # GPU
+  tools/venv-run python -m benchmarks.sam_worker --model-type vit_b --variants onnx,torch  # CPU
+  python -m benchmarks.sam_worker --device cuda --model-type vit_h                       # GPU
 """
 import argparse
 import json
@@ -52,6 +53,8 @@ def build_model(model_type, device, logit_scale):
     if model_type == 'tiny':
         return build_tiny_sam(0, img_size=1024, embed_dim=64, depth=2, num_heads=2,
                               prompt_dim=256, logit_scale=logit_scale, device=device)
+    if model_type == 'micro':   # the tests' size: a smoke run of the benchmark itself
+        return build_tiny_sam(0, logit_scale=logit_scale, device=device)
     torch.manual_seed(0)
     sam = sam_model_registry[model_type](checkpoint=None)
     with torch.no_grad():
@@ -187,7 +190,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     p.add_argument('--device', default='cpu')
     p.add_argument('--model-type', default=None, help='tiny (CPU default) | vit_b | vit_l | '
-                   'vit_h (GPU default)')
+                   'vit_h (GPU default) | micro (256-pixel SAM, 32 channels: smoke runs)')
     p.add_argument('--points-per-side', type=int, default=None,
                    help='default 24 (paper); 8 for tiny')
     p.add_argument('--points-per-batch', type=int, default=64)
@@ -205,6 +208,7 @@ def main(argv=None):
     p.add_argument('--stability-score-thresh', type=float, default=0.95)
     p.add_argument('--box-nms-thresh', type=float, default=1.0)
     p.add_argument('--skip-naive', action='store_true')
+    p.add_argument('--skip-fallback', action='store_true', help='do not time the fallback')
     p.add_argument('--threads', type=int, default=0, help='CPU threads (0: torch default)')
     p.add_argument('--cache-dir', default=None, help='ONNX graph cache')
     args = p.parse_args(argv)
@@ -212,7 +216,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     on_gpu = args.device.startswith('cuda')
     model_type = args.model_type or ('vit_h' if on_gpu else 'tiny')
-    pps = args.points_per_side or (8 if model_type == 'tiny' else 24)
+    pps = args.points_per_side or (8 if model_type in ('tiny', 'micro') else 24)
     specs = (args.variants or ('torch,torch+bf16+sdpa,torch+bf16+sdpa+compile' if on_gpu
                                else 'onnx')).split(',')
     from sam2real_ros.sam.sam_fast import FastAutomaticMaskGenerator
@@ -273,12 +277,14 @@ def main(argv=None):
                 line += (f'; vs naive: {a["matched"]} matched, mean IoU {a["mean_iou"]:.4f}, '
                          f'min {a["min_iou"]:.4f}, count diff {a["count_diff"]}')
             print(line + '; ' + ', '.join(f'{k} {v:.2f}' for k, v in st.items()), flush=True)
-    from sam2real_ros.sam.segmenters import FallbackSegmenter
-    t0 = time.perf_counter()
-    fb_masks = len(FallbackSegmenter()(frames[0]).masks)
-    fb_t = time.perf_counter() - t0
-    print(f'fallback (colour only, no depth here; quality: benchmarks/segmenter.py): '
-          f'{fb_t:.2f} s, {fb_masks} masks')
+    fb_t = fb_masks = None
+    if not args.skip_fallback:
+        from sam2real_ros.sam.segmenters import FallbackSegmenter
+        t0 = time.perf_counter()
+        fb_masks = len(FallbackSegmenter()(frames[0]).masks)
+        fb_t = round(time.perf_counter() - t0, 3)
+        print(f'fallback (colour only, no depth here; quality: benchmarks/segmenter.py): '
+              f'{fb_t:.2f} s, {fb_masks} masks')
     naive = float(np.median(naive_t)) if naive_t else None
     variants = {}
     for spec, r in res.items():
@@ -305,7 +311,7 @@ def main(argv=None):
                                                     ['agree']])) if naive else None),
            'variant': specs[0], 's_per_frame': first['s_per_frame'],
            'speedup': first['speedup'], 'min_mask_iou_vs_naive': first['min_mask_iou'],
-           'variants': variants, 'fallback_s_per_frame': round(fb_t, 3),
+           'variants': variants, 'fallback_s_per_frame': fb_t,
            'fallback_masks_per_frame': fb_masks}
     print(json.dumps(out))
 

@@ -13,8 +13,8 @@ the loss curves, the mean of each over the last half, their paired relative diff
 iteration-to-iteration standard deviation of the fp32 curve over that half (``within_noise``:
 the difference of the means is smaller than that deviation). Last printed line: JSON.
 
-  python benchmarks/train_step.py --profile paper --device cuda            # GPU, 480x640
-  tools/venv-run python benchmarks/train_step.py --tiny --device cpu       # CPU smoke test
+  python -m benchmarks.train_step --profile paper --device cuda            # GPU, 480x640
+  tools/venv-run python -m benchmarks.train_step --tiny --device cpu       # CPU, tiny model
 """
 import argparse
 import json
