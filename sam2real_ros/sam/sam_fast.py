@@ -364,8 +364,8 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
         self.onnx = None
         if backend == 'onnx':
             from sam2real_ros.sam.sam_onnx import OnnxSam
-            self.onnx = OnnxSam(model, cache_dir=cache_dir, threads=threads, quantize=quantize,
-                                log=log)
+            self.onnx = OnnxSam(model, self.decoder, cache_dir=cache_dir, threads=threads,
+                                quantize=quantize, log=log)
         self.encode = SdpaImageEncoder(model.image_encoder) if sdpa else model.image_encoder
         if compile_encoder:
             self.encode = torch.compile(self.encode)

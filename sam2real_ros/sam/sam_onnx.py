@@ -92,16 +92,18 @@ def _export_graph(module, args, names_in, names_out, dynamic, dst_folder, name):
         _save_with_external_data(raw, dst_folder, name)
 
 
-def export(sam, folder, quantize=None, log=print):
+def export(sam, decoder, folder, quantize=None, log=print):
     """
     Write the graphs :class:`OnnxSam` runs into ``folder`` unless they are there already.
+
+    ``decoder`` is the ``PromptBatchDecoder`` of ``sam`` (passed in by ``sam_fast``, so that
+    this module does not import it back).
 
     Returns
     -------
       (dict): graph name -> path (``encoder``, ``tokens``, ``masks``, ``encoder_int8``).
 
     """
-    from sam2real_ros.sam.sam_fast import PromptBatchDecoder
     paths = {'encoder': 'encoder.onnx', 'tokens': 'decoder_tokens.onnx',
              'masks': 'decoder_masks.onnx'}
     if quantize == 'int8':
@@ -113,7 +115,8 @@ def export(sam, folder, quantize=None, log=print):
     os.makedirs(folder, exist_ok=True)
     t0 = time.monotonic()
     log(f'exporting SAM to ONNX once for these weights ({", ".join(missing)}) into {folder}')
-    dec = PromptBatchDecoder(sam.eval())
+    sam.eval()
+    dec = decoder.eval()
     size = sam.image_encoder.img_size
     with torch.no_grad():
         feats = torch.zeros(1, sam.prompt_encoder.embed_dim,
@@ -165,6 +168,7 @@ class OnnxSam:
     Arguments:
     ---------
       sam (Sam): the model (its weights are hashed to find or make the graphs).
+      decoder (PromptBatchDecoder): ``sam``'s reordered mask decoder (exported as two graphs).
       cache_dir (str): where the graphs go (see :func:`cache_root`).
       threads (int): onnxruntime intra-op threads (default: torch's thread count).
       quantize (str): None or 'int8' (dynamically quantized encoder; changes the masks).
@@ -172,12 +176,12 @@ class OnnxSam:
 
     """
 
-    def __init__(self, sam, cache_dir=None, threads=None, quantize=None, log=print):
+    def __init__(self, sam, decoder, cache_dir=None, threads=None, quantize=None, log=print):
         import onnxruntime as ort
         if quantize not in QUANTIZE:
             raise ValueError(f'quantize must be None or int8, got {quantize!r}')
         self.folder = os.path.join(cache_root(cache_dir), weights_key(sam))
-        self.paths = export(sam, self.folder, quantize, log)
+        self.paths = export(sam, decoder, self.folder, quantize, log)
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(threads or torch.get_num_threads())
         so.inter_op_num_threads = 1
