@@ -282,7 +282,7 @@ def test_hot_reload_follows_the_model_file(processes, listener, tiny_models, tmp
 
     assert wait_until(lambda: len(listener.got(f'{NODE}/labels')) >= 3, 60), \
         processes.output(node)
-    assert class_names() == ['c0', 'c1', 'c2']
+    assert wait_until(lambda: class_names() == ['c0', 'c1', 'c2'], 20), class_names()
 
     replace_atomically(tiny_models[5], path)
     assert wait_until(lambda: class_names() == [f'c{i}' for i in range(5)], 60), \

@@ -107,6 +107,12 @@ def run_node(name, make_node, args=None, config_errors=(), make_executor=None):
     except CONFIG_ERRORS + tuple(config_errors) as exc:
         print(f'{name}: {exc}', file=sys.stderr)
         return 2
+    except RuntimeError:
+        # A SIGINT while rclpy converts a taken message to Python: pybind11 turns the
+        # KeyboardInterrupt into "RuntimeError: Unable to convert call argument". rclpy's signal
+        # handler has shut the context down by then; anything else is a real error.
+        if rclpy.ok():
+            raise
     finally:
         # a second Ctrl-C must not interrupt the clean-up with a KeyboardInterrupt traceback
         signal.signal(signal.SIGINT, signal.SIG_IGN)
