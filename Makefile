@@ -1,3 +1,6 @@
+# Copyright 2026 sam2real contributors
+# SPDX-License-Identifier: MIT
+
 # sam2real: fresh machine -> `make demo` (main job on the embedded default) and `make test`.
 .PHONY: setup build demo test lint bench clean
 RUN := tools/venv-run

@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# Copyright 2026 sam2real contributors
+# SPDX-License-Identifier: MIT
+
 # All GPU figures of issue 15 in one call, within 8 minutes on one H100/H200, into one JSON
 # summary. From the repository root:
 #

@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# Copyright 2026 sam2real contributors
+# SPDX-License-Identifier: MIT
+
 # Fetch the Python 3.12 wheels that benchmarks/gpu_check.sh installs on the GPU machine (which
 # has torch, timm, onnx, onnxruntime, numpy, PyYAML, opencv, scikit-image but no internet):
 # segment-anything and the ROS 2 client wheels the nodes need, with their dependencies, at the

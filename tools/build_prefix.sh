@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# Copyright 2026 sam2real contributors
+# SPDX-License-Identifier: MIT
+
 # Builds sam2real into the ament prefix build/install/sam2real with `colcon build`, the way a
 # robot does, so that `ros2 launch sam2real ...` and the launch_testing tests run against the
 # installed package (executables in lib/sam2real, share/sam2real/{launch,config}).

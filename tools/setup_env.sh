@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# Copyright 2026 sam2real contributors
+# SPDX-License-Identifier: MIT
+
 # Creates .venv and installs the pinned dependencies. Idempotent: a second run only checks stamps.
 #   GPU=1 tools/setup_env.sh   -> onnxruntime-gpu instead of onnxruntime
 set -euo pipefail
