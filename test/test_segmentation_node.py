@@ -168,8 +168,14 @@ def test_labels_answer_the_newest_frame(processes, listener, fast_onnx_model):
     node = start_node(processes, {'model_path': str(fast_onnx_model)})
     assert wait_until(lambda: len(listener.got(f'{NODE}/labels')) >= 3, 60), \
         processes.output(node)
+    # The test's camera_info reader, made before the camera, can be matched seconds after the
+    # node (discovery); only frames stamped after its first camera_info can be checked.
+    assert wait_until(lambda: listener.got(TIAGO_CAMERA['camera_info']), 30)
+    first_info = stamp_to_ns(listener.got(TIAGO_CAMERA['camera_info'])[0][1].header.stamp)
     time.sleep(2.5)  # let a queue build up if there were one
-    labels = listener.got(f'{NODE}/labels')
+    labels = [(t, m) for t, m in listener.got(f'{NODE}/labels')
+              if stamp_to_ns(m.header.stamp) > first_info]
+    assert len(labels) >= 3, processes.output(node)
     time.sleep(1.0)  # the camera_info of the newest labelled frame may still be in flight
     camera_stamps = {stamp_to_ns(m.header.stamp)
                      for _, m in listener.got(TIAGO_CAMERA['camera_info'])}

@@ -170,14 +170,29 @@ class NodeGraph:
         self.procs.start(*self.node_args, name='node')
         return self
 
-    def wait_for_labels(self, timeout=120.0):
-        """Block until the first label arrives; RuntimeError on timeout or a dead process."""
+    def wait_for_labels(self, timeout=120.0, camera_timeout=15.0):
+        """
+        Block until the first label arrives; RuntimeError on timeout or a dead process.
+
+        Then wait up to ``camera_timeout`` s for the listener's first camera_info: the listener
+        exists before the camera, and discovery can match it seconds after the node (with a
+        camera whose Fast DDS profile replaces the built-in transports, loopback-only
+        discovery waits for the next periodic announcement), so frames published before then
+        would not be counted. Without one the camera count is reported unknown.
+        """
         deadline = time.monotonic() + timeout
         while not self.listener.snapshot()[0]:
             self.check_alive()
             if time.monotonic() > deadline:
                 raise RuntimeError(f'no labels within {timeout:g} s; node log:\n'
                                    + self.log('node')[-2000:])
+            time.sleep(0.1)
+        deadline = time.monotonic() + camera_timeout
+        while time.monotonic() < deadline:
+            with self.listener.lock:
+                if self.listener.camera:
+                    return
+            self.check_alive()
             time.sleep(0.1)
 
     def measure(self, seconds, progress=True):
