@@ -448,3 +448,20 @@ def test_invalid_parameter_is_refused_at_start(processes):
     assert node.wait(60) == 2
     out = processes.output(node)
     assert 'qos_depth' in out and 'Traceback' not in out
+
+
+@pytest.mark.rostest
+def test_label_info_carries_the_class_map(processes, listener, fast_onnx_model):
+    """With vision_msgs installed (a ROS 2 distro has it) the node latches a LabelInfo."""
+    label_info = pytest.importorskip(
+        'vision_msgs.msg', reason='vision_msgs is not installed (no PyPI wheel; a ROS 2 distro '
+        'has ros-<distro>-vision-msgs): the node then keeps only ~/class_names').LabelInfo
+    listener.listen(DiagnosticArray, '/diagnostics')
+    start_camera(processes, 10.0)
+    node = start_node(processes, {'model_path': str(fast_onnx_model)})
+    assert wait_until(lambda: listener.values().get('model_state') == 'loaded', 60), \
+        processes.output(node)
+    listener.listen(label_info, f'{NODE}/label_info', LATCHED)  # a late joiner
+    assert wait_until(lambda: listener.got(f'{NODE}/label_info'), 10), processes.output(node)
+    msg = listener.got(f'{NODE}/label_info')[-1][1]
+    assert [(c.class_id, c.class_name) for c in msg.class_map] == list(enumerate(CLASSES))
