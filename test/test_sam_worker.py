@@ -139,6 +139,39 @@ def test_depth_beside_the_image_reaches_the_segmenter(tmp_path):
     assert w2.run() == 4 and w2.done == 4 and len(calls) == 4
 
 
+# The real YCB-Video scenes live in shared/ beside the checkout (as in test_datasets.py).
+YCBV_TRAIN = os.path.join(os.environ.get('SAM2REAL_YCBV_TRAIN') or os.path.join(
+    os.path.dirname(REPO), 'shared', 'data', 'ycbv_bop_train'), 'train_real')
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(YCBV_TRAIN, '000000')),
+                    reason=f'real YCB-V BOP scenes not found at {YCBV_TRAIN} '
+                    '(set SAM2REAL_YCBV_TRAIN)')
+def test_bop_scene_folder_segments_rgb_with_depth_only(tmp_path, capsys):
+    """A BOP scene's mask_visib/ (and depth/) PNGs are annotations, never frames."""
+    import shutil
+    src = os.path.join(YCBV_TRAIN, '000000')
+    scene = tmp_path / 'train_real' / '000000'
+    for sub in ('rgb', 'depth', 'mask_visib'):
+        os.makedirs(scene / sub)
+        for name in sorted(os.listdir(os.path.join(src, sub))):
+            if name.startswith(('000001', '000002')):
+                shutil.copy(os.path.join(src, sub, name), scene / sub / name)
+    for name in ('scene_gt.json', 'scene_camera.json'):
+        shutil.copy(os.path.join(src, name), scene / name)
+    assert len(os.listdir(scene / 'mask_visib')) >= 2
+    want = ['rgb/000001.png', 'rgb/000002.png']
+    assert io_utils.list_images(scene) == want  # the lister of the image-folder dataset too
+    assert [f.key for f in find_frames(tmp_path)] == [f'train_real/000000/{k}' for k in want]
+    assert main([str(scene), '--segmenter', 'fallback', '--nice', '0', '--no-progress']) == 0
+    store = MaskStore(scene / 'masks')
+    assert store.keys() == want
+    for key in want:
+        rec = store.read(key)
+        assert rec.extra['depth'] is True and rec.masks().shape[1:] == (480, 640)
+    assert 'done 2, failed 0' in capsys.readouterr().err
+
+
 def test_sharding_covers_every_frame_once(tmp_path):
     make_dataset(tmp_path, n_plain=6)
     keys = {f.key for f in find_frames(tmp_path)}

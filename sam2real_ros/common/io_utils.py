@@ -155,13 +155,18 @@ def list_images(root, exclude=()):
     -------
       (list of str): sorted keys of the files ending in :data:`IMAGE_EXTS` (any case), leaving
       out hidden files and folders, folders named in :data:`SKIP_DIRS` (recorder episodes, mask
-      stores, label and depth images) and the ``exclude`` folders.
+      stores, label and depth images) and the ``exclude`` folders. In a folder with an ``rgb/``
+      subfolder (a BOP scene, the ``rgb/`` layout of :func:`depth_path`) only ``rgb/`` holds
+      frames: its siblings (``depth/``, ``mask/``, ``mask_visib/``, ...) hold per-frame
+      annotations and are left out.
 
     """
     root = os.path.abspath(os.fspath(root))
     skip = {os.path.abspath(os.fspath(d)) for d in exclude}
     keys = []
     for dirpath, dirnames, files in os.walk(root):
+        if 'rgb' in dirnames:
+            dirnames[:] = ['rgb']
         dirnames[:] = sorted(d for d in dirnames if not d.startswith('.') and d not in SKIP_DIRS
                              and os.path.join(dirpath, d) not in skip)
         for name in sorted(files):
