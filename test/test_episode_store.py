@@ -33,7 +33,8 @@ import pytest
 from sam2real_ros.common import io_utils
 from sam2real_ros.common.io_utils import read_image_unchanged, read_rgb
 from sam2real_ros.recording import episode_store
-from sam2real_ros.recording.episode_store import EpisodeError, EpisodeSink, EpisodeWriter, Tick
+from sam2real_ros.recording.episode_sink import EpisodeSink, Tick
+from sam2real_ros.recording.episode_store import EpisodeError, EpisodeWriter
 from sam2real_ros.recording.grasp_episodes import (EpisodeConfig, EpisodeEnd, EpisodeLogic,
                                                    EpisodeStart, Frame, FrameLost, FrameOut)
 from small_fs import fill, small_filesystem
@@ -440,3 +441,10 @@ def test_docs_list_every_end_reason():
     doc = open(os.path.join(os.path.dirname(__file__), '..', 'docs', 'grasp_recorder.md')).read()
     listed = doc.split('**Why an episode ended**', 1)[1].split('\n* ', 1)[0]
     assert [r for r in episode_store.END_REASONS if f'`{r}`' not in listed] == []
+
+
+def test_sink_refuses_what_is_not_an_episode_event(tmp_path):
+    """Events are told apart by type (isinstance), and a foreign object is an error, not a no-op."""
+    sink = EpisodeSink(tmp_path, warn=lambda m: None)
+    with pytest.raises(TypeError, match='not an episode event: dict'):
+        sink.handle({'t_ns': 0})

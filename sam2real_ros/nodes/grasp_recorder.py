@@ -44,7 +44,7 @@ from sam2real_ros.nodes.diagnostics import Diagnostics
 from sam2real_ros.nodes.params import Param
 from sam2real_ros.nodes.qos import camera_qos_parameters, CameraSubscription
 from sam2real_ros.nodes.runner import run_node
-from sam2real_ros.recording import episode_store
+from sam2real_ros.recording import episode_sink, episode_store
 from sam2real_ros.recording import grasp_episodes
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
@@ -117,9 +117,9 @@ class RecorderNode(Node):
             self.get_logger().warning(self.recovery.summary())
         self.logic = grasp_episodes.EpisodeLogic(cfg, self._now())
         self._bad_images = 0  # bad messages on the image topic (an episode without frames says)
-        self.sink = episode_store.EpisodeSink(self.root, p['max_disk_gb'], p['min_free_gb'],
-                                              warn=self.get_logger().warning,
-                                              rejected=lambda: self._bad_images)
+        self.sink = episode_sink.EpisodeSink(self.root, p['max_disk_gb'], p['min_free_gb'],
+                                             warn=self.get_logger().warning,
+                                             rejected=lambda: self._bad_images)
         self.writer = grasp_episodes.BackgroundWriter(self.sink.handle, p['queue_size'])
         self.camera = None
         self.counts = Counter()
@@ -153,7 +153,7 @@ class RecorderNode(Node):
                                        p['diagnostics_period_s'], self._status, self.root)
         self.create_timer(0.1, lambda: self._submit(self.logic.tick(self._now())))
         # retry failed writes, re-check the quota (on the writer thread, which owns the sink)
-        self.create_timer(1.0, lambda: self.writer.submit(episode_store.Tick()))
+        self.create_timer(1.0, lambda: self.writer.submit(episode_sink.Tick()))
         self.get_logger().info(
             f'recording grasp episodes from {self.image_sub.topic} to {self.root} '
             f'(actions: {", ".join(p["action_names"]) or "none"}; services ~/start, ~/stop)')

@@ -41,7 +41,7 @@ import sys
 from sam2real_ros.common import bags
 from sam2real_ros.common import conversions
 from sam2real_ros.common.cli_help import HelpFormatter
-from sam2real_ros.recording import episode_store
+from sam2real_ros.recording import episode_sink, episode_store
 from sam2real_ros.recording import grasp_episodes
 
 
@@ -125,9 +125,9 @@ def extract(args, warn=print):
         conns = [c for c in reader.connections if c.topic in wanted]
         bad_images = [0]
         try:
-            sink = episode_store.EpisodeSink(args.out, args.max_disk_gb, args.min_free_gb,
-                                             warn=lambda m: warn('warning: ' + m), resume=True,
-                                             rejected=lambda: bad_images[0])
+            sink = episode_sink.EpisodeSink(args.out, args.max_disk_gb, args.min_free_gb,
+                                            warn=lambda m: warn('warning: ' + m), resume=True,
+                                            rejected=lambda: bad_images[0])
             recovery = episode_store.recover_interrupted(args.out)
         except OSError as exc:
             raise UserError(f'cannot write to --out {args.out}: {exc}')

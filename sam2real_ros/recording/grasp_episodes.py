@@ -48,8 +48,6 @@ from typing import Optional
 import numpy as np
 
 from sam2real_ros.common.conversions import stamp_to_ns
-
-PHASES = ('before', 'during', 'after')
 ACTIVE_STATUSES = (1, 2, 3)  # action_msgs/GoalStatus ACCEPTED, EXECUTING, CANCELING
 TERMINAL_STATUSES = {4: 'succeeded', 5: 'canceled', 6: 'aborted'}
 _NS = 1_000_000_000
@@ -125,7 +123,7 @@ class EpisodeStart:
 
 @dataclass
 class FrameOut:
-    """``frame`` belongs to the open episode with ``phase`` in :data:`PHASES`."""
+    """``frame`` belongs to the open episode; ``phase`` is one of ``episode_store.PHASES``."""
 
     frame: Frame
     phase: str
