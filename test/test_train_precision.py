@@ -20,9 +20,11 @@
 # THE SOFTWARE.
 
 """Trainer precision: bf16 autocast matches fp32 within tolerance; bf16 resume is exact."""
+import copy
 import os
 
 import pytest
+from sam2real_ros.modeling import model as mdl
 from sam2real_ros.training import config as train_config
 from sam2real_ros.training.trainer import Trainer
 import torch
@@ -120,3 +122,22 @@ def test_bf16_channels_last_resume_is_exact_and_checkpoint_unchanged(tmp_path):
     assert all(p.dtype == torch.float32 for p in net.parameters())
     with pytest.raises(train_config.ConfigError, match='precision must be fp32 or bf16'):
         tiny('precision=fp16')
+
+
+def test_bf16_features_reach_the_loss_in_float32():
+    """Under bf16 autocast the feature head runs in float32 on the bf16 decoder output."""
+    net = mdl.build_model(tiny().model).eval()
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        fused = net.decode(x)
+        feats = net.head(fused, 'features', x.shape[-2:])
+        logits = net.head(fused, 'logits', x.shape[-2:])
+    assert fused.dtype == torch.bfloat16 and logits.dtype == torch.bfloat16
+    assert feats.dtype == torch.float32
+    # the float64 head on the same (bf16-valued) decoder output agrees to float32 digits
+    with torch.no_grad():
+        ref = copy.deepcopy(net.feature_head).double()(fused.double())
+        ref = torch.nn.functional.interpolate(ref, size=x.shape[-2:], mode='bilinear',
+                                              align_corners=False)
+    err = ((feats.double() - ref).abs().max() / ref.abs().max()).item()
+    assert err < 1e-5, err  # a bfloat16 feature head is off by about 1e-2

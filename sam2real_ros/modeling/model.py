@@ -349,15 +349,35 @@ class SegmentationNet(nn.Module):
                    for lv in levels]
         return self.fusion(torch.cat(resized, 1))
 
+    def head(self, fused, output, size):
+        """
+        One head on the fused map, bilinearly upsampled to ``size``.
+
+        Arguments:
+        ---------
+          fused (torch.Tensor): the output of :meth:`decode`.
+          output (str): ``'logits'`` (segmentation head) or ``'features'`` (dense features).
+          size (tuple): ``(H, W)`` of the input.
+
+        Under autocast (``precision: bf16``) the feature head and its upsampling run in
+        float32: the segment pooling loss (Eq. 3) needs the features' small within-segment
+        spreads, which bfloat16's 8 bits would round away.
+
+        """
+        if output == 'logits':
+            out = self.seg_head(fused)
+        elif torch.is_autocast_enabled(fused.device.type):
+            with torch.autocast(fused.device.type, enabled=False):
+                out = self.feature_head(fused.float())
+        else:
+            out = self.feature_head(fused)
+        return F.interpolate(out, size=size, mode='bilinear', align_corners=False)
+
     def forward(self, x):
         """Return ``(logits BxCxHxW, features BxDxHxW)`` at the input resolution."""
         fused = self.decode(x)
         size = x.shape[-2:]
-        logits = F.interpolate(self.seg_head(fused), size=size, mode='bilinear',
-                               align_corners=False)
-        features = F.interpolate(self.feature_head(fused), size=size, mode='bilinear',
-                                 align_corners=False)
-        return logits, features
+        return self.head(fused, 'logits', size), self.head(fused, 'features', size)
 
 
 def build_model(cfg):

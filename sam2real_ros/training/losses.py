@@ -29,10 +29,12 @@ Conventions (see docs/training.md for the mapping equation -> code):
   are converted): overlapping masks held as a few label layers, never an ``NxHxW`` tensor. The
   segment sums are one ``index_add`` per layer, recomputed in the backward pass, so memory grows
   with the pixel count and the number of layers, not with N x H x W.
-* Eq. 3 uses ``v_i = sum z^2 - |S_i| mu_i^2`` with the sums accumulated in float64 (features
-  centred by their frame mean; bfloat16/float16/float32 features are upcast): in float32 this
-  form loses all digits for tight segments (spread small against the mean), in float64 it
-  keeps about 10. Its gradient is ``2 (z_p - mu_i)`` per pixel, also computed in float64.
+* Eq. 3 is computed in two passes in float64 (features centred by their frame mean;
+  bfloat16/float16/float32 features are upcast): the means first, then
+  ``v_i = sum (z - mu_i)^2``. The one-pass form ``sum z^2 - |S_i| mu_i^2`` loses all digits
+  for tight segments (spread small against the mean): in float32 at a spread of 1e-3, and in
+  float64 too at a spread of 1e-8. Its gradient is ``2 (z_p - mu_i)`` per pixel, also
+  computed in float64.
 * Eq. 5 (``pairs='unordered'``, default) is the mean of the hinge over unordered pairs,
   ``2/(N(N-1)) * sum_{i<j}``, i.e. ``2/(N(N-1))`` counts unordered pairs; ``pairs='ordered'``
   reads the sum literally over ordered pairs ``i != j`` with the same factor, which is exactly
@@ -60,9 +62,10 @@ class SegmentMoments(torch.autograd.Function):
     ``z`` is PxD, ``layers`` a list of ``(start, ids)``: the layer's pixels ``start ..
     start + len(ids)`` (its rows that hold segments) and their segment ids (int32 numpy, 0 =
     none, ``i + 1`` = segment ``i``; segments of one layer are disjoint); ``n`` is the number of
-    segments. One ``index_add`` per layer accumulates ``[z, z^2, 1]`` in float64 (after
-    subtracting the frame mean), so ``v_i = sum z^2 - |S_i| mu_i^2`` keeps ~10 significant
-    digits even when the spread is 1e-5 of the mean, where float32 keeps none. Backward
+    segments. Pass 1: one ``index_add`` per layer accumulates ``[z, 1]`` in float64 (after
+    subtracting the frame mean) -> ``mu_i``; pass 2: one ``index_add`` per layer of
+    ``(z_p - mu_i)^2`` -> ``v_i``, which keeps its digits however tight the segment is
+    (the one-pass ``sum z^2 - |S_i| mu_i^2`` does not, even in float64). Backward
     recomputes per layer instead of keeping per-pixel tensors alive: ``dL/dz_p = sum_{i: p in
     S_i} (dL/dmu_i / |S_i| + 2 dL/dv_i (z_p - mu_i))``, also in float64. Memory: O(P x D)
     besides the layers, whatever N is.
@@ -75,15 +78,19 @@ class SegmentMoments(torch.autograd.Function):
         shift = z64.mean(dim=0, keepdim=True)
         zc = z64 - shift
         del z64
-        zz = torch.cat([zc, zc * zc, zc.new_ones((zc.shape[0], 1))], dim=1)
-        total = zc.new_zeros((n + 1, 2 * d + 1))
-        for start, ids in layers:
+        zz = torch.cat([zc, zc.new_ones((zc.shape[0], 1))], dim=1)
+        total = zc.new_zeros((n + 1, d + 1))
+        for start, ids in layers:  # pass 1: sums and counts -> means (Eq. 2)
             idx = torch.from_numpy(ids).to(zz.device, torch.int64)
             total.index_add_(0, idx, zz[start:start + len(idx)])
         del zz
-        count = total[:, 2 * d]
+        count = total[:, d]
         mu = total[:, :d] / count.clamp(min=1.0)[:, None]
-        v = (total[:, d:2 * d] - total[:, :d] * mu).clamp(min=0.0)
+        v = zc.new_zeros((n + 1, d))
+        for start, ids in layers:  # pass 2: squared deviations from the means (Eq. 3)
+            idx = torch.from_numpy(ids).to(zc.device, torch.int64)
+            dev = zc[start:start + len(idx)] - mu.index_select(0, idx)
+            v.index_add_(0, idx, dev * dev)
         ctx.save_for_backward(zc, count, mu)
         ctx.layers, ctx.dtype = layers, z.dtype
         mean = torch.where(count[1:, None] > 0, mu[1:] + shift, 0.0)  # 0 when empty

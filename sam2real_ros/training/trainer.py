@@ -101,8 +101,7 @@ class _OneHead(torch.nn.Module):
 
     def forward(self, x, output):
         """``x`` Bx3xHxW -> logits BxCxHxW (``'logits'``) or features BxDxHxW."""
-        logits, features = self.net(x)
-        return logits if output == 'logits' else features
+        return self.net.head(self.net.decode(x), output, x.shape[-2:])
 
 
 class Trainer:
