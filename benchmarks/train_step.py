@@ -76,8 +76,8 @@ def build(args, precision, channels_last, out):
     syn, real = [], []
     for i in range(args.batches):
         idx = range(i * args.batch, (i + 1) * args.batch)
-        syn.append(tr._prep([tr.syn[j] for j in idx], ('labels',), 'synthetic'))
-        real.append(tr._prep([tr.real[j] for j in idx], ('masks',), 'real'))
+        syn.append(tr.prepare([tr.syn[j] for j in idx], ('labels',), 'synthetic'))
+        real.append(tr.prepare([tr.real[j] for j in idx], ('masks',), 'real'))
     return tr, syn, real
 
 

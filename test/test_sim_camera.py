@@ -62,14 +62,14 @@ def test_failed_publish_drops_the_frame_and_the_camera_goes_on():
     rclpy.init(context=context)
     cam = SimCamera(context=context)  # not spun: the test calls its timer callback itself
     try:
-        cam._tick()
+        cam.publish_frame()
         assert (cam.count, cam.failed_publishes) == (1, 0)
         cam.pub_image.destroy()  # every publish on it now raises a RuntimeError
-        cam._tick()
-        cam._tick()
+        cam.publish_frame()
+        cam.publish_frame()
         assert (cam.count, cam.failed_publishes) == (3, 2)
         rclpy.shutdown(context=context)  # as after Ctrl-C: not a failure worth a warning
-        cam._tick()
+        cam.publish_frame()
         assert (cam.count, cam.failed_publishes) == (4, 2)
     finally:
         cam.destroy_node()

@@ -47,10 +47,10 @@ def tiny(*overrides):
 
 def test_supervised_and_real_losses_fall_on_a_fixed_batch(tmp_path):
     tr = Trainer(tiny('loss.alpha=1.0'), str(tmp_path))
-    syn = tr._prep([tr.syn[0]], ('labels',), 'synthetic')
+    syn = tr.prepare([tr.syn[0]], ('labels',), 'synthetic')
     sup = [tr.supervised_step(syn) for _ in range(4)]
     assert sup[-1] < sup[0]
-    real = tr._prep([tr.real[0]], ('masks',), 'real')
+    real = tr.prepare([tr.real[0]], ('masks',), 'real')
     assert len(real['masks'][0]) >= 2  # MaskLayers, never an NxHxW array
     assert real['masks'][0].shape == tuple(real['x'].shape[2:])
     reg = [tr.real_step(real)['loss'] for _ in range(4)]
@@ -184,7 +184,7 @@ def test_loss_pairs_option_reaches_the_real_step(tmp_path):
     values = {}
     for pairs in ('unordered', 'ordered'):
         tr = Trainer(tiny('loss.alpha=1.0', f'loss.pairs={pairs}'), str(tmp_path / pairs))
-        values[pairs] = tr.real_step(tr._prep([tr.real[0]], ('masks',), 'real'))
+        values[pairs] = tr.real_step(tr.prepare([tr.real[0]], ('masks',), 'real'))
     un, ordered = values['unordered'], values['ordered']
     assert un['var'] > 0 and un['n'] >= 2
     assert ordered['inv'] == pytest.approx(un['inv'], rel=1e-6)

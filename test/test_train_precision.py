@@ -52,8 +52,8 @@ def _run_steps(tmp_path, precision, steps=2):
     tr = Trainer(tiny('loss.alpha=1.0', f'precision={precision}'), str(tmp_path / precision))
     seen = []
     hook = tr.model.seg_head.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
-    syn = tr._prep([tr.syn[0]], ('labels',), 'synthetic')
-    real = tr._prep([tr.real[0]], ('masks',), 'real')
+    syn = tr.prepare([tr.syn[0]], ('labels',), 'synthetic')
+    real = tr.prepare([tr.real[0]], ('masks',), 'real')
     sup, reg, grads = [], [], []
     for step, batch in [(tr.supervised_step, syn)] * steps + [(tr.real_step, real)] * steps:
         (sup if batch is syn else reg).append(step(batch))

@@ -179,7 +179,7 @@ class SimCamera(Node):
         self.info = self._camera_info(p.width, p.height)
         self.count = 0
         self.failed_publishes = 0
-        self.create_timer(1.0 / p.rate_hz, self._tick)
+        self.create_timer(1.0 / p.rate_hz, self.publish_frame)
         extra = ' and 16UC1 depth' if self.pub_depth is not None else ''
         self.get_logger().info(f'publishing {p.width}x{p.height} rgb8{extra} ({p.source}) at '
                                f'{p.rate_hz:g} Hz on {self.pub_image.topic_name} '
@@ -196,7 +196,8 @@ class SimCamera(Node):
         info.p = [f, 0.0, cx, 0.0, 0.0, f, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
         return info
 
-    def _tick(self):
+    def publish_frame(self):
+        """Publish the next frame (the timer's callback); a failed publish drops the frame."""
         msg = numpy_to_image(self.source.frame(self.count), 'rgb8')
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.p.frame_id

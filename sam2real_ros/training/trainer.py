@@ -261,7 +261,13 @@ class Trainer:
                                        name, self.rank, epoch)
         return train_data.make_loader(ds, idx, self.cfg.batch_size, self.cfg.data.num_workers)
 
-    def _prep(self, samples, need, name):
+    def prepare(self, samples, need, name):
+        """
+        Turn dataset samples into a batch at this trainer's input size and normalization.
+
+        ``need`` names the targets the step uses (``('labels',)`` or ``('masks',)``), ``name``
+        the dataset (for error messages); see ``batching.prepare_batch``.
+        """
         return train_data.prepare_batch(samples, self.size, self.model_cfg.mean,
                                         self.model_cfg.std, need, f'{name} dataset')
 
@@ -292,14 +298,14 @@ class Trainer:
             last = {}
             for (name, _), samples in zip(streams, batches):
                 if name in ('synthetic', 'real_labeled'):
-                    add('sup_loss', self.supervised_step(self._prep(samples, ('labels',), name)))
+                    add('sup_loss', self.supervised_step(self.prepare(samples, ('labels',), name)))
                 elif v == 'full':
-                    out = self.real_step(self._prep(samples, ('masks',), name))
+                    out = self.real_step(self.prepare(samples, ('masks',), name))
                     for k in ('loss', 'inv', 'var', 'n'):
                         add('real_' + k if k != 'loss' else 'real_loss', out[k])
                 else:
-                    add('pseudo_loss', self.pseudolabel_step(self._prep(samples, ('masks',),
-                                                                        name)))
+                    add('pseudo_loss',
+                        self.pseudolabel_step(self.prepare(samples, ('masks',), name)))
             if log_fn is not None:
                 log_fn(epoch * self.iters + it, dict(last, lr=self.sched.get_last_lr()[0]))
             self.sched.step()
