@@ -211,3 +211,36 @@ def test_grasp_running_at_end_of_input_has_agreeing_outcomes():
     assert outcomes == {'a': 'succeeded', 'b': 'unknown'}
     assert ep['end'].outcome == 'unknown' and ep['end'].end_reason == 'end_of_input'
     assert all(t['end_ns'] for t in ep['end'].triggers)
+
+
+def test_goal_first_seen_terminal_never_opens_an_episode():
+    """A fast restart hears only the SUCCEEDED status of a running grasp (#22 item 1)."""
+    logic = EpisodeLogic(EpisodeConfig(before_s=1.0, after_s=0.5), T0 + 10 * S)
+    gid = 'ee' * 16
+    events = run(logic, frames_at(0.1, 10.0, 13.0) + [
+        ('status', 13.0, [(gid, T0 + 9_700_000_000, 4)])] + frames_at(0.1, 13.0, 15.0))
+    assert episodes(events) == []
+    assert logic.counts['terminal_goals_ignored'] == 1 and logic.state == 'idle'
+    # also when it is stamped after the start: without its active statuses it is not a grasp
+    events = run(logic, [('status', 15.0, [(gid, T0 + 9_700_000_000, 4),
+                                           ('ff' * 16, T0 + 14 * S, 6)])])
+    events += run(logic, frames_at(0.1, 15.0, 16.0))
+    assert episodes(events) == [] and logic.counts['terminal_goals_ignored'] == 2
+
+
+def test_goal_accepted_before_the_start_but_first_seen_active_joins_late():
+    logic = EpisodeLogic(EpisodeConfig(before_s=1.0, after_s=0.5), T0 + 10 * S)
+    late, fresh = 'a1' * 16, 'b2' * 16
+    script = frames_at(0.1, 10.0, 11.0) + [('status', 11.0, [(late, T0 + 9_800_000_000, 2)])]
+    script += frames_at(0.1, 11.0, 12.0) + [('status', 12.0, [(late, T0 + 9_800_000_000, 4)])]
+    script += frames_at(0.1, 12.0, 13.0) + [('status', 13.0, [(fresh, T0 + 13 * S, 2)])]
+    script += frames_at(0.1, 13.0, 14.0) + [('status', 14.0, [(fresh, T0 + 13 * S, 4)])]
+    script += frames_at(0.1, 14.0, 15.0)
+    first, second = episodes(run(logic, script))
+    assert first['start'].trigger == {'source': 'action:/grasp', 'goal_id': late,
+                                      'joined_late': True}
+    assert first['end'].triggers[0]['joined_late'] is True
+    assert first['end'].outcome == 'succeeded'
+    assert second['start'].trigger == {'source': 'action:/grasp', 'goal_id': fresh}
+    assert 'joined_late' not in second['end'].triggers[0]
+    assert logic.counts['goals_joined_late'] == 1

@@ -513,3 +513,65 @@ def test_free_space_is_checked_while_idle(processes, harness, tmp_path):
         assert harness.call('/grasp_recorder/stop').success
         assert wait_until(lambda: episode_store.list_episodes(root, complete_only=True), 10)
         assert processes.stop(rec) == 0
+
+
+def publish_statuses(harness, goals, pub=None):
+    """Publish one GoalStatusArray of ``(uuid bytes, stamp_ns, status)`` as an action server."""
+    from action_msgs.msg import GoalStatus, GoalStatusArray
+    from rclpy.qos import qos_profile_action_status_default
+    if pub is None:
+        pub = harness.node.create_publisher(GoalStatusArray, ACTION + '/_action/status',
+                                            qos_profile_action_status_default)
+    msg = GoalStatusArray()
+    for uuid, stamp_ns, status in goals:
+        st = GoalStatus(status=status)
+        st.goal_info.goal_id.uuid = list(uuid)
+        st.goal_info.stamp.sec, st.goal_info.stamp.nanosec = divmod(stamp_ns, 10**9)
+        msg.status_list.append(st)
+    pub.publish(msg)
+    return pub
+
+
+@pytest.mark.rostest
+def test_fast_restart_never_relabels_the_running_grasp(processes, harness, tmp_path):
+    """
+    A kill -9 as soon as a goal's episode folder appears, and a restart at once (#22 item 1).
+
+    The restarted recorder hears the goal first as SUCCEEDED (no latched sample: the status
+    publisher went away meanwhile, as with a restarted server): it must not open an episode for
+    it. A goal accepted before the restart but first heard active opens one marked joined_late.
+    """
+    root = tmp_path / 'data'
+    rec = start_recorder(processes, root, stale_tolerance_s=60.0)
+    assert wait_until(lambda: int(harness.diag_value(root, 'frames_received')) >= 10, 30), \
+        processes.output(rec)
+    running, late = b'\x01' * 16, b'\x02' * 16
+    accepted = time.time_ns()
+    pub = publish_statuses(harness, [(running, accepted, 2)])
+    assert wait_until(lambda: list(root.glob('episodes/*/rgb/*.png')), 20), processes.output(rec)
+    processes.stop(rec, sig=signal.SIGKILL)
+    harness.node.destroy_publisher(pub)
+    before_restart = time.time_ns()
+    rec2 = start_recorder(processes, root, name='restarted', stale_tolerance_s=60.0)
+    assert wait_until(lambda: harness.diag_value(root, 'episodes_recovered') == '1', 30), \
+        processes.output(rec2)
+    assert wait_until(lambda: int(harness.diag_value(root, 'frames_received')) >= 10, 20)
+    pub = publish_statuses(harness, [(running, accepted, 4)])
+    assert wait_until(lambda: harness.diag_value(root, 'terminal_goals_ignored') == '1', 20), \
+        (harness.diag.get(str(root)), processes.output(rec2))
+    publish_statuses(harness, [(running, accepted, 4), (late, before_restart, 2)], pub)
+    assert wait_until(lambda: harness.diag_value(root, 'state') == 'during', 20)
+    n = int(harness.diag_value(root, 'frames_received'))
+    assert wait_until(lambda: int(harness.diag_value(root, 'frames_received')) >= n + 5, 20)
+    publish_statuses(harness, [(running, accepted, 4), (late, before_restart, 4)], pub)
+    eps = wait_until(lambda: episode_store.list_episodes(root, complete_only=True), 20)
+    assert eps, processes.output(rec2)
+    (killed,) = [ep for ep in episode_store.list_episodes(root) if ep['state'] == 'interrupted']
+    assert killed['trigger']['goal_id'] == running.hex()
+    assert [ep['trigger'] for ep in eps] == [
+        {'source': 'action:' + ACTION, 'goal_id': late.hex(), 'joined_late': True}]
+    assert eps[0]['outcome'] == 'succeeded' and eps[0]['triggers'][0]['joined_late']
+    assert len(episode_store.list_episodes(root)) == 2
+    assert harness.diag_value(root, 'goals_joined_late') == '1'
+    assert_values_documented(harness.diag[str(root)])
+    assert processes.stop(rec2) == 0

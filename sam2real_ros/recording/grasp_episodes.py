@@ -35,8 +35,11 @@ Rules (see docs/grasp_recorder.md):
   * ``max_during_s`` bounds a grasp whose end is never reported (outcome ``'timeout'``).
   * Action goals: a goal first seen in a status array published before the logic started (the
     latched TRANSIENT_LOCAL sample; ``before_start=True``) or whose stamp is older than the
-    logic's start time (minus ``stale_tolerance_s``) is ignored for good; a goal first seen
-    already terminal but newer than the start opens and immediately ends an episode.
+    logic's start time (minus ``stale_tolerance_s``) is ignored for good, and so is a goal first
+    seen already terminal (its "during" was missed: its frames would be mislabelled). A goal
+    first seen active whose accept stamp is older than the start (within the tolerance) opens
+    an episode marked ``joined_late`` (its trigger says so; its "before" frames may show the
+    grasp).
   * A trigger still active when the input ends (:meth:`EpisodeLogic.finish`) ends with outcome
     ``'unknown'``, and so does its episode: trigger and episode outcomes always agree.
 """
@@ -202,14 +205,21 @@ class EpisodeLogic:
         self._outcome = 'unknown'
 
     # ----------------------------------------------------------------- triggers
-    def start(self, source, goal_id, t_ns):
-        """Start a trigger (``source`` e.g. ``'action:/grasp'`` or ``'service'``) at ``t_ns``."""
+    def start(self, source, goal_id, t_ns, joined_late=False):
+        """
+        Start a trigger (``source`` e.g. ``'action:/grasp'`` or ``'service'``) at ``t_ns``.
+
+        ``joined_late``: the trigger began before the logic started (recorder restart); its
+        trigger dicts carry ``'joined_late': True``.
+        """
         events = self.tick(t_ns)
         key = (source, goal_id)
         if key in self.active:
             return events
         trig = {'source': source, 'goal_id': goal_id, 'start_ns': int(t_ns), 'end_ns': None,
                 'outcome': None}
+        late = {'joined_late': True} if joined_late else {}
+        trig.update(late)
         if self.state == 'after':
             events += self._end(t_ns, 'next_grasp')
         self.active[key] = trig
@@ -217,7 +227,7 @@ class EpisodeLogic:
         if self.state == 'during':
             self.counts['merged_triggers'] += 1
             return events
-        events.append(EpisodeStart(int(t_ns), {'source': source, 'goal_id': goal_id}))
+        events.append(EpisodeStart(int(t_ns), {'source': source, 'goal_id': goal_id, **late}))
         lo = t_ns - self.cfg.before_s * _NS
         last_t = self._last_out.t_ns if self._last_out is not None else -1
         before = [f for f in self.buffer if lo <= f.t_ns <= t_ns and f.t_ns > last_t]
@@ -275,8 +285,15 @@ class EpisodeLogic:
                     self.goals[key] = 'ignored'
                     self.counts['stale_goals_ignored'] += 1
                     continue
+                if status in TERMINAL_STATUSES:  # its whole "during" was missed
+                    self.goals[key] = 'ignored'
+                    self.counts['terminal_goals_ignored'] += 1
+                    continue
+                late = stamp_ns < self.start_ns
+                if late:
+                    self.counts['goals_joined_late'] += 1
                 self.goals[key] = 'active'
-                events += self.start(source, gid, t_ns)
+                events += self.start(source, gid, t_ns, joined_late=late)
                 seen = 'active'
             if seen == 'active' and status in TERMINAL_STATUSES:
                 self.goals[key] = 'done'
