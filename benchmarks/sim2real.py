@@ -96,8 +96,13 @@ def build_parser():
     return p
 
 
-def load_bench_config(path):
-    """Read and check a benchmark config; returns the mapping."""
+def load_bench_config(path, extra_keys=()):
+    """
+    Read and check a benchmark config; returns the mapping.
+
+    ``extra_keys``: further top-level keys a benchmark built on this one reads itself (e.g.
+    ``benchmarks/ycbv_sim2real.py``'s data section).
+    """
     if not os.path.isfile(path):
         raise BenchmarkError(f'benchmark config not found: {path}')
     try:
@@ -107,10 +112,10 @@ def load_bench_config(path):
         raise BenchmarkError(f'benchmark config {path}: invalid YAML: {e}') from None
     if not isinstance(cfg, dict):
         raise BenchmarkError(f'benchmark config {path}: expected a mapping')
-    unknown = sorted(set(cfg) - set(BENCH_KEYS))
+    unknown = sorted(set(cfg) - set(BENCH_KEYS) - set(extra_keys))
     if unknown:
         raise BenchmarkError(f'benchmark config {path}: unknown key(s) {unknown}; known: '
-                             f'{list(BENCH_KEYS)}')
+                             f'{list(BENCH_KEYS) + list(extra_keys)}')
     for need in ('train', 'experiments', 'sizes'):
         if not cfg.get(need):
             raise BenchmarkError(f'benchmark config {path}: "{need}" is missing or empty')
@@ -259,6 +264,66 @@ def launch(run, launcher, nproc, threads):
         raise BenchmarkError(f'run {run["dir"]} failed (exit {proc.returncode}): {tail}')
 
 
+def train_runs(runs, launcher, nproc, threads, code, progress=True, log=print, jobs=1):
+    """
+    Train the runs not finished yet (resuming partial ones); reuse finished ones.
+
+    Arguments:
+      runs (list): :func:`plan_runs` output. launcher, nproc, threads: see :func:`launch`.
+      code (str): :func:`source_digest` of today's code, recorded in each new run folder.
+      progress (bool): tqdm bar. log (callable): one line per run.
+      jobs (int): runs trained at the same time (each in its own process with ``threads``
+        threads; a run that starts from another's checkpoint waits for it). The numbers do not
+        depend on it.
+
+    Returns
+    -------
+      list[str]: names of the runs that earlier code trained or started (their numbers may
+      differ from a fresh run's).
+
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+    other_code = []
+    bar = tqdm(total=len(runs), desc='runs', unit='run', disable=not progress)
+    if jobs > 1 and launcher == 'inprocess':
+        launcher = 'python'
+
+    def one(i, run):
+        name = f'{run["exp"]["id"]} seed {run["seed"]}'
+        state = run_state(run)
+        t1 = time.monotonic()
+        if state != 'new' and run_code(run) != code:
+            other_code.append(name)
+            log(f'warning: {name} was {"trained" if state == "done" else "started"} by '
+                f'other code (source digest {run_code(run)}, now {code}); its numbers may '
+                'differ from a fresh run: delete its folder to train it again')
+        if state == 'new':
+            atomic_write_json(os.path.join(run['dir'], 'code.json'), {'source_digest': code})
+        if state != 'done':
+            launch(run, launcher, nproc, threads)
+        rows = sim2real_report.run_metrics(run['dir'])
+        score = float(rows[-1]['miou_last_k']) if rows else float('nan')
+        log(f'[{i + 1}/{len(runs)}] {name}: mIoU {score:.3f}'
+            + (' (reused)' if state == 'done' else f' ({time.monotonic() - t1:.0f} s)'))
+        bar.update(1)
+
+    if jobs <= 1:
+        for i, run in enumerate(runs):
+            bar.set_postfix_str(f'{run["exp"]["id"]} seed {run["seed"]}')
+            one(i, run)
+    else:  # runs that start from another run's checkpoint go after all the others
+        order = list(enumerate(runs))
+        with ThreadPoolExecutor(jobs) as pool:
+            for phase in ([x for x in order if not x[1]['cfg'].init_checkpoint],
+                          [x for x in order if x[1]['cfg'].init_checkpoint]):
+                for f in [pool.submit(one, i, run) for i, run in phase]:
+                    f.result()
+    bar.close()
+    return other_code
+
+
 def pool_spec(bench, size, out):
     """(pool folder, pool render spec or None) for a size preset."""
     spec = bench.get('pool')
@@ -381,28 +446,8 @@ def main(argv=None):
         log(f'{len(runs)} runs ({len({r["exp"]["id"] for r in runs})} experiments, up to '
             f'{seeds} seeds), size {args.size}, launcher {launcher}, {threads} thread(s); '
             f'out {out}')
-        code, other_code = source_digest(), []
-        bar = tqdm(runs, desc='runs', unit='run', disable=args.no_progress)
-        for i, run in enumerate(bar):
-            name = f'{run["exp"]["id"]} seed {run["seed"]}'
-            bar.set_postfix_str(name)
-            state = run_state(run)
-            t1 = time.monotonic()
-            if state != 'new' and run_code(run) != code:
-                other_code.append(name)
-                log(f'warning: {name} was {"trained" if state == "done" else "started"} by '
-                    f'other code (source digest {run_code(run)}, now {code}); its numbers may '
-                    'differ from a fresh run: delete its folder to train it again')
-            if state == 'new':
-                atomic_write_json(os.path.join(run['dir'], 'code.json'),
-                                  {'source_digest': code})
-            if state != 'done':
-                launch(run, launcher, nproc, threads)
-            rows = sim2real_report.run_metrics(run['dir'])
-            score = float(rows[-1]['miou_last_k']) if rows else float('nan')
-            log(f'[{i + 1}/{len(runs)}] {name}: mIoU {score:.3f}'
-                + (' (reused)' if state == 'done' else f' ({time.monotonic() - t1:.0f} s)'))
-        bar.close()
+        code = source_digest()
+        other_code = train_runs(runs, launcher, nproc, threads, code, not args.no_progress, log)
     except BenchmarkError as e:
         print(f'sim2real: error: {e}', file=sys.stderr)
         return 2

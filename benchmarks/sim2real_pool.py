@@ -59,7 +59,7 @@ def _stale(root, what):
                           'that folder (or choose another --out) to make it again')
 
 
-def _keep_or_write(path, image, root):
+def keep_or_write(path, image, root):
     """Write ``image`` as PNG, or check that the file already there holds exactly it."""
     if not os.path.isfile(path):
         atomic_write_png(path, image)
@@ -117,7 +117,7 @@ def render_pool(root, appearance='real', seed=11, frames=48, size=(96, 128), obj
             if not visible.any():
                 continue
             mask_path = os.path.join(scene_dir, 'mask_visib', f'{i:06d}_{len(objs):06d}.png')
-            _keep_or_write(mask_path, visible.astype(np.uint8) * 255, root)
+            keep_or_write(mask_path, visible.astype(np.uint8) * 255, root)
             objs.append({'obj_id': int(cls)})
         scene_gt[str(i)] = objs
         key = f'frames/{name}'
@@ -131,9 +131,9 @@ def render_pool(root, appearance='real', seed=11, frames=48, size=(96, 128), obj
         if not os.path.isfile(depth_path) and os.path.isfile(rgb_path):
             raise _stale(root, f'{key} has no depth (a pool from before the pool got depth: its '
                          'segments were made without depth)')
-        _keep_or_write(depth_path, scene['depth'], root)  # before the image: the worker may
-        _keep_or_write(rgb_path, scene['rgb'], root)      # start at once
-        _keep_or_write(os.path.join(scene_dir, 'rgb', name), scene['rgb'], root)
+        keep_or_write(depth_path, scene['depth'], root)  # before the image: the worker may
+        keep_or_write(rgb_path, scene['rgb'], root)      # start at once
+        keep_or_write(os.path.join(scene_dir, 'rgb', name), scene['rgb'], root)
     if os.path.isfile(gt_path):
         with open(gt_path) as f:
             if json.load(f) != scene_gt:

@@ -139,6 +139,9 @@ def markdown(agg, meta):
         lines.append(f'| {group if group != last else ""} | {a["label"]} | {a["mean"]:.3f} | '
                      f'{a["std"]:.3f} | {delta} | {a["n"]} | {per} |')
         last = group
+    if meta.get('background_only') is not None:  # a reference, e.g. benchmarks/ycbv_sim2real
+        lines.append(f'| reference | background everywhere | {meta["background_only"]:.3f} | '
+                     '| | | |')
     for key, what in (('pool_segments', 'Segments of the pool'),
                       ('oracle_segments', 'Oracle segments (diagnostic)')):
         q = meta.get(key)
