@@ -36,9 +36,9 @@ s/frame in every state. Parameters: config/sam_worker.yaml; usage: docs/sam_work
 import os
 import sys
 
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sam2real_ros.nodes import params
 from sam2real_ros.nodes.diagnostics import Diagnostics
+from sam2real_ros.nodes.lifecycle import AUTOSTART, ManagedNode
 from sam2real_ros.nodes.params import Param
 from sam2real_ros.nodes.runner import run_node
 from sam2real_ros.sam import fallback, segmenters
@@ -88,22 +88,19 @@ PARAMETERS = params.schema(
             array=params.DOUBLE_ARRAY) if isinstance(default, list) else
       Param('fallback.' + name, default, text, bounds=(lo, hi))
       for name, (default, text, lo, hi) in fallback.PARAMETERS.items()],
-    Param('autostart', False, 'lifecycle node: configure and activate right after start, '
-          'without a lifecycle manager (plain processes; the launch file does the transitions '
-          'itself)'),
+    AUTOSTART,
 )
 CONFIG_HEADER = """Parameters of the sam_worker node (docs/sam_worker.md):
 ros2 run sam2real sam_worker --ros-args --params-file config/sam_worker.yaml
 `sam2real segment --config config/sam_worker.yaml DATASET` reads the same file."""
 
 
-class SamWorkerNode(LifecycleNode):
+class SamWorkerNode(ManagedNode):
     """The sam_worker lifecycle node; raises ValueError on invalid parameters."""
 
     def __init__(self, **kwargs):
-        super().__init__('sam_worker', **kwargs)
-        p = params.declare(self, PARAMETERS, on_change=self._on_parameter)
-        self.p = p
+        super().__init__('sam_worker', PARAMETERS, **kwargs)
+        p = self.p
         root = os.path.expanduser(p['dataset_root'])
         if os.path.exists(root) and not os.path.isdir(root):
             raise ValueError(f'parameter dataset_root must be a folder, got the file {root!r}')
@@ -117,94 +114,48 @@ class SamWorkerNode(LifecycleNode):
         if p['nice'] > 0:
             os.nice(p['nice'])
         self.root = root
-        self.lifecycle_state = 'unconfigured'
         self.loop = None
         self.done_pub = None
-        self.error = ''
         self.diagnostics = Diagnostics(self, 'sam_worker: segmentation',
                                        p['diagnostics_period_s'], self._status, self.root)
-        if p['autostart']:
-            self._autostart = self.create_timer(0.0, self._start_now)
-        else:
-            self.get_logger().info('unconfigured: waiting for the lifecycle transitions '
-                                   'configure and activate (or set autostart:=true)')
+        self.start_lifecycle()
 
-    def _on_parameter(self, name, value):
+    def on_parameter(self, name, value):
+        """Apply a new ``poll_period_s`` at the worker's next scan."""
         if name == 'poll_period_s' and self.loop is not None:
             self.loop.poll_period = float(value)
 
-    def _start_now(self):
-        self.destroy_timer(self._autostart)
-        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            self.trigger_activate()
-
     # --- lifecycle -------------------------------------------------------------------------
-    def on_configure(self, state):
+    def configure(self):
         """Load the segmenter and create the ``~/frame_done`` publisher."""
-        try:
-            # Started together with the recorder (one launch), the folder may not exist yet.
-            os.makedirs(self.root, exist_ok=True)
-            self.loop = WorkerLoop(
-                self.root, self._build_segmenter, self.p['store_root'] or None, self.shard,
-                self.p['retry_failed'], self.p['poll_period_s'], on_frame=self._on_frame,
-                log=self._log, shutting_down=lambda: not self.context.ok())
-            self.loop.load()
-        except Exception as exc:  # rclpy swallows exceptions in transitions: say what failed
-            self._close()
-            return self._failed('configure', exc)
+        # Started together with the recorder (one launch), the folder may not exist yet.
+        os.makedirs(self.root, exist_ok=True)
+        self.loop = WorkerLoop(
+            self.root, self._build_segmenter, self.p['store_root'] or None, self.shard,
+            self.p['retry_failed'], self.p['poll_period_s'], on_frame=self._on_frame,
+            log=self.log, shutting_down=lambda: not self.context.ok())
+        self.loop.load()
         self.done_pub = self.create_lifecycle_publisher(String, '~/frame_done', 10)
-        self.error = ''
-        self.lifecycle_state = 'inactive'
-        self.get_logger().info(f'configured: segmenter {self.loop.segmenter.name}, store '
-                               f'{self.loop.worker.store_root}')
-        return TransitionCallbackReturn.SUCCESS
+        return (f'configured: segmenter {self.loop.segmenter.name}, store '
+                f'{self.loop.worker.store_root}')
 
-    def on_activate(self, state):
+    def activate(self):
         """Load the segmenter again if deactivate freed it, then start the worker thread."""
-        try:
-            self.loop.load()
-            self.loop.start()
-        except Exception as exc:
-            return self._failed('activate', exc)
-        self.error = ''
-        self.lifecycle_state = 'active'
-        self.get_logger().info('active: segmenting new frames')
-        return super().on_activate(state)
+        self.loop.load()
+        self.loop.start()
+        return 'active: segmenting new frames'
 
-    def on_deactivate(self, state):
+    def deactivate(self):
         """Stop the worker after the frame in progress and free the model (GPU memory too)."""
-        self.loop.stop()
-        self.loop.free()
-        self.lifecycle_state = 'inactive'
-        self.get_logger().info('inactive: worker stopped, model freed')
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state):
-        """Release the mask store and destroy the publisher (back to unconfigured)."""
-        self._close()
-        self.lifecycle_state = 'unconfigured'
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state):
-        """Stop everything (the process goes on until it is ended)."""
-        self._close()
-        self.lifecycle_state = 'finalized'
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_error(self, state):
-        """Stop the worker after an error in a transition; the node goes back to unconfigured."""
-        self._close()
-        self.lifecycle_state = 'unconfigured'
-        return TransitionCallbackReturn.SUCCESS
-
-    def _failed(self, what, exc):
-        self.error = f'{what} failed: {type(exc).__name__}: {exc}'
-        self.get_logger().error(self.error)
-        return TransitionCallbackReturn.FAILURE
-
-    def _close(self, timeout=None):
         if self.loop is not None:
-            self.loop.close(timeout)
+            self.loop.stop()
+            self.loop.free()
+        return 'inactive: worker stopped, model freed'
+
+    def cleanup(self):
+        """Release the mask store and destroy the publisher (back to unconfigured)."""
+        if self.loop is not None:
+            self.loop.close()
             self.loop = None
         if self.done_pub is not None:
             self.destroy_lifecycle_publisher(self.done_pub)
@@ -230,16 +181,6 @@ class SamWorkerNode(LifecycleNode):
             p['segmenter'], p['model_type'], p['checkpoint'] or None, p['device'], sam, fb,
             upsample_chunk=p['upsample_chunk'], encoder_dtype=p['encoder_dtype'],
             log=self.get_logger().warning)
-
-    def _log(self, level, text):
-        # one call site per severity: rclpy's logger refuses a new severity at the same site
-        logger = self.get_logger()
-        if level == 'error':
-            logger.error(text)
-        elif level == 'warning':
-            logger.warning(text)
-        else:
-            logger.info(text)
 
     def _on_frame(self, frame, status):
         """Publish the key of each stored frame; log failed ones (worker thread)."""

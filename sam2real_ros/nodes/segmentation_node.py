@@ -40,13 +40,13 @@ import sys
 import threading
 import time
 
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sam2real_ros.common.conversions import image_to_rgb8, stamp_to_ns
 from sam2real_ros.inference.runtime import (HotModel, LatestFrame, RateWindow,
                                             reuse_large_buffers)
 from sam2real_ros.nodes import params
 from sam2real_ros.nodes.diagnostics import Diagnostics
+from sam2real_ros.nodes.lifecycle import AUTOSTART, ManagedNode
 from sam2real_ros.nodes.messages import numpy_to_image
 from sam2real_ros.nodes.params import Param
 from sam2real_ros.nodes.qos import camera_qos_parameters, CameraSubscription
@@ -85,9 +85,7 @@ PARAMETERS = params.schema(
           'missing file', bounds=(0.1, 3600.0), read_only=False),
     Param('diagnostics_period_s', 1.0, 'period of the /diagnostics status',
           bounds=(0.05, 60.0)),
-    Param('autostart', False, 'lifecycle node: configure and activate right after start, '
-          'without a lifecycle manager (plain processes; the launch file does the transitions '
-          'itself)'),
+    AUTOSTART,
 )
 CONFIG_HEADER = """Parameters of the segmentation node (docs/segmentation_node.md).
 ros2 run sam2real segmentation_node --ros-args --params-file config/segmentation_node.yaml \\
@@ -102,12 +100,11 @@ def reason_key(exc):
     return re.sub(r"(?<![\w.'])\d+(\.\d+)?(?![\w'])", 'N', text.split(' (')[0])
 
 
-class SegmentationNode(LifecycleNode):
+class SegmentationNode(ManagedNode):
     """Camera ``image`` in; ``~/labels`` (mono8) and its colour views out (lifecycle)."""
 
     def __init__(self, **kwargs):
-        super().__init__('segmentation_node', **kwargs)
-        self.p = params.declare(self, PARAMETERS, on_change=self._on_parameter)
+        super().__init__('segmentation_node', PARAMETERS, **kwargs)
         self.slot = LatestFrame()
         self.frames = RateWindow()  # camera frames received (any, good or bad)
         self.labels = RateWindow()  # label images published, with per-frame figures
@@ -120,92 +117,56 @@ class SegmentationNode(LifecycleNode):
         self.class_names = []
         self.pubs = {}
         self._stop = threading.Event()
-        self.lifecycle_state = 'unconfigured'
         self.diagnostics = Diagnostics(self, f'{self.get_name()}: segmentation',
                                        self.p.diagnostics_period_s, self._status)
-        if self.p.autostart:
-            self._autostart = self.create_timer(0.0, self._start_now)
-        else:
-            self.get_logger().info('unconfigured: waiting for the lifecycle transitions '
-                                   'configure and activate (or set autostart:=true)')
+        self.start_lifecycle()
 
-    def _on_parameter(self, name, value):
+    def on_parameter(self, name, value):
+        """Apply a new ``model_retry_s`` at the watcher's next wait."""
         if name == 'model_retry_s' and self.hot is not None:
-            self.hot.poll_s = float(value)  # the watcher's next wait uses it
-
-    def _start_now(self):
-        self.destroy_timer(self._autostart)
-        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            self.trigger_activate()
+            self.hot.poll_s = float(value)
 
     # --- lifecycle -------------------------------------------------------------------------
-    def on_configure(self, state):
+    def configure(self):
         """Load the model (or start waiting for it) and create the publishers."""
-        try:
-            latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                                 reliability=ReliabilityPolicy.RELIABLE)
-            self.pubs = {
-                'labels': self.create_publisher(Image, '~/labels', 2),
-                'labels_color': self.create_publisher(Image, '~/labels_color', 2),
-                'overlay': self.create_publisher(Image, '~/overlay', 2),
-                'features': self.create_publisher(Image, '~/features', 2),
-                'class_names': self.create_publisher(String, '~/class_names', latched),
-            }
-            if LabelInfo is not None:
-                self.pubs['label_info'] = self.create_publisher(LabelInfo, '~/label_info',
-                                                                latched)
-            self.hot = HotModel(self.p.model_path, self._load_engine, self.p.model_retry_s,
-                                report=self._report)
-            self._take_model()
-        except Exception as exc:  # rclpy swallows exceptions in transitions: say what failed
-            self.get_logger().error(f'configure failed: {type(exc).__name__}: {exc}')
-            return TransitionCallbackReturn.ERROR
-        self.lifecycle_state = 'inactive'
-        self.get_logger().info('configured')
-        return TransitionCallbackReturn.SUCCESS
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                             reliability=ReliabilityPolicy.RELIABLE)
+        self.pubs = {
+            'labels': self.create_publisher(Image, '~/labels', 2),
+            'labels_color': self.create_publisher(Image, '~/labels_color', 2),
+            'overlay': self.create_publisher(Image, '~/overlay', 2),
+            'features': self.create_publisher(Image, '~/features', 2),
+            'class_names': self.create_publisher(String, '~/class_names', latched),
+        }
+        if LabelInfo is not None:
+            self.pubs['label_info'] = self.create_publisher(LabelInfo, '~/label_info', latched)
+        self.hot = HotModel(self.p.model_path, self._load_engine, self.p.model_retry_s,
+                            report=self.log)
+        self._take_model()
 
-    def on_activate(self, state):
+    def activate(self):
         """Load the model if deactivate freed it, start the worker, subscribe to the camera."""
-        try:
-            self._take_model()
-            self.frames.reset()
-            self.labels.reset()
-            self._stop.clear()
-            self.worker = threading.Thread(target=self._work, name='segmentation',
-                                           daemon=True)
-            self.worker.start()
-            self.hot.start()
-            self.camera = CameraSubscription(self, Image, 'image', self._on_image,
-                                             self.p.qos_reliability, self.p.qos_depth)
-        except Exception as exc:
-            self.get_logger().error(f'activate failed: {type(exc).__name__}: {exc}')
-            self._stop_work()
-            return TransitionCallbackReturn.ERROR
-        self.lifecycle_state = 'active'
-        self.get_logger().info('active')
-        return super().on_activate(state)
+        self._take_model()
+        self.frames.reset()
+        self.labels.reset()
+        self._stop.clear()
+        self.worker = threading.Thread(target=self._work, name='segmentation', daemon=True)
+        self.worker.start()
+        self.hot.start()
+        self.camera = CameraSubscription(self, Image, 'image', self._on_image,
+                                         self.p.qos_reliability, self.p.qos_depth)
 
-    def on_deactivate(self, state):
+    def deactivate(self):
         """Unsubscribe, stop the worker and the file watcher, free the model."""
         self._stop_work()
-        self.lifecycle_state = 'inactive'
-        self.get_logger().info('inactive: camera unsubscribed, model freed')
-        return super().on_deactivate(state)
+        return 'inactive: camera unsubscribed, model freed'
 
-    def on_cleanup(self, state):
+    def cleanup(self):
         """Destroy the publishers (back to unconfigured)."""
         self._stop_work()
         for pub in self.pubs.values():
             self.destroy_publisher(pub)
         self.pubs, self.hot, self.class_names = {}, None, []
-        self.lifecycle_state = 'unconfigured'
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state):
-        """Stop everything (the process goes on until it is ended)."""
-        self._stop_work()
-        self.lifecycle_state = 'finalized'
-        return TransitionCallbackReturn.SUCCESS
 
     def _stop_work(self):
         """Unsubscribe, stop the worker thread and the watcher, free the model."""
@@ -231,16 +192,6 @@ class SegmentationNode(LifecycleNode):
         return SegmentationEngine.load(path, backend=self.p.backend, device=self.p.device,
                                        threads=self.p.threads or None,
                                        allow_spinning=self.p.allow_spinning)
-
-    def _report(self, level, text):
-        # one call site per severity: rclpy's logger refuses a new severity at the same site
-        logger = self.get_logger()
-        if level == 'error':
-            logger.error(text)
-        elif level == 'warn':
-            logger.warning(text)
-        else:
-            logger.info(text)
 
     def _take_model(self):
         """Load the model now if none is loaded; publish the class map of a new one."""
@@ -292,7 +243,7 @@ class SegmentationNode(LifecycleNode):
             key = 'other'
         counts[key] = counts.get(key, 0) + 1
         if counts[key] == 1:
-            self._report(level, f'{text} (counted in /diagnostics, logged once per cause)')
+            self.log(level, f'{text} (counted in /diagnostics, logged once per cause)')
 
     def _process(self, msg, engine):
         t0 = time.perf_counter()
