@@ -32,19 +32,20 @@ arguments named like a node parameter (``model_path``, ``dataset_root``, ...) ov
 parameter in every node that has it, and are left to the parameter file when empty. The camera
 topics are remappings of the nodes' relative ``image``, ``camera_info`` and ``depth``.
 ``sim:=true`` adds a simulated camera and grasp action server, so the whole graph runs without
-a robot. Lifecycle nodes are configured and activated as soon as their process starts.
+a robot.
+
+The lifecycle nodes (``sam_worker``, ``segmentation_node``) configure and activate themselves as
+soon as their process starts (their ``autostart`` parameter, set from the launch argument
+``autostart``, default true); the launch file sends them no transitions, so a pause
+(``deactivate``) lasts until someone sends ``activate``. ``autostart:=false`` leaves them
+unconfigured for a lifecycle manager (as nav2 and slam_toolbox do).
 """
 from launch import LaunchDescription
-from launch.actions import (DeclareLaunchArgument, EmitEvent, GroupAction, OpaqueFunction,
-                            RegisterEventHandler)
+from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
 from launch.conditions import IfCondition
-from launch.event_handlers import OnProcessStart
-from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node, PushRosNamespace
 from launch_ros.descriptions import ParameterFile
-from launch_ros.event_handlers import OnStateTransition
-from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
 from sam2real_ros.nodes import graph
 import yaml
@@ -54,6 +55,9 @@ SWITCHES = {
     'sam_worker': ('true', 'start the background SAM worker'),
     'segmentation': ('true', 'start the real-time segmentation node'),
     'sim': ('false', 'also start a simulated camera and grasp action server (no robot)'),
+    'autostart': ('true', 'the lifecycle nodes (sam_worker, segmentation_node) configure and '
+                  'activate themselves right after start; false: they wait unconfigured for a '
+                  'lifecycle manager'),
 }
 TOPICS = {  # launch argument -> the nodes' relative topic name it remaps
     'image_topic': 'image', 'camera_info_topic': 'camera_info', 'depth_topic': 'depth'}
@@ -97,22 +101,6 @@ def _overrides(context, node):
     return out
 
 
-def _lifecycle_autostart(action):
-    """Configure ``action`` when its process starts, activate it once it is inactive."""
-    from lifecycle_msgs.msg import Transition
-
-    def change(transition):
-        return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(action),
-                                           transition_id=transition))
-    return [
-        RegisterEventHandler(OnProcessStart(
-            target_action=action, on_start=[change(Transition.TRANSITION_CONFIGURE)])),
-        RegisterEventHandler(OnStateTransition(
-            target_lifecycle_node=action, goal_state='inactive',
-            entities=[change(Transition.TRANSITION_ACTIVATE)])),
-    ]
-
-
 def _nodes(context):
     remappings = [(topic, LaunchConfiguration(arg).perform(context))
                   for arg, topic in TOPICS.items()]
@@ -122,6 +110,8 @@ def _nodes(context):
         if node.params_file:
             parameters.append(ParameterFile(LaunchConfiguration(f'{node.name}_params_file')))
         overrides = _overrides(context, node)
+        if node.lifecycle:  # the node does its own transitions (no launch event handlers)
+            overrides['autostart'] = LaunchConfiguration('autostart').perform(context) == 'true'
         if overrides:
             parameters.append(overrides)
         kwargs = {
@@ -131,11 +121,7 @@ def _nodes(context):
             'arguments': ['--ros-args', '--log-level', LaunchConfiguration('log_level')],
             'output': 'screen', 'emulate_tty': True,
             'condition': IfCondition(LaunchConfiguration(node.switch))}
-        if node.lifecycle:
-            action = LifecycleNode(**kwargs)
-            actions += [action] + _lifecycle_autostart(action)
-        else:
-            actions.append(Node(**kwargs))
+        actions.append(LifecycleNode(**kwargs) if node.lifecycle else Node(**kwargs))
     return [GroupAction(actions)]
 
 

@@ -116,5 +116,34 @@ def test_ctrl_c_to_the_launched_graph_exits_cleanly(processes, tmp_path, fast_on
     assert out.count('process has finished cleanly') == len(names), out
 
 
+@needs_install
+@pytest.mark.rostest
+def test_autostart_false_leaves_the_transitions_to_a_manager(processes, tmp_path,
+                                                             fast_onnx_model):
+    """``autostart:=false``: the lifecycle nodes wait unconfigured; a manager drives them."""
+    from sam2real_ros.nodes.lifecycle import LifecycleClient
+    from sam2real_ros.nodes.runner import BackgroundNode
+    proc = processes.start(
+        ROS2, 'launch', 'sam2real', 'perception.launch.py', 'autostart:=false',
+        'recorder:=false', 'namespace:=manual', f'model_path:={fast_onnx_model}',
+        f'dataset_root:={tmp_path / "data"}', name='launch', python=False,
+        env={'PYTHONPATH': PYTHONPATH})
+    assert wait_until(lambda: processes.output(proc).count(
+        'unconfigured: waiting for the lifecycle transitions') == 2, 120), processes.output(proc)
+    bg = BackgroundNode('lifecycle_manager_test')
+    try:
+        clients = [LifecycleClient(bg.node, f'/manual/{name}')
+                   for name in ('sam_worker', 'segmentation_node')]
+        assert [c.state() for c in clients] == ['unconfigured'] * 2, processes.output(proc)
+        for client in clients:
+            assert client.transition('configure') and client.transition('activate'), \
+                processes.output(proc)
+        assert [c.state() for c in clients] == ['active'] * 2
+    finally:
+        bg.close()
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(60) == 0, processes.output(proc)
+
+
 if __name__ == '__main__':  # pragma: no cover
     sys.exit(pytest.main([__file__]))

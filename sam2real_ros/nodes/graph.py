@@ -58,7 +58,7 @@ class GraphNode:
       topics (tuple): the relative camera topic names it uses (remapped to the camera).
       switch (str): the launch argument that starts it (``true``/``false``).
       launch_params (tuple): its parameters the launch file exposes as arguments, same name.
-      lifecycle (bool): an rclpy lifecycle node (the launch file configures and activates it).
+      lifecycle (bool): an rclpy lifecycle node (its ``autostart`` follows the launch argument).
 
     """
 
