@@ -1,0 +1,594 @@
+# Copyright 2026 sam2real contributors
+# SPDX-License-Identifier: MIT
+#
+# Permission is hereby granted, free of charge, to any person obtaining a copy
+# of this software and associated documentation files (the "Software"), to deal
+# in the Software without restriction, including without limitation the rights
+# to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+# copies of the Software, and to permit persons to whom the Software is
+# furnished to do so, subject to the following conditions:
+#
+# The above copyright notice and this permission notice shall be included in
+# all copies or substantial portions of the Software.
+#
+# THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+# IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+# FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL
+# THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+# LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+# OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN
+# THE SOFTWARE.
+
+"""
+Stillleben-like tabletop scenes of the 21 YCB-Video objects, rendered on the CPU by PyBullet.
+
+Per scene (all drawn from one seed): a random subset of the objects is dropped onto a table and
+simulated until it rests (stacked and lying objects, no interpenetration), a camera with the
+Asus Xtion intrinsics of YCB-Video looks at it from YCB-Video-like distances and angles, the
+light (direction, colour, intensity, shadows), the table texture and the background are random,
+and a camera model adds exposure, colour shift, blur and noise. ``ER_TINY_RENDERER`` draws the
+frame with per-pixel object ids, so labels, instances and depth are exact.
+
+The meshes are the YCB Object and Model Set (Calli et al., 2015; CC BY 4.0) in
+``../shared/data/ycb_models`` (README there); poses are returned in the frame of the BOP ycbv
+models (``objects.json``: ``google16k_to_bop_model_frame``), translations in mm as in BOP.
+"""
+from dataclasses import dataclass, field, fields
+import os
+
+import cv2
+import numpy as np
+
+from sam2real_ros.data.base import BaseDataset, DatasetError
+from sam2real_ros.data.ycb_models import (FAR, gl_matrices, look_at, matrix_from_pose, NEAR,
+                                          ObjectPose, quat_from_matrix, scaled_intrinsics,
+                                          XTION_K, YcbModels)
+
+__all__ = ['apply_camera_model', 'ObjectPose', 'scaled_intrinsics', 'XTION_K', 'YcbFrame',
+           'YcbSceneConfig', 'YcbSceneRenderer', 'YcbScenesDataset', 'YCB_FIELDS']
+
+YCB_FIELDS = ('models', 'size', 'length', 'objects', 'scene')
+
+
+@dataclass(frozen=True)
+class YcbSceneConfig:
+    """
+    What a scene may look like; every range is ``(min, max)``, sampled uniformly per scene.
+
+    Arguments:
+    ---------
+      models (str): the ycb_models folder (``objects.json`` + one folder per object).
+      height, width (int): image size; K is the Xtion's scaled to it.
+      objects (tuple): number of objects per scene (distinct objects, as in YCB-Video).
+      object_ids (tuple | None): class ids (1..21) to draw from; None = all 21.
+      distance (tuple): camera distance to the look-at point (m).
+      elevation_deg (tuple): camera elevation above the table plane (deg).
+      roll_deg (float): maximum camera roll about the optical axis (deg).
+      light_elevation_deg (tuple): light elevation (deg); its azimuth is uniform.
+      light_colour (float): maximum deviation of each light colour channel from white.
+      ambient, diffuse, specular (tuple): TinyRenderer light coefficients.
+      shadow_prob (float): probability that the light casts shadows.
+      table_size (tuple): visible table half extent (m); beyond it is background.
+      exposure (tuple): global gain of the camera. colour_shift (float): max white-balance gain
+        deviation per channel. gamma (tuple): tone curve exponent.
+      blur_sigma (tuple): Gaussian blur sigma (pixels). noise_std (tuple): Gaussian noise std
+        (0..255 units). depth_noise (float): depth noise std at 1 m (m), growing with z^2.
+      max_settle_steps (int): physics steps (240 Hz) at most until the objects rest.
+
+    """
+
+    models: str
+    height: int = 480
+    width: int = 640
+    objects: tuple = (3, 8)
+    object_ids: tuple | None = None
+    distance: tuple = (0.55, 1.1)
+    elevation_deg: tuple = (25.0, 75.0)
+    roll_deg: float = 10.0
+    light_elevation_deg: tuple = (25.0, 85.0)
+    light_colour: float = 0.15
+    ambient: tuple = (0.35, 0.7)
+    diffuse: tuple = (0.3, 0.7)
+    specular: tuple = (0.0, 0.3)
+    shadow_prob: float = 0.8
+    table_size: tuple = (0.35, 1.2)
+    exposure: tuple = (0.75, 1.25)
+    colour_shift: float = 0.1
+    gamma: tuple = (0.85, 1.15)
+    blur_sigma: tuple = (0.0, 1.2)
+    noise_std: tuple = (1.0, 6.0)
+    depth_noise: float = 0.002
+    max_settle_steps: int = 720
+
+    def __post_init__(self):
+        if self.height < 16 or self.width < 16:
+            raise ValueError(f'image size must be at least 16x16, got {self.height}x{self.width}')
+        if not 1 <= self.objects[0] <= self.objects[1]:
+            raise ValueError(f'objects must be (min, max) with 1 <= min <= max, '
+                             f'got {self.objects}')
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name not in ('objects', 'object_ids') and isinstance(value, tuple) and (
+                    len(value) != 2 or value[0] > value[1]):
+                raise ValueError(f'{f.name} must be a (min, max) pair, got {value}')
+
+    @classmethod
+    def from_dict(cls, models: str, size: tuple | None = None, **kw) -> 'YcbSceneConfig':
+        """
+        Build a config from plain values (lists become tuples).
+
+        Arguments:
+        ---------
+          models (str): the ycb_models folder.
+          size (tuple | None): ``(height, width)``.
+          kw: further fields; unknown names raise ``ValueError``.
+
+        Returns
+        -------
+          YcbSceneConfig: the checked config.
+
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kw) - known)
+        if unknown:
+            raise ValueError(f'unknown scene field(s) {unknown}; known: {sorted(known)}')
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
+        if size is not None:
+            kw['height'], kw['width'] = int(size[0]), int(size[1])
+        return cls(models=os.fspath(models), **kw)
+
+
+@dataclass
+class YcbFrame:
+    """
+    One rendered frame.
+
+    Arguments:
+    ---------
+      rgb (np.ndarray): HxWx3 uint8. depth (np.ndarray): HxW float32 metres, 0 = none.
+      label (np.ndarray): HxW uint8 class id (1..21), 0 = background.
+      instance (np.ndarray): HxW uint16, ``i + 1`` = ``poses[i]``, 0 = none.
+      K (np.ndarray): 3x3 intrinsics. poses (list): :class:`ObjectPose` per instance.
+      seed (int): the seed that drew it.
+
+    """
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    label: np.ndarray
+    instance: np.ndarray
+    K: np.ndarray
+    poses: list = field(default_factory=list)
+    seed: int = 0
+
+
+class YcbSceneRenderer:
+    """
+    Renders random YCB tabletop scenes (:meth:`render`) or objects at given poses.
+
+    The PyBullet client (``p.DIRECT``, one per process) is created on first use, so the
+    renderer can be built in a parent process and used in DataLoader workers.
+
+    Arguments:
+    ---------
+      config (YcbSceneConfig): what the scenes may look like.
+
+    """
+
+    def __init__(self, config: YcbSceneConfig):
+        self.config = config
+        self.models = YcbModels(config.models)
+        pool = sorted(self.models.names) if config.object_ids is None else \
+            [int(i) for i in config.object_ids]
+        unknown = sorted(set(pool) - set(self.models.names))
+        if unknown or not pool:
+            raise DatasetError(f'object_ids {unknown or pool} are not among the class ids '
+                               f'{sorted(self.models.names)} of {self.models.root}')
+        self.pool = pool
+        self.K = scaled_intrinsics(config.height, config.width)
+        self._pb, self._cid, self._pid = None, None, None
+        self._table, self._bodies = -2, []
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state['_pb'], state['_cid'], state['_pid'] = None, None, None
+        return state
+
+    def _client(self):
+        """``(pybullet module, client id)`` of this process, connected on first use."""
+        if self._pid != os.getpid():
+            try:
+                import pybullet
+            except ImportError:
+                raise DatasetError('the YCB scene renderer needs pybullet: pip install '
+                                   'pybullet (requirements.txt pins it)') from None
+            self._pb, self._pid = pybullet, os.getpid()
+            self._cid = pybullet.connect(pybullet.DIRECT)
+        return self._pb, self._cid
+
+    def close(self):
+        """Disconnect this process's PyBullet client (it reconnects on the next render)."""
+        if self._pb is not None and self._pid == os.getpid():
+            self._pb.disconnect(physicsClientId=self._cid)
+        self._pb, self._cid, self._pid = None, None, None
+
+    def render(self, seed: int) -> YcbFrame:
+        """
+        Render the scene of ``seed``: drop, settle, light, shoot, add camera effects.
+
+        Arguments:
+        ---------
+          seed (int): everything about the frame follows from it (same seed, same frame).
+
+        Returns
+        -------
+          YcbFrame: the frame.
+
+        """
+        cfg, rng = self.config, np.random.default_rng(seed)
+        count = int(rng.integers(cfg.objects[0], min(cfg.objects[1], len(self.pool)) + 1))
+        chosen = [int(c) for c in rng.choice(self.pool, count, replace=False)]
+        bodies = self._drop(rng, chosen)
+        pb, cid = self._client()
+        links = [matrix_from_pose(*pb.getBasePositionAndOrientation(b, physicsClientId=cid))
+                 for b in bodies]
+        centre = np.mean([m[:3, 3] for m in links], axis=0)
+        cam_from_world = self._sample_camera(rng, centre)
+        rgb, depth, seg = self._draw(self.K, (cfg.height, cfg.width), cam_from_world,
+                                     self._sample_light(rng))
+        label, instance = _label_images(seg, bodies, chosen)
+        rgb = self._paint_surroundings(rng, rgb, depth, seg >= 0, seg == self._table,
+                                       cam_from_world)
+        rgb = apply_camera_model(rgb, rng, cfg)
+        depth = np.where(seg >= 0, depth, 0.0)
+        if cfg.depth_noise > 0:
+            depth = depth + rng.normal(0, 1, depth.shape) * cfg.depth_noise * depth ** 2
+            depth = np.where(seg >= 0, np.maximum(depth, 0), 0.0)
+        poses = [self._pose(c, cam_from_world @ m) for c, m in zip(chosen, links)]
+        return YcbFrame(rgb=rgb, depth=depth.astype(np.float32), label=label,
+                        instance=instance, K=self.K.copy(), poses=poses, seed=int(seed))
+
+    def _pose(self, obj_id: int, cam_from_link: np.ndarray) -> ObjectPose:
+        cam_from_bop = cam_from_link @ np.linalg.inv(self.models.link_to_bop[obj_id])
+        return ObjectPose(obj_id, cam_from_bop[:3, :3].copy(), cam_from_bop[:3, 3] * 1000.0)
+
+    def _reset_world(self, table: bool) -> None:
+        pb, cid = self._client()
+        pb.resetSimulation(physicsClientId=cid)
+        pb.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=cid)
+        pb.setGravity(0, 0, -9.81, physicsClientId=cid)
+        self._table, self._bodies = -2, []
+        if table:
+            half = [2.0, 2.0, 0.02]
+            col = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=half, physicsClientId=cid)
+            vis = pb.createVisualShape(pb.GEOM_BOX, halfExtents=half, rgbaColor=[1, 1, 1, 1],
+                                       physicsClientId=cid)
+            self._table = pb.createMultiBody(0, col, vis, [0, 0, -0.02], physicsClientId=cid)
+
+    def _drop(self, rng: np.random.Generator, chosen: list) -> list:
+        """Drop ``chosen`` objects above the table, one above the other, and let them rest."""
+        pb, cid = self._client()
+        self._reset_world(table=True)
+        bodies, top = [], 0.01
+        for obj_id in chosen:
+            quat = rng.normal(size=4)
+            quat /= np.linalg.norm(quat)
+            xy = np.clip(rng.normal(0, 0.07, 2), -0.15, 0.15)
+            body = pb.loadURDF(self.models.urdf[obj_id], [xy[0], xy[1], 5.0], quat.tolist(),
+                               physicsClientId=cid)
+            low, high = pb.getAABB(body, -1, physicsClientId=cid)
+            pb.resetBasePositionAndOrientation(body, [xy[0], xy[1], 5.0 - low[2] + top], quat,
+                                               physicsClientId=cid)
+            top += high[2] - low[2] + 0.005
+            pb.changeDynamics(body, -1, lateralFriction=0.7, rollingFriction=0.002,
+                              spinningFriction=0.002, linearDamping=0.1, angularDamping=0.1,
+                              physicsClientId=cid)
+            bodies.append(body)
+        self._bodies = bodies
+        self.settle(bodies)
+        return bodies
+
+    def settle(self, bodies: list) -> int:
+        """
+        Step the physics until every body rests (or ``max_settle_steps``); returns the steps.
+
+        Arguments:
+        ---------
+          bodies (list): PyBullet body ids to watch.
+
+        Returns
+        -------
+          int: physics steps taken.
+
+        """
+        pb, cid = self._client()
+        steps = 0
+        while steps < self.config.max_settle_steps:
+            for _ in range(24):
+                pb.stepSimulation(physicsClientId=cid)
+            steps += 24
+            speeds = [pb.getBaseVelocity(b, physicsClientId=cid) for b in bodies]
+            if steps >= 120 and max(max(np.abs(lin).max(), 0.2 * np.abs(ang).max())
+                                    for lin, ang in speeds) < 0.005:
+                break
+        return steps
+
+    def physics_report(self) -> dict:
+        """
+        Report the state of the last scene's objects (do they rest where they should?).
+
+        Returns
+        -------
+          dict: ``max_speed`` (m/s, linear), ``min_contact_distance`` (m, negative =
+          interpenetration, the table included), ``lowest_z`` (m, the lowest object centre;
+          the table top is 0),
+          ``object_contacts`` (object pairs touching: stacked objects), ``max_xy`` (m).
+
+        """
+        pb, cid = self._client()
+        bodies = [b for b in self._bodies if b != self._table]
+        speeds = [np.abs(pb.getBaseVelocity(b, physicsClientId=cid)[0]).max() for b in bodies]
+        pb.performCollisionDetection(physicsClientId=cid)
+        contacts = pb.getContactPoints(physicsClientId=cid)
+        pairs = {tuple(sorted((c[1], c[2]))) for c in contacts
+                 if self._table not in (c[1], c[2])}
+        centres = [pb.getBasePositionAndOrientation(b, physicsClientId=cid)[0] for b in bodies]
+        return {'max_speed': float(max(speeds, default=0.0)),
+                'min_contact_distance': float(min((c[8] for c in contacts), default=0.0)),
+                'lowest_z': float(min((c[2] for c in centres), default=0.0)),
+                'object_contacts': len(pairs),
+                'max_xy': float(max((max(abs(c[0]), abs(c[1])) for c in centres), default=0.0))}
+
+    def _sample_camera(self, rng: np.random.Generator, centre: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        target = np.array([centre[0], centre[1], 0.0]) + rng.normal(0, [0.03, 0.03, 0.01])
+        target[2] = max(target[2] + 0.04, 0.0)
+        dist = rng.uniform(*cfg.distance)
+        elev, azim = np.radians(rng.uniform(*cfg.elevation_deg)), rng.uniform(0, 2 * np.pi)
+        eye = target + dist * np.array([np.cos(elev) * np.cos(azim),
+                                        np.cos(elev) * np.sin(azim), np.sin(elev)])
+        return look_at(eye, target, np.radians(rng.uniform(-cfg.roll_deg, cfg.roll_deg)))
+
+    def _sample_light(self, rng: np.random.Generator) -> dict:
+        cfg = self.config
+        elev, azim = np.radians(rng.uniform(*cfg.light_elevation_deg)), rng.uniform(0, 2 * np.pi)
+        direction = [np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim), np.sin(elev)]
+        colour = 1.0 - rng.uniform(0, cfg.light_colour, 3)
+        return {'lightDirection': direction, 'lightColor': (colour / colour.max()).tolist(),
+                'lightDistance': 2.0, 'shadow': int(rng.random() < cfg.shadow_prob),
+                'lightAmbientCoeff': rng.uniform(*cfg.ambient),
+                'lightDiffuseCoeff': rng.uniform(*cfg.diffuse),
+                'lightSpecularCoeff': rng.uniform(*cfg.specular)}
+
+    def _draw(self, k: np.ndarray, size: tuple, cam_from_world: np.ndarray,
+              light: dict) -> tuple:
+        """Draw with TinyRenderer: ``(rgb float32 0..1, depth m, seg int64 body id / -1)``."""
+        pb, cid = self._client()
+        h, w = size
+        view, proj = gl_matrices(k, h, w, cam_from_world)
+        _, _, rgba, zbuf, seg = pb.getCameraImage(w, h, view, proj,
+                                                  renderer=pb.ER_TINY_RENDERER,
+                                                  physicsClientId=cid, **light)
+        rgb = np.asarray(rgba, np.uint8).reshape(h, w, 4)[..., :3].astype(np.float32) / 255
+        zbuf = np.asarray(zbuf, np.float64).reshape(h, w)
+        depth = FAR * NEAR / (FAR - (FAR - NEAR) * zbuf)
+        return rgb, depth, np.asarray(seg, np.int64).reshape(h, w)
+
+    def _paint_surroundings(self, rng, rgb, depth, hit, table, cam_from_world):
+        """Texture the table (in its own plane, keeping light and shadows), fill the rest."""
+        h, w = rgb.shape[:2]
+        k_inv = np.linalg.inv(self.K)
+        v, u = np.nonzero(table)
+        rays = k_inv @ np.stack([u, v, np.ones_like(u)]).astype(np.float64)
+        pts = np.linalg.inv(cam_from_world) @ np.vstack([rays * depth[v, u], np.ones(len(u))])
+        half = rng.uniform(*self.config.table_size, 2)
+        inside = (np.abs(pts[0]) < half[0]) & (np.abs(pts[1]) < half[1])
+        out = rgb.copy()
+        tex = table_texture(rng)
+        period = rng.uniform(0.15, 0.6)
+        angle = rng.uniform(0, np.pi)
+        tu = (np.cos(angle) * pts[0] + np.sin(angle) * pts[1]) / period
+        tv = (-np.sin(angle) * pts[0] + np.cos(angle) * pts[1]) / period
+        size = tex.shape[0]
+        ti = (np.floor(tv * size).astype(np.int64) % size, np.floor(tu * size).astype(np.int64)
+              % size)
+        out[v[inside], u[inside]] = rgb[v[inside], u[inside]] * tex[ti][inside]
+        back = background_image(rng, h, w)
+        mask = ~hit
+        mask[v[~inside], u[~inside]] = True
+        out[mask] = back[mask]
+        return out
+
+    def render_at_poses(self, poses: list, k: np.ndarray, height: int, width: int) -> YcbFrame:
+        """
+        Render objects at known model-to-camera poses (no table, neutral light, no noise).
+
+        Arguments:
+        ---------
+          poses (list): :class:`ObjectPose` (t in mm, BOP model frame).
+          k (np.ndarray): 3x3 intrinsics.
+          height (int): image height.
+          width (int): image width.
+
+        Returns
+        -------
+          YcbFrame: rgb, depth, label and instance (``i + 1`` = ``poses[i]``).
+
+        """
+        pb, cid = self._client()
+        self._reset_world(table=False)
+        bodies = []
+        for pose in poses:
+            cam_from_bop = np.eye(4)
+            cam_from_bop[:3, :3], cam_from_bop[:3, 3] = pose.R, np.asarray(pose.t) / 1000.0
+            link = cam_from_bop @ self.models.link_to_bop[pose.obj_id]
+            bodies.append(pb.loadURDF(self.models.urdf[pose.obj_id], link[:3, 3].tolist(),
+                                      quat_from_matrix(link[:3, :3]), useFixedBase=True,
+                                      physicsClientId=cid))
+        light = {'lightDirection': [0, -1, -1], 'shadow': 0, 'lightAmbientCoeff': 0.6,
+                 'lightDiffuseCoeff': 0.4, 'lightSpecularCoeff': 0.0}
+        rgb, depth, seg = self._draw(np.asarray(k, np.float64), (int(height), int(width)),
+                                     np.eye(4), light)
+        self._bodies = bodies
+        label, instance = _label_images(seg, bodies, [p.obj_id for p in poses])
+        return YcbFrame(rgb=(rgb * 255).round().astype(np.uint8),
+                        depth=np.where(seg >= 0, depth, 0).astype(np.float32), label=label,
+                        instance=instance, K=np.asarray(k, np.float64), poses=list(poses))
+
+
+def _label_images(seg: np.ndarray, bodies: list, class_ids: list) -> tuple:
+    """Body-id image -> (class label uint8, instance uint16 ``i + 1``)."""
+    top = max(max(bodies, default=0), int(seg.max()), 0) + 2
+    to_class = np.zeros(top, np.uint8)
+    to_instance = np.zeros(top, np.uint16)
+    for i, (body, cid) in enumerate(zip(bodies, class_ids)):
+        to_class[body + 1], to_instance[body + 1] = cid, i + 1
+    return to_class[seg + 1], to_instance[seg + 1]
+
+
+def table_texture(rng: np.random.Generator, size: int = 128) -> np.ndarray:
+    """
+    Draw a random tileable table texture: wood grain, speckle, checker or plain (RGB 0..1).
+
+    Arguments:
+    ---------
+      rng (np.random.Generator): the scene's generator.
+      size (int): tile size in pixels.
+
+    Returns
+    -------
+      np.ndarray: size x size x 3 float32.
+
+    """
+    base, second = rng.uniform(0.15, 1.0, 3), rng.uniform(0.15, 1.0, 3)
+    kind = int(rng.integers(4))
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    if kind == 0:  # wood grain
+        f = int(rng.integers(3, 12))
+        t = 0.5 + 0.5 * np.sin(2 * np.pi * (f * yy + 0.15 * np.sin(2 * np.pi * 2 * xx)))
+    elif kind == 1:  # speckle
+        t = cv2.resize(rng.random((16, 16)), (size, size), interpolation=cv2.INTER_CUBIC)
+        t = np.clip(t + 0.3 * rng.random((size, size)), 0, 1)
+    elif kind == 2:  # checker / cloth
+        n = int(rng.integers(2, 9))
+        t = ((np.floor(yy * n) + np.floor(xx * n)) % 2).astype(np.float64)
+    else:  # plain, slightly mottled
+        t = 0.1 * rng.random((size, size))
+    return (base * (1 - t[..., None]) + second * t[..., None]).astype(np.float32)
+
+
+def background_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """
+    Draw what lies beyond the table: a random gradient, blobs and boxes (RGB 0..1).
+
+    Arguments:
+    ---------
+      rng (np.random.Generator): the scene's generator.
+      h (int): image height.
+      w (int): image width.
+
+    Returns
+    -------
+      np.ndarray: HxWx3 float32.
+
+    """
+    top, bottom = rng.uniform(0.05, 0.9, 3), rng.uniform(0.05, 0.9, 3)
+    ramp = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    img = np.broadcast_to(top * (1 - ramp) + bottom * ramp, (h, w, 3)).astype(np.float32)
+    blobs = cv2.resize(rng.random((6, 8, 3)).astype(np.float32), (w, h),
+                       interpolation=cv2.INTER_CUBIC)
+    img = np.clip(img * 0.7 + blobs * 0.3, 0, 1)
+    for _ in range(int(rng.integers(0, 6))):
+        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        x1, y1 = x0 + int(rng.integers(w // 20, w // 2)), y0 + int(rng.integers(h // 20, h // 2))
+        img[y0:y1, x0:x1] = rng.uniform(0.05, 0.95, 3)
+    return img
+
+
+def apply_camera_model(rgb: np.ndarray, rng: np.random.Generator,
+                       cfg: YcbSceneConfig) -> np.ndarray:
+    """
+    Exposure, white balance, tone curve, blur and sensor noise: float RGB 0..1 -> uint8.
+
+    Arguments:
+    ---------
+      rgb (np.ndarray): HxWx3 float in 0..1.
+      rng (np.random.Generator): the scene's generator.
+      cfg (YcbSceneConfig): the ranges to draw from.
+
+    Returns
+    -------
+      np.ndarray: HxWx3 uint8.
+
+    """
+    gains = rng.uniform(*cfg.exposure) * (1 + rng.uniform(-cfg.colour_shift, cfg.colour_shift, 3))
+    img = np.clip(rgb * gains.astype(np.float32), 0, 1) ** rng.uniform(*cfg.gamma)
+    sigma = rng.uniform(*cfg.blur_sigma)
+    if sigma > 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
+    img = img * 255 + rng.normal(0, 1, img.shape).astype(np.float32) * rng.uniform(*cfg.noise_std)
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+class YcbScenesDataset(BaseDataset):
+    """
+    Labeled YCB tabletop frames rendered on the fly (dataset type ``ycb_scenes``).
+
+    Sample ``index`` of epoch ``e`` is the scene of seed ``sample_seed(index)``, drawn from
+    ``(seed, e * length + index)``: a frame is never repeated while the trainer draws distinct
+    indices (``length`` at least the samples of an epoch). Each DataLoader worker process
+    connects its own PyBullet client on its first frame.
+
+    Arguments:
+    ---------
+      models (str): the ycb_models folder. size (tuple): ``(height, width)``.
+      length (int): samples per epoch. objects (tuple): ``(min, max)`` objects per scene.
+      scene (dict | None): further :class:`YcbSceneConfig` fields (light, camera, noise).
+
+    """
+
+    def __init__(self, models, size=(480, 640), length=100000, objects=(3, 8), scene=None,
+                 **kw):
+        super().__init__(**kw)
+        if not models or not os.path.isdir(os.fspath(models)):
+            raise DatasetError(f'ycb_scenes: models folder not found: {models!r} (the YCB '
+                               f'meshes, e.g. ../shared/data/ycb_models)')
+        if scene is not None and not isinstance(scene, dict):
+            raise DatasetError(f'ycb_scenes: scene must be a dict of scene fields, got {scene!r}')
+        try:
+            config = YcbSceneConfig.from_dict(models, size=size, objects=tuple(objects),
+                                              **(scene or {}))
+        except (TypeError, ValueError) as e:
+            raise DatasetError(f'ycb_scenes: {e}') from None
+        self.renderer = YcbSceneRenderer(config)
+        self.class_names = list(self.renderer.models.class_names)
+        self.length = int(length)
+        if self.length < 1:
+            raise DatasetError(f'ycb_scenes: length must be >= 1, got {length}')
+
+    def __len__(self):
+        return self.length
+
+    def sample_seed(self, index: int) -> int:
+        """
+        Return the render seed of sample ``index`` in this epoch (unique per global index).
+
+        Arguments:
+        ---------
+          index (int): sample index in ``[0, len)``.
+
+        Returns
+        -------
+          int: the seed for :meth:`YcbSceneRenderer.render`.
+
+        """
+        state = np.random.SeedSequence([self.seed, self.epoch * self.length + int(index)])
+        hi, lo = state.generate_state(2, np.uint32)
+        return (int(hi) << 31) ^ int(lo)
+
+    def _key(self, index):
+        return f'ycb_scenes/{self.sample_seed(index)}'
+
+    def _load(self, index):
+        frame = self.renderer.render(self.sample_seed(index))
+        return {'rgb': frame.rgb, 'labels': frame.label, 'key': self._key(index)}

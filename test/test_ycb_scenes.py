@@ -1,0 +1,194 @@
+# Copyright 2026 sam2real contributors
+# SPDX-License-Identifier: MIT
+#
+# Permission is hereby granted, free of charge, to any person obtaining a copy
+# of this software and associated documentation files (the "Software"), to deal
+# in the Software without restriction, including without limitation the rights
+# to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+# copies of the Software, and to permit persons to whom the Software is
+# furnished to do so, subject to the following conditions:
+#
+# The above copyright notice and this permission notice shall be included in
+# all copies or substantial portions of the Software.
+#
+# THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+# IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+# FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL
+# THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+# LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+# OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN
+# THE SOFTWARE.
+
+
+"""The YCB scene generator (data/ycb_scenes.py) on the real meshes and real YCB-Video frames."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+from sam2real_ros.data.datasets import build_labeled, DatasetError
+from sam2real_ros.data.ycb_scenes import (ObjectPose, scaled_intrinsics, XTION_K, YcbSceneConfig,
+                                          YcbSceneRenderer)
+import torch
+
+# The meshes and the real frames live in shared/ beside the checkout (CI lays a copy there).
+SHARED = os.environ.get('SAM2REAL_SHARED_DATA') or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    'shared', 'data')
+MODELS = os.path.join(SHARED, 'ycb_models')
+REAL = os.path.join(SHARED, 'ycbv_bop_train', 'train_real')
+try:
+    import pybullet  # noqa: F401
+    HAVE_PYBULLET = True
+except ImportError:
+    HAVE_PYBULLET = False
+needs_models = pytest.mark.skipif(
+    not (os.path.isfile(os.path.join(MODELS, 'objects.json')) and HAVE_PYBULLET),
+    reason=f'YCB meshes not found at {MODELS} (set SAM2REAL_SHARED_DATA) or pybullet missing')
+needs_real = pytest.mark.skipif(not os.path.isdir(REAL),
+                                reason=f'real YCB-Video frames not found at {REAL}')
+
+SMALL = {'height': 120, 'width': 160}
+
+
+@pytest.fixture(scope='module')
+def renderer():
+    r = YcbSceneRenderer(YcbSceneConfig(models=MODELS, **SMALL))
+    yield r
+    r.close()
+
+
+def test_intrinsics_scale_with_the_image():
+    k = scaled_intrinsics(240, 320)
+    assert k[0, 0] == pytest.approx(XTION_K[0, 0] / 2) and k[1, 1] == pytest.approx(
+        XTION_K[1, 1] / 2)
+    # pixel centres map onto pixel centres: (313 + 0.5) / 2 - 0.5
+    assert k[0, 2] == pytest.approx(156.25) and k[1, 2] == pytest.approx(120.4)
+    assert np.allclose(scaled_intrinsics(480, 640), XTION_K)
+
+
+def test_bad_configs_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match='objects'):
+        YcbSceneConfig(models='x', objects=(5, 2))
+    with pytest.raises(ValueError, match='distance'):
+        YcbSceneConfig(models='x', distance=(1.0, 0.5))
+    with pytest.raises(DatasetError, match='models folder not found'):
+        build_labeled({'type': 'ycb_scenes', 'models': str(tmp_path / 'none')})
+    with pytest.raises(DatasetError, match='objects.json'):
+        build_labeled({'type': 'ycb_scenes', 'models': str(tmp_path)})
+
+
+@needs_models
+def test_bad_scene_fields_are_refused():
+    with pytest.raises(DatasetError, match="unknown scene field.*'lamp'"):
+        build_labeled({'type': 'ycb_scenes', 'models': MODELS, 'scene': {'lamp': 1}})
+    with pytest.raises(DatasetError, match='object_ids'):
+        build_labeled({'type': 'ycb_scenes', 'models': MODELS, 'scene': {'object_ids': [0, 22]}})
+
+
+@needs_models
+def test_frame_contents_agree(renderer):
+    frame = renderer.render(3)
+    h, w = SMALL['height'], SMALL['width']
+    assert frame.rgb.shape == (h, w, 3) and frame.rgb.dtype == np.uint8
+    assert frame.depth.shape == (h, w) and frame.depth.dtype == np.float32
+    assert frame.label.dtype == np.uint8 and frame.instance.dtype == np.uint16
+    assert np.allclose(frame.K, scaled_intrinsics(h, w))
+    ids = [p.obj_id for p in frame.poses]
+    assert 3 <= len(ids) <= 8 and len(set(ids)) == len(ids)
+    assert set(np.unique(frame.label)) <= set(ids) | {0}
+    for i, pose in enumerate(frame.poses):
+        inst = frame.instance == i + 1
+        assert (frame.label[inst] == pose.obj_id).all()
+        assert np.allclose(pose.R @ pose.R.T, np.eye(3), atol=1e-6)
+        assert 300 < pose.t[2] < 1500  # mm, in front of the camera
+    assert (frame.label > 0).sum() > 0.02 * h * w
+    objects = frame.instance > 0
+    assert (frame.depth[objects] > 0.2).all() and (frame.depth[objects] < 2.0).all()
+
+
+@needs_models
+def test_same_seed_same_frame_other_seed_other_frame(renderer):
+    a = renderer.render(11)
+    renderer.render(12)  # another scene in between must not leak into the next one
+    b = renderer.render(11)
+    c = renderer.render(13)
+    for name in ('rgb', 'depth', 'label', 'instance'):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert [p.obj_id for p in a.poses] == [p.obj_id for p in b.poses]
+    assert all(np.array_equal(p.t, q.t) for p, q in zip(a.poses, b.poses))
+    assert not np.array_equal(a.rgb, c.rgb)
+
+
+@needs_models
+def test_objects_rest_on_the_table_without_interpenetration(renderer):
+    stacked = 0
+    for seed in range(6):
+        renderer.render(seed)
+        state = renderer.physics_report()
+        assert state['max_speed'] < 0.02, (seed, state)
+        assert state['min_contact_distance'] > -0.005, (seed, state)
+        assert state['lowest_z'] > 0.0, (seed, state)  # no object centre below the table top
+        assert state['max_xy'] < 0.6, (seed, state)  # nothing rolled away
+        stacked += state['object_contacts'] > 0
+    assert stacked >= 3  # objects lean on and lie on each other
+
+
+@needs_models
+def test_returned_poses_reproduce_the_rendered_masks(renderer):
+    frame = renderer.render(5)
+    again = renderer.render_at_poses(frame.poses, frame.K, SMALL['height'], SMALL['width'])
+    for i in range(len(frame.poses)):
+        a, b = frame.instance == i + 1, again.instance == i + 1
+        if a.sum() > 50:
+            assert (a & b).sum() / (a | b).sum() > 0.97, frame.poses[i].obj_id
+
+
+@needs_models
+@needs_real
+def test_gt_poses_reproduce_real_visible_masks():
+    r = YcbSceneRenderer(YcbSceneConfig(models=MODELS))
+    per_scene = {}
+    for scene in sorted(os.listdir(REAL)):
+        folder = os.path.join(REAL, scene)
+        with open(os.path.join(folder, 'scene_gt.json')) as f:
+            gt = json.load(f)
+        with open(os.path.join(folder, 'scene_camera.json')) as f:
+            cams = json.load(f)
+        ious = []
+        for im in sorted(gt, key=int)[::5]:
+            poses = [ObjectPose(o['obj_id'], np.reshape(o['cam_R_m2c'], (3, 3)),
+                                np.asarray(o['cam_t_m2c'], np.float64)) for o in gt[im]]
+            frame = r.render_at_poses(poses, np.reshape(cams[im]['cam_K'], (3, 3)), 480, 640)
+            for g in range(len(poses)):
+                real = cv2.imread(os.path.join(folder, 'mask_visib',
+                                               f'{int(im):06d}_{g:06d}.png'), 0) > 0
+                ours = frame.instance == g + 1
+                ious.append((real & ours).sum() / max((real | ours).sum(), 1))
+        per_scene[scene] = float(np.mean(ious))
+    r.close()
+    assert len(per_scene) == 3
+    assert np.mean(list(per_scene.values())) >= 0.9, per_scene
+    assert min(per_scene.values()) >= 0.85, per_scene
+
+
+@needs_models
+def test_dataset_renders_in_loader_workers_without_repeats():
+    cfg = {'type': 'ycb_scenes', 'models': MODELS, 'size': [96, 128], 'length': 4,
+           'objects': [2, 3], 'seed': 5}
+    ds = build_labeled(cfg)
+    assert ds.class_names[0] == 'background' and len(ds.class_names) == 22
+    assert ds.class_names[1] == '002_master_chef_can'
+    here = [ds[i] for i in range(4)]
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+    there = list(loader)
+    for a, b in zip(here, there):
+        assert a['key'] == b['key']
+        assert np.array_equal(a['rgb'], np.asarray(b['rgb']))
+        assert np.array_equal(a['labels'], np.asarray(b['labels']))
+        assert a['labels'].shape == (96, 128) and a['labels'].max() <= 21
+    keys = {s['key'] for s in here}
+    ds.set_epoch(1)
+    keys_next = {ds[i]['key'] for i in range(4)}
+    assert len(keys) == 4 and not keys & keys_next
