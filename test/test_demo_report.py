@@ -27,7 +27,9 @@ from conftest import REPO
 import numpy as np
 import pytest
 
-from sam2real_ros.demo import report
+from sam2real_ros.demo import pipeline, report
+
+REFERENCE = {'delta': 0.025, 'std': 0.018, 'seeds': 3, 'iterations': 200, 'doc': 'a.md'}
 
 
 def test_paired_differences_and_their_spread():
@@ -47,22 +49,36 @@ def _p(diffs):
             'full_higher': sum(d > 0 for d in diffs)}
 
 
+def verdict(p):
+    return report.verdict(p, REFERENCE)
+
+
 def test_the_verdict_does_not_overclaim_in_either_direction():
     bench = '+0.025 +- 0.018'
-    mixed = report.verdict(_p([0.015, -0.007]))
+    mixed = verdict(_p([0.015, -0.007]))
     assert mixed.startswith('No clear difference') and 'helps or hurts' in mixed
     assert bench in mixed
     for diffs in ([0.004, 0.006], [-0.004, -0.006]):  # two seeds agreeing: still not evidence
-        text = report.verdict(_p(diffs))
+        text = verdict(_p(diffs))
         assert 'not evidence either way' in text and bench in text
         assert ('SAM regularization' if diffs[0] > 0 else 'synthetic-only') in text
-    one = report.verdict(_p([-0.02]))
+    one = verdict(_p([-0.02]))
     assert 'One seed' in one and 'hurt' not in one
-    strong = report.verdict(_p([0.020, 0.018, 0.022]))
+    strong = verdict(_p([0.020, 0.018, 0.022]))
     assert strong.startswith('SAM regularization scored higher in all 3 seeds')
     assert 'small sample' in strong
-    weak = report.verdict(_p([0.001, 0.030, 0.0005]))  # same sign but mean within 2 SE
+    weak = verdict(_p([0.001, 0.030, 0.0005]))  # same sign but mean within 2 SE
     assert 'not evidence either way' in weak
+
+
+def test_the_verdict_quotes_the_reference_it_is_given_and_no_other():
+    p = _p([0.015, -0.007])
+    alone = report.verdict(p)
+    assert 'For scale' not in alone and alone.endswith('helps or hurts.')
+    other = dict(REFERENCE, delta=-0.1, std=0.05, seeds=5, doc='b.md')
+    assert report.verdict(p, other) == (
+        f'{alone} For scale: the sim2real benchmark (b.md: 5 seeds, 200 iterations each, paired '
+        'the same way) measures -0.100 +- 0.050 for this comparison.')
 
 
 def test_the_benchmark_figure_quoted_by_the_demo_is_the_documented_one():
@@ -71,9 +87,56 @@ def test_the_benchmark_figure_quoted_by_the_demo_is_the_documented_one():
     row = re.search(r'^\|[^|\n]*\| SAM regularization \(full\) \|[^|]*\|[^|]*\| '
                     r'([-+][0-9.]+) ± ([0-9.]+) \| (\d+) \|', doc, re.M)
     assert row, 'docs/sim2real.md has no table row for SAM regularization (full)'
-    b = report.BENCHMARK
+    b = pipeline.SIM2REAL_REFERENCE
     assert (float(row.group(1)), float(row.group(2)), int(row.group(3))) == \
         (b['delta'], b['std'], b['seeds'])
+
+
+def _summary(camera_frames=300, images=True):
+    """Return a demo summary as :func:`report.build` makes it (two seeds, made-up numbers)."""
+    runs = [{'variant': v, 'seed': sd, 'iterations': 200, 'epochs': 8, 'k': 2, 'miou': 0.21,
+             'miou_last_k': 0.2 + 0.01 * sd + (0.005 if v == 'full' else 0)}
+            for sd in (0, 1) for v in ('synthetic_only', 'full')]
+    p = report.paired({(r['variant'], r['seed']): r for r in runs}, [0, 1])
+    node = {'hz': 28.0, 'frames': 280, 'latency_ms_p50': 40.0, 'latency_ms_p95': float('nan'),
+            'node': {'inference_ms_p50': 12.0, 'backend': 'onnxruntime'},
+            'camera_frames': camera_frames, 'undelivered': 3, 'dropped': 5}
+    separation = [{'variant': 'full', 'seed': 0, 'segments': (1.0, 2.0, 2.0),
+                   'objects': (1.0, float('nan'), float('nan'))}] if images else []
+    return {'out': '/runs/<x>', 'started': 'now', 'machine': '2 CPU cores',
+            'episodes': [{'image': 'episode_1.png', 'id': 'ep&1', 'frames': 6,
+                          'phases': {'before': 2, 'after': 4}, 'segments': [40, 50]}],
+            'segmenter': 'fallback', 'eval_frames': 16,
+            'train': {'seeds': [0, 1], 'paired': p, 'verdict': report.verdict(p, REFERENCE),
+                      'mean': {'synthetic_only': 0.205, 'full': 0.21}, 'runs': runs,
+                      'separation': separation},
+            'separation_frames': 4, 'predictions': 'predictions.png' if images else None,
+            'curves': 'curves.png' if images else None, 'model': 'm.onnx',
+            'background_miou': 0.18, 'background_fraction': 0.7,
+            'classes': [('bg', [0, 0, 0]), ('a', [255, 0, 0])], 'node': node,
+            'stages': [('robot', 4.0), ('training', 120.0)],
+            'config': {'scene': 0, 'camera_rate': 10.0, 'node_camera_rate': 30.0,
+                       'seconds': 10.0, 'grasps': 3, 'seeds': [0, 1]}}
+
+
+def test_the_page_has_every_section_and_reads_back_its_numbers(tmp_path):
+    report.write_html(str(tmp_path / 'full.html'), _summary())
+    page = (tmp_path / 'full.html').read_text()
+    for title in ('1. Captured grasp episodes', '2. Synthetic only vs SAM-regularized',
+                  'Predictions on held-out', 'Do the features do what', '3. The segmentation',
+                  'Stages'):
+        assert title in page
+    assert re.search(r'id="paired-mean">\+0\.0050<', page)
+    assert 'data-variant="full" data-seed="1">0.2150<' in page
+    assert 'id="camera-frames">300<' in page and 'id="replaced">5<' in page
+    assert 'data-run="full_s0" data-kind="objects">n/a<' in page
+    assert 'ep&amp;1' in page and '/runs/&lt;x&gt;' in page  # escaped
+    assert 'For scale: the sim2real benchmark (a.md' in page
+    assert page.rstrip().endswith('</body></html>')
+    report.write_html(str(tmp_path / 'bare.html'), _summary(camera_frames=None, images=False))
+    bare = (tmp_path / 'bare.html').read_text()
+    assert 'Predictions on held-out' not in bare and 'Do the features' not in bare
+    assert '<img src="curves.png"' not in bare and 'id="camera-frames-unknown"' in bare
 
 
 def test_feature_separation_measures_spread_and_distance():

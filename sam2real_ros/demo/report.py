@@ -49,10 +49,6 @@ OUTLINED = 12  # segments outlined per frame (the largest)
 OUTLINE_COLOURS = ((255, 60, 60), (60, 220, 60), (70, 130, 255), (255, 220, 40),
                    (255, 60, 255), (40, 230, 230), (255, 150, 40), (170, 90, 255),
                    (255, 255, 255), (150, 255, 120), (255, 140, 170), (120, 200, 255))
-# The sim2real benchmark's paired difference full - synthetic only (narrow gap), for scale;
-# the same figures as the table in docs/sim2real.md (test_demo_report checks that they agree).
-BENCHMARK = {'delta': 0.025, 'std': 0.018, 'seeds': 3, 'iterations': 200,
-             'doc': 'docs/sim2real.md'}
 
 
 def _tile(img, interp=cv2.INTER_AREA, size=TILE):
@@ -243,37 +239,53 @@ def paired(runs, seeds, key='miou_last_k'):
             'full_higher': sum(d > 0 for d in diffs), 'key': key}
 
 
-def verdict(p, bench=BENCHMARK):
+def verdict(p, reference=None):
     """
     Say in plain words what the paired differences ``p`` (:func:`paired`) show, and no more.
 
     A difference counts as consistent only when every seed points the same way, there are at
     least 3 seeds and the mean is more than twice its standard error; otherwise the text says
-    that this run cannot tell. The benchmark's figure is quoted for scale.
+    that this run cannot tell.
+
+    Arguments:
+    ---------
+        p (dict): :func:`paired`'s result.
+        reference (dict or None): a measured paired difference quoted for scale: ``delta``,
+            ``std``, ``seeds``, ``iterations`` and ``doc`` (where it is documented), e.g. the
+            demo's ``pipeline.SIM2REAL_REFERENCE``; None quotes nothing.
+
+    Returns
+    -------
+        (str): the verdict, one paragraph.
+
     """
+    scale = '' if reference is None else (
+        f' For scale: the sim2real benchmark ({reference["doc"]}: {reference["seeds"]} seeds, '
+        f'{reference["iterations"]} iterations each, paired the same way) measures '
+        f'{reference["delta"]:+.3f} +- {reference["std"]:.3f} for this comparison.')
+    return _what_the_pairs_show(p) + scale
+
+
+def _what_the_pairs_show(p):
     n, m, sd = p['n'], p['mean'], p['std']
-    scale = (f'For scale: the sim2real benchmark ({bench["doc"]}: {bench["seeds"]} seeds, '
-             f'{bench["iterations"]} iterations each, paired the same way) measures '
-             f'{bench["delta"]:+.3f} +- {bench["std"]:.3f} for this comparison.')
     if n == 0:
-        return 'No finished pairs of runs. ' + scale
+        return 'No finished pairs of runs.'
     per = ', '.join(f'{d:+.3f}' for d in p['diffs'])
     if n == 1:
         return (f'One seed ({per}) cannot separate a difference from seed-to-seed noise; run '
-                f'with --seeds 2 or more. ' + scale)
+                'with --seeds 2 or more.')
     same_sign = p['full_higher'] in (0, n) and all(d != 0 for d in p['diffs'])
     which = 'SAM regularization' if m > 0 else 'synthetic-only training'
     if same_sign and n >= 3 and abs(m) > 2 * sd / math.sqrt(n):
         return (f'{which} scored higher in all {n} seeds ({per}; mean {m:+.3f} +- {sd:.3f}): a '
-                f'consistent difference at this size, from a small sample of short runs. '
-                + scale)
+                'consistent difference at this size, from a small sample of short runs.')
     if same_sign:
         return (f'{which} scored higher in {"both" if n == 2 else f"all {n}"} seeds ({per}; '
                 f'mean {m:+.3f} +- {sd:.3f}), but {n} seeds of runs this short cannot tell a '
-                f'difference of this size from noise: not evidence either way. ' + scale)
+                'difference of this size from noise: not evidence either way.')
     return (f'No clear difference: the paired differences change sign from seed to seed ({per};'
             f' mean {m:+.3f} +- {sd:.3f}). This run is too small to show whether SAM '
-            f'regularization helps or hurts. ' + scale)
+            'regularization helps or hurts.')
 
 
 def label_segments(labels, min_pixels=20):
@@ -394,6 +406,13 @@ def _fmt(value, spec='.3f'):
 VARIANT_LABELS = (('synthetic_only', 'synthetic only'), ('full', 'full (SAM reg.)'))
 
 
+STYLE = (
+    'body{font-family:sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222}',
+    'table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;'
+    'text-align:left}img{max-width:100%;border:1px solid #ddd}.note{color:#555}'
+    '.verdict{background:#f4f4ec;border-left:4px solid #aa9;padding:.5em 1em}')
+
+
 def write_html(path, s):
     """
     Write the report page; ``s`` is the demo summary dict (see :func:`build`).
@@ -403,28 +422,35 @@ def write_html(path, s):
     ``paired``, ``verdict``, ``mean``, ``separation``), ``eval_frames``, ``background_miou`` /
     ``background_fraction``, ``predictions`` / ``curves`` (image file names or None),
     ``classes`` (``[(name, [r, g, b])]``), ``node`` (:meth:`NodeGraph.measure`), ``stages``
-    (``[(name, seconds)]``), ``config`` (dict).
+    (``[(name, seconds)]``), ``config`` (dict). One function per section, each returning its
+    HTML lines.
     """
+    parts = (html_head(s) + episodes_section(s) + training_section(s) + predictions_section(s)
+             + separation_section(s) + node_section(s) + stages_section(s)
+             + ['</body></html>'])
+    atomic_write_bytes(path, '\n'.join(parts).encode())
+
+
+def html_head(s):
+    """Return the page head, title and the run's note."""
     e = html.escape
-    t = s['train']
-    p = t['paired']
-    runs = {(r['variant'], r['seed']): r for r in t['runs']}
-    first = runs[('full', t['seeds'][0])]
-    node = s['node']
-    segs = [n for ep in s['episodes'] for n in ep.get('segments', [])]
-    seg_text = (f'{min(segs)}-{max(segs)} segments per frame (mean {np.mean(segs):.0f})'
-                if segs else 'no segments')
-    parts = [
+    return [
         '<!doctype html><html><head><meta charset="utf-8"><title>sam2real demo</title><style>',
-        'body{font-family:sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222}',
-        'table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;'
-        'text-align:left}img{max-width:100%;border:1px solid #ddd}.note{color:#555}'
-        '.verdict{background:#f4f4ec;border-left:4px solid #aa9;padding:.5em 1em}',
+        *STYLE,
         '</style></head><body>',
         '<h1>sam2real demo: the whole loop on a simulated robot</h1>',
         f'<p class="note">Run folder <code>{e(s["out"])}</code>, {e(s["started"])}; '
         f'{e(s["machine"])}. Random-weight tiny model, a few minutes of CPU training: the '
-        'numbers show that the loop works, not what the method reaches at full scale.</p>',
+        'numbers show that the loop works, not what the method reaches at full scale.</p>']
+
+
+def episodes_section(s):
+    """Return section 1: the recorded episodes with their segment outlines."""
+    e = html.escape
+    segs = [n for ep in s['episodes'] for n in ep.get('segments', [])]
+    seg_text = (f'{min(segs)}-{max(segs)} segments per frame (mean {np.mean(segs):.0f})'
+                if segs else 'no segments')
+    parts = [
         '<h2>1. Captured grasp episodes</h2>',
         f'<p>The grasp recorder stored {sum(ep["frames"] for ep in s["episodes"])} frames '
         f'in {len(s["episodes"])} episodes around the simulated grasps. The camera looks at '
@@ -442,7 +468,16 @@ def write_html(path, s):
         parts.append(f'<h3>Episode {k + 1} <small class="note">{e(ep["id"])}: '
                      f'{ep["frames"]} frames ({e(phases)})</small></h3>'
                      f'<img src="{e(ep["image"])}" alt="episode {k + 1}">')
-    parts += [
+    return parts
+
+
+def training_section(s):
+    """Return section 2: per-seed mIoU of both variants, paired differences, verdict, curves."""
+    e = html.escape
+    t, p = s['train'], s['train']['paired']
+    runs = {(r['variant'], r['seed']): r for r in t['runs']}
+    first = runs[('full', t['seeds'][0])]
+    parts = [
         '<h2>2. Synthetic only vs SAM-regularized training</h2>',
         f'<p>Each variant trained with {len(t["seeds"])} seeds ({first["iterations"]} '
         f'iterations in {first["epochs"]} epochs each). The same seed gives both variants the '
@@ -478,47 +513,67 @@ def write_html(path, s):
     if s.get('curves'):
         parts.append(f'<p><img src="{e(s["curves"])}" alt="mIoU per epoch" '
                      'style="width:560px"></p>')
-    if s.get('predictions'):
-        parts += [f'<h3>Predictions on held-out "real" frames (seed {t["seeds"][0]})</h3>',
-                  f'<img src="{e(s["predictions"])}" alt="predictions">',
-                  '<p>' + ' '.join(
-                      f'<span style="white-space:nowrap"><span style="display:inline-block;'
-                      f'width:12px;height:12px;border:1px solid #888;background:rgb{tuple(c)}">'
-                      f'</span> {e(n)}</span>' for n, c in s['classes']) + '</p>',
-                  '<p class="note">Label colours: one per class as above. Features: '
-                  'the D=3 dense feature head shown as RGB (each channel min-max scaled per '
-                  'frame).</p>']
-    sep = t.get('separation') or []
-    if sep:
-        parts += [
-            '<h3>Do the features do what the SAM loss asks?</h3>',
-            f'<p>The loss asks the features to be constant inside a segment (Eq. 3-4) and '
-            f'different between segments (Eq. 5). Measured on the {s["separation_frames"]} '
-            "held-out frames above: <i>spread</i> is the mean RMS distance of a pixel's "
-            'feature to the mean feature of its segment, <i>distance</i> the mean distance '
-            "between two segments' mean features, and <i>ratio</i> = distance / spread "
-            '(higher is better, scale-free). "Segments": what the segmenter finds in these '
-            'frames (what the loss would see); "objects": the true objects of the ground '
-            'truth (what one hopes the features separate).</p>',
-            '<table><tr><th>run</th><th>segments: spread / distance</th><th>ratio</th>'
-            '<th>objects: spread / distance</th><th>ratio</th></tr>']
-        for r in sep:
-            cells = ''
-            for name in ('segments', 'objects'):
-                sp, di, ra = r[name]
-                cells += (f'<td>{_fmt(sp)} / {_fmt(di)}</td><td class="sep" data-run='
-                          f'"{r["variant"]}_s{r["seed"]}" data-kind="{name}">{_fmt(ra, ".2f")}'
-                          '</td>')
-            parts.append(f'<tr><td>{e(dict(VARIANT_LABELS)[r["variant"]])}, seed {r["seed"]}'
-                         f'</td>{cells}</tr>')
-        parts.append('</table>')
+    return parts
+
+
+def predictions_section(s):
+    """Return the predictions image of the first seed with the class colour legend."""
+    e = html.escape
+    if not s.get('predictions'):
+        return []
+    legend = ' '.join(
+        f'<span style="white-space:nowrap"><span style="display:inline-block;'
+        f'width:12px;height:12px;border:1px solid #888;background:rgb{tuple(c)}">'
+        f'</span> {e(n)}</span>' for n, c in s['classes'])
+    return [f'<h3>Predictions on held-out "real" frames (seed {s["train"]["seeds"][0]})</h3>',
+            f'<img src="{e(s["predictions"])}" alt="predictions">',
+            f'<p>{legend}</p>',
+            '<p class="note">Label colours: one per class as above. Features: '
+            'the D=3 dense feature head shown as RGB (each channel min-max scaled per '
+            'frame).</p>']
+
+
+def separation_section(s):
+    """Return the table of :func:`separation_table` (do the features separate segments?)."""
+    sep = s['train'].get('separation') or []
+    if not sep:
+        return []
+    parts = [
+        '<h3>Do the features do what the SAM loss asks?</h3>',
+        f'<p>The loss asks the features to be constant inside a segment (Eq. 3-4) and '
+        f'different between segments (Eq. 5). Measured on the {s["separation_frames"]} '
+        "held-out frames above: <i>spread</i> is the mean RMS distance of a pixel's "
+        'feature to the mean feature of its segment, <i>distance</i> the mean distance '
+        "between two segments' mean features, and <i>ratio</i> = distance / spread "
+        '(higher is better, scale-free). "Segments": what the segmenter finds in these '
+        'frames (what the loss would see); "objects": the true objects of the ground '
+        'truth (what one hopes the features separate).</p>',
+        '<table><tr><th>run</th><th>segments: spread / distance</th><th>ratio</th>'
+        '<th>objects: spread / distance</th><th>ratio</th></tr>']
+    for r in sep:
+        cells = ''
+        for name in ('segments', 'objects'):
+            sp, di, ra = r[name]
+            cells += (f'<td>{_fmt(sp)} / {_fmt(di)}</td><td class="sep" data-run='
+                      f'"{r["variant"]}_s{r["seed"]}" data-kind="{name}">{_fmt(ra, ".2f")}'
+                      '</td>')
+        parts.append(f'<tr><td>{html.escape(dict(VARIANT_LABELS)[r["variant"]])}, seed '
+                     f'{r["seed"]}</td>{cells}</tr>')
+    parts.append('</table>')
+    return parts
+
+
+def node_section(s):
+    """Return section 3: the segmentation node's rate, latency and both kinds of drops."""
+    e = html.escape
+    node, rate = s['node'], s['config']['node_camera_rate']
     cam = node.get('camera_frames')
-    parts += [
+    parts = [
         '<h2>3. The segmentation node with the trained model</h2>',
-        f'<p>The <i>full</i> model of seed {t["seeds"][0]} (EMA weights) exported to ONNX '
-        f'(<code>{e(s["model"])}</code>) runs in <code>segmentation_node</code> on the '
-        f'simulated camera (640x480 at {s["config"]["node_camera_rate"]:g} Hz, so the rate '
-        f'cannot exceed {s["config"]["node_camera_rate"]:g} labels/s).</p>',
+        f'<p>The <i>full</i> model of seed {s["train"]["seeds"][0]} (EMA weights) exported to '
+        f'ONNX (<code>{e(s["model"])}</code>) runs in <code>segmentation_node</code> on the '
+        f'simulated camera (640x480 at {rate:g} Hz, so the rate cannot exceed {rate:g} '
+        'labels/s).</p>',
         '<table>',
         f'<tr><td>labels received</td><td><span id="rate-hz">{node["hz"]:.2f}</span> '
         f'labels/s ({node["frames"]} in {s["config"]["seconds"]:g} s)</td></tr>',
@@ -537,7 +592,7 @@ def write_html(path, s):
         parts += [
             '<tr><td>camera frames published / never delivered</td><td id="camera-frames-unknown">'
             "unknown: the report's listener received no camera_info in the window</td></tr>"]
-    parts += [
+    return parts + [
         "<tr><td>delivered but replaced in the node's newest-frame slot</td>"
         f'<td id="replaced">{node["dropped"]}</td></tr>',
         '</table>',
@@ -546,18 +601,21 @@ def write_html(path, s):
         'queue), or be <i>delivered and replaced</i> (the node keeps only the newest frame; one '
         'that arrives while the model is busy replaces the waiting one, so the node always '
         'segments the latest image instead of falling behind). Counted over the measurement '
-        'window.</p>',
-        '<h2>Stages</h2><table><tr><th>stage</th><th>wall time</th></tr>',
-    ]
-    for name, sec in s['stages']:
-        parts.append(f'<tr><td>{e(name)}</td><td>{sec:.0f} s</td></tr>')
+        'window.</p>']
+
+
+def stages_section(s):
+    """Return the wall time per stage and where the logs, runs and data are."""
+    parts = ['<h2>Stages</h2><table><tr><th>stage</th><th>wall time</th></tr>']
+    parts += [f'<tr><td>{html.escape(name)}</td><td>{sec:.0f} s</td></tr>'
+              for name, sec in s['stages']]
     total = sum(sec for _, sec in s['stages'])
     parts.append(f'<tr><td><b>total</b> (before writing this report)</td><td><b>{total:.0f} s'
                  '</b></td></tr></table>')
     parts.append('<p class="note">Logs of every process: <code>logs/</code>; training runs: '
                  '<code>train/&lt;variant&gt;_s&lt;seed&gt;</code> (checkpoint, metrics.csv); '
-                 'recorded data and masks: <code>data/</code>.</p></body></html>')
-    atomic_write_bytes(path, '\n'.join(parts).encode())
+                 'recorded data and masks: <code>data/</code>.</p>')
+    return parts
 
 
 def background_baseline(train):
@@ -599,9 +657,11 @@ def predictions(train, frames=4):
     return samples, out, names
 
 
-def build(args, episodes, train, model, node, stages, started, load):
+def build(args, episodes, train, model, node, stages, started, load, reference=None):
     """
     Write every image, ``report.html`` and ``summary.json`` into ``args.out``.
+
+    ``reference`` is the figure the verdict quotes for scale (see :func:`verdict`).
 
     Returns
     -------
@@ -636,7 +696,7 @@ def build(args, episodes, train, model, node, stages, started, load):
         'machine': f'{os.cpu_count()} CPU cores, no GPU used, load average {load:.1f} at start',
         'episodes': eps, 'segmenter': args.segmenter, 'eval_frames': train['eval_frames'],
         'train': {
-            'seeds': seeds, 'paired': p, 'verdict': verdict(p),
+            'seeds': seeds, 'paired': p, 'verdict': verdict(p, reference),
             'mean': {v: float(np.mean([runs[(v, sd)]['miou_last_k'] for sd in seeds]))
                      for v, _ in VARIANT_LABELS},
             'runs': [{k: x for k, x in r.items() if k != 'rows'}
