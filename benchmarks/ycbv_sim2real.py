@@ -95,6 +95,9 @@ def build_parser():
     p.add_argument('--out', default=None, help='output folder (default: runs/ycbv_<profile>)')
     p.add_argument('--models', default=None,
                    help='YCB models folder for the generator (default: shared/data/ycb_models)')
+    p.add_argument('--synthetic-frames', type=int, default=None,
+                   help="synthetic frames rendered once and reused (default: the profile's); "
+                   '0 = rendered on the fly, never repeated (DataLoader workers)')
     p.add_argument('--synthetic-root', default=None,
                    help='train on this BOP folder instead of rendering synthetic frames')
     p.add_argument('--synthetic-split', default='train_pbr',
@@ -168,6 +171,8 @@ def resolve_data(bench, args, preset):
     synth = dict(ycbv.get('synthetic') or {})
     if preset.get('synthetic_frames') is not None:
         synth['frames'] = int(preset['synthetic_frames'])
+    if args.synthetic_frames is not None:
+        synth['frames'] = int(args.synthetic_frames)
     models = os.path.abspath(args.models or synth.pop('models', None)
                              or os.path.join(data, 'ycb_models'))
     synth.pop('models', None)
@@ -201,7 +206,13 @@ def prepare_synthetic(d, out, progress, log):
     spec = d['synthetic']
     if not os.path.isdir(d['models']):
         raise sim2real.BenchmarkError(f'YCB models folder {d["models"]} not found (--models)')
+    if not spec.get('frames'):
+        return None, None, None  # rendered on the fly (dataset type ycb_scenes)
     from sam2real_ros.data import ycb_scenes
+    if not hasattr(ycb_scenes, 'write_bop_cache'):
+        raise sim2real.BenchmarkError(
+            'this checkout has no BOP cache writer in sam2real_ros.data.ycb_scenes: render on '
+            'the fly (--synthetic-frames 0) or train on a BOP folder (--synthetic-root)')
     root = synthetic_cache(out, spec)
     t0 = time.monotonic()
     info = ycb_scenes.write_bop_cache(d['models'], root, progress=progress, **spec)
@@ -286,8 +297,10 @@ def main(argv=None):
         nproc = int(bench.get('nproc_per_node', 1))
         d = resolve_data(bench, args, preset)
         if args.dry_run or args.report_only:
-            synth = (d['synthetic_root'] or synthetic_cache(out, d['synthetic']),
-                     d['synthetic_split'] if d['synthetic_root'] else 'train', None)
+            synth = (None, None, None)
+            if d['synthetic_root'] or d['synthetic'].get('frames'):
+                synth = (d['synthetic_root'] or synthetic_cache(out, d['synthetic']),
+                         d['synthetic_split'] if d['synthetic_root'] else 'train', None)
             real_root, real_n = os.path.join(out, 'real', '...'), None
         else:
             os.makedirs(out, exist_ok=True)
@@ -298,8 +311,15 @@ def main(argv=None):
             real_root, real_n = prepare_real(d, out, progress, log)
         bench = copy.deepcopy(bench)
         data = bench['train'].setdefault('data', {})
-        data['synthetic'] = dict(data.get('synthetic') or {}, type='bop', root=synth[0],
-                                 split=synth[1])
+        if synth[0]:
+            data['synthetic'] = dict(data.get('synthetic') or {}, type='bop', root=synth[0],
+                                     split=synth[1])
+        else:  # on the fly: a frame is never repeated (the paper's Stillleben set-up)
+            spec = d['synthetic']
+            data['synthetic'] = dict(
+                data.get('synthetic') or {}, type='ycb_scenes', models=d['models'],
+                size=list(spec.get('size', (480, 640))), seed=int(spec.get('seed', 0)),
+                length=100000)
         classes = synth[2] or os.path.join(d['real_root'], 'classes.txt')
         data['real'] = dict(data.get('real') or {}, type='image_folder', root=real_root)
         data['real_labeled'] = dict(data.get('real_labeled') or {}, type='bop',
@@ -324,16 +344,19 @@ def main(argv=None):
                 'background_only': bg, 'eval': f'{d["eval_root"]} {d["eval_split"]} '
                 f'{" ".join(d["eval_scenes"] or ["(all scenes)"])}', 'eval_frames': eval_n,
                 'real': f'{d["real_root"]} {d["real_split"]} {" ".join(d["real_scenes"])}',
-                'synthetic': f'{synth[0]} {synth[1]}'}
+                'synthetic': (f'{synth[0]} {synth[1]}' if synth[0] else
+                              f'ycb_scenes on the fly, {d["models"]}')}
         if args.report_only:
             if not os.path.isdir(out):
                 raise sim2real.BenchmarkError(f'--report-only: no benchmark output at {out}')
             summary = sim2real_report.write_report(out, runs, dict(meta, report_only=True))
             print(json.dumps(summary))
             return 0
-        seg = sim2real_pool.segment_pool(real_root, args.segmenter or bench.get('segmenter',
-                                                                                'auto'),
-                                         progress=progress, log=log)
+        seg = {}
+        if any(r['cfg'].variant in ('full', 'pseudolabel') for r in runs):
+            seg = sim2real_pool.segment_pool(real_root, args.segmenter
+                                             or bench.get('segmenter', 'auto'),
+                                             progress=progress, log=log)
         log(f'{len(runs)} runs, profile {size}, {threads} thread(s); background everywhere '
             f'scores {bg:.4f} on {eval_n} evaluation frames; out {out}')
         code = sim2real.source_digest()
