@@ -54,9 +54,8 @@ import os
 import sys
 import time
 
-import numpy as np
-
 from benchmarks import sim2real, sim2real_pool, sim2real_report
+import numpy as np
 from sam2real_ros.common.io_utils import atomic_write_bytes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -162,8 +161,8 @@ def resolve_data(bench, args, preset):
         real_scenes = sorted(d for d in os.listdir(os.path.join(real_root, real_split))
                              if os.path.isdir(os.path.join(real_root, real_split, d)))
     if (os.path.realpath(eval_root), eval_split) == (os.path.realpath(real_root), real_split):
-        both = set(real_scenes) & set(eval_scenes or os.listdir(os.path.join(eval_root,
-                                                                            eval_split)))
+        evaluated = eval_scenes or os.listdir(os.path.join(eval_root, eval_split))
+        both = set(real_scenes) & set(evaluated)
         if both:
             raise sim2real.BenchmarkError(
                 f'scene(s) {sorted(both)} would be trained on (unlabeled real frames) and '
