@@ -210,6 +210,10 @@ def test_second_run_keeps_episodes_and_resumes_a_killed_run(tmp_path, capsys):
                             stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout.readline().strip() == 'frozen'
+        assert extract.main(argv_for(tmp_path / 'bag', out)) == 2  # one writer per root
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f'in use by sam2real extract-episodes pid {proc.pid} on host' \
+            in err[0], err
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

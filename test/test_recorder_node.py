@@ -575,3 +575,33 @@ def test_fast_restart_never_relabels_the_running_grasp(processes, harness, tmp_p
     assert harness.diag_value(root, 'goals_joined_late') == '1'
     assert_values_documented(harness.diag[str(root)])
     assert processes.stop(rec2) == 0
+
+
+@pytest.mark.rostest
+def test_second_recorder_on_one_root_refuses_to_start(processes, harness, tmp_path):
+    """One writer per dataset root: the second recorder exits 2 with one line (#22 item 2)."""
+    root = tmp_path / 'data'
+    rec = start_recorder(processes, root, action_names='[""]')
+    assert wait_until(lambda: harness.status(root)[0] is not None, 30), processes.output(rec)
+    second = start_recorder(processes, root, name='second', action_names='[""]')
+    assert wait_until(lambda: second.poll() is not None, 30), processes.output(second)
+    assert second.returncode == 2, processes.output(second)
+    lines = processes.output(second).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('grasp_recorder: dataset root '), lines
+    assert f'in use by grasp_recorder pid {rec.pid} on host ' in lines[0], lines
+    assert rec.poll() is None
+    assert harness.call('/grasp_recorder/start').success  # one recorder answers, and records
+    assert wait_until(lambda: list(root.glob('episodes/*/rgb/*.png')), 10)
+    processes.stop(rec, sig=signal.SIGKILL)
+    # the lock of a killed recorder is stale: the next one takes it over and repairs
+    third = start_recorder(processes, root, name='third', action_names='[""]')
+    assert wait_until(lambda: harness.diag_value(root, 'episodes_recovered') == '1', 30), \
+        processes.output(third)
+    assert f'took over the dataset root lock of a dead writer (grasp_recorder pid {rec.pid}' \
+        in processes.output(third)
+    assert processes.stop(third) == 0
+    fourth = start_recorder(processes, root, name='fourth', action_names='[""]')
+    assert wait_until(lambda: 'recording grasp episodes' in processes.output(fourth), 30), \
+        processes.output(fourth)
+    assert 'took over' not in processes.output(fourth)  # a clean exit leaves no stale lock
+    assert processes.stop(fourth) == 0

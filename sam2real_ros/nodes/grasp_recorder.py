@@ -112,6 +112,12 @@ class RecorderNode(Node):
         self.p = p
         self.root = os.path.abspath(os.path.expanduser(p['dataset_root']))
         os.makedirs(self.root, exist_ok=True)
+        self.root_lock = episode_store.DatasetLock(self.root, 'grasp_recorder')  # or exit 2
+        if self.root_lock.stale.get('pid'):
+            stale = self.root_lock.stale
+            self.get_logger().info(f'took over the dataset root lock of a dead writer '
+                                   f'({stale.get("program")} pid {stale["pid"]} on host '
+                                   f'{stale.get("host")})')
         self.recovery = episode_store.recover_interrupted(self.root)
         if self.recovery:
             self.get_logger().warning(self.recovery.summary())
@@ -286,6 +292,7 @@ class RecorderNode(Node):
             self.get_logger().warning(
                 f'episode.json of {", ".join(left)} could not be written (disk full?): they stay '
                 '"recording" until the next start repairs them')
+        self.root_lock.release()
 
 
 def main(argv=None):

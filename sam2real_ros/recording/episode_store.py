@@ -45,6 +45,7 @@ from sam2real_ros.common import io_utils
 FORMAT = 'sam2real-episode'
 FORMAT_VERSION = 1
 STATES = ('recording', 'complete', 'interrupted')
+DATASET_LOCK = '.writer.lock'  # in the dataset root: one writer per root (DatasetLock)
 PHASES = ('before', 'during', 'after')
 # end_reason -> True when the episode was cut short (it lacks frames its grasp would have had)
 END_REASONS = {
@@ -343,6 +344,72 @@ def scan_frames(episode_dir):
                            'rgb': 'rgb/' + name, 'depth': 'depth/' + name if has_depth else None})
     frames.sort(key=lambda f: f['stamp_ns'])
     return frames
+
+
+class DatasetBusy(EpisodeError):
+    """Another live process holds the dataset root's writer lock (the message names it)."""
+
+
+class DatasetLock:
+    """
+    One writer per dataset root: an exclusive ``fcntl`` lock on ``<root>/.writer.lock``.
+
+    The file holds ``{pid, host, program, started_ns}`` of the holder, so a refused writer can
+    name it; :meth:`release` empties it. As with the episode locks, the kernel frees the lock
+    when its process dies, so the lock file of a killed writer is stale and taken over
+    (``stale`` holds what it said; ``{}`` after a clean exit).
+
+    Arguments:
+    ---------
+      root (str): dataset root (created).
+      program (str): who writes, named to a refused second writer.
+
+    Raises
+    ------
+      DatasetBusy: a live process holds the lock; one line naming it.
+
+    """
+
+    def __init__(self, root, program):
+        self.path = os.path.join(os.fspath(root), DATASET_LOCK)
+        os.makedirs(os.fspath(root), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _lock_owner(fd)
+            os.close(fd)
+            who = (f'{owner.get("program", "a writer")} pid {owner.get("pid", "?")} on host '
+                   f'{owner.get("host", "?")}') if owner else 'a writer'
+            raise DatasetBusy(f'dataset root {os.fspath(root)} is in use by {who} (lock '
+                              f'{self.path}): one writer per dataset root') from None
+        self._fd = fd
+        self.stale = _lock_owner(fd)  # what a dead holder left, or {}
+        data = json.dumps({'pid': os.getpid(), 'host': socket.gethostname(),
+                           'program': program, 'started_ns': time.time_ns()}).encode()
+        try:  # the lock holds without it (a full disk): the file only names the holder
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data + b'\n', 0)
+        except OSError:
+            pass
+
+    def release(self):
+        """Release the lock (idempotent); the emptied file stays (a killed holder's is not)."""
+        if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, 0)
+            except OSError:
+                pass
+            os.close(self._fd)
+            self._fd = None
+
+
+def _lock_owner(fd):
+    try:
+        meta = json.loads(os.pread(fd, 4096, 0) or b'{}')
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def writer_alive(episode_dir):

@@ -110,6 +110,7 @@ def extract(args, warn=print):
         reader = bags.open_reader(args.bag)
     except bags.BagError as exc:
         raise UserError(str(exc))
+    lock = None
     try:
         topics = {c.topic for c in reader.connections}
         if args.image_topic not in topics:
@@ -125,10 +126,13 @@ def extract(args, warn=print):
         conns = [c for c in reader.connections if c.topic in wanted]
         bad_images = [0]
         try:
+            lock = episode_store.DatasetLock(args.out, 'sam2real extract-episodes')
             sink = episode_sink.EpisodeSink(args.out, args.max_disk_gb, args.min_free_gb,
                                             warn=lambda m: warn('warning: ' + m), resume=True,
                                             rejected=lambda: bad_images[0])
             recovery = episode_store.recover_interrupted(args.out)
+        except episode_store.DatasetBusy as exc:
+            raise UserError(str(exc)) from None
         except OSError as exc:
             raise UserError(f'cannot write to --out {args.out}: {exc}')
         if recovery:
@@ -170,6 +174,8 @@ def extract(args, warn=print):
         return sink.stats, dict(logic.counts), rejected, recovery
     finally:
         reader.close()
+        if lock is not None:
+            lock.release()
 
 
 def feed(logic, topic, msg, t_ns, image_topic, status_topics):
