@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 
+from conftest import wait_until
 import pytest
 from sam2real_ros.training import config as train_config
 from sam2real_ros.training import evaluate
@@ -81,15 +82,22 @@ def test_kill_and_resume_equals_straight_run(tmp_path, capsys):
     straight = tmp_path / 'straight'
     summary = train.run(tiny(), str(straight), progress=False)
     assert summary['epochs'] == 2
-    # Same config, SIGKILLed after epoch 1's checkpoint, then resumed; the resumed process runs
-    # torchrun-style (WORLD_SIZE=1, gloo) to cover the distributed set-up too.
+    # Same config, SIGKILLed from outside (as by a crash or the OOM killer) once epoch 1's
+    # checkpoint is on disk, then resumed; the resumed process runs torchrun-style
+    # (WORLD_SIZE=1, gloo) to cover the distributed set-up too.
     run_dir = tmp_path / 'killed'
     cmd = [sys.executable, '-m', 'sam2real_ros.training.train', '--config', TINY,
-           '--out', str(run_dir),
-           *SMALL]
-    first = subprocess.run(cmd + ['kill_after_epoch=1'], cwd=REPO, capture_output=True,
-                           text=True, timeout=300)
-    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
+           '--out', str(run_dir), *SMALL]
+    with open(tmp_path / 'first.log', 'w') as log:
+        first = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        try:  # the checkpoint is written atomically: once it exists, it is epoch 1's
+            assert wait_until(lambda: (run_dir / 'checkpoint.pt').exists()
+                              or first.poll() is not None, 300)
+            first.send_signal(signal.SIGKILL)
+        finally:
+            first.kill()
+            first.wait(30)
+    assert first.returncode == -signal.SIGKILL, (tmp_path / 'first.log').read_text()[-2000:]
     ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
     assert ck['epoch'] == 1
     env = dict(os.environ, RANK='0', WORLD_SIZE='1', LOCAL_RANK='0', MASTER_ADDR='127.0.0.1',

@@ -115,7 +115,6 @@ class TrainConfig:
     device: str = 'auto'        # auto | cpu | cuda
     precision: str = 'fp32'     # fp32 | bf16 (autocast of the network; losses and EMA in fp32)
     channels_last: bool = False  # NHWC memory format for the network and its input
-    kill_after_epoch: int = None  # testing only: SIGKILL self after this epoch's checkpoint
 
     def validate(self):
         """Raise :class:`ConfigError` for values outside their range."""
@@ -192,7 +191,7 @@ def _check_type(key, value, default, source):
 
 
 _NULLABLE = {'image_size': list, 'class_names': list, 'init_checkpoint': str,
-             'kill_after_epoch': int, 'data.real_labeled': dict}
+             'data.real_labeled': dict}
 
 
 def _set(obj, key, value, prefix, source):

@@ -176,7 +176,6 @@ def run(cfg, out, resume=False, progress=None):
             tr.save()
             epochs.set_postfix(miou=f'{summary["miou"]:.3f}')
         _barrier(world)
-        tr.kill_if_requested()
     if writer is not None:
         writer.close()
     if not main_rank:

@@ -40,7 +40,6 @@ import io
 import math
 import os
 import random
-import signal
 import time
 
 import numpy as np
@@ -341,11 +340,6 @@ class Trainer:
             if i < keep_images:
                 images.append((s['rgb'], pred, gt, feats[0].permute(1, 2, 0).cpu().numpy()))
         return acc.summary(), images
-
-    def kill_if_requested(self):
-        """Kill this process (SIGKILL) after epoch ``kill_after_epoch``: a testing aid."""
-        if self.cfg.kill_after_epoch is not None and self.epoch == self.cfg.kill_after_epoch:
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def timed_epoch(self, progress=None, log_fn=None):
         """:meth:`train_epoch` plus wall time."""
