@@ -31,9 +31,15 @@ from sam2real_ros.inference import export
 from sam2real_ros.inference.engine import (choose_providers, ModelLoadError, SegmentationEngine,
                                            trt_cache_dir)
 from sam2real_ros.modeling import model as mdl
+from sam2real_ros.modeling.preprocessing import preprocess
 import torch
 
 CLASSES = ['background', 'mug', 'box']
+
+
+def model_input(rgb, cfg):
+    """Return the network input of ``rgb`` for ``cfg`` as a tensor (the engine's preprocessing)."""
+    return torch.from_numpy(preprocess(rgb, cfg.mean, cfg.std, cfg.input_size))
 
 
 def tiny_cfg(**kw):
@@ -97,7 +103,7 @@ def test_fast_export_is_one_file_with_metadata_and_matches_torch(fast_onnx):
     cfg = mdl.load_profile('fast', num_classes=3, pretrained=False)
     torch.manual_seed(0)
     net = mdl.build_model(cfg).eval()
-    x = mdl.preprocess(frame(), cfg)
+    x = model_input(frame(), cfg)
     ol, of, olab = sess.run(None, {'image': x.numpy()})
     with torch.no_grad():
         tl, tf = net(x)
@@ -113,7 +119,7 @@ def test_non_dividing_ppm_export_parity(tiny_ckpt_and_onnx):
     assert res['input_size'] == [200, 260]
     # Independent check with another input: onnxruntime vs torch on the EMA weights.
     net, cfg, _ = mdl.model_from_checkpoint(str(ckpt), weights='ema')
-    x = mdl.preprocess(frame(), cfg)
+    x = model_input(frame(), cfg)
     sess = ort.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
     ol, of = sess.run(['logits', 'features'], {'image': x.numpy()})
     with torch.no_grad():

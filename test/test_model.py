@@ -132,21 +132,6 @@ def test_paper_profile_builds_and_runs_small_input():
     assert logits.shape == (1, 3, 64, 64) and feats.shape == (1, 3, 64, 64)
 
 
-def test_preprocess_resizes_and_normalizes():
-    cfg = tiny_cfg(input_size=(48, 64))
-    rgb = np.full((96, 128, 3), (128, 0, 255), np.uint8)
-    x = mdl.preprocess(rgb, cfg)
-    assert x.shape == (1, 3, 48, 64) and x.dtype == torch.float32
-    expect = (np.array([128, 0, 255]) / 255.0 - np.array(mdl.IMAGENET_MEAN)) / \
-        np.array(mdl.IMAGENET_STD)
-    assert np.allclose(x[0].mean(dim=(1, 2)).numpy(), expect, atol=1e-5)
-    full = mdl.preprocess(rgb, tiny_cfg(input_size=None))
-    assert full.shape == (1, 3, 96, 128)
-    for bad in (rgb.astype(np.float32), rgb[:, :, 0], rgb[:, :, :2], rgb.tolist()):
-        with pytest.raises(ValueError, match='HxWx3 uint8'):
-            mdl.preprocess(bad, cfg)
-
-
 def test_checkpoint_round_trip_ema_and_model(tmp_path):
     cfg = tiny_cfg()
     net = mdl.build_model(cfg).eval()

@@ -29,7 +29,7 @@ from sam2real_ros.data.procedural import TabletopRenderer
 from sam2real_ros.inference.engine import SegmentationEngine
 from sam2real_ros.inference.export import model_metadata
 from sam2real_ros.modeling import model as mdl
-from sam2real_ros.modeling.preprocessing import resize_features, resize_masks
+from sam2real_ros.modeling.preprocessing import preprocess, resize_features, resize_masks
 from sam2real_ros.training import config as train_config
 from sam2real_ros.training import evaluate
 from sam2real_ros.training.batching import prepare_batch
@@ -86,6 +86,19 @@ def test_trainer_evaluation_equals_the_engine_when_image_size_differs(tmp_path):
     served = evaluate.evaluate(engine, tr.eval_ds, frames=3, progress=False)
     assert served['frames'] == summary['frames'] == 3
     assert served['miou'] == pytest.approx(summary['miou'], abs=1e-9)
+
+
+def test_preprocess_resizes_and_normalizes():
+    mean, std = mdl.IMAGENET_MEAN, mdl.IMAGENET_STD
+    rgb = np.full((96, 128, 3), (128, 0, 255), np.uint8)
+    x = preprocess(rgb, mean, std, (48, 64))
+    assert x.shape == (1, 3, 48, 64) and x.dtype == np.float32
+    expect = (np.array([128, 0, 255]) / 255.0 - np.array(mean)) / np.array(std)
+    assert np.allclose(x[0].mean(axis=(1, 2)), expect, atol=1e-5)
+    assert preprocess(rgb, mean, std).shape == (1, 3, 96, 128)
+    for bad in (rgb.astype(np.float32), rgb[:, :, 0], rgb[:, :, :2], rgb.tolist()):
+        with pytest.raises(ValueError, match='HxWx3 uint8'):
+            preprocess(bad, mean, std, (48, 64))
 
 
 def test_resize_masks_matches_opencv_nearest_and_keeps_bool():

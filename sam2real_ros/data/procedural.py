@@ -567,11 +567,8 @@ class ProceduralDataset(BaseDataset):
         self.with_labels = bool(with_labels)
         self.oracle = dict(oracle or {})
         self.segmenter = None
-        if segments == 'oracle':
-            self.segments_name = 'oracle'
-        elif self.unlabeled:
+        if self.unlabeled and segments != 'oracle':
             self.segmenter = resolve_segmenter(segments)
-            self.segments_name = getattr(self.segmenter, 'name', str(segments))
 
     def __len__(self):
         return self.length

@@ -244,7 +244,7 @@ class NodeGraph:
         }
 
     def __exit__(self, *exc):
-        self.exit_codes = self.procs.stop_all()
+        self.procs.stop_all()
         self.listener.close()
         return False
 

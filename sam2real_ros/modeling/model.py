@@ -40,7 +40,6 @@ import os
 
 import numpy as np
 from sam2real_ros.common.labels import MAX_CLASSES
-from sam2real_ros.modeling import preprocessing
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -353,15 +352,19 @@ class SegmentationNet(nn.Module):
         """
         One head on the fused map, bilinearly upsampled to ``size``.
 
+        Under autocast (``precision: bf16``) the feature head and its upsampling run in
+        float32: the segment pooling loss (Eq. 3) needs the features' small within-segment
+        spreads, which bfloat16's 8 bits would round away.
+
         Arguments:
         ---------
           fused (torch.Tensor): the output of :meth:`decode`.
           output (str): ``'logits'`` (segmentation head) or ``'features'`` (dense features).
           size (tuple): ``(H, W)`` of the input.
 
-        Under autocast (``precision: bf16``) the feature head and its upsampling run in
-        float32: the segment pooling loss (Eq. 3) needs the features' small within-segment
-        spreads, which bfloat16's 8 bits would round away.
+        Returns
+        -------
+          (torch.Tensor): BxCxHxW logits or BxDxHxW features.
 
         """
         if output == 'logits':
@@ -385,28 +388,6 @@ def build_model(cfg):
     if isinstance(cfg, dict):
         cfg = ModelConfig.from_dict(cfg)
     return SegmentationNet(cfg)
-
-
-def preprocess(rgb, cfg, size=None):
-    """
-    Resize (to ``size`` or ``cfg.input_size`` if set) and normalize one RGB frame, as a tensor.
-
-    The values are those of :func:`sam2real_ros.modeling.preprocessing.preprocess`, the path
-    the trainer and the engine share.
-
-    Arguments:
-    ---------
-      rgb (np.ndarray): HxWx3 uint8 RGB.
-      cfg (ModelConfig): gives ``input_size``, ``mean`` and ``std``.
-      size (tuple): optional (height, width) overriding ``cfg.input_size``.
-
-    Returns
-    -------
-      (torch.Tensor): 1x3xhxw float32, ``(rgb / 255 - mean) / std``.
-
-    """
-    return torch.from_numpy(preprocessing.preprocess(rgb, cfg.mean, cfg.std,
-                                                     size or cfg.input_size))
 
 
 def checkpoint_payload(model, cfg, class_names, ema_state=None, **extra):

@@ -173,7 +173,6 @@ class EpisodeWriter:
             self.meta.update(meta)
             self._phase = None
             self.json_due = False
-            self.bytes_written = 0
             self.size = 0  # bytes of the files in the folder: frames + the current episode.json
             self._json_size = 0
             self.write_json()
@@ -224,7 +223,6 @@ class EpisodeWriter:
         if phase != self._phase:
             self._phase = phase
             self.json_due = True
-        self.bytes_written += n
         self.size += n
         if sync and self.json_due:
             self.write_json()
