@@ -32,8 +32,10 @@ import contextlib
 import os
 from pathlib import Path
 
+from sam2real_ros.common.errors import Sam2realError
 
-class BagError(ValueError):
+
+class BagError(Sam2realError, ValueError):
     """A bag that is missing or cannot be opened (the message names it)."""
 
 

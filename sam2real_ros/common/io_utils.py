@@ -33,12 +33,13 @@ import json
 import os
 
 import numpy as np
+from sam2real_ros.common.errors import Sam2realError
 
 _counter = itertools.count()
 TMP_MARK = '.tmp-'
 
 
-class ImageReadError(RuntimeError):
+class ImageReadError(Sam2realError, RuntimeError):
     """An image file is missing, unreadable or not an image."""
 
 

@@ -36,6 +36,7 @@ import os
 
 import numpy as np
 
+from sam2real_ros.common.errors import Sam2realError
 from sam2real_ros.common.labels import MAX_CLASSES
 from sam2real_ros.modeling.preprocessing import (check_rgb, preprocess, resize_features,
                                                  resize_labels)
@@ -43,7 +44,7 @@ from sam2real_ros.modeling.preprocessing import (check_rgb, preprocess, resize_f
 GPU_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider')
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(Sam2realError, ValueError):
     """The model file is missing, unreadable, or not a sam2real model."""
 
 

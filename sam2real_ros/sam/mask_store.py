@@ -39,6 +39,7 @@ import time
 import numpy as np
 
 from sam2real_ros.common import io_utils
+from sam2real_ros.common.errors import Sam2realError
 
 FORMAT_VERSION = 1
 SUFFIX = '.npz'
@@ -47,7 +48,7 @@ WRITERS_DIR = '.writers'
 _HELD = {}  # lock file path -> [open file, number of MaskStore objects of this process using it]
 
 
-class MaskStoreError(RuntimeError):
+class MaskStoreError(Sam2realError, RuntimeError):
     """A mask file is missing, corrupt, or a write got inconsistent arrays."""
 
 

@@ -31,6 +31,7 @@ default; unknown keys raise :class:`ConfigError` naming the key and the known on
 import dataclasses
 import os
 
+from sam2real_ros.common.errors import Sam2realError
 from sam2real_ros.common.labels import IGNORE_INDEX
 import yaml
 
@@ -38,7 +39,7 @@ VARIANTS = ('synthetic_only', 'full', 'real_labels', 'pseudolabel')
 PRECISIONS = ('fp32', 'bf16')
 
 
-class ConfigError(ValueError):
+class ConfigError(Sam2realError, ValueError):
     """A config file or override is invalid (message names the file, key and value)."""
 
 
