@@ -41,7 +41,7 @@ import math
 import cv2
 import numpy as np
 
-from sam2real_ros.data import procedural as P
+from sam2real_ros.data import procedural
 
 # action_msgs/GoalStatus values (the world reads the grasp action's status as plain tuples)
 EXECUTING, SUCCEEDED, TERMINAL = 2, 4, (4, 5, 6)  # 5 canceled, 6 aborted
@@ -83,11 +83,11 @@ class GraspWorld:
             raise ValueError(f'need grasp_s > 0, view_delay_s >= 0, 0 <= margin < 0.3; got '
                              f'{grasp_s}, {view_delay_s}, {margin}')
         self.n_objects, self.grasp_s, self.view_delay_s = int(objects), grasp_s, view_delay_s
-        self.appearance = P.get_appearance(appearance)
+        self.appearance = procedural.get_appearance(appearance)
         h, w = self.size
         self.margin = margin
         self.canvas = (int(round(h * (1 + 2 * margin))), int(round(w * (1 + 2 * margin))))
-        self._gain = P.camera_gain(self.appearance, h, w)
+        self._gain = procedural.camera_gain(self.appearance, h, w)
         self._scenes = {}
         self._cache = OrderedDict()
         # state: scene cycle, objects still on the table, current grasp, completed grasps
@@ -228,7 +228,7 @@ class GraspWorld:
         rng = np.random.default_rng([self.seed, 9, cycle, len(present),
                                      0 if active is None else active + 1,
                                      int(progress * 40), view])
-        rgb = P.apply_camera(rgb, self.appearance, rng, self._gain)
+        rgb = procedural.apply_camera(rgb, self.appearance, rng, self._gain)
         if self.size != self.out_size:
             oh, ow = self.out_size
             rgb = cv2.resize(rgb, (ow, oh), interpolation=cv2.INTER_LINEAR)
@@ -275,15 +275,16 @@ def _build_scene(app, canvas, n, seed):
     """Background, depth and object sprites (rgb, mask, depth, shadow) of one scene."""
     rng = np.random.default_rng(seed)
     ch, cw = canvas
-    light = P.light_vector(app, rng)
-    img, horizon = P.draw_background(app, rng, ch, cw)
-    P.clutter_over_wall(img, app, rng, horizon)
+    light = procedural.light_vector(app, rng)
+    img, horizon = procedural.draw_background(app, rng, ch, cw)
+    procedural.clutter_over_wall(img, app, rng, horizon)
     depth, col = _table_depth(ch, cw, horizon)
     scale = min(ch, cw) / 480.0
     # Spread the objects over the table (a row of slots with jitter), far ones first.
     slots = (np.arange(n) + 0.5) / n
     rng.shuffle(slots)
-    names = rng.permutation(P.CLASS_NAMES[1:])  # different classes, repeated only beyond 7
+    # different classes, repeated only beyond 7
+    names = rng.permutation(procedural.CLASS_NAMES[1:])
     objects = []
     for k in range(n):
         cx = cw * (0.14 + 0.72 * slots[k] + rng.uniform(-0.03, 0.03))
@@ -296,28 +297,29 @@ def _build_scene(app, canvas, n, seed):
     objects.sort(key=lambda o: o[2])
     out = []
     for name, cx, cy, r, angle in objects:
-        m = P.shape_mask(name, rng, ch, cw, cx, cy, r, angle)
+        m = procedural.shape_mask(name, rng, ch, cw, cx, cy, r, angle)
         x0, y0, bw, bh = cv2.boundingRect(m)
         if bw == 0 or bh == 0:
             continue
         box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
         ones = np.ones((ch, cw, 3), np.float32)
-        P.cast_shadow(ones, m, light, r, app.shadows)
+        procedural.cast_shadow(ones, m, light, r, app.shadows)
         dark = np.flatnonzero(ones[..., 0].min(0) < 1.0), np.flatnonzero(ones[..., 0].min(1) < 1.0)
         if len(dark[0]):
             sbox = (slice(dark[1][0], dark[1][-1] + 1), slice(dark[0][0], dark[0][-1] + 1))
         else:
             sbox = (slice(0, 0), slice(0, 0))
-        colour = P.object_colour(name, app, rng)
+        colour = procedural.object_colour(name, app, rng)
         sprite = np.zeros((ch, cw, 3), np.float32)
-        sub = P.paint_object(sprite, m, box, colour, name, app, rng, light, cx, cy, r, angle)
+        sub = procedural.paint_object(sprite, m, box, colour, name, app, rng, light, cx, cy, r,
+                                      angle)
         base_y = y0 + bh - 1
         # depth: the table at the object's foot, minus a rounded relief up to ~0.6 r
         dt = cv2.distanceTransform(m[box], cv2.DIST_L2, 3)
         relief = np.sqrt(dt / max(float(dt.max()), 1.0))
         metres_per_px = col[min(base_y, ch - 1)] / (cw / (2.0 * math.tan(math.radians(30.0))))
         obj_depth = col[min(base_y, ch - 1)] - 0.6 * r * metres_per_px * relief
-        out.append({'name': name, 'class': P.CLASS_NAMES.index(name), 'cx': cx, 'cy': cy,
+        out.append({'name': name, 'class': procedural.CLASS_NAMES.index(name), 'cx': cx, 'cy': cy,
                     'r': r, 'box': (y0, x0, bh, bw), 'base_y': base_y,
                     'rgb': sprite[box].copy(), 'mask': sub.copy(),
                     'depth': obj_depth.astype(np.float32),

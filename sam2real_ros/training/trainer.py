@@ -44,8 +44,10 @@ import time
 
 import numpy as np
 from sam2real_ros.common.io_utils import atomic_write_bytes
+from sam2real_ros.data import datasets
+from sam2real_ros.modeling import model as mdl
 from sam2real_ros.modeling import preprocessing
-from sam2real_ros.training import batching as train_data
+from sam2real_ros.training import batching
 from sam2real_ros.training import losses
 from sam2real_ros.training.config import ConfigError
 from sam2real_ros.training.metrics import MeanIoU
@@ -118,8 +120,6 @@ class Trainer:
     """
 
     def __init__(self, cfg, out_dir, resume=False, rank=0, world_size=1, device=None):
-        from sam2real_ros.data import datasets
-        from sam2real_ros.modeling import model as model_lib
         self.cfg, self.out, self.rank, self.world = cfg, out_dir, rank, world_size
         self.device = device or torch.device('cpu')
         seed_everything(cfg.seed * 1000 + rank)
@@ -136,11 +136,11 @@ class Trainer:
                               'class_names')
         self.class_names = [str(n) for n in names]
         overrides = dict(cfg.model, num_classes=len(self.class_names))
-        self.model_cfg = model_lib.load_profile(cfg.model_profile, **overrides)
+        self.model_cfg = mdl.load_profile(cfg.model_profile, **overrides)
         self.size = tuple(cfg.image_size) if cfg.image_size else self.model_cfg.input_size
-        self.model = model_lib.build_model(self.model_cfg).to(self.device)
+        self.model = mdl.build_model(self.model_cfg).to(self.device)
         if cfg.init_checkpoint and not resume:
-            ck = model_lib.load_checkpoint(cfg.init_checkpoint)
+            ck = mdl.load_checkpoint(cfg.init_checkpoint)
             self.model.load_state_dict(ck.get('ema') or ck['model'])
         self.memory_format = (torch.channels_last if cfg.channels_last
                               else torch.contiguous_format)
@@ -168,8 +168,7 @@ class Trainer:
     # ----------------------------------------------------------------------------- state
     def state(self):
         """Checkpoint dict (``model_from_checkpoint`` / export compatible, plus resume state)."""
-        from sam2real_ros.modeling.model import checkpoint_payload
-        return checkpoint_payload(
+        return mdl.checkpoint_payload(
             self.model, self.model_cfg, self.class_names, ema_state=self.ema.state_dict(),
             optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(),
             epoch=self.epoch, iteration=self.epoch * self.iters, rng=rng_state(),
@@ -256,9 +255,9 @@ class Trainer:
     def _loader(self, name, ds, epoch):
         if hasattr(ds, 'set_epoch'):
             ds.set_epoch(epoch)
-        idx = train_data.epoch_indices(len(ds), self.iters * self.cfg.batch_size, self.cfg.seed,
-                                       name, self.rank, epoch)
-        return train_data.make_loader(ds, idx, self.cfg.batch_size, self.cfg.data.num_workers)
+        idx = batching.epoch_indices(len(ds), self.iters * self.cfg.batch_size, self.cfg.seed,
+                                     name, self.rank, epoch)
+        return batching.make_loader(ds, idx, self.cfg.batch_size, self.cfg.data.num_workers)
 
     def prepare(self, samples, need, name):
         """
@@ -267,8 +266,8 @@ class Trainer:
         ``need`` names the targets the step uses (``('labels',)`` or ``('masks',)``), ``name``
         the dataset (for error messages); see ``batching.prepare_batch``.
         """
-        return train_data.prepare_batch(samples, self.size, self.model_cfg.mean,
-                                        self.model_cfg.std, need, f'{name} dataset')
+        return batching.prepare_batch(samples, self.size, self.model_cfg.mean,
+                                      self.model_cfg.std, need, f'{name} dataset')
 
     def train_epoch(self, progress=None, log_fn=None):
         """
@@ -330,8 +329,8 @@ class Trainer:
             s = self.eval_ds[i]
             # as the deployed engine: the model's input size (not image_size), argmax at that
             # resolution, labels nearest-resized to the frame size
-            b = train_data.prepare_batch([s], self.model_cfg.input_size, self.model_cfg.mean,
-                                         self.model_cfg.std, ('labels',), 'eval dataset')
+            b = batching.prepare_batch([s], self.model_cfg.input_size, self.model_cfg.mean,
+                                       self.model_cfg.std, ('labels',), 'eval dataset')
             logits, feats = self.ema(self._input(b['x']))
             gt = np.asarray(s['labels'])
             pred = preprocessing.resize_labels(
