@@ -151,6 +151,42 @@ def test_invalid_parameter_exits_2_with_one_clear_line(node, arg, needle, tmp_pa
 
 
 @pytest.mark.rostest
+@pytest.mark.parametrize('node,arg,needle', [
+    ('segmentation_node', 'image_topic:=/foo', "unknown parameter 'image_topic'"),
+    ('segmentation_node', 'bakend:=torch', "unknown parameter 'bakend' (did you mean backend?"),
+    ('grasp_recorder', 'sim:=true', "unknown parameter 'sim'"),
+    ('sam_worker', 'segmentr:=fallback', "unknown parameter 'segmentr' (did you mean segmenter?"),
+])
+@pytest.mark.parametrize('source', ['command line', 'params file'])
+def test_unknown_parameter_exits_2_naming_it_and_the_closest(node, arg, needle, source,
+                                                             tmp_path):
+    """An undeclared name (a typo, a launch argument given to a node) is refused, not ignored."""
+    params_ = {'dataset_root': str(tmp_path)} if node in ('grasp_recorder', 'sam_worker') \
+        else {}
+    name, value = arg.split(':=')
+    if source == 'command line':
+        cmd = node_command(node, params_, params_file=False) + ['-p', arg]
+    else:
+        path = tmp_path / 'params.yaml'
+        path.write_text(f'/**/{node}:\n  ros__parameters:\n    {name}: {value}\n')
+        cmd = node_command(node, params_, params_file=str(path))
+    res = subprocess.run([sys.executable, *cmd], cwd=REPO, capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    prefix = f'{BY_NAME[node].executable}: '
+    assert len(lines) == 1 and lines[0].startswith(prefix) and needle in lines[0], res.stderr
+
+
+def test_ros_built_in_parameters_are_not_unknown():
+    assert params.unknown_parameter(['use_sim_time', 'qos_overrides./image.subscription.depth',
+                                     'backend'], {'backend': None}, lambda n: False) is None
+    assert params.unknown_parameter(['bakend'], {'backend': None, 'device': None},
+                                    lambda n: False) == \
+        "unknown parameter 'bakend' (did you mean backend? --help lists the parameters)"
+
+
+@pytest.mark.rostest
 def test_param_set_refuses_read_only_and_honours_the_others(processes, tmp_path):
     """``ros2 param set`` never reports success for a change that does nothing."""
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue

@@ -43,6 +43,7 @@ The module imports rclpy only inside :func:`declare`, so the tables (and the gen
 work without ROS.
 """
 from dataclasses import dataclass
+import difflib
 import math
 import re
 import sys
@@ -185,6 +186,36 @@ def _descriptor(p):
     return desc
 
 
+def unknown_parameter(names, table, declared_by_ros):
+    """
+    Return the problem with the first name of ``names`` that is no parameter, or None.
+
+    Arguments:
+    ---------
+      names (iterable): the parameter names a node was given (``-p``, ``--params-file``).
+      table (dict): the node's ``{name: Param}``.
+      declared_by_ros (callable): True for a name rclpy declared itself (``use_sim_time``).
+
+    Returns
+    -------
+      str or None: ``unknown parameter 'x' (did you mean y? ...)``.
+
+    """
+    builtin = ('use_sim_time', 'start_type_description_service')
+    for name in names:
+        if name in table or name in builtin or name.startswith('qos_overrides.') or \
+                declared_by_ros(name):
+            continue
+        hint = ''
+        if name.endswith('_topic'):
+            hint = 'topics are remappings, e.g. -r image:=/camera/image; '
+        close = difflib.get_close_matches(name, list(table), n=1, cutoff=0.0)
+        if close:
+            hint += f'did you mean {close[0]}? '
+        return f'unknown parameter {name!r} ({hint}--help lists the parameters)'
+    return None
+
+
 def declare(node, table, on_change=None):
     """
     Declare every parameter of ``table`` on ``node``, validate the values and return them.
@@ -202,10 +233,17 @@ def declare(node, table, on_change=None):
 
     Raises
     ------
-      ValueError: a value breaks ``one_of``/``pattern`` (rclpy raises its own exceptions for
-        ranges and types; :func:`sam2real_ros.nodes.runner.run_node` reports all of them).
+      ValueError: a parameter given to the node (``-p``, ``--params-file``) is not in ``table``
+        (:func:`unknown_parameter`), or a value breaks ``one_of``/``pattern`` (rclpy raises
+        its own exceptions for ranges and types; :func:`sam2real_ros.nodes.runner.run_node`
+        reports all of them).
 
     """
+    # rclpy has no public accessor for the overrides (-p, --params-file) of a node
+    overrides = getattr(node, '_parameter_overrides', {})
+    problem = unknown_parameter(overrides, table, node.has_parameter)
+    if problem:
+        raise ValueError(problem)
     values = ParamValues()
     for name, p in table.items():
         default = list(p.default) if p.array else p.default
