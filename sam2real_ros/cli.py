@@ -40,6 +40,8 @@ SUBCOMMANDS = {
     'extract-episodes': ('sam2real_ros.recording.extract', 'cut grasp episodes out of a rosbag2'),
     'extract-frames': ('sam2real_ros.data.rosbag',
                        'image folder from one topic of a rosbag2, subsampled by time'),
+    'render-ycb': ('sam2real_ros.data.ycb_render',
+                   'YCB-Video scenes (physics + CPU render) into a BOP dataset'),
 }
 
 

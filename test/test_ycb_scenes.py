@@ -27,8 +27,11 @@ import os
 import cv2
 import numpy as np
 import pytest
+from sam2real_ros.common.io_utils import read_depth
 from sam2real_ros.data.datasets import build_labeled, DatasetError
-from sam2real_ros.data.ycb_scenes import (ObjectPose, scaled_intrinsics, XTION_K, YcbSceneConfig,
+from sam2real_ros.data.ycb_render import main as render_main
+from sam2real_ros.data.ycb_render import render_at_gt_poses, write_bop_frames
+from sam2real_ros.data.ycb_scenes import (frame_seed, scaled_intrinsics, XTION_K, YcbSceneConfig,
                                           YcbSceneRenderer)
 import torch
 
@@ -148,29 +151,79 @@ def test_returned_poses_reproduce_the_rendered_masks(renderer):
 @needs_models
 @needs_real
 def test_gt_poses_reproduce_real_visible_masks():
-    r = YcbSceneRenderer(YcbSceneConfig(models=MODELS))
     per_scene = {}
     for scene in sorted(os.listdir(REAL)):
-        folder = os.path.join(REAL, scene)
-        with open(os.path.join(folder, 'scene_gt.json')) as f:
-            gt = json.load(f)
-        with open(os.path.join(folder, 'scene_camera.json')) as f:
-            cams = json.load(f)
-        ious = []
-        for im in sorted(gt, key=int)[::5]:
-            poses = [ObjectPose(o['obj_id'], np.reshape(o['cam_R_m2c'], (3, 3)),
-                                np.asarray(o['cam_t_m2c'], np.float64)) for o in gt[im]]
-            frame = r.render_at_poses(poses, np.reshape(cams[im]['cam_K'], (3, 3)), 480, 640)
-            for g in range(len(poses)):
-                real = cv2.imread(os.path.join(folder, 'mask_visib',
-                                               f'{int(im):06d}_{g:06d}.png'), 0) > 0
-                ours = frame.instance == g + 1
-                ious.append((real & ours).sum() / max((real | ours).sum(), 1))
-        per_scene[scene] = float(np.mean(ious))
-    r.close()
+        res = render_at_gt_poses(os.path.join(REAL, scene), MODELS, progress=False, every=4)
+        assert res['frames'] == 5 and res['objects'] >= 15
+        per_scene[scene] = res['mean_iou']
     assert len(per_scene) == 3
     assert np.mean(list(per_scene.values())) >= 0.9, per_scene
     assert min(per_scene.values()) >= 0.85, per_scene
+
+
+@needs_models
+@needs_real
+def test_cli_at_gt_poses_writes_a_bop_scene_and_a_picture(tmp_path, capsys):
+    scene = os.path.join(REAL, '000000')
+    rc = render_main(['--models', MODELS, '--at-gt-poses', scene, '--out', str(tmp_path / 'o'),
+                      '--preview', str(tmp_path / 'overlay.png'), '--no-progress'])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res['frames'] == 20 and res['mean_iou'] >= 0.9
+    assert set(res['per_obj']) == {'8', '14', '21'}
+    ds = build_labeled({'type': 'bop', 'root': str(tmp_path / 'o'), 'split': 'train_real'})
+    assert len(ds) == 20
+    real = build_labeled({'type': 'bop', 'root': os.path.dirname(REAL), 'split': 'train_real',
+                          'scenes': ['000000']})
+    a, b = ds[0]['labels'], real[0]['labels']
+    assert ((a > 0) & (a == b)).sum() / ((a > 0) | (b > 0)).sum() >= 0.9
+    picture = cv2.imread(str(tmp_path / 'overlay.png'))
+    assert picture.shape == (240, 640, 3)  # real | overlay, at half scale
+
+
+@needs_models
+def test_bop_cache_loads_in_the_bop_loader(tmp_path):
+    r = YcbSceneRenderer(YcbSceneConfig(models=MODELS, **SMALL))
+    res = write_bop_frames(r, str(tmp_path), 3, seed=4, progress=False, keep=3)
+    assert res['scenes'] == [str(tmp_path / 'train_synt' / '000000')]
+    ds = build_labeled({'type': 'bop', 'root': str(tmp_path), 'split': 'train_synt'})
+    assert len(ds) == 3 and ds.class_names == r.models.class_names
+    for i, frame in enumerate(res['kept']):
+        again = r.render(frame_seed(4, i))
+        assert np.array_equal(again.rgb, frame.rgb)
+        sample = ds[i]
+        assert np.array_equal(sample['rgb'], frame.rgb)
+        assert np.array_equal(sample['labels'], frame.label)
+        depth = read_depth(os.path.join(res['scenes'][0], 'rgb', f'{i:06d}.png'))
+        assert np.array_equal(depth, np.round(frame.depth * 1000).astype(np.uint16))
+    with open(tmp_path / 'train_synt' / '000000' / 'scene_gt.json') as f:
+        gt = json.load(f)
+    pose = gt['0'][0]
+    assert pose['obj_id'] == res['kept'][0].poses[0].obj_id
+    assert np.allclose(pose['cam_t_m2c'], res['kept'][0].poses[0].t)
+    r.close()
+
+
+@needs_models
+def test_cli_renders_frames_and_refuses_bad_input(tmp_path, capsys):
+    out = tmp_path / 'ycb'
+    rc = render_main(['--models', MODELS, '--out', str(out), '--frames', '2', '--size', '96',
+                      '128', '--seed', '3', '--preview', str(tmp_path / 'p.png'),
+                      '--no-progress'])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res['frames'] == 2
+    assert len(os.listdir(out / 'train_synt' / '000000' / 'rgb')) == 2
+    assert cv2.imread(str(tmp_path / 'p.png')).shape == (77, 102, 3)  # 2 rows at 0.4 scale
+    bad = [(['--models', str(tmp_path / 'nothing')], 'no objects.json'),
+           (['--frames', '0'], '--frames must be >= 1'),
+           (['--objects', '4', '2'], 'objects must be'),
+           (['--at-gt-poses', str(tmp_path / 'noscene')], 'BOP scene folder not found')]
+    for extra, message in bad:
+        args = ['--models', MODELS, '--out', str(tmp_path / 'x'), '--no-progress'] + extra
+        assert render_main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
 
 
 @needs_models

@@ -112,7 +112,7 @@ class BopDataset(BaseDataset):
         for scene in scene_dirs:
             gt_path = os.path.join(scene, 'scene_gt.json')
             try:
-                gt = _load_scene_gt(gt_path)
+                gt = load_scene_gt(gt_path)
             except DatasetError as e:
                 if self.on_error == 'raise':
                     raise
@@ -205,7 +205,19 @@ class BopDataset(BaseDataset):
         return {'rgb': rgb, 'labels': labels, 'key': self._key(index)}
 
 
-def _load_scene_gt(path):
+def load_scene_gt(path):
+    """
+    Read a BOP ``scene_gt.json``: ``{im_id: [{obj_id, cam_R_m2c, cam_t_m2c}, ...]}``.
+
+    Arguments:
+    ---------
+      path (str): the file.
+
+    Returns
+    -------
+      dict: as in the file (keys are strings); raises :class:`DatasetError` naming the file.
+
+    """
     if not os.path.isfile(path):
         raise DatasetError(f'missing BOP annotation file {path}')
     try:
@@ -218,6 +230,31 @@ def _load_scene_gt(path):
             for v in gt.values()):
         raise DatasetError(f'{path}: expected {{im_id: [{{"obj_id": ...}}, ...]}}')
     return gt
+
+
+def load_scene_camera(path):
+    """
+    Read a BOP ``scene_camera.json``: ``{im_id: {cam_K: [9 floats], depth_scale, ...}}``.
+
+    Arguments:
+    ---------
+      path (str): the file.
+
+    Returns
+    -------
+      dict: as in the file; raises :class:`DatasetError` naming the file when it is missing,
+      unreadable or an entry lacks a 9-number ``cam_K``.
+
+    """
+    try:
+        with open(path) as f:
+            cams = json.load(f)
+    except (OSError, ValueError) as e:
+        raise DatasetError(f'cannot read BOP camera file {path}: {e}') from None
+    if not isinstance(cams, dict) or not all(
+            isinstance(c, dict) and len(c.get('cam_K') or ()) == 9 for c in cams.values()):
+        raise DatasetError(f'{path}: expected {{im_id: {{"cam_K": [9 numbers], ...}}}}')
+    return cams
 
 
 class StillLebenDataset(BaseDataset):

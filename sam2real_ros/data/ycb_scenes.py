@@ -44,8 +44,8 @@ from sam2real_ros.data.ycb_models import (FAR, gl_matrices, look_at, matrix_from
                                           ObjectPose, quat_from_matrix, scaled_intrinsics,
                                           XTION_K, YcbModels)
 
-__all__ = ['apply_camera_model', 'ObjectPose', 'scaled_intrinsics', 'XTION_K', 'YcbFrame',
-           'YcbSceneConfig', 'YcbSceneRenderer', 'YcbScenesDataset', 'YCB_FIELDS']
+__all__ = ['apply_camera_model', 'frame_seed', 'ObjectPose', 'scaled_intrinsics', 'XTION_K',
+           'YcbFrame', 'YcbSceneConfig', 'YcbSceneRenderer', 'YcbScenesDataset', 'YCB_FIELDS']
 
 YCB_FIELDS = ('models', 'size', 'length', 'objects', 'scene')
 
@@ -187,7 +187,7 @@ class YcbSceneRenderer:
         self.pool = pool
         self.K = scaled_intrinsics(config.height, config.width)
         self._pb, self._cid, self._pid = None, None, None
-        self._table, self._bodies = -2, []
+        self._table, self._bodies, self._rays = -2, [], None
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -237,13 +237,13 @@ class YcbSceneRenderer:
         rgb, depth, seg = self._draw(self.K, (cfg.height, cfg.width), cam_from_world,
                                      self._sample_light(rng))
         label, instance = _label_images(seg, bodies, chosen)
-        rgb = self._paint_surroundings(rng, rgb, depth, seg >= 0, seg == self._table,
-                                       cam_from_world)
+        rgb = self._paint_surroundings(rng, rgb, seg, cam_from_world)
         rgb = apply_camera_model(rgb, rng, cfg)
-        depth = np.where(seg >= 0, depth, 0.0)
+        depth = np.where(seg >= 0, depth, np.float32(0))
         if cfg.depth_noise > 0:
-            depth = depth + rng.normal(0, 1, depth.shape) * cfg.depth_noise * depth ** 2
-            depth = np.where(seg >= 0, np.maximum(depth, 0), 0.0)
+            noise = rng.standard_normal(depth.shape, dtype=np.float32)
+            depth = depth + noise * cfg.depth_noise * depth ** 2
+            depth = np.where(seg >= 0, np.maximum(depth, 0), np.float32(0))
         poses = [self._pose(c, cam_from_world @ m) for c, m in zip(chosen, links)]
         return YcbFrame(rgb=rgb, depth=depth.astype(np.float32), label=label,
                         instance=instance, K=self.K.copy(), poses=poses, seed=int(seed))
@@ -280,8 +280,8 @@ class YcbSceneRenderer:
             pb.resetBasePositionAndOrientation(body, [xy[0], xy[1], 5.0 - low[2] + top], quat,
                                                physicsClientId=cid)
             top += high[2] - low[2] + 0.005
-            pb.changeDynamics(body, -1, lateralFriction=0.7, rollingFriction=0.002,
-                              spinningFriction=0.002, linearDamping=0.1, angularDamping=0.1,
+            pb.changeDynamics(body, -1, lateralFriction=0.7, rollingFriction=0.01,
+                              spinningFriction=0.005, linearDamping=0.1, angularDamping=0.3,
                               physicsClientId=cid)
             bodies.append(body)
         self._bodies = bodies
@@ -370,33 +370,36 @@ class YcbSceneRenderer:
                                                   renderer=pb.ER_TINY_RENDERER,
                                                   physicsClientId=cid, **light)
         rgb = np.asarray(rgba, np.uint8).reshape(h, w, 4)[..., :3].astype(np.float32) / 255
-        zbuf = np.asarray(zbuf, np.float64).reshape(h, w)
+        zbuf = np.asarray(zbuf, np.float32).reshape(h, w)
         depth = FAR * NEAR / (FAR - (FAR - NEAR) * zbuf)
         return rgb, depth, np.asarray(seg, np.int64).reshape(h, w)
 
-    def _paint_surroundings(self, rng, rgb, depth, hit, table, cam_from_world):
-        """Texture the table (in its own plane, keeping light and shadows), fill the rest."""
+    def _paint_surroundings(self, rng: np.random.Generator, rgb: np.ndarray, seg: np.ndarray,
+                            cam_from_world: np.ndarray) -> np.ndarray:
+        """Texture the table in its plane (keeping light and shadows); fill the rest."""
         h, w = rgb.shape[:2]
-        k_inv = np.linalg.inv(self.K)
-        v, u = np.nonzero(table)
-        rays = k_inv @ np.stack([u, v, np.ones_like(u)]).astype(np.float64)
-        pts = np.linalg.inv(cam_from_world) @ np.vstack([rays * depth[v, u], np.ones(len(u))])
+        if self._rays is None or self._rays.shape[1] != h * w:
+            v, u = np.mgrid[0:h, 0:w].astype(np.float32)
+            pix = np.stack([u.ravel(), v.ravel(), np.ones(h * w, np.float32)])
+            self._rays = (np.linalg.inv(self.K).astype(np.float32) @ pix)
+        world_from_cam = np.linalg.inv(cam_from_world)
+        eye = world_from_cam[:3, 3]
+        d = world_from_cam[:3, :3].astype(np.float32) @ self._rays
+        t = np.float32(-eye[2]) / np.minimum(d[2], np.float32(-1e-6))  # ray -> plane z = 0
         half = rng.uniform(*self.config.table_size, 2)
-        inside = (np.abs(pts[0]) < half[0]) & (np.abs(pts[1]) < half[1])
-        out = rgb.copy()
-        tex = table_texture(rng)
-        period = rng.uniform(0.15, 0.6)
-        angle = rng.uniform(0, np.pi)
-        tu = (np.cos(angle) * pts[0] + np.sin(angle) * pts[1]) / period
-        tv = (-np.sin(angle) * pts[0] + np.cos(angle) * pts[1]) / period
+        tex, period, angle = table_texture(rng), rng.uniform(0.15, 0.6), rng.uniform(0, np.pi)
+        c, s = np.float32(np.cos(angle) / period), np.float32(np.sin(angle) / period)
+        x, y = np.float32(eye[0]) + t * d[0], np.float32(eye[1]) + t * d[1]
         size = tex.shape[0]
-        ti = (np.floor(tv * size).astype(np.int64) % size, np.floor(tu * size).astype(np.int64)
-              % size)
-        out[v[inside], u[inside]] = rgb[v[inside], u[inside]] * tex[ti][inside]
-        back = background_image(rng, h, w)
-        mask = ~hit
-        mask[v[~inside], u[~inside]] = True
-        out[mask] = back[mask]
+        tu = ((c * x + s * y) * np.float32(size)).reshape(h, w)  # remap wraps around
+        tv = ((c * y - s * x) * np.float32(size)).reshape(h, w)
+        painted = cv2.remap(tex, tu, tv, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+        table = (seg == self._table) & ((np.abs(x) < half[0]) & (np.abs(y) < half[1])).reshape(
+            h, w)
+        out = np.where(table[..., None], rgb * painted, background_image(rng, h, w))
+        objects = seg >= 0
+        objects &= seg != self._table
+        out[objects] = rgb[objects]
         return out
 
     def render_at_poses(self, poses: list, k: np.ndarray, height: int, width: int) -> YcbFrame:
@@ -460,7 +463,12 @@ def table_texture(rng: np.random.Generator, size: int = 128) -> np.ndarray:
       np.ndarray: size x size x 3 float32.
 
     """
-    base, second = rng.uniform(0.15, 1.0, 3), rng.uniform(0.15, 1.0, 3)
+    if rng.random() < 0.7:  # natural: grey, white, beige, wood tones
+        base = rng.uniform(0.25, 0.95) * (1 + rng.uniform(-0.25, 0.25, 3))
+        second = base * rng.uniform(0.6, 1.0)
+    else:
+        base, second = rng.uniform(0.15, 1.0, 3), rng.uniform(0.15, 1.0, 3)
+    base, second = np.clip(base, 0, 1), np.clip(second, 0, 1)
     kind = int(rng.integers(4))
     yy, xx = np.mgrid[0:size, 0:size] / size
     if kind == 0:  # wood grain
@@ -526,8 +534,27 @@ def apply_camera_model(rgb: np.ndarray, rng: np.random.Generator,
     sigma = rng.uniform(*cfg.blur_sigma)
     if sigma > 0.3:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
-    img = img * 255 + rng.normal(0, 1, img.shape).astype(np.float32) * rng.uniform(*cfg.noise_std)
+    noise = rng.standard_normal(img.shape, dtype=np.float32)
+    img = img * 255 + noise * np.float32(rng.uniform(*cfg.noise_std))
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+def frame_seed(seed: int, index: int) -> int:
+    """
+    Return the render seed of frame ``index`` of a run with ``seed`` (distinct per index).
+
+    Arguments:
+    ---------
+      seed (int): the run's seed.
+      index (int): the global frame index (the dataset's ``epoch * length + i``).
+
+    Returns
+    -------
+      int: a 63-bit seed for :meth:`YcbSceneRenderer.render`.
+
+    """
+    hi, lo = np.random.SeedSequence([int(seed), int(index)]).generate_state(2, np.uint32)
+    return (int(hi) << 31) ^ int(lo)
 
 
 class YcbScenesDataset(BaseDataset):
@@ -582,9 +609,7 @@ class YcbScenesDataset(BaseDataset):
           int: the seed for :meth:`YcbSceneRenderer.render`.
 
         """
-        state = np.random.SeedSequence([self.seed, self.epoch * self.length + int(index)])
-        hi, lo = state.generate_state(2, np.uint32)
-        return (int(hi) << 31) ^ int(lo)
+        return frame_seed(self.seed, self.epoch * self.length + int(index))
 
     def _key(self, index):
         return f'ycb_scenes/{self.sample_seed(index)}'
