@@ -26,6 +26,7 @@ The generated files (config/*.yaml, the docs' parameter tables) match the declar
 node refuses invalid values at start with one line and exit code 2; ``ros2 param set`` is
 refused for read-only parameters and honoured for the others.
 """
+import importlib
 import os
 import subprocess
 import sys
@@ -36,27 +37,27 @@ import yaml
 
 rclpy = pytest.importorskip('rclpy')
 # I100: these must follow the importorskip, so they cannot all sort after pytest.
-from sam2real_ros.nodes import params  # noqa: E402, I100
-from sam2real_ros.nodes.graph import BY_NAME, node_command  # noqa: E402
+from sam2real_ros.nodes import param_docs, params  # noqa: E402, I100
+from sam2real_ros.nodes.graph import BY_NAME, node_command, NODES  # noqa: E402
 
 
 def test_generated_config_files_and_docs_tables_match_the_declarations():
     stale = []
-    for path, text in params.generated_files(REPO).items():
+    for path, text in param_docs.generated_files(REPO).items():
         with open(path) as f:
             if f.read() != text:
                 stale.append(os.path.relpath(path, REPO))
     assert not stale, f'{stale} differ from the PARAMETERS tables: run python -m ' \
-        'sam2real_ros.nodes.params --write'
+        'sam2real_ros.nodes.param_docs --write'
 
 
-@pytest.mark.parametrize('node_name,module,doc', params.NODES)
+@pytest.mark.parametrize('node_name,module,doc', param_docs.NODES)
 def test_every_node_has_its_docs_table_and_config_values_pass_validation(node_name, module,
                                                                          doc):
     import importlib
     table = importlib.import_module(module).PARAMETERS
     with open(os.path.join(REPO, doc)) as f:
-        assert params.begin_marker(node_name) in f.read(), f'{doc} has no table of {node_name}'
+        assert param_docs.begin_marker(node_name) in f.read(), f'{doc} has no table of {node_name}'
     path = os.path.join(REPO, 'config', f'{node_name}.yaml')
     if not os.path.exists(path):
         return
@@ -176,6 +177,21 @@ def test_unknown_parameter_exits_2_naming_it_and_the_closest(node, arg, needle, 
     lines = res.stderr.strip().splitlines()
     prefix = f'{BY_NAME[node].executable}: '
     assert len(lines) == 1 and lines[0].startswith(prefix) and needle in lines[0], res.stderr
+
+
+@pytest.mark.rostest
+@pytest.mark.parametrize('node', [n.name for n in NODES])
+def test_help_prints_the_parameter_table_and_exits_0(node):
+    """``<node> --help`` lists every parameter and exits 0 instead of starting the node."""
+    module = BY_NAME[node].module
+    res = subprocess.run([sys.executable, '-m', module, '--help'], cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.startswith(f'usage: ros2 run sam2real {BY_NAME[node].executable} ')
+    table = importlib.import_module(module).PARAMETERS
+    for name, p in table.items():
+        assert f'  {name} ' in res.stdout and p.description in res.stdout, (name, res.stdout)
+    assert res.stderr == '', res.stderr  # the node did not start (no log lines)
 
 
 def test_ros_built_in_parameters_are_not_unknown():

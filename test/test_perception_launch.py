@@ -201,7 +201,7 @@ class TestShutdown(unittest.TestCase):
         launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0])
 
     def test_installed_parameter_files_were_used(self, proc_info):
-        from sam2real_ros.nodes import graph, params
+        from sam2real_ros.nodes import graph, param_docs
         commands = [' '.join(info.cmd) for info in proc_info]
         config = os.path.join(SHARE, 'config')
         for node in graph.NODES:
@@ -210,7 +210,7 @@ class TestShutdown(unittest.TestCase):
                 self.assertTrue(any(f'--params-file {path}' in c for c in commands),
                                 f'{node.name} did not read {path}: {commands}')
         # the installed files are the ones the PARAMETERS tables generate
-        expected = params.generated_files(REPO)
+        expected = param_docs.generated_files(REPO)
         for node in graph.NODES:
             if node.params_file:
                 with open(os.path.join(config, node.params_file)) as f:

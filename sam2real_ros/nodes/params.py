@@ -25,9 +25,10 @@ Node parameters: one declaration per node, in the style of generate_parameter_li
 Each node module holds ONE table, ``PARAMETERS = params.schema(Param(...), ...)``: name, default
 (its type is the parameter's type), description, validation (``one_of``, ``bounds``,
 ``pattern``) and ``read_only``. That table is the only place defaults live:
-``config/<node>.yaml`` and the parameter tables in ``docs/<node>.md`` are generated from it
-(``python -m sam2real_ros.nodes.params --write``) and test/test_node_parameters.py checks that
-they are up to date.
+``config/<node>.yaml``, the parameter tables in ``docs/<node>.md`` and each node's ``--help``
+are generated from it (:mod:`sam2real_ros.nodes.param_docs`; ``python -m
+sam2real_ros.nodes.param_docs --write``) and test/test_node_parameters.py checks that they are
+up to date.
 
 :func:`declare` declares every parameter with a ``ParameterDescriptor`` (description,
 ``additional_constraints`` naming the allowed values, integer/floating-point ranges,
@@ -39,16 +40,14 @@ re-validated by an on-set-parameters callback and its new value lands in the ret
 :class:`ParamValues`, which the node reads at each use, so a successful ``ros2 param set``
 always takes effect.
 
-The module imports rclpy only inside :func:`declare`, so the tables (and the generators below)
+The module imports rclpy only inside :func:`declare`, so the tables (and the generators)
 work without ROS.
 """
 from dataclasses import dataclass
 import difflib
 import math
 import re
-import sys
 
-from sam2real_ros.nodes import graph
 
 STRING_ARRAY, DOUBLE_ARRAY = 'string_array', 'double_array'
 
@@ -274,159 +273,3 @@ def declare(node, table, on_change=None):
             return SetParametersResult(successful=True)
         node.add_on_set_parameters_callback(on_set)
     return values
-
-
-# --- generated files: config/<node>.yaml and the docs tables ---------------------------------
-def _yaml_value(value):
-    import json
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    if isinstance(value, str):
-        if value == '' or re.search(r'[:#\[\]{},&*!|>\'"%@`]|^[-?~]|^\s|\s$', value) or \
-                value.lower() in ('true', 'false', 'yes', 'no', 'on', 'off', 'null') or \
-                re.fullmatch(r'[-+.\d][\d.eE+-]*', value):
-            return json.dumps(value)
-        return value
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, list):
-        return '[' + ', '.join(_yaml_value(v) for v in value) + ']'
-    return str(value)
-
-
-def config_yaml(node_name, table, header):
-    """
-    Return the text of ``config/<node_name>.yaml``: every parameter at its default.
-
-    The key ``/**/<node_name>`` applies the file to the node in whatever namespace it runs
-    (a plain ``<node_name>`` key would only match it in the root namespace).
-
-    Arguments:
-    ---------
-      node_name (str): the node's name (the YAML's top-level key).
-      table (dict): ``{name: Param}``.
-      header (str): comment lines at the top (without ``#``).
-
-    Returns
-    -------
-      str: the file's text.
-
-    """
-    lines = [f'# {h}'.rstrip() for h in header.splitlines()]
-    lines += ['# Generated from the PARAMETERS table of the node: edit that, then run',
-              '#   python -m sam2real_ros.nodes.params --write',
-              f'# "/**/{node_name}" matches the node in any namespace.',
-              f'/**/{node_name}:', '  ros__parameters:']
-    group = None
-    for name, p in table.items():
-        *parents, leaf = name.split('.')
-        indent = '    '
-        if parents:
-            if parents[0] != group:
-                lines.append(f'    {parents[0]}:')
-                group = parents[0]
-            indent = '      '
-        else:
-            group = None
-        entry = f'{indent}{leaf}: {_yaml_value(p.default)}'
-        comment = p.description if not p.constraint_text else \
-            f'{p.description} ({p.constraint_text})'
-        lines.append(f'{entry:<40} # {comment}' if len(entry) < 40 else f'{entry}  # {comment}')
-    return '\n'.join(lines) + '\n'
-
-
-def _md_default(p):
-    if isinstance(p.default, bool):
-        return f'`{str(p.default).lower()}`'
-    if isinstance(p.default, str):
-        return f'`"{p.default}"`' if p.default == '' else f'`{p.default}`'
-    return f'`{_yaml_value(p.default)}`'
-
-
-def markdown_table(table):
-    """Return the markdown parameter table of a node (between the docs' markers)."""
-    rows = ['| name | type | default | allowed | meaning |', '|---|---|---|---|---|']
-    for name, p in table.items():
-        allowed = p.constraint_text.replace('one of ', '').replace('|', '\\|')
-        meaning = p.description + ('' if p.read_only else ' (can be changed at run time)')
-        meaning = meaning.replace('<', '&lt;').replace('>', '&gt;').replace('|', '\\|')
-        rows.append(f'| `{name}` | {p.type_name} | {_md_default(p)} | {allowed} | {meaning} |')
-    return '\n'.join(rows) + '\n'
-
-
-def begin_marker(node_name):
-    """Return the line that opens a generated parameter table in the docs."""
-    return f'<!-- parameters of {node_name}: generated by python -m ' \
-        'sam2real_ros.nodes.params --write -->'
-
-
-END_MARKER = '<!-- end of generated parameters -->'
-
-# node name -> the docs file that holds its parameter table (the nodes: nodes/graph.py)
-DOCS = {
-    'segmentation_node': 'docs/segmentation_node.md',
-    'grasp_recorder': 'docs/grasp_recorder.md',
-    'sam_worker': 'docs/sam_worker.md',
-    'sim_camera': 'docs/segmentation_node.md',
-    'grasp_server': 'docs/grasp_recorder.md',
-}
-# node name, module (holds PARAMETERS and CONFIG_HEADER), docs file (None: not listed in DOCS)
-NODES = [(node.name, node.module, DOCS.get(node.name)) for node in graph.NODES]
-
-
-def generated_files(root):
-    """
-    Return ``{path: expected text}`` of every generated config file and docs file under ``root``.
-
-    Docs files keep their text outside the markers; a docs file without the markers of a
-    node is returned unchanged (the test reports it).
-    """
-    import importlib
-    import os
-    out = {}
-    for node_name, module, doc in NODES:
-        mod = importlib.import_module(module)
-        header = getattr(mod, 'CONFIG_HEADER', None)
-        if header is not None:
-            out[os.path.join(root, 'config', f'{node_name}.yaml')] = config_yaml(
-                node_name, mod.PARAMETERS, header)
-        if doc:
-            path = os.path.join(root, doc)
-            text = out.get(path)
-            if text is None:
-                with open(path) as f:
-                    text = f.read()
-            begin = begin_marker(node_name)
-            if begin in text and END_MARKER in text.split(begin, 1)[1]:
-                head, rest = text.split(begin, 1)
-                tail = rest.split(END_MARKER, 1)[1]
-                text = f'{head}{begin}\n{markdown_table(mod.PARAMETERS)}{END_MARKER}{tail}'
-            out[path] = text
-    return out
-
-
-def main(argv=None):
-    """``--write`` rewrites the generated files; ``--check`` (default) lists stale ones."""
-    import os
-    argv = sys.argv[1:] if argv is None else argv
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    stale = []
-    for path, text in generated_files(root).items():
-        try:
-            with open(path) as f:
-                current = f.read()
-        except OSError:
-            current = None
-        if current != text:
-            stale.append(os.path.relpath(path, root))
-            if '--write' in argv:
-                with open(path, 'w') as f:
-                    f.write(text)
-    verb = 'rewrote' if '--write' in argv else 'stale'
-    for path in stale:
-        print(f'{verb}: {path}')
-    return 1 if stale and '--write' not in argv else 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -28,7 +28,7 @@ whole process group, and ``ros2 launch`` forwards it once more): further SIGINTs
 while the node cleans up (SIGTERM and SIGKILL still end it). A configuration error raised
 while the node is built (invalid parameter, missing folder, unknown segmenter, ...) or a bad
 ``--params-file`` prints one line ``<name>: <problem>`` to stderr and exits with 2 -- never a
-traceback.
+traceback. ``--help`` (before ``--ros-args``) prints the node's parameter table and exits 0.
 
 The node's optional ``shutdown()`` (stop worker threads) runs before ``destroy_node()``.
 """
@@ -105,6 +105,16 @@ def run_node(name, make_node, args=None, config_errors=(), make_executor=None):
       int: the exit code, 0 after a normal shutdown, 2 after a configuration error.
 
     """
+    argv = sys.argv[1:] if args is None else list(args)
+    own = argv[:argv.index('--ros-args')] if '--ros-args' in argv else argv
+    if '--help' in own or '-h' in own:
+        # the table: PARAMETERS of the module that defines the node
+        table = getattr(sys.modules.get(getattr(make_node, '__module__', '')), 'PARAMETERS',
+                        None)
+        if table is not None:
+            from sam2real_ros.nodes.param_docs import help_text
+            print(help_text(name, table), end='')
+            return 0
     problem = params_file_problem(sys.argv if args is None else args)
     if problem:
         print(f'{name}: {problem}', file=sys.stderr)
