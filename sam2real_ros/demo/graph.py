@@ -35,8 +35,10 @@ import threading
 import time
 
 import numpy as np
+from sam2real_ros.common.conversions import stamp_to_ns
 from sam2real_ros.common.processes import ProcessDied, ProcessGroup
-from sam2real_ros.nodes.graph import TIAGO_CAMERA
+from sam2real_ros.inference import export
+from sam2real_ros.nodes.graph import node_command, TIAGO_CAMERA
 
 LABELS = '/segmentation_node/labels'
 CAMERA_INFO = TIAGO_CAMERA['camera_info']  # where NodeGraph's sim_camera publishes
@@ -56,7 +58,6 @@ class Listener:
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import CameraInfo, Image
 
-        from sam2real_ros.common.conversions import stamp_to_ns
         from sam2real_ros.nodes.runner import BackgroundNode
         self._stamp_to_ns = stamp_to_ns
         self.labels, self.status, self.lock = [], {}, threading.Lock()
@@ -145,7 +146,6 @@ class NodeGraph:
     def __init__(self, model_path, workdir, rate_hz=30.0, source='pattern', node_params=None,
                  camera_params=None):
         self.workdir = workdir
-        from sam2real_ros.nodes.graph import node_command
         self.camera_args = node_command('sim_camera', dict(
             {'rate_hz': float(rate_hz), 'source': source}, **(camera_params or {})),
             params_file=False)
@@ -251,7 +251,6 @@ class NodeGraph:
 
 def export_random_model(profile, out_path, classes='background,object_a,object_b'):
     """Export a random-weight model of ``profile`` to ``out_path``; raises RuntimeError."""
-    from sam2real_ros.inference import export
     rc = export.main(['--random', '--profile', profile, '--classes', classes,
                       '--out', out_path])
     if rc not in (0, None):

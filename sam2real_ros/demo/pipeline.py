@@ -51,7 +51,10 @@ import traceback
 
 from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.common.processes import ProcessGroup
+from sam2real_ros.demo import report
+from sam2real_ros.demo.graph import NodeGraph, run_node_demo
 from sam2real_ros.demo.robot import RobotGraph, StageError
+from sam2real_ros.training.config import load_config
 
 STAGES = 6
 # The sim2real benchmark's paired difference full - synthetic only (narrow gap), quoted by the
@@ -222,7 +225,6 @@ def train(args, st, data_root):
     """
     from tqdm import tqdm
 
-    from sam2real_ros.training.config import load_config
     from sam2real_ros.training.train import read_metrics
     procs = ProcessGroup(os.path.join(args.out, 'logs'))
     overrides = [f'data.real.root={data_root}']
@@ -314,7 +316,6 @@ def export(args, st, checkpoint):
 
 def measure_node(args, st, model):
     """Stage 6: segmentation_node on the simulated camera; returns :meth:`NodeGraph.measure`."""
-    from sam2real_ros.demo.graph import NodeGraph
     workdir = os.path.join(args.out, 'logs')
     st.say(f'starting sim_camera (30 Hz) and segmentation_node; logs: {workdir}/camera.log, '
            f'{workdir}/node.log')
@@ -336,7 +337,6 @@ def measure_node(args, st, model):
 
 def run(args):
     """Run all stages and the report; returns the summary dict. Raises StageFailed."""
-    from sam2real_ros.demo import report as demo_report
     st = Stages(os.path.join(args.out, 'logs'))
     started = datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')
     load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
@@ -349,15 +349,14 @@ def run(args):
     with st.stage(6, 'segmentation node'):
         node = measure_node(args, st, model)
     with st.stage(0, 'report'):
-        return demo_report.build(args, episodes, tr, model, node, st.times, started, load,
-                                 SIM2REAL_REFERENCE)
+        return report.build(args, episodes, tr, model, node, st.times, started, load,
+                            SIM2REAL_REFERENCE)
 
 
 def main(argv=None):
     """Entry point of ``sam2real demo``; returns the exit code."""
     args = build_parser().parse_args(argv)
     if args.node_only:
-        from sam2real_ros.demo.graph import run_node_demo
         if args.model is not None and not os.path.isfile(args.model):
             print(f'sam2real demo: model file {args.model!r} does not exist', file=sys.stderr)
             return 2

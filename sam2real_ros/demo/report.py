@@ -38,8 +38,15 @@ import os
 import cv2
 import numpy as np
 
-from sam2real_ros.common.io_utils import atomic_write_bytes, atomic_write_png
+from sam2real_ros.common.io_utils import (atomic_write_bytes, atomic_write_json,
+                                          atomic_write_png, read_rgb)
+from sam2real_ros.data import datasets
+from sam2real_ros.inference.engine import SegmentationEngine
 from sam2real_ros.inference.visual import colorize_labels, features_to_rgb
+from sam2real_ros.recording import episode_store
+from sam2real_ros.sam.mask_store import MaskStore
+from sam2real_ros.sam.segmenters import make_segmenter, SegmenterError
+from sam2real_ros.training.metrics import frame_ious, MeanIoU
 
 TILE = (120, 160)  # (h, w) of one image tile
 EPISODE_TILE = (180, 240)  # episode frames: large enough to read segment outlines
@@ -107,9 +114,6 @@ def episode_image(data_root, episode, max_frames=8):
         segments per frame shown.
 
     """
-    from sam2real_ros.common.io_utils import read_rgb
-    from sam2real_ros.recording import episode_store
-    from sam2real_ros.sam.mask_store import MaskStore
     store = MaskStore(os.path.join(data_root, 'masks'))
     eid = os.path.basename(os.path.normpath(episode['dir']))
     frames = [f for f in episode_store.iter_frames(data_root) if f.episode_id == eid]
@@ -165,7 +169,6 @@ def prediction_image(samples, preds_syn, preds_full):
         frame's mIoU (Eq. 8 over the classes present).
 
     """
-    from sam2real_ros.training.metrics import frame_ious
     header = np.full((20, TILE[1] * len(PRED_COLUMNS), 3), 255, np.uint8)
     for k, title in enumerate(PRED_COLUMNS):
         cv2.putText(header, title, (k * TILE[1] + 4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
@@ -624,8 +627,6 @@ def background_baseline(train):
 
     Computed over the ``train['eval_frames']`` evaluation frames the trainers score.
     """
-    from sam2real_ros.data import datasets
-    from sam2real_ros.training.metrics import MeanIoU
     ds = datasets.build_labeled(train['eval'])
     acc, fractions = MeanIoU(), []
     for i in range(min(train['eval_frames'], len(ds))):
@@ -644,8 +645,6 @@ def predictions(train, frames=4):
         (list, dict, list): samples, ``{(variant, seed): [Prediction]}``, class names.
 
     """
-    from sam2real_ros.data import datasets
-    from sam2real_ros.inference.engine import SegmentationEngine
     ds = datasets.build_labeled(train['eval'])
     samples = [ds[i] for i in range(min(frames, len(ds)))]
     out, names = {}, []
@@ -668,8 +667,6 @@ def build(args, episodes, train, model, node, stages, started, load, reference=N
         (dict): the summary (``report`` is the HTML path).
 
     """
-    from sam2real_ros.common.io_utils import atomic_write_json
-    from sam2real_ros.sam.segmenters import make_segmenter, SegmenterError
     out = args.out
     eps = []
     for k, ep in enumerate(episodes):

@@ -36,6 +36,8 @@ import time
 
 from sam2real_ros.common.processes import ProcessDied, ProcessGroup
 from sam2real_ros.nodes.graph import GRASP_ACTION as ACTION, node_command, TIAGO_CAMERA
+from sam2real_ros.recording import episode_store
+from sam2real_ros.sam.mask_store import MaskStore
 
 CAMERA, CAMERA_INFO = TIAGO_CAMERA['image'], TIAGO_CAMERA['camera_info']
 
@@ -142,7 +144,6 @@ class RobotGraph:
         """
         from action_msgs.msg import GoalStatus
 
-        from sam2real_ros.recording import episode_store
         # The head moves to its next pose 2.5 s after a grasp ended (sim_world.GraspWorld): late
         # enough for the "after" window even when the recorder sees the end late on a busy CPU.
         # The episode closed >= after_s after the end: wait for the move, then let the
@@ -168,8 +169,6 @@ class RobotGraph:
 
     def mask_status(self):
         """``(done, failed, total)`` over the recorded frames of complete episodes."""
-        from sam2real_ros.recording import episode_store
-        from sam2real_ros.sam.mask_store import MaskStore
         store = MaskStore(os.path.join(self.data_root, 'masks'))
         states = [store.status(f.key) for f in episode_store.iter_frames(self.data_root)]
         return states.count('done'), states.count('failed'), len(states)

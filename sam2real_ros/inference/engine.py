@@ -38,6 +38,7 @@ import numpy as np
 
 from sam2real_ros.common.errors import Sam2realError
 from sam2real_ros.common.labels import MAX_CLASSES
+from sam2real_ros.inference.export import model_metadata
 from sam2real_ros.modeling.preprocessing import (check_rgb, preprocess, resize_features,
                                                  resize_labels)
 
@@ -287,7 +288,6 @@ class SegmentationEngine:
     def _load_torch(cls, path, device, fp16, threads):
         import torch
 
-        from sam2real_ros.inference.export import model_metadata
         from sam2real_ros.modeling.model import model_from_checkpoint
         if device == 'auto':
             device = 'cuda' if torch.cuda.is_available() else 'cpu'

@@ -45,6 +45,8 @@ import numpy as np
 
 from sam2real_ros import version
 from sam2real_ros.common.cli_help import HelpFormatter
+from sam2real_ros.common.io_utils import atomic_write_bytes
+from sam2real_ros.common.labels import MAX_CLASSES
 
 DEFAULT_FULL_RES = (480, 640)  # export size for profiles with input_size: null
 METADATA_MARK = 'sam2real_version'
@@ -154,9 +156,6 @@ def export_onnx(model, cfg, class_names, out_path, opset=17, size=None, verify=T
     """
     import onnx
     import torch
-
-    from sam2real_ros.common.io_utils import atomic_write_bytes
-    from sam2real_ros.modeling.model import MAX_CLASSES
 
     if opset < 17:
         raise ValueError(f'opset must be >= 17, got {opset}')

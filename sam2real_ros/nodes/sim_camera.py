@@ -45,7 +45,10 @@ import numpy as np
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, qos_profile_action_status_default, QoSProfile
 from rclpy.qos import ReliabilityPolicy
+from sam2real_ros.data.procedural import TabletopRenderer
+from sam2real_ros.data.sim_world import GraspWorld
 from sam2real_ros.nodes import params
+from sam2real_ros.nodes.graph import config_dir
 from sam2real_ros.nodes.messages import numpy_to_image
 from sam2real_ros.nodes.params import Param
 from sam2real_ros.nodes.runner import run_node
@@ -115,7 +118,6 @@ class ProceduralSource:
     def __init__(self, width, height, num_frames):
         import cv2
 
-        from sam2real_ros.data.procedural import TabletopRenderer
         renderer = TabletopRenderer(appearance='real')
         self.frames, self.depths, self.depth = [], [], None
         for seed in range(num_frames):
@@ -137,7 +139,6 @@ class WorldSource:
     """The persistent grasp scene, following the goal status of the grasp action."""
 
     def __init__(self, node, width, height, seed, action, motion_s):
-        from sam2real_ros.data.sim_world import GraspWorld
         self.world = GraspWorld(seed, (height, width), grasp_s=motion_s)
         self.depth = None
         node.create_subscription(GoalStatusArray, action.rstrip('/') + '/_action/status',
@@ -221,7 +222,6 @@ class SimCamera(Node):
 
 def large_image_profile():
     """Return the Fast DDS profile for large-image publishers (installed or in the repo)."""
-    from sam2real_ros.nodes.graph import config_dir
     return os.path.join(config_dir(), 'fastdds_large_images.xml')
 
 
