@@ -35,11 +35,13 @@ models (``objects.json``: ``google16k_to_bop_model_frame``), translations in mm 
 """
 from dataclasses import dataclass, field, fields
 import os
+import time
 
 import cv2
 import numpy as np
 
 from sam2real_ros.data.base import BaseDataset, DatasetError
+from sam2real_ros.data.ycb_appearance import apply_camera_model, background_image, table_texture
 from sam2real_ros.data.ycb_models import (FAR, gl_matrices, look_at, matrix_from_pose, NEAR,
                                           ObjectPose, quat_from_matrix, scaled_intrinsics,
                                           XTION_K, YcbModels)
@@ -188,6 +190,7 @@ class YcbSceneRenderer:
         self.K = scaled_intrinsics(config.height, config.width)
         self._pb, self._cid, self._pid = None, None, None
         self._table, self._bodies, self._rays = -2, [], None
+        self.last_timings = {}  # wall seconds of the last render: physics_s, render_s, post_s
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -212,6 +215,26 @@ class YcbSceneRenderer:
             self._pb.disconnect(physicsClientId=self._cid)
         self._pb, self._cid, self._pid = None, None, None
 
+    def preload(self) -> float:
+        """
+        Load every object's meshes once (PyBullet caches them per process); returns seconds.
+
+        The first scene with an object pays for parsing its mesh and texture (about 0.1-0.2 s
+        per object); call this in a benchmark to measure the steady state.
+
+        Returns
+        -------
+          float: wall seconds it took.
+
+        """
+        start = time.perf_counter()
+        pb, cid = self._client()
+        self._reset_world(table=False)
+        for obj_id in self.pool:
+            pb.loadURDF(self.models.urdf[obj_id], [0, 0, 0], physicsClientId=cid)
+        self._reset_world(table=False)
+        return time.perf_counter() - start
+
     def render(self, seed: int) -> YcbFrame:
         """
         Render the scene of ``seed``: drop, settle, light, shoot, add camera effects.
@@ -226,6 +249,7 @@ class YcbSceneRenderer:
 
         """
         cfg, rng = self.config, np.random.default_rng(seed)
+        start = time.perf_counter()
         count = int(rng.integers(cfg.objects[0], min(cfg.objects[1], len(self.pool)) + 1))
         chosen = [int(c) for c in rng.choice(self.pool, count, replace=False)]
         bodies = self._drop(rng, chosen)
@@ -234,17 +258,26 @@ class YcbSceneRenderer:
                  for b in bodies]
         centre = np.mean([m[:3, 3] for m in links], axis=0)
         cam_from_world = self._sample_camera(rng, centre)
-        rgb, depth, seg = self._draw(self.K, (cfg.height, cfg.width), cam_from_world,
-                                     self._sample_light(rng))
+        physics = time.perf_counter()
+        light = self._sample_light(rng)
+        # The table is drawn below in 2D (texture, light, shadows): TinyRenderer would spend
+        # half its time on the table's pixels.
+        pb.resetBasePositionAndOrientation(self._table, [0, 0, -100], [0, 0, 0, 1],
+                                           physicsClientId=cid)
+        rgb, depth, seg = self._draw(self.K, (cfg.height, cfg.width), cam_from_world, light)
+        pb.resetBasePositionAndOrientation(self._table, [0, 0, -0.02], [0, 0, 0, 1],
+                                           physicsClientId=cid)
+        drawn = time.perf_counter()
         label, instance = _label_images(seg, bodies, chosen)
-        rgb = self._paint_surroundings(rng, rgb, seg, cam_from_world)
+        rgb, depth = self._paint_surroundings(rng, rgb, depth, seg >= 0, cam_from_world, light)
         rgb = apply_camera_model(rgb, rng, cfg)
-        depth = np.where(seg >= 0, depth, np.float32(0))
         if cfg.depth_noise > 0:
             noise = rng.standard_normal(depth.shape, dtype=np.float32)
-            depth = depth + noise * cfg.depth_noise * depth ** 2
-            depth = np.where(seg >= 0, np.maximum(depth, 0), np.float32(0))
+            noisy = np.maximum(depth + noise * np.float32(cfg.depth_noise) * depth ** 2, 0)
+            depth = np.where(depth > 0, noisy, np.float32(0))
         poses = [self._pose(c, cam_from_world @ m) for c, m in zip(chosen, links)]
+        self.last_timings = {'physics_s': physics - start, 'render_s': drawn - physics,
+                             'post_s': time.perf_counter() - drawn}
         return YcbFrame(rgb=rgb, depth=depth.astype(np.float32), label=label,
                         instance=instance, K=self.K.copy(), poses=poses, seed=int(seed))
 
@@ -374,33 +407,65 @@ class YcbSceneRenderer:
         depth = FAR * NEAR / (FAR - (FAR - NEAR) * zbuf)
         return rgb, depth, np.asarray(seg, np.int64).reshape(h, w)
 
-    def _paint_surroundings(self, rng: np.random.Generator, rgb: np.ndarray, seg: np.ndarray,
-                            cam_from_world: np.ndarray) -> np.ndarray:
-        """Texture the table in its plane (keeping light and shadows); fill the rest."""
+    def _paint_surroundings(self, rng: np.random.Generator, rgb: np.ndarray, depth: np.ndarray,
+                            objects: np.ndarray, cam_from_world: np.ndarray,
+                            light: dict) -> tuple:
+        """Draw the table (texture in its plane, light, shadows) and the background."""
         h, w = rgb.shape[:2]
         if self._rays is None or self._rays.shape[1] != h * w:
             v, u = np.mgrid[0:h, 0:w].astype(np.float32)
             pix = np.stack([u.ravel(), v.ravel(), np.ones(h * w, np.float32)])
-            self._rays = (np.linalg.inv(self.K).astype(np.float32) @ pix)
+            self._rays = np.linalg.inv(self.K).astype(np.float32) @ pix  # z = 1: t = depth
         world_from_cam = np.linalg.inv(cam_from_world)
-        eye = world_from_cam[:3, 3]
+        eye = world_from_cam[:3, 3].astype(np.float32)
         d = world_from_cam[:3, :3].astype(np.float32) @ self._rays
-        t = np.float32(-eye[2]) / np.minimum(d[2], np.float32(-1e-6))  # ray -> plane z = 0
+        t = -eye[2] / np.minimum(d[2], np.float32(-1e-6))  # ray -> table plane z = 0
+        x, y = eye[0] + t * d[0], eye[1] + t * d[1]
         half = rng.uniform(*self.config.table_size, 2)
+        table = ((np.abs(x) < half[0]) & (np.abs(y) < half[1]) & (d[2] < 0)).reshape(h, w)
+        table &= ~objects
         tex, period, angle = table_texture(rng), rng.uniform(0.15, 0.6), rng.uniform(0, np.pi)
         c, s = np.float32(np.cos(angle) / period), np.float32(np.sin(angle) / period)
-        x, y = np.float32(eye[0]) + t * d[0], np.float32(eye[1]) + t * d[1]
-        size = tex.shape[0]
-        tu = ((c * x + s * y) * np.float32(size)).reshape(h, w)  # remap wraps around
-        tv = ((c * y - s * x) * np.float32(size)).reshape(h, w)
-        painted = cv2.remap(tex, tu, tv, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
-        table = (seg == self._table) & ((np.abs(x) < half[0]) & (np.abs(y) < half[1])).reshape(
-            h, w)
-        out = np.where(table[..., None], rgb * painted, background_image(rng, h, w))
-        objects = seg >= 0
-        objects &= seg != self._table
+        size = np.float32(tex.shape[0])
+        painted = cv2.remap(tex, ((c * x + s * y) * size).reshape(h, w),
+                            ((c * y - s * x) * size).reshape(h, w), cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_WRAP)  # wraps around: a tiled texture
+        to_light = np.asarray(light['lightDirection'], np.float32)
+        to_light /= np.linalg.norm(to_light)
+        lit = np.full((h, w), light['lightDiffuseCoeff'] * max(float(to_light[2]), 0.0),
+                      np.float32)
+        if light['shadow']:
+            lit *= 1 - 0.85 * self._table_shadow(depth, objects, cam_from_world, to_light)
+        shade = (light['lightAmbientCoeff'] + lit[..., None] * np.asarray(
+            light['lightColor'], np.float32))
+        out = np.where(table[..., None], painted * shade, background_image(rng, h, w))
         out[objects] = rgb[objects]
-        return out
+        depth = np.where(objects, depth, np.where(table, t.reshape(h, w), np.float32(0)))
+        return out, depth.astype(np.float32)
+
+    def _table_shadow(self, depth: np.ndarray, objects: np.ndarray, cam_from_world: np.ndarray,
+                      to_light: np.ndarray) -> np.ndarray:
+        """Shadow mask (0..1, soft) on the table: visible object points cast along the light."""
+        h, w = depth.shape
+        idx = np.flatnonzero(objects.ravel()[::2]) * 2  # every other object pixel is enough
+        if len(idx) == 0:
+            return np.zeros((h, w), np.float32)
+        world_from_cam = np.linalg.inv(cam_from_world).astype(np.float32)
+        pts = world_from_cam[:3, :3] @ (self._rays[:, idx] * depth.ravel()[idx])
+        pts += world_from_cam[:3, 3:]
+        pts -= (pts[2] / to_light[2]) * to_light[:, None]  # along the light onto z = 0
+        cam = cam_from_world[:3, :3].astype(np.float32) @ pts + cam_from_world[:3, 3:].astype(
+            np.float32)
+        keep = cam[2] > 0.01
+        q = self.K.astype(np.float32) @ cam[:, keep]
+        u, v = (q[0] / q[2] / 4).astype(np.int64), (q[1] / q[2] / 4).astype(np.int64)
+        hs, ws = (h + 3) // 4, (w + 3) // 4
+        inside = (u >= 0) & (u < ws) & (v >= 0) & (v < hs)
+        grid = np.zeros(hs * ws, np.float32)
+        grid[v[inside] * ws + u[inside]] = 1.0
+        grid = cv2.dilate(grid.reshape(hs, ws), np.ones((3, 3), np.uint8))
+        grid = cv2.GaussianBlur(grid, (0, 0), 1.0)
+        return cv2.resize(grid, (w, h), interpolation=cv2.INTER_LINEAR)
 
     def render_at_poses(self, poses: list, k: np.ndarray, height: int, width: int) -> YcbFrame:
         """
@@ -447,96 +512,6 @@ def _label_images(seg: np.ndarray, bodies: list, class_ids: list) -> tuple:
     for i, (body, cid) in enumerate(zip(bodies, class_ids)):
         to_class[body + 1], to_instance[body + 1] = cid, i + 1
     return to_class[seg + 1], to_instance[seg + 1]
-
-
-def table_texture(rng: np.random.Generator, size: int = 128) -> np.ndarray:
-    """
-    Draw a random tileable table texture: wood grain, speckle, checker or plain (RGB 0..1).
-
-    Arguments:
-    ---------
-      rng (np.random.Generator): the scene's generator.
-      size (int): tile size in pixels.
-
-    Returns
-    -------
-      np.ndarray: size x size x 3 float32.
-
-    """
-    if rng.random() < 0.7:  # natural: grey, white, beige, wood tones
-        base = rng.uniform(0.25, 0.95) * (1 + rng.uniform(-0.25, 0.25, 3))
-        second = base * rng.uniform(0.6, 1.0)
-    else:
-        base, second = rng.uniform(0.15, 1.0, 3), rng.uniform(0.15, 1.0, 3)
-    base, second = np.clip(base, 0, 1), np.clip(second, 0, 1)
-    kind = int(rng.integers(4))
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    if kind == 0:  # wood grain
-        f = int(rng.integers(3, 12))
-        t = 0.5 + 0.5 * np.sin(2 * np.pi * (f * yy + 0.15 * np.sin(2 * np.pi * 2 * xx)))
-    elif kind == 1:  # speckle
-        t = cv2.resize(rng.random((16, 16)), (size, size), interpolation=cv2.INTER_CUBIC)
-        t = np.clip(t + 0.3 * rng.random((size, size)), 0, 1)
-    elif kind == 2:  # checker / cloth
-        n = int(rng.integers(2, 9))
-        t = ((np.floor(yy * n) + np.floor(xx * n)) % 2).astype(np.float64)
-    else:  # plain, slightly mottled
-        t = 0.1 * rng.random((size, size))
-    return (base * (1 - t[..., None]) + second * t[..., None]).astype(np.float32)
-
-
-def background_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """
-    Draw what lies beyond the table: a random gradient, blobs and boxes (RGB 0..1).
-
-    Arguments:
-    ---------
-      rng (np.random.Generator): the scene's generator.
-      h (int): image height.
-      w (int): image width.
-
-    Returns
-    -------
-      np.ndarray: HxWx3 float32.
-
-    """
-    top, bottom = rng.uniform(0.05, 0.9, 3), rng.uniform(0.05, 0.9, 3)
-    ramp = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
-    img = np.broadcast_to(top * (1 - ramp) + bottom * ramp, (h, w, 3)).astype(np.float32)
-    blobs = cv2.resize(rng.random((6, 8, 3)).astype(np.float32), (w, h),
-                       interpolation=cv2.INTER_CUBIC)
-    img = np.clip(img * 0.7 + blobs * 0.3, 0, 1)
-    for _ in range(int(rng.integers(0, 6))):
-        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
-        x1, y1 = x0 + int(rng.integers(w // 20, w // 2)), y0 + int(rng.integers(h // 20, h // 2))
-        img[y0:y1, x0:x1] = rng.uniform(0.05, 0.95, 3)
-    return img
-
-
-def apply_camera_model(rgb: np.ndarray, rng: np.random.Generator,
-                       cfg: YcbSceneConfig) -> np.ndarray:
-    """
-    Exposure, white balance, tone curve, blur and sensor noise: float RGB 0..1 -> uint8.
-
-    Arguments:
-    ---------
-      rgb (np.ndarray): HxWx3 float in 0..1.
-      rng (np.random.Generator): the scene's generator.
-      cfg (YcbSceneConfig): the ranges to draw from.
-
-    Returns
-    -------
-      np.ndarray: HxWx3 uint8.
-
-    """
-    gains = rng.uniform(*cfg.exposure) * (1 + rng.uniform(-cfg.colour_shift, cfg.colour_shift, 3))
-    img = np.clip(rgb * gains.astype(np.float32), 0, 1) ** rng.uniform(*cfg.gamma)
-    sigma = rng.uniform(*cfg.blur_sigma)
-    if sigma > 0.3:
-        img = cv2.GaussianBlur(img, (0, 0), sigma)
-    noise = rng.standard_normal(img.shape, dtype=np.float32)
-    img = img * 255 + noise * np.float32(rng.uniform(*cfg.noise_std))
-    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
 def frame_seed(seed: int, index: int) -> int:

@@ -1,0 +1,122 @@
+# Copyright 2026 sam2real contributors
+# SPDX-License-Identifier: MIT
+#
+# Permission is hereby granted, free of charge, to any person obtaining a copy
+# of this software and associated documentation files (the "Software"), to deal
+# in the Software without restriction, including without limitation the rights
+# to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+# copies of the Software, and to permit persons to whom the Software is
+# furnished to do so, subject to the following conditions:
+#
+# The above copyright notice and this permission notice shall be included in
+# all copies or substantial portions of the Software.
+#
+# THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+# IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+# FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL
+# THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+# LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+# OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN
+# THE SOFTWARE.
+
+
+"""
+How a YCB scene looks around its objects: table textures, backgrounds, and the camera model.
+
+Drawn with numpy and OpenCV from the scene's random generator (``ycb_scenes.py`` calls them in
+a fixed order, so a seed fixes every draw).
+"""
+from typing import Any
+
+import cv2
+import numpy as np
+
+
+def table_texture(rng: np.random.Generator, size: int = 128) -> np.ndarray:
+    """
+    Draw a random tileable table texture: wood grain, speckle, checker or plain (RGB 0..1).
+
+    Arguments:
+    ---------
+      rng (np.random.Generator): the scene's generator.
+      size (int): tile size in pixels.
+
+    Returns
+    -------
+      np.ndarray: size x size x 3 float32.
+
+    """
+    if rng.random() < 0.7:  # natural: grey, white, beige, wood tones
+        base = rng.uniform(0.25, 0.95) * (1 + rng.uniform(-0.25, 0.25, 3))
+        second = base * rng.uniform(0.6, 1.0)
+    else:
+        base, second = rng.uniform(0.15, 1.0, 3), rng.uniform(0.15, 1.0, 3)
+    base, second = np.clip(base, 0, 1), np.clip(second, 0, 1)
+    kind = int(rng.integers(4))
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    if kind == 0:  # wood grain
+        f = int(rng.integers(3, 12))
+        t = 0.5 + 0.5 * np.sin(2 * np.pi * (f * yy + 0.15 * np.sin(2 * np.pi * 2 * xx)))
+    elif kind == 1:  # speckle
+        t = cv2.resize(rng.random((16, 16)), (size, size), interpolation=cv2.INTER_CUBIC)
+        t = np.clip(t + 0.3 * rng.random((size, size)), 0, 1)
+    elif kind == 2:  # checker / cloth
+        n = int(rng.integers(2, 9))
+        t = ((np.floor(yy * n) + np.floor(xx * n)) % 2).astype(np.float64)
+    else:  # plain, slightly mottled
+        t = 0.1 * rng.random((size, size))
+    return (base * (1 - t[..., None]) + second * t[..., None]).astype(np.float32)
+
+
+def background_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """
+    Draw what lies beyond the table: a random gradient, blobs and boxes (RGB 0..1).
+
+    Arguments:
+    ---------
+      rng (np.random.Generator): the scene's generator.
+      h (int): image height.
+      w (int): image width.
+
+    Returns
+    -------
+      np.ndarray: HxWx3 float32.
+
+    """
+    top, bottom = rng.uniform(0.05, 0.9, 3), rng.uniform(0.05, 0.9, 3)
+    ramp = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    img = np.broadcast_to(top * (1 - ramp) + bottom * ramp, (h, w, 3)).astype(np.float32)
+    blobs = cv2.resize(rng.random((6, 8, 3)).astype(np.float32), (w, h),
+                       interpolation=cv2.INTER_CUBIC)
+    img = np.clip(img * 0.7 + blobs * 0.3, 0, 1)
+    for _ in range(int(rng.integers(0, 6))):
+        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        x1, y1 = x0 + int(rng.integers(w // 20, w // 2)), y0 + int(rng.integers(h // 20, h // 2))
+        img[y0:y1, x0:x1] = rng.uniform(0.05, 0.95, 3)
+    return img
+
+
+def apply_camera_model(rgb: np.ndarray, rng: np.random.Generator, cfg: Any) -> np.ndarray:
+    """
+    Exposure, white balance, tone curve, blur and sensor noise: float RGB 0..1 -> uint8.
+
+    Arguments:
+    ---------
+      rgb (np.ndarray): HxWx3 float in 0..1.
+      rng (np.random.Generator): the scene's generator.
+      cfg (YcbSceneConfig): the ranges to draw from (``exposure``, ``colour_shift``, ``gamma``,
+        ``blur_sigma``, ``noise_std``).
+
+    Returns
+    -------
+      np.ndarray: HxWx3 uint8.
+
+    """
+    gains = rng.uniform(*cfg.exposure) * (1 + rng.uniform(-cfg.colour_shift, cfg.colour_shift, 3))
+    img = np.clip(rgb * gains.astype(np.float32), 0, 1) ** rng.uniform(*cfg.gamma)
+    sigma = rng.uniform(*cfg.blur_sigma)
+    if sigma > 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
+    noise = rng.standard_normal(img.shape, dtype=np.float32)
+    img = img * 255 + noise * np.float32(rng.uniform(*cfg.noise_std))
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
