@@ -101,6 +101,15 @@ def test_bad_ros_argument_is_one_line_and_exit_2():
 
 
 @pytest.mark.rostest
+def test_unknown_ros_flag_is_one_line_and_exit_2():
+    res = _run(node_command('grasp_server', params_file=False, ros_args=['--bogus']))
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.splitlines() == [
+        "sim_grasp_server: unknown ROS argument '--bogus' (after --ros-args: -p, -r, "
+        "--params-file, --log-level, ...; end them with --)"], res.stderr
+
+
+@pytest.mark.rostest
 def test_ctrl_c_twice_during_clean_up_exits_0_without_traceback(processes):
     """A terminal's Ctrl-C reaches the whole group, then ros2 launch forwards one more SIGINT."""
     proc = processes.start('-c', SLOW_CLEANUP_NODE, name='slow')

@@ -187,6 +187,24 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
     assert e.value.code == 0
 
 
+def test_out_and_resume_errors_name_the_run_folder(tmp_path, capsys):
+    """--out on a file and --resume of a missing run are one line, not a traceback (#21)."""
+    afile = tmp_path / 'afile'
+    afile.write_text('x')
+    assert train.main(['--config', TINY, '--out', str(afile)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f'sam2real train: error: --out {afile} is a file; give a run folder']
+    assert train.main(['--out', str(tmp_path / 'nothing'), '--resume']) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f'sam2real train: error: --resume: no run folder {tmp_path / "nothing"} (start a new '
+        'run without --resume)']
+    (tmp_path / 'empty').mkdir()
+    assert train.main(['--out', str(tmp_path / 'empty'), '--resume']) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f'sam2real train: error: --resume: {tmp_path / "empty"} holds no run (no config.yaml; '
+        'start a new run without --resume)']
+
+
 def test_loss_pairs_option_reaches_the_real_step(tmp_path):
     """``loss.pairs: ordered`` (the literal Eq. 5) doubles the variance term of a training step."""
     values = {}

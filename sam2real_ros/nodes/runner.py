@@ -43,6 +43,10 @@ try:
     from rclpy.exceptions import RCLError
 except ImportError:  # older rclpy: the pybind11 module's exception
     from rclpy._rclpy_pybind11 import RCLError
+try:  # rclpy exports it only from its pybind11 module
+    from rclpy._rclpy_pybind11 import UnknownROSArgsError
+except ImportError:
+    UnknownROSArgsError = RCLError
 
 CONFIG_ERRORS = (ValueError, ParameterException, InvalidParameterValueException, OSError)
 
@@ -123,6 +127,11 @@ def run_node(name, make_node, args=None, config_errors=(), make_executor=None):
         rclpy.init(args=args)
     except RCLError as exc:  # e.g. a missing or malformed --params-file, a bad -p or -r rule
         print(f'{name}: {_rcl_problem(exc)}', file=sys.stderr)
+        return 2
+    except UnknownROSArgsError as exc:  # str(exc) is the list of the unknown flags
+        flags = ', '.join(repr(a) for a in re.findall(r"'([^']*)'", str(exc))) or str(exc)
+        print(f'{name}: unknown ROS argument {flags} (after --ros-args: -p, -r, '
+              '--params-file, --log-level, ...; end them with --)', file=sys.stderr)
         return 2
     node = None
     try:

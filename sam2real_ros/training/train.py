@@ -112,8 +112,16 @@ def read_metrics(path):
 
 def _load_cfg(args):
     cfg_path = args.config
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ConfigError(f'--out {args.out} is a file; give a run folder')
+    if args.resume and not os.path.isdir(args.out):
+        raise ConfigError(f'--resume: no run folder {args.out} (start a new run without '
+                          '--resume)')
     if args.resume and cfg_path is None:
         cfg_path = os.path.join(args.out, 'config.yaml')
+        if not os.path.isfile(cfg_path):
+            raise ConfigError(f'--resume: {args.out} holds no run (no config.yaml; start a new '
+                              'run without --resume)')
     if cfg_path is None:
         raise ConfigError('--config is required (or --resume with an existing run folder)')
     cfg = load_config(cfg_path, args.overrides)
