@@ -270,6 +270,29 @@ def test_action_not_in_bag_is_a_user_error(tmp_path, capsys):
     assert not (tmp_path / 'o').exists()
 
 
+def test_image_topic_of_another_type_is_a_user_error(tmp_path, capsys):
+    """--image-topic on a camera_info topic: one line naming its type, no traceback (#21)."""
+    write_bag(tmp_path / 'bag', 'SQLITE3')
+    argv = argv_for(tmp_path / 'bag', tmp_path / 'o')
+    argv[argv.index(IMG)] = INFO
+    assert extract.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f'sam2real extract-episodes: --image-topic {INFO} carries '
+                   'sensor_msgs/msg/CameraInfo, not sensor_msgs/msg/Image (image topics in the '
+                   f'bag: {IMG})'], err
+
+
+def test_no_action_is_a_user_error_listing_the_bags_actions(tmp_path, capsys):
+    """Without --action nothing can trigger an episode: say so instead of '0 episode(s)'."""
+    write_bag(tmp_path / 'bag', 'SQLITE3')
+    argv = [str(tmp_path / 'bag'), '--image-topic', IMG, '--out', str(tmp_path / 'o')]
+    assert extract.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['sam2real extract-episodes: no --action given: name the grasp action(s) '
+                   'whose status starts an episode; actions in the bag: /grasp'], err
+    assert not (tmp_path / 'o').exists()
+
+
 def test_episode_timing_has_one_field_list_and_one_set_of_defaults():
     # EpisodeConfig owns the episode timing; the recorder's parameters and extract-episodes'
     # options are its fields with its defaults, so a bag and the live robot cut alike

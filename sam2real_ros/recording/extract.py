@@ -78,6 +78,7 @@ class UserError(Exception):
 
 
 STATUS_SUFFIX = '/_action/status'
+IMAGE_TYPE = 'sensor_msgs/msg/Image'
 
 
 def cause_key(cause):
@@ -116,9 +117,18 @@ def extract(args, warn=print):
         if args.image_topic not in topics:
             raise UserError(f'image topic {args.image_topic} not in bag {args.bag} '
                             f'(topics: {", ".join(sorted(topics))})')
+        types = {c.topic: c.msgtype for c in reader.connections}
+        if types[args.image_topic] != IMAGE_TYPE:
+            images = sorted(t for t, m in types.items() if m == IMAGE_TYPE)
+            raise UserError(f'--image-topic {args.image_topic} carries '
+                            f'{types[args.image_topic]}, not {IMAGE_TYPE} (image topics in '
+                            f'the bag: {", ".join(images) or "none"})')
+        have = sorted(t[:-len(STATUS_SUFFIX)] for t in topics if t.endswith(STATUS_SUFFIX))
+        if not status_topics:
+            raise UserError('no --action given: name the grasp action(s) whose status starts '
+                            f'an episode; actions in the bag: {", ".join(have) or "none"}')
         missing = [status_topics[t] for t in status_topics if t not in topics]
         if missing:
-            have = sorted(t[:-len(STATUS_SUFFIX)] for t in topics if t.endswith(STATUS_SUFFIX))
             raise UserError(f'action {", ".join(missing)} not in bag {args.bag} (no '
                             f'<action>{STATUS_SUFFIX} topic); actions in the bag: '
                             f'{", ".join(have) or "none"}')
