@@ -27,7 +27,7 @@ from conftest import REPO
 import numpy as np
 import pytest
 
-from sam2real_ros.demo import pipeline, report
+from sam2real_ros.demo import pipeline, report, report_html, report_images
 
 REFERENCE = {'delta': 0.025, 'std': 0.018, 'seeds': 3, 'iterations': 200, 'doc': 'a.md'}
 
@@ -120,7 +120,7 @@ def _summary(camera_frames=300, images=True):
 
 
 def test_the_page_has_every_section_and_reads_back_its_numbers(tmp_path):
-    report.write_html(str(tmp_path / 'full.html'), _summary())
+    report_html.write_html(str(tmp_path / 'full.html'), _summary())
     page = (tmp_path / 'full.html').read_text()
     for title in ('1. Captured grasp episodes', '2. Synthetic only vs SAM-regularized',
                   'Predictions on held-out', 'Do the features do what', '3. The segmentation',
@@ -133,7 +133,8 @@ def test_the_page_has_every_section_and_reads_back_its_numbers(tmp_path):
     assert 'ep&amp;1' in page and '/runs/&lt;x&gt;' in page  # escaped
     assert 'For scale: the sim2real benchmark (a.md' in page
     assert page.rstrip().endswith('</body></html>')
-    report.write_html(str(tmp_path / 'bare.html'), _summary(camera_frames=None, images=False))
+    report_html.write_html(str(tmp_path / 'bare.html'),
+                           _summary(camera_frames=None, images=False))
     bare = (tmp_path / 'bare.html').read_text()
     assert 'Predictions on held-out' not in bare and 'Do the features' not in bare
     assert '<img src="curves.png"' not in bare and 'id="camera-frames-unknown"' in bare
@@ -170,7 +171,7 @@ def test_segment_outlines_show_only_the_largest_segments():
     masks = np.zeros((20, 60, 80), bool)
     for i in range(20):  # 20 nested squares, the largest first
         masks[i, i:60 - i, i:80 - i] = True
-    out = report.segment_outlines(rgb, masks, count=3)
+    out = report_images.segment_outlines(rgb, masks, count=3)
     changed = np.any(out != (rgb * 0.55).astype(np.uint8), axis=2)
     ys, xs = np.nonzero(changed)
     assert ys.min() == 0 and xs.min() == 0  # the largest segment's outline
