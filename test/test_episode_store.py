@@ -32,7 +32,7 @@ import pytest
 
 from sam2real_ros.common import io_utils
 from sam2real_ros.common.io_utils import read_image_unchanged, read_rgb
-from sam2real_ros.recording import episode_store
+from sam2real_ros.recording import episode_recovery, episode_store
 from sam2real_ros.recording.episode_sink import EpisodeSink, Tick
 from sam2real_ros.recording.episode_store import EpisodeError, EpisodeWriter
 from sam2real_ros.recording.grasp_episodes import (EpisodeConfig, EpisodeEnd, EpisodeLogic,
@@ -101,19 +101,19 @@ def test_recovery_after_kill9_keeps_every_frame(tmp_path):
     try:
         assert proc.stdout.readline().strip() == 'written'
         ep_dir = episode_store.list_episodes(tmp_path)[0]['dir']
-        assert not episode_store.recover_interrupted(tmp_path)  # writer alive: untouched
+        assert not episode_recovery.recover_interrupted(tmp_path)  # writer alive: untouched
         assert len(json.load(open(os.path.join(ep_dir, 'episode.json')))['frames']) == 1
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-    rep = episode_store.recover_interrupted(tmp_path)
+    rep = episode_recovery.recover_interrupted(tmp_path)
     assert rep.interrupted == [os.path.basename(ep_dir)] and not rep.removed
     meta = episode_store.load_episode(ep_dir)
     assert meta['state'] == 'interrupted' and len(meta['frames']) == 5
     assert meta['end_reason'] == 'writer_died'
     for i, f in enumerate(episode_store.iter_frames(tmp_path, complete_only=False)):
         assert read_rgb(f.image_path)[0, 0, 0] == i
-    assert not episode_store.recover_interrupted(tmp_path)  # idempotent
+    assert not episode_recovery.recover_interrupted(tmp_path)  # idempotent
 
 
 # A writer killed at a chosen point: its first episode.json never gets renamed into place (the
@@ -123,7 +123,7 @@ KILLED_BEFORE_FIRST_JSON = textwrap.dedent("""
     import sys
     import numpy as np
     from sam2real_ros.common import io_utils
-    from sam2real_ros.recording import episode_store
+    from sam2real_ros.recording import episode_recovery, episode_store
     real_replace = io_utils.os.replace
 
     def replace(src, dst):
@@ -153,14 +153,14 @@ def test_killed_before_first_episode_json_is_repaired_and_reported(tmp_path, fra
         assert not (folder / 'episode.json').exists()
         assert (folder / '.writer.lock').exists()
         assert [n for n in os.listdir(folder) if io_utils.is_temp_file(n)]
-        assert not episode_store.recover_interrupted(tmp_path)  # live writer: left alone
+        assert not episode_recovery.recover_interrupted(tmp_path)  # live writer: left alone
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     problems = []
     assert episode_store.list_episodes(tmp_path, problems=problems) == []
     assert problems and 'episode.json: missing' in problems[0][1]  # readers say why they skip
-    rep = episode_store.recover_interrupted(tmp_path)
+    rep = episode_recovery.recover_interrupted(tmp_path)
     if frames == 0:  # nothing worth keeping: removed, and said so
         assert rep.removed == [folder.name] and not rep.interrupted and not folder.exists()
         assert 'held no frame' in rep.summary()
@@ -173,14 +173,14 @@ def test_killed_before_first_episode_json_is_repaired_and_reported(tmp_path, fra
     assert meta['trigger'] == {'source': 'action:/grasp', 'goal_id': 'ab' * 16}  # temp json
     assert meta['start_ns'] == 10**18
     assert not [n for n in os.listdir(folder) if io_utils.is_temp_file(n)]
-    assert not episode_store.recover_interrupted(tmp_path)
+    assert not episode_recovery.recover_interrupted(tmp_path)
 
 
 # A writer killed right after it created the episode folder, before its rgb/ folder and lock.
 KILLED_AFTER_MKDIR = textwrap.dedent("""
     import os
     import sys
-    from sam2real_ros.recording import episode_store
+    from sam2real_ros.recording import episode_recovery, episode_store
     real_mkdir = os.mkdir
 
     def mkdir(path, *args, **kw):
@@ -204,12 +204,12 @@ def test_killed_right_after_creating_the_folder_is_removed_and_reported(tmp_path
         proc.wait(10)
     (folder,) = (tmp_path / 'episodes').iterdir()
     assert os.listdir(folder) == []
-    rep = episode_store.recover_interrupted(tmp_path)
+    rep = episode_recovery.recover_interrupted(tmp_path)
     assert rep.removed == [folder.name] and not rep.unreadable, rep
     assert 'held no frame' in rep.summary() and not folder.exists()
     # an empty folder that is not named like an episode is not ours: reported, left alone
     (tmp_path / 'episodes' / 'mine').mkdir()
-    rep = episode_store.recover_interrupted(tmp_path)
+    rep = episode_recovery.recover_interrupted(tmp_path)
     assert [i for i, _ in rep.unreadable] == ['mine'] and not rep.removed
 
 
@@ -217,7 +217,7 @@ def test_unreadable_episode_json_is_reported_not_touched(tmp_path):
     bad = tmp_path / 'episodes' / 'broken'
     bad.mkdir(parents=True)
     (bad / 'episode.json').write_text('{"format": "sam2real-episode", "state": "nope"')
-    rep = episode_store.recover_interrupted(tmp_path)
+    rep = episode_recovery.recover_interrupted(tmp_path)
     assert [i for i, _ in rep.unreadable] == ['broken'] and 'broken' in rep.summary()
     assert (bad / 'episode.json').exists()
 
@@ -444,7 +444,24 @@ def test_docs_list_every_end_reason():
 
 
 def test_sink_refuses_what_is_not_an_episode_event(tmp_path):
-    """Events are told apart by type (isinstance), and a foreign object is an error, not a no-op."""
+    """Events are told apart by type (isinstance); a foreign object is an error, not a no-op."""
     sink = EpisodeSink(tmp_path, warn=lambda m: None)
     with pytest.raises(TypeError, match='not an episode event: dict'):
         sink.handle({'t_ns': 0})
+
+
+def test_sidecar_keeps_the_newest_whole_slot(tmp_path):
+    """A torn sidecar write leaves the previous state readable; updates need no new block."""
+    side = episode_store.Sidecar(str(tmp_path))
+    assert side.write({'outcome': None, 'last_ns': 1}) and side.write({'outcome': 'ok',
+                                                                      'last_ns': 2})
+    sizes = [os.path.getsize(p) for p in side.paths]
+    newest = episode_store.read_sidecar(str(tmp_path))
+    assert newest == {'outcome': 'ok', 'last_ns': 2, 'seq': 2}
+    with open(side.paths[0], 'r+b') as f:  # slot of seq 2 (seq alternates 1, 0, 1, ...)
+        f.write(b'{"triggers": [{"source": "service", "goal_id"')  # torn midway
+    assert episode_store.read_sidecar(str(tmp_path))['seq'] == 1
+    assert side.write({'outcome': 'x' * 5000, 'triggers': []})  # too big: cut, not grown
+    assert [os.path.getsize(p) for p in side.paths] == sizes == [episode_store.SIDECAR_BYTES] * 2
+    side.close(remove=True)
+    assert episode_store.read_sidecar(str(tmp_path)) == {} and not os.listdir(tmp_path)

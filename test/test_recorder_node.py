@@ -159,13 +159,22 @@ class RosHarness:
         assert handle and handle.accepted
         return handle
 
-    def call(self, srv, timeout=15.0):
+    def call(self, srv, timeout=15.0, tries=1):
+        """
+        Call a std_srvs/Trigger service; returns the response.
+
+        ``tries`` > 1: send again when no answer came within ``timeout`` (after a kill -9 the
+        dead server stays in the graph for a while, and a request sent before the restarted
+        one matched the client is lost; ~/start and ~/stop are idempotent).
+        """
         from std_srvs.srv import Trigger
         cli = self.node.create_client(Trigger, srv)
         assert cli.wait_for_service(timeout_sec=timeout), f'{srv} not available'
-        fut = cli.call_async(Trigger.Request())
-        assert wait_until(fut.done, timeout)
-        return fut.result()
+        for _ in range(tries):
+            fut = cli.call_async(Trigger.Request())
+            if wait_until(fut.done, timeout):
+                return fut.result()
+        raise AssertionError(f'{srv}: no answer in {tries} x {timeout:g} s')
 
     def close(self):
         self.executor.shutdown()
@@ -605,3 +614,110 @@ def test_second_recorder_on_one_root_refuses_to_start(processes, harness, tmp_pa
         processes.output(fourth)
     assert 'took over' not in processes.output(fourth)  # a clean exit leaves no stale lock
     assert processes.stop(fourth) == 0
+
+
+@pytest.mark.rostest
+def test_diagnostics_count_episodes_on_disk(processes, harness, tmp_path):
+    """An episode whose final episode.json the full disk refuses is not complete yet (#22)."""
+    disk = FullDisk('simulated', tmp_path)
+    root = tmp_path / 'data'
+    rec = start_recorder(processes, root, action_names='[""]', env=disk.env)
+    assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 30), processes.output(rec)
+    assert harness.call('/grasp_recorder/start').success
+    assert wait_until(lambda: int(harness.diag_value(root, 'frames_written')) >= 3, 10)
+    disk.fill(root)
+    assert wait_until(lambda: harness.status(root)[0] == ERROR, 10), harness.status(root)
+    assert harness.call('/grasp_recorder/stop').success
+    assert wait_until(lambda: harness.diag_value(root, 'episodes_closing') == '1', 10), \
+        harness.diag.get(str(root))
+    (ep,) = episode_store.list_episodes(root)
+    assert ep['state'] == 'recording'
+    assert harness.diag_value(root, 'episodes_complete') == '0'  # not on disk yet
+    assert harness.diag_value(root, 'episodes_cut_short') == '0'
+    assert_values_documented(harness.diag[str(root)])
+    disk.free(root)
+    assert wait_until(lambda: harness.diag_value(root, 'episodes_complete') == '1', 10)
+    assert episode_store.load_episode(ep['dir'])['state'] == 'complete'
+    assert harness.diag_value(root, 'episodes_closing') == '0'
+    assert harness.diag_value(root, 'episodes_cut_short') == '1'  # write_failed
+    assert processes.stop(rec) == 0
+
+
+@pytest.mark.rostest
+def test_recovery_keeps_what_the_recorder_knew(processes, harness, tmp_path):
+    """
+    Two kills timed by the files, then a SIGINT on a full disk (#22 item 3).
+
+    Killed with only "before" frames: end_ns >= start_ns; killed in the after phase of a
+    stopped grasp: outcome and triggers kept; SIGINT while the disk is full: the restart
+    finishes the episode as its recorder closed it (complete, write_failed), not writer_died.
+    """
+    disk = FullDisk('simulated', tmp_path)
+    root = tmp_path / 'data'
+    eps_dir = root / 'episodes'
+
+    def start(name):
+        return start_recorder(processes, root, name=name, action_names='[""]', after_s=30.0,
+                              env=disk.env)
+
+    def new_episode(known):
+        return wait_until(lambda: [p for p in eps_dir.glob('*') if p.name not in known], 20)
+
+    rec = start('rec1')
+    assert wait_until(lambda: int(harness.diag_value(root, 'frames_received')) >= 10, 30), \
+        processes.output(rec)
+    harness.paused = True
+    assert harness.call('/grasp_recorder/start', 5.0, tries=4).success
+    n_before = wait_until(lambda: (lambda d: d.get('frames_before') not in (None, '0') and d.get(
+        'frames_written') == d.get('frames_before') and int(d['frames_before']))(
+            harness.diag.get(str(root), {})), 10)
+    assert n_before and len(list(eps_dir.glob('*/rgb/*_before.png'))) == n_before
+    processes.stop(rec, sig=signal.SIGKILL)
+    (first,) = eps_dir.glob('*')
+    rec = start('rec2')
+    ep = wait_until(lambda: (lambda m: m['state'] == 'interrupted' and m)(
+        episode_store.load_episode(first)), 30)
+    assert ep, processes.output(rec)
+    assert ep['counts'] == {'before': n_before, 'during': 0, 'after': 0}
+    assert ep['end_ns'] >= ep['start_ns'] and ep['end_reason'] == 'writer_died'
+    assert ep['outcome'] == 'unknown'
+    assert [(t['source'], t['outcome'], t['end_ns']) for t in ep['triggers']] == [
+        ('service', 'unknown', ep['end_ns'])]
+
+    harness.paused = False
+    assert harness.call('/grasp_recorder/start', 5.0, tries=4).success
+    (second,) = new_episode({first.name})
+    assert wait_until(lambda: list(second.glob('rgb/*_during.png')), 10)
+    assert harness.call('/grasp_recorder/stop', 5.0, tries=4).success
+    assert wait_until(lambda: list(second.glob('rgb/*_after.png')), 10)
+    processes.stop(rec, sig=signal.SIGKILL)
+    rec = start('rec3')
+    ep = wait_until(lambda: (lambda m: m['state'] == 'interrupted' and m)(
+        episode_store.load_episode(second)), 30)
+    assert ep, processes.output(rec)
+    assert ep['outcome'] == 'stopped' and ep['end_reason'] == 'writer_died'
+    assert [t['outcome'] for t in ep['triggers']] == ['stopped']
+    assert ep['end_ns'] >= ep['triggers'][0]['end_ns'] >= ep['start_ns']
+
+    assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 30), processes.output(rec)
+    assert harness.call('/grasp_recorder/start', 5.0, tries=4).success
+    (third,) = new_episode({first.name, second.name})
+    assert wait_until(lambda: list(third.glob('rgb/*_during.png')), 10)
+    disk.fill(root)
+    assert wait_until(lambda: harness.status(root)[0] == ERROR, 10), harness.status(root)
+    assert processes.stop(rec) == 0  # SIGINT: a clean shutdown
+    assert episode_store.load_episode(third)['state'] == 'recording'  # the disk said no
+    disk.free(root)
+    rec = start('rec4')
+    ep = wait_until(lambda: (lambda m: m['state'] != 'recording' and m)(
+        episode_store.load_episode(third)), 30)
+    assert ep, processes.output(rec)
+    assert ep['state'] == 'complete' and ep['end_reason'] == 'write_failed', ep
+    assert ep['frames_lost_by_reason']['write_failed'] >= 1 and ep['frames_lost'] >= 1
+    assert 'No space left on device' in ep['write_error']
+    assert ep['outcome'] == 'unknown' and ep['triggers'][0]['outcome'] == 'unknown'
+    assert ep['end_ns'] >= ep['start_ns']
+    assert wait_until(lambda: harness.diag_value(root, 'episodes_finished') == '1', 10)
+    assert 'completed 1 episode(s) closed by a writer' in processes.output(rec)
+    assert not list(eps_dir.glob('*/.last_meta.*'))
+    assert processes.stop(rec) == 0

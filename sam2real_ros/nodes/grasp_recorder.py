@@ -44,7 +44,7 @@ from sam2real_ros.nodes.diagnostics import Diagnostics
 from sam2real_ros.nodes.params import Param
 from sam2real_ros.nodes.qos import camera_qos_parameters, CameraSubscription
 from sam2real_ros.nodes.runner import run_node
-from sam2real_ros.recording import episode_sink, episode_store
+from sam2real_ros.recording import episode_recovery, episode_sink, episode_store
 from sam2real_ros.recording import grasp_episodes
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
@@ -118,7 +118,7 @@ class RecorderNode(Node):
             self.get_logger().info(f'took over the dataset root lock of a dead writer '
                                    f'({stale.get("program")} pid {stale["pid"]} on host '
                                    f'{stale.get("host")})')
-        self.recovery = episode_store.recover_interrupted(self.root)
+        self.recovery = episode_recovery.recover_interrupted(self.root)
         if self.recovery:
             self.get_logger().warning(self.recovery.summary())
         self.logic = grasp_episodes.EpisodeLogic(cfg, self._now())
@@ -265,7 +265,10 @@ class RecorderNode(Node):
                       queue_length=self.writer.pending(), state=self.logic.state,
                       quota_reached=self.sink.quota_reached or '',
                       write_error=self.sink.write_error or self.writer.error or '',
+                      episodes_closing=len(self.sink.closing),
                       episodes_recovered=len(rep.interrupted), episodes_rebuilt=len(rep.rebuilt),
+                      episodes_finished=len(rep.finished),
+                      episodes_repair_failed=len(rep.failed),
                       episodes_removed_empty=len(rep.removed),
                       episodes_unreadable=len(rep.unreadable),
                       camera_rate_hz=f'{cam["rate_hz"]:.1f}', camera_age_s=f'{cam["age_s"]:.1f}',

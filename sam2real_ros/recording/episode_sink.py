@@ -38,7 +38,8 @@ from sam2real_ros.common import io_utils
 from sam2real_ros.recording.episode_store import (
     dir_size_bytes, END_REASONS, EpisodeError, episodes_dir, EpisodeWriter, load_episode,
     LOSS_REASONS, new_episode_id, writer_alive)
-from sam2real_ros.recording.grasp_episodes import EpisodeEnd, EpisodeStart, FrameLost, FrameOut
+from sam2real_ros.recording.grasp_episodes import (
+    EpisodeEnd, EpisodeStart, EpisodeUpdate, FrameLost, FrameOut)
 
 _REMEASURE_S = 30.0  # max_disk_gb: re-measure the dataset root this often (other writers)
 _WARN_EVERY_S = 30.0  # a new run of failed writes is reported at most this often
@@ -68,6 +69,7 @@ class _Open:
         self.episode_id = None  # resume: write exactly this id
         self.error = None  # first failed write of this episode
         self.rejected_at_start = 0  # the writer's count of bad camera images when it opened
+        self.last_ns = start.t_ns  # the latest time the episode logic reported
 
 
 class EpisodeSink:
@@ -191,6 +193,8 @@ class EpisodeSink:
             self._frame(event)
         elif isinstance(event, FrameLost):
             self._lose(event.reason)
+        elif isinstance(event, EpisodeUpdate):
+            self._update(event)
         elif isinstance(event, EpisodeEnd):
             self._end(event, camera)
         elif isinstance(event, Tick):
@@ -239,6 +243,28 @@ class EpisodeSink:
                 self.stats['episodes_replaced'] += 1
             return
 
+    def _update(self, ev):
+        ep = self.episode
+        if ep is None or ep.skip:
+            return
+        ep.meta.update(outcome=ev.outcome, triggers=ev.triggers)
+        ep.last_ns = max(ep.last_ns, ev.t_ns)
+        self._remember(ep)
+
+    def _remember(self, ep, **known):
+        """Keep what the episode knows in its sidecar (docs/episode_store.md, "Sidecar")."""
+        if ep.writer is None:
+            return
+        lost = {r: n for r, n in ep.lost.items() if n}
+        if lost:
+            known.update(frames_lost=sum(lost.values()), frames_lost_by_reason=lost,
+                         end_reason=next(iter(lost)))
+        if ep.error:
+            known['write_error'] = ep.error
+        size = ep.writer.size
+        ep.writer.remember(last_ns=ep.last_ns, **known)
+        self.used += ep.writer.size - size
+
     def _lose(self, reason, error=None):
         ep = self.episode
         if ep is None or ep.skip:
@@ -248,6 +274,7 @@ class EpisodeSink:
         self.stats[f'frames_lost_{reason}'] += 1
         if error and ep.error is None:
             ep.error = error
+        self._remember(ep)
 
     def _frame(self, ev):
         ep = self.episode
@@ -271,6 +298,8 @@ class EpisodeSink:
         self.used += ep.writer.size - size
         self.stats['frames_written'] += 1
         self.stats['bytes_written'] += n
+        ep.last_ns = max(ep.last_ns, f.t_ns)
+        self._remember(ep)
         self._sync_json(ep.writer)
 
     def _sync_json(self, writer):
@@ -304,10 +333,11 @@ class EpisodeSink:
         meta.update(frames_lost=sum(lost.values()), frames_lost_by_reason=lost)
         if ep.error:
             meta['write_error'] = ep.error
-        self.stats['episodes_complete'] += 1
-        self.stats['episodes_cut_short'] += bool(END_REASONS.get(meta['end_reason']))
         ep.writer.meta.update(meta)
         ep.writer.meta['state'] = 'complete'
+        size = ep.writer.size
+        ep.writer.remember(closed=True)  # so a failed final episode.json loses nothing
+        self.used += ep.writer.size - size
         self.closing.append(ep.writer)
 
     def _not_written(self, ep, meta, lost):
@@ -341,6 +371,9 @@ class EpisodeSink:
             self._write_ok()
             self.used += w.size - size
             self.closing.pop(0)
+            # counted once on disk (docs/grasp_recorder.md, "Diagnostics")
+            self.stats['episodes_complete'] += 1
+            self.stats['episodes_cut_short'] += bool(END_REASONS.get(w.meta['end_reason']))
 
     def maintain(self):
         """Retry pending episode.json writes, re-check the quota, probe a failed disk."""
@@ -364,7 +397,8 @@ class EpisodeSink:
         Close the open episode, if any (``meta`` e.g. ``end_reason='shutdown'``).
 
         Returns the ids of episodes whose final episode.json still could not be written (they
-        stay ``recording``; the next start's :func:`recover_interrupted` repairs them).
+        stay ``recording``; the next start's ``episode_recovery.recover_interrupted`` repairs
+        them).
         """
         if self.episode is not None:
             ep, self.episode = self.episode, None

@@ -30,7 +30,8 @@ a live writer from a crashed one.
 What reaches the disk, and when, is decided by
 :class:`sam2real_ros.recording.episode_sink.EpisodeSink`; this module owns the format.
 """
-from dataclasses import dataclass, field
+import contextlib
+from dataclasses import dataclass
 import fcntl
 import json
 import os
@@ -61,6 +62,11 @@ END_REASONS = {
 }
 # Why an open episode lost frames; the first one becomes its end_reason.
 LOSS_REASONS = ('quota', 'write_failed', 'queue_full')
+SIDECAR_NAMES = ('.last_meta.0', '.last_meta.1')
+SIDECAR_BYTES = 4096
+# what changes while an episode is open: kept in its Sidecar, restored by recover_interrupted
+SIDECAR_FIELDS = ('outcome', 'triggers', 'end_ns', 'end_reason', 'frames_lost',
+                  'frames_lost_by_reason', 'write_error', 'camera', 'last_ns', 'closed')
 _FRAME_RE = re.compile(r'^(\d+)_(' + '|'.join(PHASES) + r')\.png$')
 _ID_RE = re.compile(r'^(\d{8}-\d{6})-(\d{3})(?:_\d+)?$')
 
@@ -125,6 +131,79 @@ def episode_id_to_ns(episode_id):
     return sec * 1_000_000_000 + int(m.group(2)) * 1_000_000
 
 
+class Sidecar:
+    """
+    The last known metadata of an open episode, kept where a full disk cannot stop it.
+
+    Two preallocated slots (``.last_meta.0`` / ``.last_meta.1``, :data:`SIDECAR_BYTES` each)
+    are overwritten in place in turn, each write numbered (``seq``) and padded to the slot
+    size, so an update needs no new disk block and a torn write leaves the other slot
+    readable. Created when the disk allows (a failed creation is retried with the next
+    write); :func:`read_sidecar` returns the newest valid slot.
+    """
+
+    def __init__(self, folder):
+        self.paths = [os.path.join(folder, name) for name in SIDECAR_NAMES]
+        self._fds = []
+        self.seq = 0
+
+    @property
+    def ready(self):
+        """Return True once the slots exist (and are held open)."""
+        return bool(self._fds)
+
+    def _open(self):
+        try:
+            for path in self.paths:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                self._fds.append(fd)
+                os.posix_fallocate(fd, 0, SIDECAR_BYTES)
+        except OSError:
+            self.close()
+            return False
+        return True
+
+    def write(self, meta):
+        """Store ``meta`` (a small dict) in the older slot; returns False when it could not."""
+        if not self._fds and not self._open():
+            return False
+        data = json.dumps(dict(meta, seq=self.seq + 1)).encode()
+        if len(data) >= SIDECAR_BYTES:  # many merged triggers: keep the first and the last
+            meta = dict(meta, triggers=meta['triggers'][:1] + meta['triggers'][-1:])
+            data = json.dumps(dict(meta, seq=self.seq + 1)).encode()[:SIDECAR_BYTES - 1]
+        try:
+            os.pwrite(self._fds[(self.seq + 1) % 2],
+                      data + b'\n' + b' ' * (SIDECAR_BYTES - len(data) - 1), 0)
+        except OSError:
+            return False
+        self.seq += 1
+        return True
+
+    def close(self, remove=False):
+        """Close the slots; ``remove``: delete them (the final episode.json is written)."""
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+        for path in self.paths if remove else []:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def read_sidecar(folder):
+    """Return the newest valid :class:`Sidecar` slot of an episode folder, or ``{}``."""
+    best = {}
+    for name in SIDECAR_NAMES:
+        try:
+            with open(os.path.join(folder, name), 'rb') as f:
+                meta = json.loads(f.read(SIDECAR_BYTES))
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and isinstance(meta.get('seq'), int) \
+                and meta['seq'] > best.get('seq', 0):
+            best = meta
+    return best
+
+
 def _frame_names(stamp_ns, phase):
     name = f'{int(stamp_ns)}_{phase}.png'
     return 'rgb/' + name, 'depth/' + name
@@ -172,6 +251,7 @@ class EpisodeWriter:
                          'writer': {'pid': os.getpid(), 'host': socket.gethostname()}}
             self.meta.update(meta)
             self._phase = None
+            self.sidecar = Sidecar(self.dir)
             self.json_due = False
             self.size = 0  # bytes of the files in the folder: frames + the current episode.json
             self._json_size = 0
@@ -244,15 +324,37 @@ class EpisodeWriter:
         self.meta.update(meta)
         self.meta['state'] = state
         self.write_json()
+        if self.sidecar.ready:
+            self.size -= len(SIDECAR_NAMES) * SIDECAR_BYTES
+        self.sidecar.close(remove=True)
         self.release()
+
+    def remember(self, **known):
+        """
+        Keep what is known so far (``SIDECAR_FIELDS``) in the sidecar; no episode.json write.
+
+        Returns False when the sidecar could not be written (the disk did not allow it yet).
+        """
+        self.meta.update({k: v for k, v in known.items() if k != 'last_ns' and k != 'closed'})
+        side = {k: self.meta.get(k) for k in SIDECAR_FIELDS if self.meta.get(k) is not None}
+        side.update((k, v) for k, v in known.items() if k in ('last_ns', 'closed'))
+        had = self.sidecar.ready
+        ok = self.sidecar.write(side)
+        if self.sidecar.ready and not had:
+            self.size += len(SIDECAR_NAMES) * SIDECAR_BYTES
+        return ok
 
     def discard(self):
         """Remove the episode folder (it must hold no frame worth keeping) and the lock."""
+        if hasattr(self, 'sidecar'):
+            self.sidecar.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         self.release()
 
     def release(self):
         """Release the writer lock (the folder stays as it is)."""
+        if getattr(self, 'sidecar', None) is not None:
+            self.sidecar.close()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -424,122 +526,6 @@ def writer_alive(episode_dir):
         return True
     finally:
         os.close(fd)
-
-
-@dataclass
-class Recovery:
-    """
-    What :func:`recover_interrupted` did.
-
-    Attributes
-    ----------
-      interrupted (list): ids of episodes left by a dead writer, now ``interrupted``
-        (``rebuilt`` ones included).
-      rebuilt (list): of those, the ids whose episode.json was missing (killed before the
-        first one was written) and was rebuilt from the frames.
-      removed (list): ids of folders of dead writers that held no frame, removed.
-      unreadable (list): ``(id, reason)`` of folders left alone (not written by a recorder,
-        or an episode.json that is not valid); readers skip them.
-      temp_files (int): temporary files of dead writers removed.
-
-    """
-
-    interrupted: list = field(default_factory=list)
-    rebuilt: list = field(default_factory=list)
-    removed: list = field(default_factory=list)
-    unreadable: list = field(default_factory=list)
-    temp_files: int = 0
-
-    def __bool__(self):
-        return bool(self.interrupted or self.removed or self.unreadable)
-
-    def summary(self):
-        """Return one line saying what was found and done (empty when nothing)."""
-        parts = []
-        if self.interrupted:
-            rebuilt = f' ({len(self.rebuilt)} rebuilt from their frames)' if self.rebuilt else ''
-            parts.append(f'marked {len(self.interrupted)} episode(s) of a dead writer as '
-                         f'interrupted{rebuilt}: {", ".join(self.interrupted)}')
-        if self.removed:
-            parts.append(f'removed {len(self.removed)} episode folder(s) of a dead writer that '
-                         f'held no frame: {", ".join(self.removed)}')
-        if self.unreadable:
-            parts.append(f'left {len(self.unreadable)} unreadable folder(s) alone (readers skip '
-                         'them): ' + '; '.join(f'{i}: {r}' for i, r in self.unreadable))
-        return '; '.join(parts)
-
-
-def _temp_meta(path):
-    """Return the newest readable episode.json a dead writer left as a temporary file, or {}."""
-    best = {}
-    for name in os.listdir(path):
-        if name.startswith('.episode.json') and io_utils.is_temp_file(name):
-            try:
-                with open(os.path.join(path, name)) as f:
-                    meta = json.load(f)
-            except (OSError, ValueError):
-                continue
-            if (isinstance(meta, dict) and meta.get('format') == FORMAT
-                    and meta.get('updated_ns', 0) >= best.get('updated_ns', 0)):
-                best = meta
-    return best
-
-
-def recover_interrupted(root):
-    """
-    Repair what dead writers left below ``<root>/episodes``; returns a :class:`Recovery`.
-
-    An episode left ``recording`` by a dead writer (its lock is free) is marked
-    ``interrupted`` (``end_reason: writer_died``) with its frame list rebuilt from the files,
-    frames written after the last episode.json update included. A folder a writer was killed
-    in before its first episode.json is rebuilt the same way from its frames (and from the
-    half-written episode.json, when that is readable). Either kind without any frame is
-    removed: no episode without frames; so is an empty folder named like an episode (a writer
-    killed between creating it and its ``rgb/`` folder). Temporary files of the dead writer
-    are removed; an episode whose lock is held (live writer) is left alone.
-    """
-    rep = Recovery()
-    d = episodes_dir(root)
-    for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-        path = os.path.join(d, name)
-        if name.startswith('.') or not os.path.isdir(path) or writer_alive(path):
-            continue
-        try:
-            meta = load_episode(path)
-        except EpisodeError as exc:
-            if os.path.exists(os.path.join(path, 'episode.json')) or not (
-                    os.path.exists(os.path.join(path, '.writer.lock'))
-                    or os.path.isdir(os.path.join(path, 'rgb'))
-                    or (_ID_RE.match(name) and not os.listdir(path))):
-                rep.unreadable.append((name, str(exc)))
-                continue
-            meta = _temp_meta(path)  # killed before its first episode.json
-            meta.update(format=FORMAT, format_version=FORMAT_VERSION, episode_id=name,
-                        state='recording')
-            meta.setdefault('start_ns', episode_id_to_ns(name))
-            rep.rebuilt.append(name)
-        if meta['state'] != 'recording':
-            continue
-        rep.temp_files += io_utils.remove_stale_temp_files(path)
-        frames = scan_frames(path)
-        if not frames:
-            shutil.rmtree(path, ignore_errors=True)
-            rep.removed.append(name)
-            if name in rep.rebuilt:
-                rep.rebuilt.remove(name)
-            continue
-        meta.pop('dir', None)
-        meta['frames'] = frames
-        meta['counts'] = {p: sum(f['phase'] == p for f in frames) for p in PHASES}
-        meta['state'] = 'interrupted'
-        meta['end_reason'] = 'writer_died'
-        meta['end_ns'] = meta.get('end_ns') or frames[-1]['stamp_ns']
-        if meta.get('start_ns') is None:
-            meta['start_ns'] = frames[0]['stamp_ns']
-        meta['recovered_ns'] = time.time_ns()
-        io_utils.atomic_write_json(os.path.join(path, 'episode.json'), meta)
-        rep.interrupted.append(name)
-    return rep
 
 
 def dir_size_bytes(root):

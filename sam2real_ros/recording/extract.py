@@ -41,7 +41,7 @@ import sys
 from sam2real_ros.common import bags
 from sam2real_ros.common import conversions
 from sam2real_ros.common.cli_help import HelpFormatter
-from sam2real_ros.recording import episode_sink, episode_store
+from sam2real_ros.recording import episode_recovery, episode_sink, episode_store
 from sam2real_ros.recording import grasp_episodes
 
 
@@ -96,8 +96,6 @@ def extract(args, warn=print):
         of bad message (:func:`cause_key`) to ``[count, first full cause]``.
 
     """
-    from tqdm import tqdm
-
     cfg = grasp_episodes.EpisodeConfig.from_mapping(vars(args))
     try:
         cfg.validate()
@@ -135,57 +133,74 @@ def extract(args, warn=print):
         wanted = {args.image_topic, info_topic, *status_topics}
         conns = [c for c in reader.connections if c.topic in wanted]
         bad_images = [0]
+        lock = _lock(args.out)
         try:
-            lock = episode_store.DatasetLock(args.out, 'sam2real extract-episodes')
             sink = episode_sink.EpisodeSink(args.out, args.max_disk_gb, args.min_free_gb,
                                             warn=lambda m: warn('warning: ' + m), resume=True,
                                             rejected=lambda: bad_images[0])
-            recovery = episode_store.recover_interrupted(args.out)
-        except episode_store.DatasetBusy as exc:
-            raise UserError(str(exc)) from None
+            recovery = episode_recovery.recover_interrupted(args.out)
         except OSError as exc:
             raise UserError(f'cannot write to --out {args.out}: {exc}')
         if recovery:
             warn(f'warning: {recovery.summary()}')
-        logic = grasp_episodes.EpisodeLogic(cfg, reader.start_time)
-        camera = None
-        extra = {'source_bag': os.path.abspath(args.bag), 'image_topic': args.image_topic}
-        rejected = {}
-        total = sum(c.msgcount for c in conns)
-        t = reader.start_time
-        for conn, t, raw in tqdm(reader.messages(connections=conns), total=total,
-                                 unit='msg', disable=args.no_progress):
-            try:
-                msg = reader.deserialize(raw, conn.msgtype)
-            except Exception as exc:
-                events, cause = [], f'{conn.topic}: cannot deserialize ({exc})'
-            else:
-                events, cause = feed(logic, conn.topic, msg, t, args.image_topic, status_topics)
-            if conn.topic == info_topic and cause is None:
-                camera = episode_store.camera_meta(msg)
-            if cause:
-                logic.counts['frames_bad'] += 1
-                bad_images[0] += conn.topic == args.image_topic
-                entry = rejected.setdefault(cause_key(cause), [0, cause])
-                entry[0] += 1
-                if entry[0] == 1:
-                    warn(f'warning: skipping bad message(s): {cause}')
-            for ev in events:
-                sink.handle(ev, camera=camera, extra=extra)
-            if sink.quota_reached and logic.state == 'idle':
-                break  # the episode the quota cut short is closed with its grasp's outcome
-        end = reader.end_time if not sink.quota_reached else t
-        for ev in logic.finish(end):
-            sink.handle(ev, camera=camera, extra=extra)
-        left = sink.close()
-        if left:
-            warn(f'warning: episode.json of {", ".join(left)} could not be written; they stay '
-                 f'"recording" until the next run repairs them')
+        logic, rejected = _cut_episodes(args, cfg, reader, conns, sink, info_topic,
+                                        status_topics, bad_images, warn)
         return sink.stats, dict(logic.counts), rejected, recovery
     finally:
         reader.close()
         if lock is not None:
             lock.release()
+
+
+def _cut_episodes(args, cfg, reader, conns, sink, info_topic, status_topics, bad_images, warn):
+    """Feed the bag's messages to the episode logic and its events to the store."""
+    from tqdm import tqdm
+
+    logic = grasp_episodes.EpisodeLogic(cfg, reader.start_time)
+    camera = None
+    extra = {'source_bag': os.path.abspath(args.bag), 'image_topic': args.image_topic}
+    rejected = {}
+    total = sum(c.msgcount for c in conns)
+    t = reader.start_time
+    for conn, t, raw in tqdm(reader.messages(connections=conns), total=total,
+                             unit='msg', disable=args.no_progress):
+        try:
+            msg = reader.deserialize(raw, conn.msgtype)
+        except Exception as exc:
+            events, cause = [], f'{conn.topic}: cannot deserialize ({exc})'
+        else:
+            events, cause = feed(logic, conn.topic, msg, t, args.image_topic, status_topics)
+        if conn.topic == info_topic and cause is None:
+            camera = episode_store.camera_meta(msg)
+        if cause:
+            logic.counts['frames_bad'] += 1
+            bad_images[0] += conn.topic == args.image_topic
+            entry = rejected.setdefault(cause_key(cause), [0, cause])
+            entry[0] += 1
+            if entry[0] == 1:
+                warn(f'warning: skipping bad message(s): {cause}')
+        for ev in events:
+            sink.handle(ev, camera=camera, extra=extra)
+        if sink.quota_reached and logic.state == 'idle':
+            break  # the episode the quota cut short is closed with its grasp's outcome
+    end = reader.end_time if not sink.quota_reached else t
+    for ev in logic.finish(end):
+        sink.handle(ev, camera=camera, extra=extra)
+    left = sink.close()
+    if left:
+        warn(f'warning: episode.json of {", ".join(left)} could not be written; they stay '
+             f'"recording" until the next run repairs them')
+    return logic, rejected
+
+
+def _lock(out):
+    """Take the dataset root's writer lock (one writer per root); UserError when taken."""
+    try:
+        return episode_store.DatasetLock(out, 'sam2real extract-episodes')
+    except episode_store.DatasetBusy as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f'cannot write to --out {out}: {exc}') from None
 
 
 def feed(logic, topic, msg, t_ns, image_topic, status_topics):

@@ -147,6 +147,20 @@ class FrameLost:
 
 
 @dataclass
+class EpisodeUpdate:
+    """
+    The open episode's triggers changed at ``t_ns``: one joined, ended or timed out.
+
+    ``outcome`` is the episode's outcome were it to end now (None while a trigger runs);
+    ``triggers`` as in :class:`EpisodeEnd`. The store keeps it, so a crash loses none of it.
+    """
+
+    t_ns: int
+    outcome: Optional[str]
+    triggers: list
+
+
+@dataclass
 class EpisodeEnd:
     """The open episode closes; ``triggers`` lists every trigger that took part."""
 
@@ -226,7 +240,7 @@ class EpisodeLogic:
         self.triggers.append(trig)
         if self.state == 'during':
             self.counts['merged_triggers'] += 1
-            return events
+            return events + self._update(t_ns)
         events.append(EpisodeStart(int(t_ns), {'source': source, 'goal_id': goal_id, **late}))
         lo = t_ns - self.cfg.before_s * _NS
         last_t = self._last_out.t_ns if self._last_out is not None else -1
@@ -236,7 +250,7 @@ class EpisodeLogic:
             events += self._emit(f, 'before')
         self.buffer.clear()
         self.state, self._phase_t0, self._last_phase_t = 'during', int(t_ns), None
-        return events
+        return events + self._update(t_ns)
 
     def stop(self, source, goal_id, t_ns, outcome='succeeded'):
         """End a trigger at ``t_ns``; returns ``[]`` when it was not active."""
@@ -248,7 +262,7 @@ class EpisodeLogic:
         self._outcome = outcome
         if not self.active and self.state == 'during':
             self.state, self._phase_t0, self._last_phase_t = 'after', int(t_ns), None
-        return events
+        return events + self._update(t_ns)
 
     def is_active(self, source, goal_id):
         """Return True while the trigger ``(source, goal_id)`` is active."""
@@ -322,6 +336,7 @@ class EpisodeLogic:
 
     def tick(self, t_ns):
         """Advance time to ``t_ns`` without a frame (ends timed-out phases)."""
+        events = []
         if self.state == 'during' and t_ns - self._phase_t0 > self.cfg.max_during_s * _NS:
             for trig in self.active.values():
                 trig['end_ns'], trig['outcome'] = int(t_ns), 'timeout'
@@ -331,9 +346,11 @@ class EpisodeLogic:
             self.active.clear()
             self._outcome = 'timeout'
             self.state, self._phase_t0, self._last_phase_t = 'after', int(t_ns), None
+            events = self._update(t_ns)
         if self.state == 'after' and t_ns - self._phase_t0 > self.cfg.after_s * _NS:
-            return self._end(self._phase_t0 + int(self.cfg.after_s * _NS), 'after_elapsed')
-        return []
+            return events + self._end(self._phase_t0 + int(self.cfg.after_s * _NS),
+                                      'after_elapsed')
+        return events
 
     def finish(self, t_ns, reason='end_of_input'):
         """Close an open episode at the end of the input (or at shutdown)."""
@@ -350,6 +367,10 @@ class EpisodeLogic:
         return self._end(t_ns, reason)
 
     # ----------------------------------------------------------------- internals
+    def _update(self, t_ns):
+        return [EpisodeUpdate(int(t_ns), None if self.active else self._outcome,
+                              [dict(t) for t in self.triggers])]
+
     def _end(self, t_ns, reason):
         outcome = self._outcome if not self.active else 'unknown'
         ev = EpisodeEnd(int(t_ns), outcome, reason, [dict(t) for t in self.triggers])
