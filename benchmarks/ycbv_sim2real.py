@@ -184,39 +184,60 @@ def resolve_data(bench, args, preset):
 
 
 def synthetic_cache(out, spec):
-    """Cache folder of a synthetic render spec (its settings are in the name)."""
+    """Cache folder of a synthetic render spec (size, frames, seed and a digest of the rest)."""
+    import hashlib
     size = 'x'.join(str(v) for v in spec.get('size', (480, 640)))
-    return os.path.join(out, 'synthetic', f'{size}-{spec.get("frames")}-seed{spec.get("seed", 0)}')
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
+    return os.path.join(out, 'synthetic',
+                        f'{size}-{spec.get("frames")}-seed{spec.get("seed", 0)}-{digest}')
 
 
 def prepare_synthetic(d, out, progress, log):
     """
     Return ``(root, split, classes file)`` of the labeled synthetic frames, rendering them once.
 
-    With ``--synthetic-root`` that BOP folder is used as it is; otherwise the YCB scene generator
-    renders ``synthetic.frames`` frames into a BOP cache under ``<out>/synthetic/`` (a cache
-    left by other settings has another name; an interrupted one is completed).
+    With ``--synthetic-root`` that BOP folder is used as it is. With ``synthetic.frames`` 0 the
+    frames are rendered on the fly (``(None, None, None)``). Otherwise the YCB scene generator
+    (``sam2real render-ycb``'s ``write_bop_frames``) renders them into a BOP cache under
+    ``<out>/synthetic/``, named after its settings; ``cache.json`` marks a finished cache (an
+    interrupted one is rendered again).
     """
     if d['synthetic_root']:
         split_dir = os.path.join(d['synthetic_root'], d['synthetic_split'])
         if not os.path.isdir(split_dir):
             raise sim2real.BenchmarkError(f'--synthetic-root: {split_dir} not found')
         return d['synthetic_root'], d['synthetic_split'], None
-    spec = d['synthetic']
+    spec = dict(d['synthetic'])
     if not os.path.isdir(d['models']):
         raise sim2real.BenchmarkError(f'YCB models folder {d["models"]} not found (--models)')
     if not spec.get('frames'):
         return None, None, None  # rendered on the fly (dataset type ycb_scenes)
-    from sam2real_ros.data import ycb_scenes
-    if not hasattr(ycb_scenes, 'write_bop_cache'):
-        raise sim2real.BenchmarkError(
-            'this checkout has no BOP cache writer in sam2real_ros.data.ycb_scenes: render on '
-            'the fly (--synthetic-frames 0) or train on a BOP folder (--synthetic-root)')
-    root = synthetic_cache(out, spec)
+    bad = sorted(set(spec) - {'frames', 'size', 'seed', 'objects', 'scene'})
+    if bad:
+        raise sim2real.BenchmarkError(f'ycbv.synthetic: unknown key(s) {bad}; known: frames, '
+                                      'size, seed, objects, scene')
+    from sam2real_ros.common.io_utils import atomic_write_json
+    from sam2real_ros.data.ycb_render import write_bop_frames
+    from sam2real_ros.data.ycb_scenes import YcbSceneConfig, YcbSceneRenderer
+    root, split = synthetic_cache(out, spec), 'train_synt'
+    marker = os.path.join(root, 'cache.json')
+    if os.path.isfile(marker):
+        with open(marker) as f:
+            if json.load(f) == json.loads(json.dumps(spec)):
+                return root, split, os.path.join(root, 'classes.txt')
+    renderer = YcbSceneRenderer(YcbSceneConfig.from_dict(
+        d['models'], size=spec.get('size', (480, 640)),
+        objects=tuple(spec.get('objects', (3, 8))), **(spec.get('scene') or {})))
     t0 = time.monotonic()
-    info = ycb_scenes.write_bop_cache(d['models'], root, progress=progress, **spec)
-    log(f'synthetic frames: {root} ({time.monotonic() - t0:.0f} s)')
-    return root, info.get('split', 'train'), info.get('classes')
+    try:
+        write_bop_frames(renderer, root, int(spec['frames']), int(spec.get('seed', 0)),
+                         split=split, progress=progress)
+    finally:
+        renderer.close()
+    atomic_write_json(marker, spec)
+    log(f'synthetic frames: {spec["frames"]} rendered into {root} '
+        f'({time.monotonic() - t0:.0f} s)')
+    return root, split, os.path.join(root, 'classes.txt')
 
 
 def prepare_real(d, out, progress, log):
@@ -299,7 +320,7 @@ def main(argv=None):
             synth = (None, None, None)
             if d['synthetic_root'] or d['synthetic'].get('frames'):
                 synth = (d['synthetic_root'] or synthetic_cache(out, d['synthetic']),
-                         d['synthetic_split'] if d['synthetic_root'] else 'train', None)
+                         d['synthetic_split'] if d['synthetic_root'] else 'train_synt', None)
             real_root, real_n = os.path.join(out, 'real', '...'), None
         else:
             os.makedirs(out, exist_ok=True)
@@ -318,6 +339,7 @@ def main(argv=None):
             data['synthetic'] = dict(
                 data.get('synthetic') or {}, type='ycb_scenes', models=d['models'],
                 size=list(spec.get('size', (480, 640))), seed=int(spec.get('seed', 0)),
+                objects=list(spec.get('objects', (3, 8))), scene=spec.get('scene') or None,
                 length=100000)
         classes = synth[2] or os.path.join(d['real_root'], 'classes.txt')
         data['real'] = dict(data.get('real') or {}, type='image_folder', root=real_root)

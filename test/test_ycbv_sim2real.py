@@ -70,15 +70,13 @@ def _bop_copy(dst_root, split, scene, frames):
 
 @needs_real
 def test_tiny_run_evaluates_on_a_bop_folder_and_scores_background(tmp_path):
-    # evaluation on another BOP folder (2 frames of scene 000002 as a "test" split); the
-    # synthetic frames here: 2 labeled frames of scene 000001 as a BOP folder (plumbing only)
+    # evaluation on another BOP folder (2 frames of scene 000002 as a "test" split, without
+    # classes.txt: the class names are the generator's)
     ev = _bop_copy(tmp_path / 'heldout', 'test', '000002', 2)
-    synth = _bop_copy(tmp_path / 'synth', 'train_pbr', '000001', 2)
-    shutil.copy(os.path.join(REAL, 'classes.txt'), synth / 'classes.txt')
     out = tmp_path / 'out'
-    proc = _run('--profile', 'tiny', '--out', str(out), '--eval-root', str(ev), '--eval-split',
-                'test', '--synthetic-root', str(synth), '--real-scenes', '000000',
-                '--segmenter', 'fallback')
+    args = ('--profile', 'tiny', '--out', str(out), '--eval-root', str(ev), '--eval-split',
+            'test', '--real-scenes', '000000', '--segmenter', 'fallback')
+    proc = _run(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(summary['results']) == {'ycbv/synthetic_only', 'ycbv/full', 'ycbv/pseudolabel',
@@ -97,13 +95,18 @@ def test_tiny_run_evaluates_on_a_bop_folder_and_scores_background(tmp_path):
     store = MaskStore(str(real / 'masks'))
     assert len(store.keys()) == 2 and all(store.read(k).extra['depth'] for k in store.keys())
     assert 'background everywhere' in (out / 'results.md').read_text()
-    # a rerun reuses every run and the segments, and gives the same table
-    again = _run('--profile', 'tiny', '--out', str(out), '--eval-root', str(ev), '--eval-split',
-                 'test', '--synthetic-root', str(synth), '--real-scenes', '000000',
-                 '--segmenter', 'fallback')
+    # the synthetic frames: rendered once by the generator into a BOP cache
+    (cache,) = (out / 'synthetic').iterdir()
+    assert json.loads((cache / 'cache.json').read_text())['frames'] == 4
+    gt = json.loads((cache / 'train_synt' / '000000' / 'scene_gt.json').read_text())
+    assert len(gt) == 4 and all(gt[k] for k in gt)
+    # a rerun reuses the cache, the segments and every run, and gives the same table
+    mtime = (cache / 'train_synt' / '000000' / 'scene_gt.json').stat().st_mtime_ns
+    again = _run(*args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(again.stdout.strip().splitlines()[-1])['results'] == summary['results']
-    assert again.stdout.count('(reused)') == 4
+    assert again.stdout.count('(reused)') == 4 and 'rendered into' not in again.stdout
+    assert (cache / 'train_synt' / '000000' / 'scene_gt.json').stat().st_mtime_ns == mtime
 
 
 @needs_real
