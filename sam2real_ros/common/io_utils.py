@@ -128,13 +128,19 @@ def atomic_write_png(path, image):
 def read_rgb(path):
     """Read an image file as HxWx3 uint8 RGB; raises :class:`ImageReadError` naming the file."""
     import cv2
+    return np.ascontiguousarray(_imread(path, cv2.IMREAD_COLOR)[:, :, ::-1])
+
+
+def _imread(path, flags):
+    """``cv2.imread(path, flags)``; raises :class:`ImageReadError` naming a missing or bad file."""
+    import cv2
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ImageReadError(f'image file not found: {path}')
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    img = cv2.imread(path, flags)
     if img is None:
         raise ImageReadError(f'not a readable image (corrupt or unsupported format): {path}')
-    return np.ascontiguousarray(img[:, :, ::-1])
+    return img
 
 
 # The one image lister (SAM worker and image-folder dataset): what counts as an image file and
@@ -180,12 +186,7 @@ def list_images(root, exclude=()):
 def read_image_unchanged(path):
     """Read an image file keeping depth and channels (e.g. 16-bit depth or a mono8 mask)."""
     import cv2
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ImageReadError(f'image file not found: {path}')
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ImageReadError(f'not a readable image (corrupt or unsupported format): {path}')
+    img = _imread(path, cv2.IMREAD_UNCHANGED)
     if img.ndim == 3 and img.shape[2] >= 3:
         img = img[:, :, 2::-1] if img.shape[2] == 3 else img[:, :, [2, 1, 0, 3]]
     return np.ascontiguousarray(img)

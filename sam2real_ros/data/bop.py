@@ -205,6 +205,15 @@ class BopDataset(BaseDataset):
         return {'rgb': rgb, 'labels': labels, 'key': self._key(index)}
 
 
+def _read_json(path, what):
+    """Return the JSON in ``path``; raises :class:`DatasetError` naming the BOP ``what`` file."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise DatasetError(f'cannot read BOP {what} file {path}: {e}') from None
+
+
 def load_scene_gt(path):
     """
     Read a BOP ``scene_gt.json``: ``{im_id: [{obj_id, cam_R_m2c, cam_t_m2c}, ...]}``.
@@ -220,11 +229,7 @@ def load_scene_gt(path):
     """
     if not os.path.isfile(path):
         raise DatasetError(f'missing BOP annotation file {path}')
-    try:
-        with open(path) as f:
-            gt = json.load(f)
-    except (OSError, ValueError) as e:
-        raise DatasetError(f'cannot read BOP annotation file {path}: {e}') from None
+    gt = _read_json(path, 'annotation')
     if not isinstance(gt, dict) or not all(
             isinstance(v, list) and all(isinstance(o, dict) and 'obj_id' in o for o in v)
             for v in gt.values()):
@@ -246,11 +251,7 @@ def load_scene_camera(path):
       unreadable or an entry lacks a 9-number ``cam_K``.
 
     """
-    try:
-        with open(path) as f:
-            cams = json.load(f)
-    except (OSError, ValueError) as e:
-        raise DatasetError(f'cannot read BOP camera file {path}: {e}') from None
+    cams = _read_json(path, 'camera')
     if not isinstance(cams, dict) or not all(
             isinstance(c, dict) and len(c.get('cam_K') or ()) == 9 for c in cams.values()):
         raise DatasetError(f'{path}: expected {{im_id: {{"cam_K": [9 numbers], ...}}}}')
