@@ -342,7 +342,7 @@ class YcbSceneRenderer:
             steps += 24
             speeds = [pb.getBaseVelocity(b, physicsClientId=cid) for b in bodies]
             if steps >= 120 and max(max(np.abs(lin).max(), 0.2 * np.abs(ang).max())
-                                    for lin, ang in speeds) < 0.005:
+                                    for lin, ang in speeds) < 0.01:
                 break
         return steps
 
