@@ -721,3 +721,48 @@ def test_recovery_keeps_what_the_recorder_knew(processes, harness, tmp_path):
     assert 'completed 1 episode(s) closed by a writer' in processes.output(rec)
     assert not list(eps_dir.glob('*/.last_meta.*'))
     assert processes.stop(rec) == 0
+
+
+# Loaded by the recorder process: every call of the episode logic's tick blocks while the flag
+# file exists -- an executor stuck in a callback, as a deadlock would leave it.
+STUCK_EXECUTOR = textwrap.dedent("""
+    import os
+    import time
+    from sam2real_ros.recording import grasp_episodes
+    _tick, _flag = grasp_episodes.EpisodeLogic.tick, os.environ['SAM2REAL_TEST_STALL_FLAG']
+
+    def tick(self, t_ns):
+        while os.path.exists(_flag):
+            time.sleep(0.05)
+        return _tick(self, t_ns)
+
+    grasp_episodes.EpisodeLogic.tick = tick
+""")
+
+
+@pytest.mark.rostest
+def test_a_stuck_executor_is_reported_and_exits(processes, harness, tmp_path):
+    """A recorder whose timers stop says so and exits; it never hangs quietly (#22 item 4)."""
+    site, flag, root = tmp_path / 'site', tmp_path / 'stall', tmp_path / 'data'
+    site.mkdir()
+    (site / 'sitecustomize.py').write_text(STUCK_EXECUTOR)
+    env = {'SAM2REAL_TEST_STALL_FLAG': str(flag), 'PYTHONPATH': os.pathsep.join(
+        p for p in (str(site), os.environ.get('PYTHONPATH')) if p)}
+    rec = start_recorder(processes, root, action_names='[""]', watchdog_s=2.0, env=env)
+    assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 30), processes.output(rec)
+    assert harness.call('/grasp_recorder/start').success
+    assert wait_until(lambda: list(root.glob('episodes/*/rgb/*_during.png')), 10)
+    flag.write_text('stuck')
+    assert wait_until(lambda: rec.poll() is not None, 30), processes.output(rec)
+    log = processes.output(rec)
+    assert rec.returncode == 3, log
+    assert 'timers have not run for' in log and 'the executor is stuck; exiting with code 3' \
+        in log, log
+    assert re.search(r'sitecustomize\.py", line \d+ in tick', log), log  # where it hung
+    flag.unlink()
+    rec2 = start_recorder(processes, root, name='restarted', action_names='[""]')
+    (ep_dir,) = root.glob('episodes/*')
+    ep = wait_until(lambda: (lambda m: m['state'] == 'interrupted' and m)(
+        episode_store.load_episode(ep_dir)), 30)
+    assert ep and ep['end_reason'] == 'writer_died', processes.output(rec2)
+    assert processes.stop(rec2) == 0

@@ -28,6 +28,7 @@ triggers, QoS and diagnostics are documented in docs/grasp_recorder.md.
 """
 from collections import Counter, deque
 from dataclasses import asdict
+import faulthandler
 import functools
 import os
 import re
@@ -38,6 +39,7 @@ from action_msgs.msg import GoalStatusArray
 from rclpy.node import Node
 from rclpy.qos import qos_profile_action_status_default
 from sam2real_ros.common import conversions
+from sam2real_ros.common.watchdog import Watchdog
 from sam2real_ros.inference.runtime import RateWindow, reuse_large_buffers
 from sam2real_ros.nodes import params
 from sam2real_ros.nodes.diagnostics import Diagnostics
@@ -84,7 +86,11 @@ PARAMETERS = params.schema(
           'RGB frame', bounds=(0.0, 10.0)),
     params.camera_timeout_parameter(3.0),
     Param('diagnostics_period_s', 1.0, 'period of /diagnostics messages', bounds=(0.05, 60.0)),
+    Param('watchdog_s', 30.0, 'when the timers of the node have not run for this long (a '
+          'stuck executor), log it with the stack of every thread and exit with code 3, so a '
+          'supervisor restarts it (0: off)', bounds=(0.0, 3600.0)),
 )
+WATCHDOG_EXIT = 3  # exit code of a recorder whose watchdog found its executor stuck
 RECENT_S = 10.0  # bad or dropped frames make the diagnostics WARN for this long
 # (level, message): the diagnostics states, the first that applies wins (docs/grasp_recorder.md)
 DIAGNOSTIC_STATES = (
@@ -157,7 +163,8 @@ class RecorderNode(Node):
         self.create_service(Trigger, '~/stop', self._srv_stop)
         self.diagnostics = Diagnostics(self, 'grasp_recorder: episodes',
                                        p['diagnostics_period_s'], self._status, self.root)
-        self.create_timer(0.1, lambda: self._submit(self.logic.tick(self._now())))
+        self.watchdog = Watchdog(p['watchdog_s'], self._stalled) if p['watchdog_s'] else None
+        self.create_timer(0.1, self._tick)
         # retry failed writes, re-check the quota (on the writer thread, which owns the sink)
         self.create_timer(1.0, lambda: self.writer.submit(episode_sink.Tick()))
         self.get_logger().info(
@@ -166,6 +173,21 @@ class RecorderNode(Node):
 
     def _now(self):
         return self.get_clock().now().nanoseconds
+
+    def _tick(self):
+        if self.watchdog is not None:
+            self.watchdog.beat()
+        self._submit(self.logic.tick(self._now()))
+
+    def _stalled(self, age_s):
+        """Watchdog thread: the executor ran no timer for ``age_s``; say so, then exit."""
+        self.get_logger().error(
+            f'timers have not run for {age_s:.1f} s (watchdog_s {self.p["watchdog_s"]:g}): the '
+            f'executor is stuck; exiting with code {WATCHDOG_EXIT} (the next start repairs the '
+            'open episode); stacks of all threads follow')
+        faulthandler.dump_traceback(all_threads=True)
+        sys.stderr.flush()
+        os._exit(WATCHDOG_EXIT)
 
     def _submit(self, events):
         for ev in events:
@@ -288,6 +310,8 @@ class RecorderNode(Node):
 
     def shutdown(self):
         """Close an open episode (end_reason 'shutdown') and flush the writer."""
+        if self.watchdog is not None:
+            self.watchdog.stop()  # a long flush on a slow disk is no stall
         self._submit(self.logic.finish(self._now(), 'shutdown'))
         self.writer.close()
         left = self.sink.close()
