@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from sam2real_ros.data import procedural
+from sam2real_ros.data import tabletop
 from sam2real_ros.data.procedural import CLASS_NAMES, get_appearance, TabletopRenderer
 
 SIZE = (120, 160)
@@ -142,7 +143,7 @@ def test_registered_depth_table_plane_and_objects_on_it(preset):
             assert valid.all()  # exact depth; 'real' has noise and shadow holes
             # the table (below the wall at 1.2 m) is a plane: inverse depth linear in the row
             for col in range(0, w, 7):
-                sel = (inst[:, col] == 0) & (z[:, col] < procedural.TABLE_FAR_M - 0.01)
+                sel = (inst[:, col] == 0) & (z[:, col] < tabletop.TABLE_FAR_M - 0.01)
                 if sel.sum() > 10:
                     r, inv = np.nonzero(sel)[0], 1.0 / z[sel, col]
                     fit = np.polyval(np.polyfit(r, inv, 1), r)

@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from sam2real_ros.data import procedural
+from sam2real_ros.data import tabletop
 
 # action_msgs/GoalStatus values (the world reads the grasp action's status as plain tuples)
 EXECUTING, SUCCEEDED, TERMINAL = 2, 4, (4, 5, 6)  # 5 canceled, 6 aborted
@@ -87,7 +88,7 @@ class GraspWorld:
         h, w = self.size
         self.margin = margin
         self.canvas = (int(round(h * (1 + 2 * margin))), int(round(w * (1 + 2 * margin))))
-        self._gain = procedural.camera_gain(self.appearance, h, w)
+        self._gain = tabletop.camera_gain(self.appearance, h, w)
         self._scenes = {}
         self._cache = OrderedDict()
         # state: scene cycle, objects still on the table, current grasp, completed grasps
@@ -228,7 +229,7 @@ class GraspWorld:
         rng = np.random.default_rng([self.seed, 9, cycle, len(present),
                                      0 if active is None else active + 1,
                                      int(progress * 40), view])
-        rgb = procedural.apply_camera(rgb, self.appearance, rng, self._gain)
+        rgb = tabletop.apply_camera(rgb, self.appearance, rng, self._gain)
         if self.size != self.out_size:
             oh, ow = self.out_size
             rgb = cv2.resize(rgb, (ow, oh), interpolation=cv2.INTER_LINEAR)
@@ -275,9 +276,9 @@ def _build_scene(app, canvas, n, seed):
     """Background, depth and object sprites (rgb, mask, depth, shadow) of one scene."""
     rng = np.random.default_rng(seed)
     ch, cw = canvas
-    light = procedural.light_vector(app, rng)
-    img, horizon = procedural.draw_background(app, rng, ch, cw)
-    procedural.clutter_over_wall(img, app, rng, horizon)
+    light = tabletop.light_vector(app, rng)
+    img, horizon = tabletop.draw_background(app, rng, ch, cw)
+    tabletop.clutter_over_wall(img, app, rng, horizon)
     depth, col = _table_depth(ch, cw, horizon)
     scale = min(ch, cw) / 480.0
     # Spread the objects over the table (a row of slots with jitter), far ones first.
@@ -297,22 +298,22 @@ def _build_scene(app, canvas, n, seed):
     objects.sort(key=lambda o: o[2])
     out = []
     for name, cx, cy, r, angle in objects:
-        m = procedural.shape_mask(name, rng, ch, cw, cx, cy, r, angle)
+        m = tabletop.shape_mask(name, rng, ch, cw, cx, cy, r, angle)
         x0, y0, bw, bh = cv2.boundingRect(m)
         if bw == 0 or bh == 0:
             continue
         box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
         ones = np.ones((ch, cw, 3), np.float32)
-        procedural.cast_shadow(ones, m, light, r, app.shadows)
+        tabletop.cast_shadow(ones, m, light, r, app.shadows)
         dark = np.flatnonzero(ones[..., 0].min(0) < 1.0), np.flatnonzero(ones[..., 0].min(1) < 1.0)
         if len(dark[0]):
             sbox = (slice(dark[1][0], dark[1][-1] + 1), slice(dark[0][0], dark[0][-1] + 1))
         else:
             sbox = (slice(0, 0), slice(0, 0))
-        colour = procedural.object_colour(name, app, rng)
+        colour = tabletop.object_colour(name, app, rng)
         sprite = np.zeros((ch, cw, 3), np.float32)
-        sub = procedural.paint_object(sprite, m, box, colour, name, app, rng, light, cx, cy, r,
-                                      angle)
+        sub = tabletop.paint_object(
+            sprite, m, box, colour, name, app, rng, light, cx, cy, r, angle)
         base_y = y0 + bh - 1
         # depth: the table at the object's foot, minus a rounded relief up to ~0.6 r
         dt = cv2.distanceTransform(m[box], cv2.DIST_L2, 3)
