@@ -62,7 +62,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 DEFAULT_CONFIG = os.path.join(REPO, 'training', 'configs', 'sim2real_ycbv.yaml')
 YCBV_KEYS = ('real', 'eval', 'synthetic')
-SIZE_KEYS = ('seeds', 'overrides', 'synthetic_frames', 'real_frames', 'profile')
+SIZE_KEYS = ('seeds', 'overrides', 'synthetic_frames', 'synthetic_size', 'real_frames')
 
 
 def shared_data():
@@ -170,6 +170,8 @@ def resolve_data(bench, args, preset):
     synth = dict(ycbv.get('synthetic') or {})
     if preset.get('synthetic_frames') is not None:
         synth['frames'] = int(preset['synthetic_frames'])
+    if preset.get('synthetic_size'):
+        synth['size'] = [int(v) for v in preset['synthetic_size']]
     if args.synthetic_frames is not None:
         synth['frames'] = int(args.synthetic_frames)
     models = os.path.abspath(args.models or synth.pop('models', None)
