@@ -34,6 +34,8 @@ SUBCOMMANDS = {
     'train': ('sam2real_ros.training.train',
               'train a model (synthetic + SAM-regularized real frames)'),
     'evaluate': ('sam2real_ros.training.evaluate', 'mIoU (Eq. 8) of a checkpoint or ONNX model'),
+    'adapt': ('sam2real_ros.adaptation.adapt',
+              'fine-tune on new robot frames, gate, deploy if not worse; rollback, status'),
     'export': ('sam2real_ros.inference.export',
                'export a checkpoint (EMA weights) to ONNX for the node'),
     'segment': ('sam2real_ros.sam.worker', 'run SAM (or the fallback) on a dataset, resumably'),

@@ -290,6 +290,12 @@ def test_episodes_with_masks(tmp_path):
     assert [ds[i]['key'] for i in range(len(ds))] == [f.key for f in refs[:3]]
     assert ds.failed_masks == 1 and ds.missing_masks == 0
     np.testing.assert_array_equal(ds[0]['rgb'], read_rgb(refs[0].image_path))
+    # a fixed set of episodes (what the adaptation manager trains a candidate on)
+    only = build_unlabeled({'type': 'episodes', 'root': str(root),
+                            'episodes': [refs[0].episode_id]})
+    assert len(only) == 3
+    with pytest.raises(DatasetError, match=r'episodes \['):
+        build_unlabeled({'type': 'episodes', 'root': str(root), 'episodes': ['nope']})
 
 
 def _write_bag(path, storage, stamps_s, shape=(24, 32)):

@@ -35,7 +35,8 @@ from sam2real_ros.data.base import (BaseDataset, DatasetError, resolve_segmenter
                                     take_config)
 from sam2real_ros.sam.mask_layers import MaskLayers
 
-_FIELDS = ('root', 'masks', 'missing_masks', 'segmenter', 'complete_only', 'with_failed')
+_FIELDS = ('root', 'masks', 'missing_masks', 'segmenter', 'complete_only', 'with_failed',
+           'episodes')
 _ROSBAG_FIELDS = ('path', 'image_topic', 'min_period_s', 'cache', 'masks', 'missing_masks',
                   'segmenter', 'progress')
 
@@ -157,12 +158,21 @@ def build(kind, cfg, segmenter=None):
     if kind == 'episodes':
         from sam2real_ros.recording.episode_store import iter_frames
         complete_only = kw.pop('complete_only', True)
-        keys = [f.key for f in iter_frames(root, complete_only=complete_only)]
+        only = kw.pop('episodes', None)
+        if only is not None and not isinstance(only, (list, tuple)):
+            raise DatasetError(f'episodes dataset: "episodes" must be a list of episode ids, '
+                               f'got {only!r}')
+        only = None if only is None else {str(e) for e in only}
+        keys = [f.key for f in iter_frames(root, complete_only=complete_only)
+                if only is None or f.episode_id in only]
         if not keys:
             raise DatasetError(f'no recorded episode frames under {root}/episodes '
-                               f'(complete_only={complete_only})')
+                               f'(complete_only={complete_only}'
+                               f'{"" if only is None else f", episodes {sorted(only)}"})')
     else:
         kw.pop('complete_only', None)
+        if kw.pop('episodes', None) is not None:
+            raise DatasetError(f'{kind} dataset: "episodes" applies to type episodes only')
         keys = list_images(root, exclude=[kw.get('masks') or os.path.join(root, 'masks')])
         if not keys:
             raise DatasetError(f'no images ({", ".join(IMAGE_EXTS)}) found under {root}')

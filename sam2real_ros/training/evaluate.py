@@ -219,16 +219,19 @@ def build_parser():
 
 
 def evaluate(engine, dataset, frames=0, include_background=True, progress=True, lut=None,
-             ignore_index=IGNORE_INDEX):
+             ignore_index=IGNORE_INDEX, keep_frames=False):
     """
     Run ``engine`` over ``dataset`` and return :meth:`MeanIoU.summary` (+ class names).
 
     ``lut`` (from :func:`class_lut`) maps the dataset's labels to the model's; the per-class
-    results are named with the model's class names.
+    results are named with the model's class names. ``keep_frames`` adds ``frame_scores``:
+    ``{frame key: that frame's mean IoU}`` for the frames that count (paired comparisons of two
+    models over the same frames).
     """
     from tqdm import tqdm
     acc = MeanIoU(include_background=include_background, ignore_index=ignore_index)
     n = len(dataset) if not frames else min(frames, len(dataset))
+    per_frame = {}
     for i in tqdm(range(n), desc='evaluate', disable=not progress):
         sample = dataset[i]
         if 'labels' not in sample:
@@ -245,8 +248,12 @@ def evaluate(engine, dataset, frames=0, include_background=True, progress=True, 
                     f'that --class-map leaves without a model class: map them '
                     f'({names[0]}=MODEL_CLASS) or ignore their pixels ({names[0]}=)')
             gt = gt.astype(np.uint8)
-        acc.update(pred, gt)
+        score = acc.update(pred, gt)
+        if keep_frames and score is not None:
+            per_frame[str(sample.get('key', i))] = score
     out = acc.summary()
+    if keep_frames:
+        out['frame_scores'] = per_frame
     names = list(engine.class_names)
     out['per_class'] = {(names[int(c)] if int(c) < len(names) else c): v
                         for c, v in out['per_class'].items()}

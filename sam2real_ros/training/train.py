@@ -131,8 +131,14 @@ def _load_cfg(args):
     return cfg
 
 
-def run(cfg, out, resume=False, progress=None):
-    """Train per ``cfg`` into ``out``; returns the final summary dict (rank 0) or None."""
+def run(cfg, out, resume=False, progress=None, stop=None):
+    """
+    Train per ``cfg`` into ``out``; returns the final summary dict (rank 0) or None.
+
+    ``stop`` (optional, a callable without arguments) is asked after each epoch's checkpoint;
+    when it returns True the run ends there (``stopped_early`` in the summary) and can be
+    continued later with ``resume=True`` (the adaptation manager's wall-time budget).
+    """
     from tqdm import tqdm
 
     from sam2real_ros.training.trainer import Trainer
@@ -157,6 +163,7 @@ def run(cfg, out, resume=False, progress=None):
         for key, val in values.items():
             writer.add_scalar(f'train/{key}', val, step)
 
+    stopped = False
     epochs = tqdm(range(tr.epoch, cfg.max_epochs), desc='epochs', disable=not (show and
                   main_rank), initial=tr.epoch, total=cfg.max_epochs, position=0)
     for _ in epochs:
@@ -184,13 +191,17 @@ def run(cfg, out, resume=False, progress=None):
             tr.save()
             epochs.set_postfix(miou=f'{summary["miou"]:.3f}')
         _barrier(world)
+        if stop is not None and tr.epoch < cfg.max_epochs and stop():
+            stopped = True
+            break
     if writer is not None:
         writer.close()
     if not main_rank:
         return None
     last = tr.history[-1] if tr.history else {}
     return {'epochs': tr.epoch, 'miou': last.get('miou'), 'miou_last_k': last.get('miou_last_k'),
-            'k': k, 'variant': cfg.variant, 'checkpoint': os.path.join(out, 'checkpoint.pt')}
+            'k': k, 'variant': cfg.variant, 'checkpoint': os.path.join(out, 'checkpoint.pt'),
+            'iterations': tr.epoch * tr.iters, 'stopped_early': stopped}
 
 
 def main(argv=None):
