@@ -38,6 +38,19 @@ from sam2real_ros.data.base import DatasetError
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 
 
+def image_connections(reader, bag, topic):
+    """Return the bag's connections of image ``topic``; raises :class:`DatasetError` if none."""
+    conns = [c for c in reader.connections if c.topic == topic]
+    if not conns:
+        images = sorted({c.topic for c in reader.connections if c.msgtype in IMAGE_TYPES})
+        raise DatasetError(f'topic {topic!r} not in rosbag {bag}; image topics there: '
+                           f'{images or "none"}')
+    if conns[0].msgtype not in IMAGE_TYPES:
+        raise DatasetError(f'topic {topic!r} in {bag} has type {conns[0].msgtype}, '
+                           f'expected one of {IMAGE_TYPES}')
+    return conns
+
+
 def extract_bag_frames(bag, topic, out_dir, min_period_s=0.5, progress=True):
     """
     Write the frames of ``topic`` in ``bag`` as PNG files, subsampled by time.
@@ -74,15 +87,7 @@ def extract_bag_frames(bag, topic, out_dir, min_period_s=0.5, progress=True):
     reasons = {}  # each distinct decoding problem -> count (printed once)
     try:
         with bags.open_bag(bag) as reader:
-            conns = [c for c in reader.connections if c.topic == topic]
-            if not conns:
-                images = sorted({c.topic for c in reader.connections
-                                 if c.msgtype in IMAGE_TYPES})
-                raise DatasetError(f'topic {topic!r} not in rosbag {bag}; image topics there: '
-                                   f'{images or "none"}')
-            if conns[0].msgtype not in IMAGE_TYPES:
-                raise DatasetError(f'topic {topic!r} in {bag} has type {conns[0].msgtype}, '
-                                   f'expected one of {IMAGE_TYPES}')
+            conns = image_connections(reader, bag, topic)
             os.makedirs(out_dir, exist_ok=True)
             last = None
             bar = tqdm(total=sum(c.msgcount for c in conns), desc=f'extract {topic}',
