@@ -82,6 +82,16 @@ def test_export_checks_out_before_any_work(tmp_path):
     assert list((tmp_path / 'dir').iterdir()) == []
 
 
+def test_export_refuses_duplicate_class_names(tmp_path):
+    """``--classes bg,a,a`` would give two labels one name: refused before any work (#21)."""
+    out = tmp_path / 'x.onnx'
+    res = sam2real('export', '--random', '--classes', 'bg,a,a', '--out', str(out))
+    assert res.returncode == 2 and res.stdout == ''
+    assert res.stderr.splitlines() == [
+        "sam2real export: error: --classes: class name 'a' given twice"], res.stderr
+    assert not out.exists()
+
+
 def test_export_keeps_the_exporters_output_off_the_terminal(tmp_path):
     out = tmp_path / 'model.onnx'
     res = sam2real('export', '--random', '--size', '64x64', '--classes', 'bg,a', '--out',

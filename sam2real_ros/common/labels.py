@@ -32,3 +32,17 @@ MAX_CLASSES = 256
 """Most classes a label image can hold (uint8 / mono8 values 0..255)."""
 IGNORE_INDEX = 255
 """Ground-truth value of unlabeled pixels (default of the training config's loss.ignore_index)."""
+
+
+def class_names_problem(names):
+    """Return why ``names`` cannot name a model's classes (one line), or None."""
+    if not names:
+        return 'give at least one class name'
+    if len(names) > MAX_CLASSES:
+        return f'{len(names)} classes, at most {MAX_CLASSES} (labels are mono8)'
+    seen = set()
+    for name in names:
+        if name in seen:
+            return f'class name {name!r} given twice'
+        seen.add(name)
+    return None

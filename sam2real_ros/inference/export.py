@@ -46,7 +46,7 @@ import numpy as np
 from sam2real_ros import version
 from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.common.io_utils import atomic_write_bytes
-from sam2real_ros.common.labels import MAX_CLASSES
+from sam2real_ros.common.labels import class_names_problem
 
 DEFAULT_FULL_RES = (480, 640)  # export size for profiles with input_size: null
 METADATA_MARK = 'sam2real_version'
@@ -160,8 +160,9 @@ def export_onnx(model, cfg, class_names, out_path, opset=17, size=None, verify=T
     if opset < 17:
         raise ValueError(f'opset must be >= 17, got {opset}')
     class_names = [str(c) for c in class_names]
-    if len(class_names) > MAX_CLASSES:
-        raise ValueError(f'{len(class_names)} classes: at most {MAX_CLASSES} (labels are mono8)')
+    problem = class_names_problem(class_names)
+    if problem:
+        raise ValueError(problem)
     if len(class_names) != cfg.num_classes:
         raise ValueError(f'{len(class_names)} class names for a model with '
                          f'{cfg.num_classes} classes')
@@ -319,11 +320,9 @@ def main(argv=None):
             if args.checkpoint:
                 raise ValueError('give either a checkpoint or --random, not both')
             names = [c.strip() for c in args.classes.split(',') if c.strip()]
-            if len(names) < 1:
-                raise ValueError('--classes: give at least one class name')
-            if len(names) > mdl.MAX_CLASSES:
-                raise ValueError(f'--classes: {len(names)} classes, at most {mdl.MAX_CLASSES} '
-                                 f'(labels are mono8)')
+            problem = class_names_problem(names)
+            if problem:
+                raise ValueError(f'--classes: {problem}')
             cfg = mdl.load_profile(args.profile, num_classes=len(names), pretrained=False,
                                    pretrained_path=None)
             import torch
