@@ -137,6 +137,8 @@ def test_schema_validation_messages():
     ('sim_camera', 'rate_hz:=0.0', 'rate_hz'),
     ('sim_camera', 'source:=video', 'source'),
     ('grasp_server', 'grasp_duration_s:=-1.0', 'grasp_duration_s'),
+    ('grasp_recorder', 'dataset_root:=/proc/nope',
+     "parameter dataset_root: cannot create '/proc/nope'"),
     ('segmentation_node', 'threads:=many', 'threads'),  # wrong type
 ])
 def test_invalid_parameter_exits_2_with_one_clear_line(node, arg, needle, tmp_path):

@@ -196,6 +196,31 @@ def test_cli_user_errors(tmp_path, capsys):
     assert 'SAM checkpoint not found' in capsys.readouterr().err
 
 
+def test_cli_refuses_the_devices_the_node_refuses(tmp_path, capsys):
+    """One device rule for ``sam2real segment --device`` and the node's ``device`` (#21)."""
+    from sam2real_ros.nodes.sam_worker import PARAMETERS
+    from sam2real_ros.sam import segmenters
+    io_utils.atomic_write_png(tmp_path / 'a.png', _img(0))
+    assert main([str(tmp_path), '--segmenter', 'fallback', '--device', 'gpu9', '--nice',
+                 '0', '--no-progress']) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "sam2real segment: device 'gpu9' must be auto, cpu, cuda or cuda:N"]
+    for device in ('gpu9', 'cuda:', 'tpu', 'auto', 'cpu', 'cuda', 'cuda:1'):
+        cli_ok = segmenters.device_problem(device) is None
+        assert cli_ok == (PARAMETERS['device'].check(device) is None), device
+        assert cli_ok == (device in ('auto', 'cpu', 'cuda', 'cuda:1'))
+
+
+def test_corrupt_image_gives_no_opencv_noise(tmp_path, capfd):
+    """A corrupt PNG is one failed frame in the summary, without OpenCV's own log lines."""
+    io_utils.atomic_write_png(tmp_path / 'good.png', _img(1))
+    (tmp_path / 'bad.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 40)
+    assert main([str(tmp_path), '--segmenter', 'fallback', '--nice', '0',
+                 '--no-progress']) == 1  # a failed frame
+    err = capfd.readouterr().err
+    assert 'done 1, failed 1' in err and '[ERROR' not in err and 'libpng' not in err, err
+
+
 def test_cli_names_the_episode_folders_it_leaves_out(tmp_path, capsys):
     """A still-recording episode and an unreadable folder are named, not skipped silently."""
     writers = make_dataset(tmp_path, n_plain=0)
@@ -370,6 +395,30 @@ def start_worker(processes, root, **params):
     base.update(params)
     return processes.start(*node_command('sam_worker', base, params_file=False),
                            name='sam_worker')
+
+
+@pytest.mark.rostest
+def test_node_says_when_its_dataset_root_did_not_exist(tmp_path, processes):
+    """A mistyped dataset_root is not a silent 'active: segmenting new frames' (#21)."""
+    proc = start_worker(processes, tmp_path / 'nope')
+    assert wait_until(lambda: 'active: segmenting' in processes.output(proc), 60), \
+        processes.output(proc)
+    log = processes.output(proc)
+    assert f"dataset_root {tmp_path / 'nope'} did not exist: created it" in log, log
+    assert processes.stop(proc) == 0
+
+
+@pytest.mark.rostest
+def test_node_missing_checkpoint_names_the_parameter(tmp_path):
+    from sam2real_ros.nodes.graph import node_command
+    cmd = node_command('sam_worker', {'dataset_root': str(tmp_path), 'segmenter': 'sam',
+                                      'checkpoint': str(tmp_path / 'x.pth')}, params_file=False)
+    res = subprocess.run([sys.executable, *cmd], cwd=REPO, capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'SAM checkpoint not found' in lines[0], lines
+    assert 'set the parameter checkpoint' in lines[0] and '--checkpoint' not in lines[0], lines
 
 
 @pytest.mark.rostest

@@ -125,6 +125,18 @@ def atomic_write_png(path, image):
     atomic_write_bytes(path, encode_png(image))
 
 
+def _quiet_cv2():
+    """
+    Return cv2 with its own logging off.
+
+    A corrupt file is reported once, as :class:`ImageReadError` naming it; OpenCV would also
+    print its own ``[ERROR:0@...]`` line for it.
+    """
+    import cv2
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    return cv2
+
+
 def read_rgb(path):
     """Read an image file as HxWx3 uint8 RGB; raises :class:`ImageReadError` naming the file."""
     import cv2
@@ -133,7 +145,7 @@ def read_rgb(path):
 
 def _imread(path, flags):
     """``cv2.imread(path, flags)``; raises :class:`ImageReadError` naming a missing or bad file."""
-    import cv2
+    cv2 = _quiet_cv2()
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ImageReadError(f'image file not found: {path}')

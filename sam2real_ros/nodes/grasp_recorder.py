@@ -117,7 +117,7 @@ class RecorderNode(Node):
         cfg = grasp_episodes.EpisodeConfig.from_mapping(p)
         self.p = p
         self.root = os.path.abspath(os.path.expanduser(p['dataset_root']))
-        os.makedirs(self.root, exist_ok=True)
+        params.ensure_folder('dataset_root', self.root)
         self.root_lock = episode_store.DatasetLock(self.root, 'grasp_recorder')  # or exit 2
         if self.root_lock.stale.get('pid'):
             stale = self.root_lock.stale

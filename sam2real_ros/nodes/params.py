@@ -155,6 +155,30 @@ def camera_timeout_parameter(default=3.0):
                  bounds=(0.1, 3600.0), read_only=False)
 
 
+def ensure_folder(name, path):
+    """
+    Create the folder ``path`` given by parameter ``name`` if it is missing.
+
+    Returns
+    -------
+      bool: True when it had to be created.
+
+    Raises
+    ------
+      ValueError: it cannot be created (one line naming the parameter and the reason).
+
+    """
+    import os
+    if os.path.isdir(path):
+        return False
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f'parameter {name}: cannot create {path!r} '
+                         f'({exc.strerror or exc})') from None
+    return True
+
+
 class ParamValues(dict):
     """Declared parameter values: ``p['name']`` or ``p.name`` (updated by ``ros2 param set``)."""
 

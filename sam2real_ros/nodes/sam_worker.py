@@ -54,7 +54,7 @@ PARAMETERS = params.schema(
           'fallback)', one_of=('auto', 'sam', 'fallback')),
     Param('model_type', 'vit_h', 'SAM backbone', one_of=('vit_h', 'vit_l', 'vit_b')),
     Param('checkpoint', '', 'SAM checkpoint; empty: $SAM_CHECKPOINT or ~/.cache/sam2real/'),
-    Param('device', 'auto', 'auto, cpu, cuda or cuda:N', pattern=r'auto|cpu|cuda(:\d+)?'),
+    Param('device', 'auto', 'auto, cpu, cuda or cuda:N', pattern=segmenters.DEVICE_PATTERN),
     Param('encoder_dtype', 'float32', 'SAM image encoder precision',
           one_of=('float32', 'bfloat16', 'float16')),
     Param('upsample_chunk', 32, 'SAM masks upsampled to full resolution at once',
@@ -106,7 +106,8 @@ class SamWorkerNode(ManagedNode):
             raise ValueError(f'parameter dataset_root must be a folder, got the file {root!r}')
         ckpt = p['checkpoint'] or segmenters.default_checkpoint(p['model_type'])
         if p['segmenter'] == 'sam' and not os.path.isfile(ckpt):
-            raise ValueError(segmenters.missing_checkpoint_message(ckpt, p['model_type']))
+            raise ValueError(segmenters.missing_checkpoint_message(
+                ckpt, p['model_type'], how='set the parameter checkpoint'))
         try:
             self.shard = parse_shard(p['shard'])
         except WorkerError as e:
@@ -129,7 +130,10 @@ class SamWorkerNode(ManagedNode):
     def configure(self):
         """Load the segmenter and create the ``~/frame_done`` publisher."""
         # Started together with the recorder (one launch), the folder may not exist yet.
-        os.makedirs(self.root, exist_ok=True)
+        if params.ensure_folder('dataset_root', self.root):
+            self.log('warning', f'dataset_root {self.root} did not exist: created it (waiting '
+                     'for episodes or images there; check the path unless the recorder starts '
+                     'now)')
         self.loop = WorkerLoop(
             self.root, self._build_segmenter, self.p['store_root'] or None, self.shard,
             self.p['retry_failed'], self.p['poll_period_s'], on_frame=self._on_frame,

@@ -30,6 +30,7 @@ depth jumps) and colour, colour only for frames without depth. :func:`make_segme
 (``sam``, ``fallback`` or ``auto``).
 """
 import os
+import re
 
 import numpy as np
 
@@ -64,11 +65,28 @@ def default_checkpoint(model_type='vit_h'):
     return os.path.join(os.path.expanduser('~'), '.cache', 'sam2real', name)
 
 
-def missing_checkpoint_message(path, model_type='vit_h'):
-    """Return one line naming the missing file and where to download it."""
+def missing_checkpoint_message(path, model_type='vit_h',
+                               how='give it (sam2real segment --checkpoint, sam_worker parameter '
+                               'checkpoint)'):
+    """
+    Return one line naming the missing file and where to download it.
+
+    ``how`` says how the caller names a checkpoint (the CLI's flag, the node's parameter).
+    """
     name = SAM_CHECKPOINTS.get(model_type, 'sam_vit_h_4b8939.pth')
-    return (f'SAM checkpoint not found: {path} (download {name} from {SAM_URL}{name} and pass '
-            f'--checkpoint, or set SAM_CHECKPOINT)')
+    return (f'SAM checkpoint not found: {path} (download {name} from {SAM_URL}{name} and '
+            f'{how}, or set SAM_CHECKPOINT)')
+
+
+DEVICE_PATTERN = r'auto|cpu|cuda(:\d+)?'
+"""The devices the SAM worker (node and ``sam2real segment``) accepts."""
+
+
+def device_problem(device):
+    """Return why ``device`` is not a device of :data:`DEVICE_PATTERN` (one line), or None."""
+    if device is None or re.fullmatch(DEVICE_PATTERN, str(device)):
+        return None
+    return f'device {device!r} must be auto, cpu, cuda or cuda:N'
 
 
 def resolve_device(device):
@@ -198,6 +216,8 @@ def make_segmenter(kind='auto', model_type='vit_h', checkpoint=None, device='aut
     """
     if kind not in ('sam', 'fallback', 'auto'):
         raise SegmenterError(f'segmenter must be sam, fallback or auto, got {kind!r}')
+    if device_problem(device):
+        raise SegmenterError(device_problem(device))
     if kind in ('sam', 'auto'):
         path = checkpoint or default_checkpoint(model_type)
         if os.path.isfile(path) or kind == 'sam':
