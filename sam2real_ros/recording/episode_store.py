@@ -39,6 +39,7 @@ import re
 import shutil
 import socket
 import time
+from typing import Optional
 
 from sam2real_ros import version
 from sam2real_ros.common import io_utils
@@ -46,6 +47,9 @@ from sam2real_ros.common import io_utils
 FORMAT = 'sam2real-episode'
 FORMAT_VERSION = 1
 STATES = ('recording', 'complete', 'interrupted')
+# why a reader that wants finished episodes leaves one out (iter_frames(skipped=...))
+STATE_SKIPPED = {'recording': 'still recording, or its writer died (the recorder repairs it at '
+                              'its next start)'}
 DATASET_LOCK = '.writer.lock'  # in the dataset root: one writer per root (DatasetLock)
 PHASES = ('before', 'during', 'after')
 # end_reason -> True when the episode was cut short (it lacks frames its grasp would have had)
@@ -78,23 +82,26 @@ class EpisodeError(ValueError):
 @dataclass(frozen=True)
 class FrameRef:
     """
-    One stored frame.
+    One stored frame: of an episode, or a plain image file below a dataset root.
+
+    The one on-disk frame type (the SAM worker segments them; ``grasp_episodes.Frame`` is a
+    camera frame in memory, with its pixels).
 
     Attributes
     ----------
       image_path (str): absolute path of the RGB PNG.
       key (str): ``image_path`` relative to the dataset root, ``/`` separators (mask-store key).
-      stamp_ns (int): image header stamp in nanoseconds.
-      phase (str): ``'before'``, ``'during'`` or ``'after'``.
-      episode_id (str): folder name of the episode.
+      stamp_ns (int | None): image header stamp in nanoseconds (None: not an episode frame).
+      phase (str | None): ``'before'``, ``'during'`` or ``'after'`` (None: not an episode frame).
+      episode_id (str | None): folder name of the episode (None: not an episode frame).
 
     """
 
     image_path: str
     key: str
-    stamp_ns: int
-    phase: str
-    episode_id: str
+    stamp_ns: Optional[int] = None
+    phase: Optional[str] = None
+    episode_id: Optional[str] = None
 
 
 def episodes_dir(root):
@@ -422,14 +429,29 @@ def list_episodes(root, complete_only=False, problems=None):
     return out
 
 
-def iter_frames(root, complete_only=True):
-    """Yield a :class:`FrameRef` per stored frame, episodes by id, frames by stamp."""
+def iter_frames(root, complete_only=True, states=None, skipped=None):
+    """
+    Yield a :class:`FrameRef` per stored frame, episodes by id, frames by stamp.
+
+    ``states`` (e.g. ``('complete', 'interrupted')``) keeps episodes in these states instead
+    of ``complete_only``; ``skipped``, when a list, then receives ``(episode_id, reason)`` for
+    each episode folder left out (another state, or unreadable: :func:`list_episodes`).
+    """
     root = os.path.abspath(os.fspath(root))
-    for meta in list_episodes(root, complete_only=complete_only):
+    problems = [] if skipped is not None else None
+    for meta in list_episodes(root, complete_only=complete_only and states is None,
+                              problems=problems):
+        if states is not None and meta['state'] not in states:
+            if skipped is not None:
+                skipped.append((meta['episode_id'], STATE_SKIPPED.get(
+                    meta['state'], f'state {meta["state"]}')))
+            continue
         for fr in sorted(meta['frames'], key=lambda f: f['stamp_ns']):
             path = os.path.join(meta['dir'], *fr['rgb'].split('/'))
             key = os.path.relpath(path, root).replace(os.sep, '/')
             yield FrameRef(path, key, fr['stamp_ns'], fr['phase'], meta['episode_id'])
+    if skipped is not None:
+        skipped.extend(problems)
 
 
 def scan_frames(episode_dir):

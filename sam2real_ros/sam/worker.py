@@ -30,7 +30,6 @@ failed (retried only with ``--retry-failed``); ``--shard i/n`` splits the work b
 of the key. Usage: docs/sam_worker.md.
 """
 import argparse
-from dataclasses import dataclass
 import hashlib
 import os
 import signal
@@ -53,47 +52,24 @@ class WorkerError(RuntimeError):
     """A user error (bad dataset root, bad shard spec, ...) or a systematic failure."""
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One image to segment: absolute ``image_path`` and its store ``key`` (relative, ``/``)."""
-
-    image_path: str
-    key: str
-
-
-def _episode_frames(root, skipped=None):
-    out = []
-    problems = [] if skipped is not None else None
-    for meta in episode_store.list_episodes(root, complete_only=False, problems=problems):
-        if meta['state'] not in ('complete', 'interrupted'):
-            if skipped is not None:
-                skipped.append((meta['episode_id'], 'still recording, or its writer died (the '
-                                'recorder repairs it at its next start)'))
-            continue
-        for fr in sorted(meta['frames'], key=lambda f: f['stamp_ns']):
-            path = os.path.join(meta['dir'], *fr['rgb'].split('/'))
-            out.append(Frame(path, os.path.relpath(path, root).replace(os.sep, '/')))
-    if skipped is not None:
-        skipped.extend(problems)
-    return out
-
-
 def find_frames(dataset_root, store_root=None, skipped=None):
     """
     Return all frames below ``dataset_root``: finished episodes first, then plain image files.
 
     Plain images are those :func:`sam2real_ros.common.io_utils.list_images` lists (the image
     lister the image-folder dataset uses too), leaving out the mask store. Returns a list of
-    :class:`Frame`; ``skipped``, when a list, receives ``(episode_id, reason)`` for each
-    episode folder left out (still recording, or unreadable).
+    ``episode_store.FrameRef`` (a plain image has no stamp, phase or episode); ``skipped``,
+    when a list, receives ``(episode_id, reason)`` for each episode folder left out (still
+    recording, or unreadable).
     """
     root = os.path.abspath(os.fspath(dataset_root))
     if not os.path.isdir(root):
         raise WorkerError(f'dataset root is not a folder: {root}')
     store_root = os.path.abspath(store_root or os.path.join(root, 'masks'))
-    frames = _episode_frames(root, skipped)
+    frames = list(episode_store.iter_frames(root, states=('complete', 'interrupted'),
+                                            skipped=skipped))
     for key in io_utils.list_images(root, exclude=[store_root]):
-        frames.append(Frame(os.path.join(root, *key.split('/')), key))
+        frames.append(episode_store.FrameRef(os.path.join(root, *key.split('/')), key))
     return frames
 
 
@@ -159,7 +135,7 @@ class SamWorker:
         self.store.release_writer_lock()
 
     def pending(self):
-        """Return the frames of this shard that still need masks (list of :class:`Frame`)."""
+        """Return the frames of this shard that still need masks (``episode_store.FrameRef``)."""
         out = []
         for f in find_frames(self.root, self.store_root):
             if in_shard(f.key, self.shard):
