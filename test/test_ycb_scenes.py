@@ -131,9 +131,9 @@ def test_objects_rest_on_the_table_without_interpenetration(renderer):
         renderer.render(seed)
         state = renderer.physics_report()
         assert state['max_speed'] < 0.02, (seed, state)
-        assert state['min_contact_distance'] > -0.005, (seed, state)
+        assert state['min_contact_distance'] > -0.002, (seed, state)
         assert state['lowest_z'] > 0.0, (seed, state)  # no object centre below the table top
-        assert state['max_xy'] < 0.6, (seed, state)  # nothing rolled away
+        assert state['max_xy'] < 1.2, (seed, state)  # nothing rolled off the table
         stacked += state['object_contacts'] > 0
     assert stacked >= 3  # objects lean on and lie on each other
 

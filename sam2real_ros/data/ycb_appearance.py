@@ -57,8 +57,12 @@ def table_texture(rng: np.random.Generator, size: int = 128) -> np.ndarray:
     if kind == 0:  # wood grain
         f = int(rng.integers(3, 12))
         t = 0.5 + 0.5 * np.sin(2 * np.pi * (f * yy + 0.15 * np.sin(2 * np.pi * 2 * xx)))
-    elif kind == 1:  # speckle
-        t = cv2.resize(rng.random((16, 16)), (size, size), interpolation=cv2.INTER_CUBIC)
+    elif kind == 1:  # mottled / speckle: periodic low-frequency noise (tiles without seams)
+        spectrum = np.zeros((size, size), np.complex128)
+        spectrum[:8, :8] = rng.normal(size=(8, 8)) + 1j * rng.normal(size=(8, 8))
+        spectrum[0, 0] = 0
+        t = np.real(np.fft.ifft2(spectrum))
+        t = (t - t.min()) / max(np.ptp(t), 1e-9)
         t = np.clip(t + 0.3 * rng.random((size, size)), 0, 1)
     elif kind == 2:  # checker / cloth
         n = int(rng.integers(2, 9))
