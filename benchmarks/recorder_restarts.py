@@ -30,10 +30,13 @@ executes ``--grasp-s``) and ``grasp_recorder`` on a fresh dataset root. Each cyc
 grasp, kills the recorder with SIGKILL at a random moment up to ``--kill-delay-s`` after the
 grasp's episode folder appears (timed by watching the folder), restarts it at once and checks:
 
-* ``silent``: the restarted recorder sent no ``/diagnostics`` within ``--silent-s``
-  (its timers never ran), or exited;
-* ``not_recorded``: a recorder that was up did not open an episode for the next grasp within
-  ``--silent-s``;
+* ``silent``: a recorder sent no ``/diagnostics`` for ``--silent-s`` (after a restart, or
+  later) and did not exit by itself: it hung quietly;
+* ``watchdog_exits``: a recorder that went quiet (no diagnostics for 5 s before a cycle, or
+  no episode for the cycle's grasp) and then exited with code 3 by itself (its watchdog:
+  docs/grasp_recorder.md, "Watchdog"); the loop restarts it;
+* ``not_recorded``: a recorder that was up, and stayed up, did not open an episode for the
+  cycle's grasp within ``--silent-s``;
 * ``mislabelled``: an episode of the killed grasp written by the restarted recorder that is
   not marked ``joined_late`` (a grasp first heard terminal must open none);
 * ``end_before_start``: any episode with ``end_ns < start_ns``; ``not_repaired``: the killed
@@ -128,25 +131,47 @@ class Loop:
         self.ros.close()
 
 
+def result_of(handle):
+    """Return the result future of a goal handle."""
+    return handle.get_result_async()
+
+
+def quiet(loop, counts, what):
+    """Wait for the watchdog of a quiet recorder, count it, restart it; returns a note."""
+    rec = loop.rec
+    _wait(lambda: rec.poll() is not None, loop.args.silent_s, 0.1)
+    tail = loop.procs.tail(rec, 3).replace('\n', ' | ')
+    if rec.poll() == 3:
+        counts['watchdog_exits'] += 1
+        note = f'{what}; its watchdog exited 3: {tail}'
+    else:
+        counts['silent'] += 1
+        note = f'SILENT ({what}; still running after {loop.args.silent_s:g} s): {tail}'
+        loop.procs.stop(rec, sig=signal.SIGKILL)
+    loop.start_recorder()
+    return note
+
+
 def cycle(loop, rng, counts, restart_s):
     """One grasp, one kill -9 timed by the episode folder, one restart; updates ``counts``."""
+    if loop.rec.poll() is not None or time.monotonic() - loop.diag_at > 5.0:
+        return quiet(loop, counts, f'recorder {loop.rec.pid}: no diagnostics for 5 s')
     handle, goal = loop.send_goal()
     rec_pid = loop.rec.pid
-    if not _wait(lambda: loop.episode_of(goal), loop.args.silent_s):
+    if not _wait(lambda: loop.episode_of(goal) or loop.rec.poll() is not None,
+                 loop.args.silent_s) or not loop.episode_of(goal):
+        if loop.rec.poll() is not None or time.monotonic() - loop.diag_at > 5.0:
+            _wait(result_of(handle).done, loop.args.grasp_s + 30)
+            return quiet(loop, counts, f'grasp {goal[:8]} not recorded (recorder {rec_pid})')
         counts['not_recorded'] += 1
-        return f'grasp {goal[:8]} not recorded (recorder {rec_pid})'
+        return f'grasp {goal[:8]} not recorded (recorder {rec_pid}, diagnostics fresh)'
     time.sleep(rng.uniform(0.0, loop.args.kill_delay_s))
     loop.procs.stop(loop.rec, sig=signal.SIGKILL)
     took = loop.start_recorder()
     if took is None:
-        counts['silent'] += 1
-        tail = loop.procs.tail(loop.rec, 5)
-        loop.procs.stop(loop.rec, sig=signal.SIGKILL)
-        loop.start_recorder()
-        return f'SILENT restart (no diagnostics in {loop.args.silent_s:g} s): {tail}'
+        return quiet(loop, counts, f'restart: no diagnostics in {loop.args.silent_s:g} s')
     restart_s.append(took)
-    result = handle.get_result_async()
-    _wait(result.done, loop.args.grasp_s + 30)
+    _wait(result_of(handle).done, loop.args.grasp_s + 30)
     time.sleep(1.0 + 1.0)  # after_s of the recorder, and its diagnostics period x 2
     eps = loop.episode_of(goal)
     killed = [ep for ep in eps if ep['writer']['pid'] == rec_pid]
@@ -174,7 +199,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from tqdm import tqdm
     rng, counts, restart_s = random.Random(args.seed), dict.fromkeys(
-        ('silent', 'not_recorded', 'mislabelled', 'joined_late', 'not_repaired',
+        ('silent', 'watchdog_exits', 'not_recorded', 'mislabelled', 'joined_late', 'not_repaired',
          'end_before_start'), 0), []
     t0, load0 = time.monotonic(), os.getloadavg()[0]
     loop = Loop(args, tempfile.mkdtemp(prefix='sam2real_recorder_restarts_'))

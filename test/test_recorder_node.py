@@ -766,3 +766,24 @@ def test_a_stuck_executor_is_reported_and_exits(processes, harness, tmp_path):
         episode_store.load_episode(ep_dir)), 30)
     assert ep and ep['end_reason'] == 'writer_died', processes.output(rec2)
     assert processes.stop(rec2) == 0
+
+
+@pytest.mark.rostest
+def test_a_recorder_that_hears_no_matched_camera_exits(processes, harness, tmp_path):
+    """
+    A matched camera that delivers nothing for watchdog_s: exit 3, never silent (#22 item 4).
+
+    The kill/restart loop (benchmarks/recorder_restarts.py) found restarted recorders whose DDS
+    participant nobody could reach: "subscribed to ...image_raw", then no frame, no
+    diagnostics, no episode. Here the camera publisher stays matched and sends nothing.
+    """
+    root = tmp_path / 'data'
+    rec = start_recorder(processes, root, action_names='[""]', watchdog_s=3.0)
+    assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 30), processes.output(rec)
+    harness.paused = True
+    assert wait_until(lambda: rec.poll() is not None, 30), processes.output(rec)
+    log = processes.output(rec)
+    assert rec.returncode == 3, log
+    assert re.search(r'no camera frame for \d+ s although 1 publisher\(s\) of '
+                     r'/test_cam/image_raw are matched', log), log
+    harness.paused = False

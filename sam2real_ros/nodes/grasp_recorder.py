@@ -86,9 +86,10 @@ PARAMETERS = params.schema(
           'RGB frame', bounds=(0.0, 10.0)),
     params.camera_timeout_parameter(3.0),
     Param('diagnostics_period_s', 1.0, 'period of /diagnostics messages', bounds=(0.05, 60.0)),
-    Param('watchdog_s', 30.0, 'when the timers of the node have not run for this long (a '
-          'stuck executor), log it with the stack of every thread and exit with code 3, so a '
-          'supervisor restarts it (0: off)', bounds=(0.0, 3600.0)),
+    Param('watchdog_s', 30.0, 'exit with code 3, so a supervisor restarts the node, when its '
+          'timers have not run for this long (a stuck executor; logged with the stack of every '
+          'thread) or no camera frame arrived for this long although a camera publisher is '
+          'matched (the node cannot receive; 0: off)', bounds=(0.0, 3600.0)),
 )
 WATCHDOG_EXIT = 3  # exit code of a recorder whose watchdog found its executor stuck
 RECENT_S = 10.0  # bad or dropped frames make the diagnostics WARN for this long
@@ -177,7 +178,25 @@ class RecorderNode(Node):
     def _tick(self):
         if self.watchdog is not None:
             self.watchdog.beat()
+            self._check_deaf()
         self._submit(self.logic.tick(self._now()))
+
+    def _check_deaf(self):
+        """Exit when a matched camera sent nothing for ``watchdog_s`` (docs: "Watchdog")."""
+        age = self.frames.age_s()
+        if age < self.p['watchdog_s']:
+            return
+        topic = self.image_sub.topic
+        matched = self.count_publishers(topic)
+        if matched:
+            self.get_logger().error(
+                f'no camera frame for {age:.0f} s although {matched} publisher(s) of {topic} '
+                f'are matched (watchdog_s {self.p["watchdog_s"]:g}): this node cannot receive '
+                '(its DDS participant is unreachable, seen after a kill -9 and a fast restart) '
+                f'or the camera stalled; exiting with code {WATCHDOG_EXIT} so that a restart '
+                'rejoins')
+            self.shutdown()
+            os._exit(WATCHDOG_EXIT)
 
     def _stalled(self, age_s):
         """Watchdog thread: the executor ran no timer for ``age_s``; say so, then exit."""
