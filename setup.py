@@ -62,6 +62,7 @@ setup(
             'segmentation_node = sam2real_ros.nodes.segmentation_node:main',
             'grasp_recorder = sam2real_ros.nodes.grasp_recorder:main',
             'sam_worker = sam2real_ros.nodes.sam_worker:main',
+            'adaptation_manager = sam2real_ros.nodes.adaptation_manager:main',
             'sam2real = sam2real_ros.cli:main',
             'sim_camera = sam2real_ros.nodes.sim_camera:main',
             'sim_grasp_server = sam2real_ros.nodes.sim_grasp_server:main',

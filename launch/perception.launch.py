@@ -54,6 +54,8 @@ SWITCHES = {
     'recorder': ('true', 'start the grasp recorder'),
     'sam_worker': ('true', 'start the background SAM worker'),
     'segmentation': ('true', 'start the real-time segmentation node'),
+    'adaptation': ('false', 'start the adaptation manager (fine-tunes a candidate on the '
+                   'recorded frames, deploys it to model_path only if the gate passes)'),
     'sim': ('false', 'also start a simulated camera and grasp action server (no robot)'),
     'autostart': ('true', 'the lifecycle nodes (sam_worker, segmentation_node) configure and '
                   'activate themselves right after start; false: they wait unconfigured for a '

@@ -50,7 +50,7 @@ TINY = os.path.join(REPO, 'training', 'configs', 'tiny_cpu.yaml')
 FAST = ['log.progress=false', 'log.tensorboard=false', 'log.images_per_epoch=0']
 
 
-def record_episodes(root, n_episodes, frames=4, first=0, size=(96, 128)):
+def record_episodes(root, n_episodes, frames=4, first=0, size=(96, 128), masks=True):
     """Write complete episodes of 'real' procedural frames plus their oracle masks."""
     r = TabletopRenderer('real', size=size)
     store = MaskStore(os.path.join(root, 'masks'))
@@ -63,6 +63,8 @@ def record_episodes(root, n_episodes, frames=4, first=0, size=(96, 128)):
             w.add_frame(t0 + i * 10**8, phase, scene['rgb'])
             scenes.append((t0 + i * 10**8, scene))
         w.close()
+    if not masks:
+        return
     by_stamp = {}
     for e in range(first, first + n_episodes):
         for i in range(frames):

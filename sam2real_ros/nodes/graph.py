@@ -82,6 +82,10 @@ NODES = (
     GraphNode('segmentation_node', 'segmentation_node', 'sam2real_ros.nodes.segmentation_node',
               'segmentation_node.yaml', ('image',), 'segmentation',
               ('model_path', 'device', 'qos_reliability'), lifecycle=True),
+    # off by default (adaptation:=true): fine-tunes, gates and deploys model_path's model
+    GraphNode('adaptation_manager', 'adaptation_manager',
+              'sam2real_ros.nodes.adaptation_manager', 'adaptation_manager.yaml', (),
+              'adaptation', ('dataset_root', 'model_path', 'device'), lifecycle=True),
     # the simulated robot (sim:=true): a camera and a grasp action server
     GraphNode('sim_camera', 'sim_camera', 'sam2real_ros.nodes.sim_camera', 'sim_camera.yaml',
               ('image', 'camera_info', 'depth'), 'sim'),

@@ -123,6 +123,7 @@ DOCS = {
     'segmentation_node': 'docs/segmentation_node.md',
     'grasp_recorder': 'docs/grasp_recorder.md',
     'sam_worker': 'docs/sam_worker.md',
+    'adaptation_manager': 'docs/adaptation.md',
     'sim_camera': 'docs/segmentation_node.md',
     'grasp_server': 'docs/grasp_recorder.md',
 }

@@ -1,0 +1,144 @@
+# Copyright 2026 sam2real contributors
+# SPDX-License-Identifier: MIT
+#
+# Permission is hereby granted, free of charge, to any person obtaining a copy
+# of this software and associated documentation files (the "Software"), to deal
+# in the Software without restriction, including without limitation the rights
+# to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+# copies of the Software, and to permit persons to whom the Software is
+# furnished to do so, subject to the following conditions:
+#
+# The above copyright notice and this permission notice shall be included in
+# all copies or substantial portions of the Software.
+#
+# THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+# IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+# FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL
+# THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+# LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+# OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN
+# THE SOFTWARE.
+
+"""
+The adaptation_manager node with real processes over real DDS (issue #19, item 3).
+
+Recorded episodes (real files) -> the sam_worker node segments them (fallback segmenter) ->
+the adaptation_manager node (registered the weak initial checkpoint as version 1) trains a
+candidate while it pauses the SAM worker, gates it and deploys it -> the segmentation_node,
+fed by the simulated camera, hot-reloads the new model; the ~/rollback service brings the
+previous version back, and the segmentation node reloads that one too.
+"""
+import pytest
+from sam2real_ros.adaptation.ledger import Ledger, sha256_file
+from sam2real_ros.nodes.graph import node_command
+
+from conftest import wait_until  # noqa: I100
+from test_adaptation import record_episodes, TINY, train_initial, write_gate  # noqa: I100
+
+
+class Listener:
+    """A test node: /diagnostics of every node, and the manager's services."""
+
+    def __init__(self):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sam2real_ros.nodes.runner import BackgroundNode
+        from std_srvs.srv import Trigger
+        self.bg = BackgroundNode('adaptation_test')
+        self.node = self.bg.node
+        self.diag = {}
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 50)
+        self.rollback = self.node.create_client(Trigger, '/adaptation_manager/rollback')
+        self.request = Trigger.Request
+
+    def _on_diag(self, msg):
+        for st in msg.status:
+            name = st.name.split(':')[0]
+            self.diag[name] = dict({kv.key: kv.value for kv in st.values}, _message=st.message)
+
+    def value(self, node, key):
+        return self.diag.get(node, {}).get(key)
+
+    def call(self, client, timeout=60):
+        assert client.wait_for_service(timeout_sec=timeout)
+        future = client.call_async(self.request())
+        assert wait_until(future.done, timeout)
+        return future.result()
+
+    def close(self):
+        self.bg.close()
+
+
+@pytest.mark.rostest
+@pytest.mark.slow
+def test_loop_deploys_pauses_sam_and_rolls_back(tmp_path, processes):
+    weak = train_initial(tmp_path / 'weak', iterations=1)
+    root = tmp_path / 'data'
+    record_episodes(root, 2, masks=False)  # the SAM worker segments them
+    write_gate(tmp_path)
+    model = tmp_path / 'node' / 'model.onnx'
+    lis = Listener()
+    try:
+        sam = processes.start(*node_command('sam_worker', {
+            'dataset_root': str(root), 'segmenter': 'fallback', 'poll_period_s': 0.2,
+            'nice': 0, 'fallback.min_area_fraction': 0.003, 'diagnostics_period_s': 0.5},
+            params_file=False), name='sam_worker')
+        cam = processes.start(*node_command('sim_camera', {
+            'rate_hz': 2.0, 'width': 128, 'height': 96}, params_file=False), name='camera')
+        seg = processes.start(*node_command('segmentation_node', {
+            'model_path': str(model), 'diagnostics_period_s': 0.5}, params_file=False),
+            name='segmentation_node')
+        mgr = processes.start(*node_command('adaptation_manager', {
+            'dataset_root': str(root), 'model_path': str(model), 'init_checkpoint': weak,
+            'train_config': TINY, 'gate_data': str(tmp_path / 'gate.yaml'),
+            'min_new_frames': 8, 'max_iterations': 12, 'epoch_iterations': 6,
+            'synthetic_val_frames': 6, 'bootstrap_samples': 200, 'device': 'cpu',
+            'poll_period_s': 0.5, 'diagnostics_period_s': 0.5}, params_file=False),
+            name='adaptation_manager')
+        procs = (sam, cam, seg, mgr)
+        led = Ledger(root / 'adaptation' / 'ledger.jsonl')
+
+        def alive():
+            return all(p.poll() is None for p in procs) or \
+                pytest.fail('\n'.join(processes.output(p) for p in procs))
+
+        # version 1 is deployed at configure; the segmentation node loads it and labels frames
+        assert wait_until(lambda: alive() and led.entries(), 300), processes.output(mgr)
+        v1 = led.entries()[0]
+        assert v1['decision'] == 'init' and sha256_file(model) == v1['sha256']
+        assert wait_until(lambda: alive() and int(lis.value('segmentation_node', 'frames_out')
+                                                  or 0) > 0, 300), processes.output(seg)
+        loads = int(lis.value('segmentation_node', 'model_loads'))
+
+        # the SAM worker's masks make 8 new frames: a round; the candidate is deployed
+        assert wait_until(lambda: alive() and len(led.entries()) >= 2, 900), \
+            processes.output(mgr)
+        entry = led.entries()[1]
+        assert entry['decision'] == 'deploy', entry['reason']
+        assert entry['data']['frames'] == 8 and sha256_file(model) == entry['sha256']
+        assert wait_until(lambda: alive() and int(lis.value('segmentation_node', 'model_loads'))
+                          > loads, 120), processes.output(seg)
+        assert wait_until(lambda: lis.value('adaptation_manager', 'deployed_version')
+                          == entry['deployed_version'], 30)
+        assert lis.value('adaptation_manager', 'last_decision') == 'deploy'
+        # the SAM worker was paused while the candidate trained, and resumed afterwards
+        sam_log = processes.output(sam)
+        assert 'inactive: worker stopped, model freed' in sam_log, sam_log
+        assert wait_until(lambda: lis.value('sam_worker', 'lifecycle_state') == 'active', 60)
+
+        # rollback service: version 1 again, and the segmentation node reloads it
+        loads = int(lis.value('segmentation_node', 'model_loads'))
+        resp = lis.call(lis.rollback)
+        assert resp.success, resp.message
+        assert led.entries()[-1]['decision'] == 'rollback'
+        assert sha256_file(model) == v1['sha256']
+        assert wait_until(lambda: alive() and int(lis.value('segmentation_node', 'model_loads'))
+                          > loads, 120), processes.output(seg)
+        # a second rollback goes back to the deployed candidate
+        resp = lis.call(lis.rollback)
+        assert resp.success and sha256_file(model) == entry['sha256'], resp.message
+        assert lis.value('adaptation_manager', 'lifecycle_state') == 'active'
+    finally:
+        lis.close()
+    for p in (mgr, seg, cam, sam):
+        assert processes.stop(p) == 0, processes.output(p)
+    assert 'Traceback' not in mgr.log_path.read_text()
