@@ -39,10 +39,19 @@ soon as their process starts (their ``autostart`` parameter, set from the launch
 ``autostart``, default true); the launch file sends them no transitions, so a pause
 (``deactivate``) lasts until someone sends ``activate``. ``autostart:=false`` leaves them
 unconfigured for a lifecycle manager (as nav2 and slam_toolbox do).
+
+Every node is required: one that ends on its own (e.g. exit code 2 on a bad parameter value)
+shuts the whole launch down, which says so in one line naming the node and its exit code and
+exits with 1; a ``<node>_params_file`` that does not exist stops the launch before any node
+starts.
 """
+import os
+
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction, \
+    RegisterEventHandler
 from launch.conditions import IfCondition
+from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node, PushRosNamespace
 from launch_ros.descriptions import ParameterFile
@@ -103,6 +112,29 @@ def _overrides(context, node):
     return out
 
 
+class NodeExited(RuntimeError):
+    """A node of the graph ended while the launch was running (launch prints it in one line)."""
+
+
+def _stop_on_exit(name):
+    """Return an on_exit handler that ends the launch once node ``name`` ends on its own."""
+    def on_exit(event, context):
+        if context.is_shutdown:
+            return None  # Ctrl-C or another node's exit: the launch is ending anyway
+        # launch prints 'Caught exception in launch ...: <this>', shuts every node down and
+        # exits with 1
+        raise NodeExited(f'{name} exited with code {event.returncode}; shutting the launch '
+                         'down (its log above says why)')
+    return on_exit
+
+
+def _params_file(context, node):
+    path = LaunchConfiguration(f'{node.name}_params_file').perform(context)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{node.name}_params_file: no such file {path}')
+    return path
+
+
 def _nodes(context):
     remappings = [(topic, LaunchConfiguration(arg).perform(context))
                   for arg, topic in TOPICS.items()]
@@ -110,7 +142,8 @@ def _nodes(context):
     for node in graph.NODES:
         parameters = []
         if node.params_file:
-            parameters.append(ParameterFile(LaunchConfiguration(f'{node.name}_params_file')))
+            if IfCondition(LaunchConfiguration(node.switch)).evaluate(context):
+                parameters.append(ParameterFile(_params_file(context, node)))
         overrides = _overrides(context, node)
         if node.lifecycle:  # the node does its own transitions (no launch event handlers)
             overrides['autostart'] = LaunchConfiguration('autostart').perform(context) == 'true'
@@ -123,7 +156,9 @@ def _nodes(context):
             'arguments': ['--ros-args', '--log-level', LaunchConfiguration('log_level')],
             'output': 'screen', 'emulate_tty': True,
             'condition': IfCondition(LaunchConfiguration(node.switch))}
-        actions.append(LifecycleNode(**kwargs) if node.lifecycle else Node(**kwargs))
+        action = LifecycleNode(**kwargs) if node.lifecycle else Node(**kwargs)
+        actions += [action, RegisterEventHandler(OnProcessExit(
+            target_action=action, on_exit=_stop_on_exit(node.name)))]
     return [GroupAction(actions)]
 
 

@@ -145,5 +145,35 @@ def test_autostart_false_leaves_the_transitions_to_a_manager(processes, tmp_path
     assert proc.wait(60) == 0, processes.output(proc)
 
 
+@needs_install
+@pytest.mark.rostest
+def test_a_node_that_exits_shuts_the_launch_down(processes, tmp_path):
+    """A node that stops on a bad value ends the launch, non-zero, naming it and its code."""
+    proc = processes.start(
+        ROS2, 'launch', 'sam2real', 'perception.launch.py', 'recorder:=false',
+        'sam_worker:=false', 'namespace:=dead', 'device:=tpu', name='launch', python=False,
+        env={'PYTHONPATH': PYTHONPATH})
+    try:
+        code = proc.wait(90)
+    except subprocess.TimeoutExpired:
+        code = None
+    out = processes.output(proc)
+    assert code not in (None, 0), out
+    assert 'segmentation_node exited with code 2' in out, out
+    assert 'Traceback' not in out and 'Destroyable' not in out, out
+
+
+@needs_install
+@pytest.mark.rostest
+def test_a_mistyped_params_file_stops_the_launch_with_one_line(tmp_path):
+    missing = tmp_path / 'segmentation_nod.yaml'
+    res = _ros2_launch(f'segmentation_node_params_file:={missing}', 'recorder:=false',
+                       'sam_worker:=false', timeout=90)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out
+    assert f'segmentation_node_params_file: no such file {missing}' in out, out
+    assert 'process started' not in out and 'Traceback' not in out, out
+
+
 if __name__ == '__main__':  # pragma: no cover
     sys.exit(pytest.main([__file__]))
