@@ -21,15 +21,123 @@
 
 
 """
-How a YCB scene looks around its objects: table textures, backgrounds, and the camera model.
+How a YCB scene looks around its objects: the table, its shadows, backgrounds, the camera model.
 
 Drawn with numpy and OpenCV from the scene's random generator (``ycb_scenes.py`` calls them in
-a fixed order, so a seed fixes every draw).
+a fixed order, so a seed fixes every draw). TinyRenderer draws only the objects: the table's
+pixels took half of its time, so the table is drawn here in its plane, lit like the objects.
 """
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
+
+
+@dataclass
+class Camera:
+    """
+    A pinhole camera over the table (OpenCV axes).
+
+    Arguments:
+    ---------
+      K (np.ndarray): 3x3 intrinsics.
+      rays (np.ndarray): 3x(H*W) float32 ``K^-1 [u, v, 1]`` of every pixel (z = 1).
+      cam_from_world (np.ndarray): 4x4 world -> camera (world z up, table top at z = 0).
+
+    """
+
+    K: np.ndarray
+    rays: np.ndarray
+    cam_from_world: np.ndarray
+
+
+def paint_table(rng: np.random.Generator, rgb: np.ndarray, depth: np.ndarray,
+                objects: np.ndarray, camera: Camera, light: dict, table_size: tuple) -> tuple:
+    """
+    Draw a textured, lit table with the objects' shadows, and a background beyond it.
+
+    Arguments:
+    ---------
+      rng (np.random.Generator): the scene's generator.
+      rgb (np.ndarray): HxWx3 float 0..1, the objects as rendered.
+      depth (np.ndarray): HxW metres of the objects.
+      objects (np.ndarray): HxW bool, pixels of rendered objects (kept as they are).
+      camera (Camera): the camera.
+      light (dict): the TinyRenderer light (``lightDirection``, ``lightColor``, ``shadow``,
+        ``lightAmbientCoeff``, ``lightDiffuseCoeff``).
+      table_size (tuple): ``(min, max)`` visible table half extent (m).
+
+    Returns
+    -------
+      tuple: ``(rgb HxWx3 float32, depth HxW float32 m, 0 = none)``.
+
+    """
+    h, w = rgb.shape[:2]
+    world_from_cam = np.linalg.inv(camera.cam_from_world)
+    eye = world_from_cam[:3, 3].astype(np.float32)
+    d = world_from_cam[:3, :3].astype(np.float32) @ camera.rays
+    t = -eye[2] / np.minimum(d[2], np.float32(-1e-6))  # ray -> table plane z = 0
+    x, y = eye[0] + t * d[0], eye[1] + t * d[1]
+    half = rng.uniform(*table_size, 2)
+    table = ((np.abs(x) < half[0]) & (np.abs(y) < half[1]) & (d[2] < 0)).reshape(h, w)
+    table &= ~objects
+    tex, period, angle = table_texture(rng), rng.uniform(0.15, 0.6), rng.uniform(0, np.pi)
+    c, s = np.float32(np.cos(angle) / period), np.float32(np.sin(angle) / period)
+    size = np.float32(tex.shape[0])
+    painted = cv2.remap(tex, ((c * x + s * y) * size).reshape(h, w),
+                        ((c * y - s * x) * size).reshape(h, w), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_WRAP)  # wraps around: a tiled texture
+    to_light = np.asarray(light['lightDirection'], np.float32)
+    to_light /= np.linalg.norm(to_light)
+    lit = np.full((h, w), light['lightDiffuseCoeff'] * max(float(to_light[2]), 0.0), np.float32)
+    if light['shadow']:
+        lit *= 1 - 0.85 * table_shadow(depth, objects, camera, to_light)
+    shade = light['lightAmbientCoeff'] + lit[..., None] * np.asarray(light['lightColor'],
+                                                                     np.float32)
+    out = np.where(table[..., None], painted * shade, background_image(rng, h, w))
+    out[objects] = rgb[objects]
+    depth = np.where(objects, depth, np.where(table, t.reshape(h, w), np.float32(0)))
+    return out, depth.astype(np.float32)
+
+
+def table_shadow(depth: np.ndarray, objects: np.ndarray, camera: Camera,
+                 to_light: np.ndarray) -> np.ndarray:
+    """
+    Cast the visible object points along the light onto the table: a soft shadow mask.
+
+    Arguments:
+    ---------
+      depth (np.ndarray): HxW metres of the objects.
+      objects (np.ndarray): HxW bool object pixels.
+      camera (Camera): the camera.
+      to_light (np.ndarray): unit vector towards the light (world, z > 0).
+
+    Returns
+    -------
+      np.ndarray: HxW float32 in 0..1 (1 = in shadow).
+
+    """
+    h, w = depth.shape
+    idx = np.flatnonzero(objects.ravel()[::2]) * 2  # every other object pixel is enough
+    if len(idx) == 0:
+        return np.zeros((h, w), np.float32)
+    cam_from_world = camera.cam_from_world.astype(np.float32)
+    world_from_cam = np.linalg.inv(camera.cam_from_world).astype(np.float32)
+    pts = world_from_cam[:3, :3] @ (camera.rays[:, idx] * depth.ravel()[idx])
+    pts += world_from_cam[:3, 3:]
+    pts -= (pts[2] / to_light[2]) * to_light[:, None]  # along the light onto z = 0
+    cam = cam_from_world[:3, :3] @ pts + cam_from_world[:3, 3:]
+    keep = cam[2] > 0.01
+    q = camera.K.astype(np.float32) @ cam[:, keep]
+    u, v = (q[0] / q[2] / 4).astype(np.int64), (q[1] / q[2] / 4).astype(np.int64)
+    hs, ws = (h + 3) // 4, (w + 3) // 4
+    inside = (u >= 0) & (u < ws) & (v >= 0) & (v < hs)
+    grid = np.zeros(hs * ws, np.float32)
+    grid[v[inside] * ws + u[inside]] = 1.0
+    grid = cv2.dilate(grid.reshape(hs, ws), np.ones((3, 3), np.uint8))
+    grid = cv2.GaussianBlur(grid, (0, 0), 1.0)
+    return cv2.resize(grid, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def table_texture(rng: np.random.Generator, size: int = 128) -> np.ndarray:

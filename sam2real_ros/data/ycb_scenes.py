@@ -37,11 +37,10 @@ from dataclasses import dataclass, field, fields
 import os
 import time
 
-import cv2
 import numpy as np
 
 from sam2real_ros.data.base import BaseDataset, DatasetError
-from sam2real_ros.data.ycb_appearance import apply_camera_model, background_image, table_texture
+from sam2real_ros.data.ycb_appearance import apply_camera_model, Camera, paint_table
 from sam2real_ros.data.ycb_models import (FAR, gl_matrices, look_at, matrix_from_pose, NEAR,
                                           ObjectPose, quat_from_matrix, scaled_intrinsics,
                                           XTION_K, YcbModels)
@@ -71,6 +70,8 @@ class YcbSceneConfig:
       ambient, diffuse, specular (tuple): TinyRenderer light coefficients.
       shadow_prob (float): probability that the light casts shadows.
       table_size (tuple): visible table half extent (m); beyond it is background.
+      distractors (tuple): static boxes, cylinders and balls of random colours around the
+        objects (label 0: not every thing on a table is a YCB object).
       exposure (tuple): global gain of the camera. colour_shift (float): max white-balance gain
         deviation per channel. gamma (tuple): tone curve exponent.
       blur_sigma (tuple): Gaussian blur sigma (pixels). noise_std (tuple): Gaussian noise std
@@ -96,6 +97,7 @@ class YcbSceneConfig:
     specular: tuple = (0.0, 0.3)
     shadow_prob: float = 0.8
     table_size: tuple = (0.35, 1.2)
+    distractors: tuple = (0, 4)
     exposure: tuple = (0.75, 1.25)
     colour_shift: float = 0.1
     gamma: tuple = (0.85, 1.15)
@@ -337,8 +339,34 @@ class YcbSceneRenderer:
                               physicsClientId=cid)
             bodies.append(body)
         self._bodies = bodies
+        self._add_distractors(rng)
         self.settle(bodies)
         return bodies
+
+    def _add_distractors(self, rng: np.random.Generator) -> None:
+        """Put static clutter that is no YCB object (label 0) around the objects."""
+        pb, cid = self._client()
+        low, high = self.config.distractors
+        for _ in range(int(rng.integers(low, high + 1))):
+            kind, size = int(rng.integers(3)), rng.uniform(0.015, 0.1, 3)
+            colour = rng.uniform(0.05, 0.95, 3).tolist() + [1.0]
+            angle, radius, yaw = rng.uniform(0, 2 * np.pi), rng.uniform(0.25, 0.6), \
+                rng.uniform(0, 2 * np.pi)
+            if kind == 0:
+                col = {'shapeType': pb.GEOM_BOX, 'halfExtents': size.tolist()}
+                vis, z = dict(col), size[2]
+            elif kind == 1:
+                col = {'shapeType': pb.GEOM_CYLINDER, 'radius': size[0], 'height': 2 * size[2]}
+                vis = {'shapeType': pb.GEOM_CYLINDER, 'radius': size[0], 'length': 2 * size[2]}
+                z = size[2]
+            else:
+                col = {'shapeType': pb.GEOM_SPHERE, 'radius': size[0]}
+                vis, z = dict(col), size[0]
+            pb.createMultiBody(
+                0, pb.createCollisionShape(physicsClientId=cid, **col),
+                pb.createVisualShape(rgbaColor=colour, physicsClientId=cid, **vis),
+                [radius * np.cos(angle), radius * np.sin(angle), z],
+                [0, 0, np.sin(yaw / 2), np.cos(yaw / 2)], physicsClientId=cid)
 
     def settle(self, bodies: list) -> int:
         """
@@ -429,62 +457,14 @@ class YcbSceneRenderer:
     def _paint_surroundings(self, rng: np.random.Generator, rgb: np.ndarray, depth: np.ndarray,
                             objects: np.ndarray, cam_from_world: np.ndarray,
                             light: dict) -> tuple:
-        """Draw the table (texture in its plane, light, shadows) and the background."""
+        """Draw the table and the background around the objects (:func:`paint_table`)."""
         h, w = rgb.shape[:2]
         if self._rays is None or self._rays.shape[1] != h * w:
             v, u = np.mgrid[0:h, 0:w].astype(np.float32)
             pix = np.stack([u.ravel(), v.ravel(), np.ones(h * w, np.float32)])
             self._rays = np.linalg.inv(self.K).astype(np.float32) @ pix  # z = 1: t = depth
-        world_from_cam = np.linalg.inv(cam_from_world)
-        eye = world_from_cam[:3, 3].astype(np.float32)
-        d = world_from_cam[:3, :3].astype(np.float32) @ self._rays
-        t = -eye[2] / np.minimum(d[2], np.float32(-1e-6))  # ray -> table plane z = 0
-        x, y = eye[0] + t * d[0], eye[1] + t * d[1]
-        half = rng.uniform(*self.config.table_size, 2)
-        table = ((np.abs(x) < half[0]) & (np.abs(y) < half[1]) & (d[2] < 0)).reshape(h, w)
-        table &= ~objects
-        tex, period, angle = table_texture(rng), rng.uniform(0.15, 0.6), rng.uniform(0, np.pi)
-        c, s = np.float32(np.cos(angle) / period), np.float32(np.sin(angle) / period)
-        size = np.float32(tex.shape[0])
-        painted = cv2.remap(tex, ((c * x + s * y) * size).reshape(h, w),
-                            ((c * y - s * x) * size).reshape(h, w), cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_WRAP)  # wraps around: a tiled texture
-        to_light = np.asarray(light['lightDirection'], np.float32)
-        to_light /= np.linalg.norm(to_light)
-        lit = np.full((h, w), light['lightDiffuseCoeff'] * max(float(to_light[2]), 0.0),
-                      np.float32)
-        if light['shadow']:
-            lit *= 1 - 0.85 * self._table_shadow(depth, objects, cam_from_world, to_light)
-        shade = (light['lightAmbientCoeff'] + lit[..., None] * np.asarray(
-            light['lightColor'], np.float32))
-        out = np.where(table[..., None], painted * shade, background_image(rng, h, w))
-        out[objects] = rgb[objects]
-        depth = np.where(objects, depth, np.where(table, t.reshape(h, w), np.float32(0)))
-        return out, depth.astype(np.float32)
-
-    def _table_shadow(self, depth: np.ndarray, objects: np.ndarray, cam_from_world: np.ndarray,
-                      to_light: np.ndarray) -> np.ndarray:
-        """Shadow mask (0..1, soft) on the table: visible object points cast along the light."""
-        h, w = depth.shape
-        idx = np.flatnonzero(objects.ravel()[::2]) * 2  # every other object pixel is enough
-        if len(idx) == 0:
-            return np.zeros((h, w), np.float32)
-        world_from_cam = np.linalg.inv(cam_from_world).astype(np.float32)
-        pts = world_from_cam[:3, :3] @ (self._rays[:, idx] * depth.ravel()[idx])
-        pts += world_from_cam[:3, 3:]
-        pts -= (pts[2] / to_light[2]) * to_light[:, None]  # along the light onto z = 0
-        cam = cam_from_world[:3, :3].astype(np.float32) @ pts + cam_from_world[:3, 3:].astype(
-            np.float32)
-        keep = cam[2] > 0.01
-        q = self.K.astype(np.float32) @ cam[:, keep]
-        u, v = (q[0] / q[2] / 4).astype(np.int64), (q[1] / q[2] / 4).astype(np.int64)
-        hs, ws = (h + 3) // 4, (w + 3) // 4
-        inside = (u >= 0) & (u < ws) & (v >= 0) & (v < hs)
-        grid = np.zeros(hs * ws, np.float32)
-        grid[v[inside] * ws + u[inside]] = 1.0
-        grid = cv2.dilate(grid.reshape(hs, ws), np.ones((3, 3), np.uint8))
-        grid = cv2.GaussianBlur(grid, (0, 0), 1.0)
-        return cv2.resize(grid, (w, h), interpolation=cv2.INTER_LINEAR)
+        return paint_table(rng, rgb, depth, objects, Camera(self.K, self._rays, cam_from_world),
+                           light, self.config.table_size)
 
     def render_at_poses(self, poses: list, k: np.ndarray, height: int, width: int) -> YcbFrame:
         """
