@@ -23,6 +23,7 @@
 """The YCB scene generator (data/ycb_scenes.py) on the real meshes and real YCB-Video frames."""
 import json
 import os
+import shutil
 
 import cv2
 import numpy as np
@@ -80,6 +81,14 @@ def test_bad_configs_name_the_problem(tmp_path):
         build_labeled({'type': 'ycb_scenes', 'models': str(tmp_path / 'none')})
     with pytest.raises(DatasetError, match='objects.json'):
         build_labeled({'type': 'ycb_scenes', 'models': str(tmp_path)})
+
+
+@needs_models
+def test_a_broken_model_folder_is_named(tmp_path):
+    shutil.copytree(MODELS, tmp_path / 'm', ignore=shutil.ignore_patterns('*.jpg', '*.obj'))
+    with pytest.raises(DatasetError, match='002_master_chef_can/model.urdf: mesh file '
+                                           '.textured.obj. not found'):
+        build_labeled({'type': 'ycb_scenes', 'models': str(tmp_path / 'm')})
 
 
 @needs_models

@@ -118,8 +118,13 @@ def read_urdf(path: str) -> tuple:
         xyz = [float(v) for v in origin.get('xyz', '0 0 0').split()] if origin is not None \
             else [0.0, 0.0, 0.0]
         mass = float(root.find('./link/inertial/mass').get('value'))
+        meshes = [m.get('filename') for m in root.iter('mesh')]
     except (OSError, ElementTree.ParseError, AttributeError, TypeError, ValueError) as e:
         raise DatasetError(f'cannot read the object model {path}: {e}') from None
+    for mesh in meshes:
+        full = os.path.join(os.path.dirname(path), mesh or '')
+        if not os.path.isfile(full):
+            raise DatasetError(f'{path}: mesh file {mesh!r} not found ({full})')
     return np.array(xyz, np.float64), mass
 
 
