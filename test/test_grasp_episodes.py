@@ -244,3 +244,24 @@ def test_goal_accepted_before_the_start_but_first_seen_active_joins_late():
     assert second['start'].trigger == {'source': 'action:/grasp', 'goal_id': fresh}
     assert 'joined_late' not in second['end'].triggers[0]
     assert logic.counts['goals_joined_late'] == 1
+
+
+def test_phase_rate_follows_capture_stamps_not_a_burst_arrival():
+    """
+    Frames captured at 4 Hz but delivered in a burst (a loaded machine) are all kept (#21).
+
+    The phase rate limit compares the camera's capture stamps; with arrival times the burst
+    (1 ms apart) was thinned to one frame.
+    """
+    cfg = EpisodeConfig(before_s=1.0, before_max_frames=0, during_rate_hz=4.0, after_s=0.5,
+                        after_rate_hz=4.0, dedup_threshold=0.0)
+    logic = EpisodeLogic(cfg, T0)
+    events = logic.start('service', 'a', T0 + S)
+    for i in range(4):  # captured 0.25 s apart, all arriving within 4 ms
+        stamp = T0 + S + i * S // 4
+        arrival = T0 + 2 * S + i * 1_000_000
+        events += logic.on_frame(Frame(arrival, stamp, np.full((24, 32, 3), 10 * i, np.uint8)))
+    events += logic.stop('service', 'a', T0 + 2 * S + 5_000_000)
+    events += logic.finish(T0 + 3 * S)
+    kept = [(ev.phase, ev.frame.stamp_ns) for ev in events if isinstance(ev, FrameOut)]
+    assert kept == [('during', T0 + S + i * S // 4) for i in range(4)]

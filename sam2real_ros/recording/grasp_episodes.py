@@ -98,12 +98,16 @@ class EpisodeConfig:
 @dataclass
 class Frame:
     """
-    One camera frame. ``t_ns`` drives the logic, ``stamp_ns`` names the file.
+    One camera frame. ``t_ns`` drives the logic, ``stamp_ns`` names the file and paces the phases.
+
+    The phase rates (``during_rate_hz``, ``after_rate_hz``) compare capture stamps, so frames
+    that arrive in a burst on a loaded machine are kept as the camera took them; a caller
+    without a header stamp passes the arrival time as ``stamp_ns`` (the fallback).
 
     Attributes
     ----------
       t_ns (int): arrival time (live node clock) or bag log time, nanoseconds.
-      stamp_ns (int): header stamp of the image, nanoseconds.
+      stamp_ns (int): header stamp of the image (arrival time when it has none), nanoseconds.
       rgb (np.ndarray): HxWx3 uint8 RGB (owned, not a view of a message buffer).
       depth (np.ndarray | None): HxW uint16 millimetres registered to ``rgb``.
 
@@ -327,9 +331,10 @@ class EpisodeLogic:
             return events
         if self.state in ('during', 'after'):
             rate = self.cfg.during_rate_hz if self.state == 'during' else self.cfg.after_rate_hz
-            if self._due(t, self._last_phase_t, rate) and not self._duplicate(frame,
-                                                                              self._last_out):
-                self._last_phase_t = t
+            # the rate follows capture stamps: frames delivered in a burst are not thinned
+            if self._due(frame.stamp_ns, self._last_phase_t, rate) and \
+                    not self._duplicate(frame, self._last_out):
+                self._last_phase_t = frame.stamp_ns
                 return events + self._emit(frame, self.state)
         self._buffer(frame)  # frames no episode took may be "before" of the next one
         return events
