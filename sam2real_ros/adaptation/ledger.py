@@ -41,6 +41,7 @@ import os
 import re
 import shutil
 
+from sam2real_ros.common.errors import Sam2realError
 from sam2real_ros.common.io_utils import atomic_write_json
 
 LEDGER_NAME = 'ledger.jsonl'
@@ -48,7 +49,7 @@ VERSIONS_DIR = 'versions'
 _VERSION_RE = re.compile(r'^v(\d{4,})$')
 
 
-class LedgerError(ValueError):
+class LedgerError(Sam2realError, ValueError):
     """The ledger or a version folder is unreadable (the message names the file)."""
 
 

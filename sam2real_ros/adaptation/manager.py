@@ -58,6 +58,7 @@ import uuid
 
 from sam2real_ros.adaptation import gate
 from sam2real_ros.adaptation.ledger import Ledger, LedgerError, sha256_file, Versions
+from sam2real_ros.common.errors import Sam2realError
 from sam2real_ros.common.io_utils import atomic_write_bytes, atomic_write_json
 
 CANDIDATE_DIR = 'candidate'
@@ -66,7 +67,7 @@ LOCK_NAME = '.lock'
 STATES = ('idle', 'waiting', 'training', 'evaluating', 'deploying', 'rolling back', 'error')
 
 
-class AdaptError(ValueError):
+class AdaptError(Sam2realError, ValueError):
     """A user error or a state the manager refuses to act on (one clear line)."""
 
 

@@ -41,6 +41,7 @@ import sys
 from sam2real_ros.common import bags
 from sam2real_ros.common import conversions
 from sam2real_ros.common.cli_help import HelpFormatter
+from sam2real_ros.common.errors import Sam2realError
 from sam2real_ros.recording import episode_recovery, episode_sink, episode_store
 from sam2real_ros.recording import grasp_episodes
 
@@ -73,7 +74,7 @@ def build_parser():
     return ap
 
 
-class UserError(Exception):
+class UserError(Sam2realError):
     """A problem with the command line or the bag (printed as one line)."""
 
 

@@ -40,6 +40,7 @@ import sys
 
 import numpy as np
 from sam2real_ros.common.cli_help import HelpFormatter
+from sam2real_ros.common.errors import Sam2realError
 from sam2real_ros.common.labels import IGNORE_INDEX
 from sam2real_ros.training.metrics import MeanIoU
 import yaml
@@ -52,7 +53,7 @@ PRESETS = {
 }
 
 
-class EvalError(ValueError):
+class EvalError(Sam2realError, ValueError):
     """A user error (bad --data, unreadable model)."""
 
 
