@@ -30,10 +30,10 @@ import numpy as np
 import pytest
 from sam2real_ros.common.io_utils import read_depth
 from sam2real_ros.data.datasets import build_labeled, DatasetError
+from sam2real_ros.data.ycb_models import scaled_intrinsics, XTION_K
 from sam2real_ros.data.ycb_render import main as render_main
 from sam2real_ros.data.ycb_render import render_at_gt_poses, write_bop_frames
-from sam2real_ros.data.ycb_scenes import (frame_seed, scaled_intrinsics, XTION_K, YcbSceneConfig,
-                                          YcbSceneRenderer)
+from sam2real_ros.data.ycb_scenes import frame_seed, YcbSceneConfig, YcbSceneRenderer
 import torch
 
 # The meshes and the real frames live in shared/ beside the checkout (CI lays a copy there).

@@ -43,10 +43,7 @@ from sam2real_ros.data.base import BaseDataset, DatasetError
 from sam2real_ros.data.ycb_appearance import apply_camera_model, Camera, paint_table
 from sam2real_ros.data.ycb_models import (FAR, gl_matrices, look_at, matrix_from_pose, NEAR,
                                           ObjectPose, quat_from_matrix, scaled_intrinsics,
-                                          XTION_K, YcbModels)
-
-__all__ = ['apply_camera_model', 'frame_seed', 'ObjectPose', 'scaled_intrinsics', 'XTION_K',
-           'YcbFrame', 'YcbSceneConfig', 'YcbSceneRenderer', 'YcbScenesDataset', 'YCB_FIELDS']
+                                          YcbModels)
 
 YCB_FIELDS = ('models', 'size', 'length', 'objects', 'scene')
 
@@ -253,6 +250,14 @@ class YcbSceneRenderer:
           YcbFrame: the frame.
 
         """
+        pb, _ = self._client()
+        try:
+            return self._render_scene(int(seed))
+        except pb.error as e:
+            raise DatasetError(f'ycb_scenes: PyBullet failed on the scene of seed {seed}: '
+                               f'{e}') from None
+
+    def _render_scene(self, seed: int) -> YcbFrame:
         cfg, rng = self.config, np.random.default_rng(seed)
         start = time.perf_counter()
         count = int(rng.integers(cfg.objects[0], min(cfg.objects[1], len(self.pool)) + 1))
