@@ -121,6 +121,15 @@ def test_frame_contents_agree(renderer):
 
 
 @needs_models
+def test_a_subset_of_objects_smaller_than_a_scene():
+    r = YcbSceneRenderer(YcbSceneConfig(models=MODELS, object_ids=(2, 5), **SMALL))
+    frame = r.render(0)
+    r.close()
+    assert sorted(p.obj_id for p in frame.poses) == [2, 5]  # objects (3, 8): all there are
+    assert set(np.unique(frame.label)) <= {0, 2, 5}
+
+
+@needs_models
 def test_same_seed_same_frame_other_seed_other_frame(renderer):
     a = renderer.render(11)
     renderer.render(12)  # another scene in between must not leak into the next one

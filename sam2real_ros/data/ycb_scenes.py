@@ -260,7 +260,8 @@ class YcbSceneRenderer:
     def _render_scene(self, seed: int) -> YcbFrame:
         cfg, rng = self.config, np.random.default_rng(seed)
         start = time.perf_counter()
-        count = int(rng.integers(cfg.objects[0], min(cfg.objects[1], len(self.pool)) + 1))
+        most = min(cfg.objects[1], len(self.pool))  # object_ids may hold fewer than objects
+        count = int(rng.integers(min(cfg.objects[0], most), most + 1))
         chosen = [int(c) for c in rng.choice(self.pool, count, replace=False)]
         bodies = self._drop(rng, chosen)
         pb, cid = self._client()
