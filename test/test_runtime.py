@@ -185,6 +185,49 @@ def test_hot_reload_swaps_between_frames_and_keeps_the_old_model(two_models, tmp
     assert hot.load_now().num_classes == 3  # after a release, loading works again
 
 
+class WarmupRecorder(SegmentationEngine):
+    """A real engine that notes which thread warmed it up."""
+
+    warm_thread = None
+
+    def warmup(self, runs=2):
+        self.warm_thread = threading.get_ident()
+        super().warmup(runs)
+
+
+def test_hot_reload_warms_the_new_model_up_and_frees_the_old_one_off_the_worker(
+        two_models, tmp_path):
+    """No gap at a swap (#19): the worker never loads, warms up or frees a model itself."""
+    import gc
+    import weakref
+    three, five = two_models
+    path = tmp_path / 'model.onnx'
+    replace_atomically(three, path)
+    reports = Reports()
+    hot = HotModel(str(path), lambda p: WarmupRecorder.load(p, threads=1), poll_s=0.05,
+                   settle_s=0.05, report=reports)
+    first = hot.load_now()
+    assert first.warm_thread == threading.get_ident()  # load_now: this thread loads
+    old = weakref.ref(first)
+    del first
+    hot.start()
+    try:
+        replace_atomically(five, path)
+        assert wait_until(lambda: reports.count('loaded a new version') == 1, 60)
+        engine, swapped = hot.take()  # the worker's side of the swap
+        assert swapped and engine.num_classes == 5
+        # warmed up before it was offered, by the watcher thread
+        assert engine.warm_thread not in (None, threading.get_ident())
+        assert old() is not None  # the replaced model is not freed on the worker's frame
+        gc.collect()
+        assert wait_until(lambda: old() is None, 30)  # the watcher thread freed it
+    finally:
+        hot.stop()
+    # warm-up can be switched off (the benchmark's baseline)
+    cold = HotModel(str(path), lambda p: WarmupRecorder.load(p, threads=1), warmup=False)
+    assert cold.load_now().warm_thread is None
+
+
 def test_hot_model_waits_for_a_missing_file_and_reports_once(two_models, tmp_path):
     three, _ = two_models
     path = tmp_path / 'later.onnx'

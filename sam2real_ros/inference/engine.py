@@ -318,6 +318,19 @@ class SegmentationEngine:
         engine.labels_in_graph = True
         return engine
 
+    def warmup(self, runs=2):
+        """
+        Run the network ``runs`` times on a black frame of its input size (labels only).
+
+        A fresh onnxruntime / TensorRT / CUDA session allocates its buffers (and may tune
+        kernels) on its first runs; :class:`sam2real_ros.inference.runtime.HotModel` calls this
+        in its loading thread, so the first camera frame a new model sees is as fast as the rest.
+        """
+        h, w = self.input_size or (64, 64)
+        black = np.zeros((int(h), int(w), 3), np.uint8)
+        for _ in range(int(runs)):
+            self.predict(black, want_features=False)
+
     def predict(self, rgb, want_features=True):
         """
         Segment one frame.
