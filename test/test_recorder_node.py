@@ -748,7 +748,7 @@ def test_a_stuck_executor_is_reported_and_exits(processes, harness, tmp_path):
     (site / 'sitecustomize.py').write_text(STUCK_EXECUTOR)
     env = {'SAM2REAL_TEST_STALL_FLAG': str(flag), 'PYTHONPATH': os.pathsep.join(
         p for p in (str(site), os.environ.get('PYTHONPATH')) if p)}
-    rec = start_recorder(processes, root, action_names='[""]', watchdog_s=2.0, env=env)
+    rec = start_recorder(processes, root, action_names='[""]', watchdog_s=3.0, env=env)
     assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 30), processes.output(rec)
     assert harness.call('/grasp_recorder/start').success
     assert wait_until(lambda: list(root.glob('episodes/*/rgb/*_during.png')), 10)
@@ -787,3 +787,38 @@ def test_a_recorder_that_hears_no_matched_camera_exits(processes, harness, tmp_p
     assert re.search(r'no camera frame for \d+ s although 1 publisher\(s\) of '
                      r'/test_cam/image_raw are matched', log), log
     harness.paused = False
+
+
+# Loaded by the recorder process: the episode logic's tick sleeps in C while HOLDING the GIL
+# once the flag file exists, so no Python thread (the watchdog's included) runs any more.
+GIL_HELD_HANG = textwrap.dedent("""
+    import ctypes
+    import os
+    from sam2real_ros.recording import grasp_episodes
+    _tick, _flag = grasp_episodes.EpisodeLogic.tick, os.environ['SAM2REAL_TEST_STALL_FLAG']
+
+    def tick(self, t_ns):
+        if os.path.exists(_flag):
+            ctypes.PyDLL(None).sleep(120)  # PyDLL: the GIL stays held
+        return _tick(self, t_ns)
+
+    grasp_episodes.EpisodeLogic.tick = tick
+""")
+
+
+@pytest.mark.rostest
+def test_a_hang_that_holds_the_gil_still_exits(processes, harness, tmp_path):
+    """No Python thread runs: faulthandler's C watchdog dumps the stacks and exits (#22 4)."""
+    site, flag, root = tmp_path / 'site', tmp_path / 'stall', tmp_path / 'data'
+    site.mkdir()
+    (site / 'sitecustomize.py').write_text(GIL_HELD_HANG)
+    env = {'SAM2REAL_TEST_STALL_FLAG': str(flag), 'PYTHONPATH': os.pathsep.join(
+        p for p in (str(site), os.environ.get('PYTHONPATH')) if p)}
+    rec = start_recorder(processes, root, action_names='[""]', watchdog_s=3.0, env=env)
+    assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 30), processes.output(rec)
+    flag.write_text('stuck')
+    assert wait_until(lambda: rec.poll() is not None, 30), processes.output(rec)
+    log = processes.output(rec)
+    assert rec.returncode == 1, log
+    assert 'Timeout (0:00:06)!' in log and re.search(
+        r'sitecustomize\.py", line \d+ in tick', log), log

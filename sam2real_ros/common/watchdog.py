@@ -27,8 +27,12 @@ middleware call) runs no timer: it publishes no diagnostics and records nothing,
 process lives and looks healthy to ``ros2 launch``. :class:`Watchdog` runs outside the
 executor: the node calls :meth:`Watchdog.beat` from a timer, and when no beat came for
 ``timeout_s`` the watchdog calls ``on_stall(age_s)`` once (the recorder logs it, dumps every
-thread's stack and exits, so a supervisor restarts it).
+thread's stack and exits, so a supervisor restarts it). A hang that holds the GIL stops that
+thread too; for it, ``hard_exit_s`` arms :func:`faulthandler.dump_traceback_later`, whose C
+thread needs no GIL: no beat for ``hard_exit_s`` dumps every thread's stack to stderr and
+exits the process with code 1.
 """
+import faulthandler
 import threading
 import time
 
@@ -42,10 +46,12 @@ class Watchdog:
       timeout_s (float): seconds without a beat that count as a stall (> 0).
       on_stall (callable): ``on_stall(age_s)``, run on the watchdog thread.
       clock (callable): monotonic seconds.
+      hard_exit_s (float | None): also exit (code 1, stacks on stderr) after this long without
+        a beat, even when the GIL is held (re-armed at most once a second; > ``timeout_s``).
 
     """
 
-    def __init__(self, timeout_s, on_stall, clock=time.monotonic):
+    def __init__(self, timeout_s, on_stall, clock=time.monotonic, hard_exit_s=None):
         if timeout_s <= 0:
             raise ValueError(f'watchdog timeout must be > 0, got {timeout_s!r}')
         self.timeout_s = float(timeout_s)
@@ -54,12 +60,17 @@ class Watchdog:
         self._last = clock()
         self._stop = threading.Event()
         self.stalled = False
+        self.hard_exit_s = hard_exit_s
+        self._armed_at = None
         self._thread = threading.Thread(target=self._run, name='watchdog', daemon=True)
         self._thread.start()
 
     def beat(self):
         """Record that the executor is alive (call it from a timer)."""
-        self._last = self._clock()
+        self._last = now = self._clock()
+        if self.hard_exit_s and (self._armed_at is None or now - self._armed_at >= 1.0):
+            self._armed_at = now
+            faulthandler.dump_traceback_later(self.hard_exit_s, exit=True)
 
     def age_s(self):
         """Return the seconds since the last beat."""
@@ -73,6 +84,8 @@ class Watchdog:
                 self._on_stall(age)
 
     def stop(self):
-        """Stop the thread (no stall is reported after this)."""
+        """Stop the thread and disarm the hard exit (no stall is reported after this)."""
+        if self.hard_exit_s:
+            faulthandler.cancel_dump_traceback_later()
         self._stop.set()
         self._thread.join(5.0)

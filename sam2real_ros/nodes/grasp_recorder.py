@@ -88,8 +88,9 @@ PARAMETERS = params.schema(
     Param('diagnostics_period_s', 1.0, 'period of /diagnostics messages', bounds=(0.05, 60.0)),
     Param('watchdog_s', 30.0, 'exit with code 3, so a supervisor restarts the node, when its '
           'timers have not run for this long (a stuck executor; logged with the stack of every '
-          'thread) or no camera frame arrived for this long although a camera publisher is '
-          'matched (the node cannot receive; 0: off)', bounds=(0.0, 3600.0)),
+          'thread; twice this long with the GIL held: exit 1) or no camera frame arrived for '
+          'twice this long while a camera publisher is matched (the node cannot receive); 0: '
+          'off', bounds=(0.0, 3600.0)),
 )
 WATCHDOG_EXIT = 3  # exit code of a recorder whose watchdog found its executor stuck
 RECENT_S = 10.0  # bad or dropped frames make the diagnostics WARN for this long
@@ -164,7 +165,9 @@ class RecorderNode(Node):
         self.create_service(Trigger, '~/stop', self._srv_stop)
         self.diagnostics = Diagnostics(self, 'grasp_recorder: episodes',
                                        p['diagnostics_period_s'], self._status, self.root)
-        self.watchdog = Watchdog(p['watchdog_s'], self._stalled) if p['watchdog_s'] else None
+        self._deaf_since = None  # since when a matched camera sends nothing (watchdog)
+        self.watchdog = Watchdog(p['watchdog_s'], self._stalled,
+                                 hard_exit_s=2 * p['watchdog_s']) if p['watchdog_s'] else None
         self.create_timer(0.1, self._tick)
         # retry failed writes, re-check the quota (on the writer thread, which owns the sink)
         self.create_timer(1.0, lambda: self.writer.submit(episode_sink.Tick()))
@@ -182,13 +185,17 @@ class RecorderNode(Node):
         self._submit(self.logic.tick(self._now()))
 
     def _check_deaf(self):
-        """Exit when a matched camera sent nothing for ``watchdog_s`` (docs: "Watchdog")."""
+        """Exit when a camera matched for ``watchdog_s`` sent nothing for twice that long."""
         age = self.frames.age_s()
         if age < self.p['watchdog_s']:
+            self._deaf_since = None
             return
         topic = self.image_sub.topic
         matched = self.count_publishers(topic)
-        if matched:
+        now = time.monotonic()
+        if not matched or self._deaf_since is None:
+            self._deaf_since = now if matched else None
+        elif now - self._deaf_since >= self.p['watchdog_s']:
             self.get_logger().error(
                 f'no camera frame for {age:.0f} s although {matched} publisher(s) of {topic} '
                 f'are matched (watchdog_s {self.p["watchdog_s"]:g}): this node cannot receive '
