@@ -33,7 +33,10 @@ import os
 from sam2real_ros.common.io_utils import IMAGE_EXTS, list_images, read_rgb
 from sam2real_ros.data.base import (BaseDataset, DatasetError, resolve_segmenter, segment_frame,
                                     take_config)
+from sam2real_ros.data.rosbag import extract_bag_frames
+from sam2real_ros.recording.episode_store import iter_frames
 from sam2real_ros.sam.mask_layers import MaskLayers
+from sam2real_ros.sam.mask_store import MaskStore
 
 _FIELDS = ('root', 'masks', 'missing_masks', 'segmenter', 'complete_only', 'with_failed',
            'episodes')
@@ -60,7 +63,6 @@ class MaskedFrames(BaseDataset):
     def __init__(self, root, keys, masks=None, missing_masks='skip', segmenter=None,
                  with_failed=False, **kw):
         super().__init__(**kw)
-        from sam2real_ros.sam.mask_store import MaskStore
         self.root = os.fspath(root)
         self.store = MaskStore(masks or os.path.join(self.root, 'masks'))
         if missing_masks not in ('skip', 'segment'):
@@ -143,7 +145,6 @@ def build(kind, cfg, segmenter=None):
         for need in ('path', 'image_topic'):
             if not kw.get(need):
                 raise DatasetError(f'rosbag dataset needs "{need}"')
-        from sam2real_ros.data.rosbag import extract_bag_frames
         cache = kw.pop('cache', None) or os.fspath(kw['path']).rstrip('/\\') + '.frames'
         extract_bag_frames(kw.pop('path'), kw.pop('image_topic'),
                            os.path.join(cache, 'frames'), kw.pop('min_period_s', 0.5),
@@ -156,7 +157,6 @@ def build(kind, cfg, segmenter=None):
     if not os.path.isdir(root):
         raise DatasetError(f'{kind} dataset root is not a folder: {root}')
     if kind == 'episodes':
-        from sam2real_ros.recording.episode_store import iter_frames
         complete_only = kw.pop('complete_only', True)
         only = kw.pop('episodes', None)
         if only is not None and not isinstance(only, (list, tuple)):

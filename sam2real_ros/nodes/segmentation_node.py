@@ -42,6 +42,8 @@ import time
 
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sam2real_ros.common.conversions import image_to_rgb8, stamp_to_ns
+from sam2real_ros.inference import visual
+from sam2real_ros.inference.engine import SegmentationEngine
 from sam2real_ros.inference.runtime import (HotModel, LatestFrame, RateWindow,
                                             reuse_large_buffers)
 from sam2real_ros.nodes import params
@@ -188,7 +190,6 @@ class SegmentationNode(ManagedNode):
 
     # --- model -----------------------------------------------------------------------------
     def _load_engine(self, path):
-        from sam2real_ros.inference.engine import SegmentationEngine
         return SegmentationEngine.load(path, backend=self.p.backend, device=self.p.device,
                                        threads=self.p.threads or None,
                                        allow_spinning=self.p.allow_spinning)
@@ -262,7 +263,6 @@ class SegmentationNode(ManagedNode):
         labels = pred.labels
         pubs['labels'].publish(numpy_to_image(labels, 'mono8', header=msg.header))
         if want['color'] or want['overlay'] or want['features']:
-            from sam2real_ros.inference import visual
             if want['color'] or want['overlay']:
                 colors = visual.colorize_labels(labels, engine.num_classes)
             if want['color']:

@@ -49,6 +49,8 @@ deterministic (RANSAC draws from a fixed seed). Figures: docs/sam_worker.md,
 import time
 
 import numpy as np
+from sam2real_ros.sam.mask_store import masks_to_bboxes
+from sam2real_ros.sam.segments import Segments
 
 # name: (default, description, lowest, highest); lists hold numbers within the range
 PARAMETERS = {
@@ -201,8 +203,6 @@ class FallbackSegmenter:
     # ------------------------------------------------------------------------------- all
     def __call__(self, rgb, depth=None):
         """Segment HxWx3 uint8 RGB (and optional registered depth); returns ``Segments``."""
-        from sam2real_ros.sam.mask_store import masks_to_bboxes
-        from sam2real_ros.sam.segments import Segments
         t0 = time.perf_counter()
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3:

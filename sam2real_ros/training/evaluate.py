@@ -41,7 +41,11 @@ import sys
 import numpy as np
 from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.common.errors import Sam2realError
+from sam2real_ros.common.io_utils import atomic_write_json
 from sam2real_ros.common.labels import IGNORE_INDEX
+from sam2real_ros.data import datasets
+from sam2real_ros.inference.engine import SegmentationEngine
+from sam2real_ros.training.config import load_config
 from sam2real_ros.training.metrics import MeanIoU
 import yaml
 
@@ -86,7 +90,6 @@ def resolve_data(spec):
         return data, {}
     if isinstance(data, dict) and isinstance(data.get('data'), dict) \
             and isinstance(data['data'].get('eval'), dict):
-        from sam2real_ros.training.config import load_config
         cfg = load_config(spec)  # the defaults training used, e.g. eval_frames 50
         return dict(cfg.data.eval), {'frames': cfg.data.eval_frames,
                                      'include_background': cfg.include_background,
@@ -267,8 +270,6 @@ def main(argv=None):
     try:
         if args.frames is not None and args.frames < 0:
             raise EvalError(f'--frames must be >= 0, got {args.frames}')
-        from sam2real_ros.data import datasets
-        from sam2real_ros.inference.engine import SegmentationEngine
         spec, fixed = resolve_data(args.data)
         frames = args.frames if args.frames is not None else fixed.get('frames', 0)
         background = fixed.get('include_background', True) and not args.no_background
@@ -287,7 +288,6 @@ def main(argv=None):
     print(f'mIoU (Eq. 8) = {summary["miou"]:.4f} over {summary["frames"]} frames '
           f'({summary["skipped_frames"]} without classes skipped)')
     if args.json_out:
-        from sam2real_ros.common.io_utils import atomic_write_json
         atomic_write_json(args.json_out, summary)
     print(json.dumps(summary))
     return 0

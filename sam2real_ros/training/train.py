@@ -41,6 +41,8 @@ import sys
 from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.common.io_utils import atomic_write_bytes
 from sam2real_ros.training.config import ConfigError, dump_config, load_config
+from sam2real_ros.training.trainer import Trainer
+from sam2real_ros.training.viz import save_panel
 import torch
 
 CSV_FIELDS = ['epoch', 'iteration', 'lr', 'sup_loss', 'real_loss', 'real_inv', 'real_var',
@@ -141,8 +143,6 @@ def run(cfg, out, resume=False, progress=None, stop=None):
     """
     from tqdm import tqdm
 
-    from sam2real_ros.training.trainer import Trainer
-    from sam2real_ros.training.viz import save_panel
     rank, world, device = _dist_setup(cfg)
     main_rank = rank == 0
     if main_rank:
