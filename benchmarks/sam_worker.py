@@ -91,7 +91,7 @@ def sync(device):
 
 
 def variant_kwargs(spec, device):
-    """Map a variant spec (``onnx+int8``) to FastAutomaticMaskGenerator arguments."""
+    """Map a variant spec (``onnx+int8``) to :class:`SamOptions` fields."""
     opts = [o for o in spec.split('+') if o]
     bad = [o for o in opts if o not in OPTIONS]
     if bad:
@@ -192,18 +192,7 @@ def match_masks(ref, other):
 
 def calibrate_pred_iou(gen, img, keep_fraction):
     """Return the predicted-IoU threshold that keeps ``keep_fraction`` of the masks of ``img``."""
-    gen._set_image(img)
-    h, w = img.shape[:2]
-    pts = gen.point_grids[0] * np.array([[w, h]])
-    coords = torch.as_tensor(gen.predictor.transform.apply_coords(pts, (h, w)),
-                             dtype=torch.float, device=gen.predictor.device)
-    tokens = gen.decoder.prompt_tokens(coords[:, None], torch.ones(
-        (len(coords), 1), dtype=torch.int, device=coords.device))
-    with torch.no_grad():
-        ious = torch.cat([gen._decode(tokens[s:s + 64])[0].cpu()
-                          for s in range(0, len(tokens), 64)])
-    gen.predictor.reset_image()
-    return float(np.quantile(ious.numpy(), 1.0 - keep_fraction))
+    return float(np.quantile(gen.predicted_ious(img), 1.0 - keep_fraction))
 
 
 def main(argv=None):
@@ -240,6 +229,7 @@ def main(argv=None):
     pps = args.points_per_side or (8 if model_type in ('tiny', 'micro') else 24)
     specs = (args.variants or ('torch,torch+bf16+sdpa,torch+bf16+sdpa+compile' if on_gpu
                                else 'onnx')).split(',')
+    from sam2real_ros.sam.options import SamOptions
     from sam2real_ros.sam.sam_fast import FastAutomaticMaskGenerator
     t0 = time.perf_counter()
     sam = build_model(model_type, args.device, args.logit_scale)
@@ -251,10 +241,10 @@ def main(argv=None):
     gens, setup_s = {}, {}
     for spec in specs:
         t0 = time.perf_counter()
-        gens[spec] = FastAutomaticMaskGenerator(
-            sam, upsample_chunk=args.upsample_chunk, decoder_batch=args.decoder_batch,
-            cache_dir=args.cache_dir, threads=args.threads or None,
-            log=lambda m: print(m, flush=True), **variant_kwargs(spec, args.device), **settings)
+        gens[spec] = FastAutomaticMaskGenerator(sam, SamOptions(
+            upsample_chunk=args.upsample_chunk, decoder_batch=args.decoder_batch,
+            cache_dir=args.cache_dir, threads=args.threads or None, generator=settings,
+            **variant_kwargs(spec, args.device)), log=lambda m: print(m, flush=True))
         setup_s[spec] = time.perf_counter() - t0
     if args.pred_iou_thresh is not None:
         settings['pred_iou_thresh'] = args.pred_iou_thresh

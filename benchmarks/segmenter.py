@@ -222,8 +222,8 @@ def main(argv=None):
     if not args.no_rgb_only:
         runs.append(('fallback', fallback, False))
     if args.checkpoint:
-        sam = segmenters.make_segmenter('sam', model_type=args.model_type,
-                                        checkpoint=args.checkpoint, device=args.device)
+        sam = segmenters.make_segmenter('sam', segmenters.SamOptions(
+            model_type=args.model_type, checkpoint=args.checkpoint, device=args.device))
         runs.append(('sam', sam, False))
     for name, seg, use_depth in runs:
         has_depth = use_depth and getattr(seg, 'accepts_depth', False)

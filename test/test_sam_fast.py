@@ -25,8 +25,10 @@ import os
 import numpy as np
 import pytest
 from sam2real_ros.sam import sam_onnx
-from sam2real_ros.sam.sam_fast import (build_tiny_sam, FastAutomaticMaskGenerator,
-                                       PromptBatchDecoder, SdpaImageEncoder)
+from sam2real_ros.sam.backends import SdpaImageEncoder
+from sam2real_ros.sam.options import SamOptions
+from sam2real_ros.sam.sam_fast import build_tiny_sam, FastAutomaticMaskGenerator, \
+    PromptBatchDecoder
 from sam2real_ros.sam.segmenters import SamSegmenter, SegmenterError
 from segment_anything import SamAutomaticMaskGenerator
 import torch
@@ -88,10 +90,15 @@ def test_onnx_backend_equals_library_and_is_cached(tiny_sam, tmp_path):
     img = _image()
     naive = SamAutomaticMaskGenerator(tiny_sam, **SETTINGS).generate(img)
     notes = []
-    gen = FastAutomaticMaskGenerator(tiny_sam, backend='onnx', cache_dir=tmp_path,
-                                     decoder_batch=4, upsample_chunk=5, log=notes.append,
-                                     **SETTINGS)
+    gen = FastAutomaticMaskGenerator(tiny_sam, SamOptions(
+        backend='onnx', cache_dir=tmp_path, decoder_batch=4, upsample_chunk=5,
+        generator=SETTINGS), log=notes.append)
+    assert gen.backend.name == 'onnx'
     _same_output(naive, gen.generate(img))
+    # the public seam of the benchmark: the IoU head's predictions for every grid prompt
+    ious = gen.predicted_ious(img)
+    assert ious.shape == (SETTINGS['points_per_side'] ** 2, 3)
+    assert (ious > SETTINGS['pred_iou_thresh']).any(1).sum() >= 3
     assert {'encoder', 'decoder', 'masks', 'postprocess', 'nms'} <= set(gen.timings)
     assert len(notes) == 2 and 'exporting SAM to ONNX' in notes[0]
     folder = tmp_path / sam_onnx.weights_key(tiny_sam)
@@ -100,8 +107,8 @@ def test_onnx_backend_equals_library_and_is_cached(tiny_sam, tmp_path):
         'decoder_tokens.onnx.data', 'encoder.onnx', 'encoder.onnx.data']
     # the second generator on the same weights reuses the graphs
     again = []
-    FastAutomaticMaskGenerator(tiny_sam, backend='onnx', cache_dir=tmp_path, log=again.append,
-                               **SETTINGS)
+    FastAutomaticMaskGenerator(tiny_sam, SamOptions(backend='onnx', cache_dir=tmp_path,
+                                                    generator=SETTINGS), log=again.append)
     assert again == []
     # other weights, other key (a changed checkpoint never runs stale graphs)
     other = build_tiny_sam(seed=0, logit_scale=1000.0)
@@ -116,8 +123,10 @@ def test_torch_backend_without_iou_filter_and_sdpa_encoder(tiny_sam):
     img = _image(48, 64)
     kw = dict(SETTINGS, pred_iou_thresh=0.0)
     naive = SamAutomaticMaskGenerator(tiny_sam, **kw).generate(img)
-    _same_output(naive, FastAutomaticMaskGenerator(tiny_sam, sdpa=True, decoder_batch=5,
-                                                   **kw).generate(img))
+    gen = FastAutomaticMaskGenerator(tiny_sam, SamOptions(sdpa=True, decoder_batch=5,
+                                                          generator=kw))
+    assert gen.backend.name == 'torch'  # auto: sdpa is a torch option
+    _same_output(naive, gen.generate(img))
     x = torch.randn(1, 3, 256, 256)
     with torch.no_grad():
         torch.testing.assert_close(SdpaImageEncoder(tiny_sam.image_encoder)(x),
@@ -127,15 +136,18 @@ def test_torch_backend_without_iou_filter_and_sdpa_encoder(tiny_sam):
 def test_int8_encoder_and_option_errors(tiny_sam, tmp_path):
     img = _image()
     # 'auto' picks onnx for a CPU model, torch when a reduced-precision encoder is asked for
-    auto = SamSegmenter(tiny_sam, 'tiny', backend='auto', cache_dir=tmp_path,
-                        log=lambda m: None, **SETTINGS)
-    assert auto.generator.backend == 'onnx'
-    bf16 = SamSegmenter(tiny_sam, 'tiny', backend='auto', encoder_dtype='bfloat16', **SETTINGS)
-    assert bf16.generator.backend == 'torch'
+    opt = SamOptions(model_type='tiny', cache_dir=tmp_path, generator=SETTINGS)
+    auto = SamSegmenter(tiny_sam, opt, log=lambda m: None)
+    assert auto.generator.backend.name == 'onnx' and auto.settings['backend'] == 'onnx'
+    bf16 = SamSegmenter(tiny_sam, opt.with_changes(encoder_dtype='bfloat16'))
+    assert bf16.generator.backend.name == 'torch'
+    # the backend asked for is the backend used
+    assert SamSegmenter(tiny_sam, opt.with_changes(backend='torch')).settings['backend'] == \
+        'torch'
     # the int8 encoder is quantized from the float graph already in the cache
     notes = []
-    seg = SamSegmenter(tiny_sam, 'tiny', backend='onnx', quantize='int8', cache_dir=tmp_path,
-                       log=notes.append, **SETTINGS)
+    seg = SamSegmenter(tiny_sam, opt.with_changes(backend='onnx', quantize='int8'),
+                       log=notes.append)
     assert 'once for these weights (encoder_int8)' in notes[0]
     out = seg(img)
     assert out.masks.shape[1:] == img.shape[:2] and len(out.masks) > 0
@@ -143,9 +155,10 @@ def test_int8_encoder_and_option_errors(tiny_sam, tmp_path):
     folder = tmp_path / sam_onnx.weights_key(tiny_sam)
     assert (folder / 'encoder_int8.onnx').is_file()
     with pytest.raises(SegmenterError, match='encoder_dtype: torch backend only'):
-        SamSegmenter(tiny_sam, 'tiny', backend='onnx', encoder_dtype='bfloat16',
-                     cache_dir=tmp_path)
+        SamSegmenter(tiny_sam, opt.with_changes(backend='onnx', encoder_dtype='bfloat16'))
     with pytest.raises(SegmenterError, match='quantize needs backend onnx'):
-        SamSegmenter(tiny_sam, 'tiny', backend='torch', quantize='int8')
+        SamSegmenter(tiny_sam, opt.with_changes(backend='torch', quantize='int8'))
     with pytest.raises(ValueError, match='backend must be one of'):
-        FastAutomaticMaskGenerator(tiny_sam, backend='tensorrt')
+        SamOptions(backend='tensorrt')
+    with pytest.raises(ValueError, match=r"unknown SAM generator settings: \['points_per_sid'\]"):
+        SamOptions(generator={'points_per_sid': 4})

@@ -36,9 +36,10 @@ from sam2real_ros.common import io_utils
 from sam2real_ros.recording.episode_store import EpisodeWriter
 from sam2real_ros.sam.mask_store import MaskStore
 from sam2real_ros.sam.sam_fast import build_tiny_sam
-from sam2real_ros.sam.segmenters import FallbackSegmenter, SamSegmenter
-from sam2real_ros.sam.worker import find_frames, in_shard, main, parse_shard, SamWorker, \
-    WorkerError, WorkerLoop
+from sam2real_ros.sam.segment_cli import main
+from sam2real_ros.sam.segmenters import FallbackSegmenter, SamOptions, SamSegmenter
+from sam2real_ros.sam.worker import find_frames, in_shard, parse_shard, SamWorker, WorkerError, \
+    WorkerLoop
 
 
 def _img(seed, h=48, w=64):
@@ -84,8 +85,10 @@ def test_dataset_to_masks_fallback_and_tiny_sam(tmp_path):
     writers['recording'].close('complete')
     assert len(fb.pending()) == 3
     # a tiny random-weight SAM through the same worker, to a second store
-    sam = SamSegmenter(build_tiny_sam(0, logit_scale=1000.0), 'tiny', points_per_side=4,
-                       pred_iou_thresh=0.0, stability_score_thresh=0.5, box_nms_thresh=1.0)
+    sam = SamSegmenter(build_tiny_sam(0, logit_scale=1000.0), SamOptions(
+        model_type='tiny', backend='torch', generator={
+            'points_per_side': 4, 'pred_iou_thresh': 0.0, 'stability_score_thresh': 0.5,
+            'box_nms_thresh': 1.0}))
     sw = SamWorker(tmp_path, sam, store_root=tmp_path / 'sam_masks')
     assert sw.run(limit=2) == 2
     sam_store = MaskStore(tmp_path / 'sam_masks')
@@ -241,7 +244,7 @@ def test_cli_names_the_episode_folders_it_leaves_out(tmp_path, capsys):
 FREEZING_SEGMENT = textwrap.dedent("""
     import sys
     from sam2real_ros.common import io_utils
-    from sam2real_ros.sam import worker
+    from sam2real_ros.sam import segment_cli
     real, n = io_utils.os.replace, [0]
 
     def replace(src, dst):
@@ -253,7 +256,7 @@ FREEZING_SEGMENT = textwrap.dedent("""
         real(src, dst)
 
     io_utils.os.replace = replace
-    sys.exit(worker.main(sys.argv[1:]))
+    sys.exit(segment_cli.main(sys.argv[1:]))
 """)
 
 
@@ -276,7 +279,7 @@ def test_kill_mid_write_and_resume(tmp_path):
     assert len(temps) == 1 and time.time() - os.path.getmtime(temps[0]) < 60  # fresh
     # what another writer killed during a write leaves behind (no live lock for its pid)
     (tmp_path / 'masks' / 'imgs' / '.15.png.npz.tmp-99999-0').write_bytes(b'half-written')
-    cmd = [sys.executable, '-m', 'sam2real_ros.sam.worker', *args]
+    cmd = [sys.executable, '-m', 'sam2real_ros.sam.segment_cli', *args]
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert 'removed 2 stale temp files' in res.stderr
@@ -518,3 +521,22 @@ def test_cli_with_config_file(tmp_path, capsys):
     assert 'done 1, failed 0' in capsys.readouterr().err
     (tmp_path / 'bad.yaml').write_text('a: [')
     assert main([str(tmp_path), '--config', str(tmp_path / 'bad.yaml'), '--nice', '0']) == 2
+
+
+def test_cli_backend_choice_reaches_the_sam_options(tmp_path):
+    from sam2real_ros.sam import segment_cli
+    cfg = tmp_path / 'w.yaml'
+    cfg.write_text('sam_worker:\n  ros__parameters:\n    backend: onnx\n    model_type: vit_b\n'
+                   '    sam: {points_per_side: 8}\n')
+
+    def options(*argv):
+        args = segment_cli.build_parser().parse_args([str(tmp_path), *argv])
+        return segment_cli.run_options(args)
+    assert options()['sam'].backend == 'auto'
+    opt = options('--config', str(cfg))['sam']
+    assert (opt.backend, opt.model_type) == ('onnx', 'vit_b')
+    assert opt.generator == {'points_per_side': 8}
+    assert options('--config', str(cfg), '--backend', 'torch', '--naive')['sam'].backend == 'torch'
+    assert not options('--naive')['sam'].fast
+    cfg.write_text('sam_worker:\n  ros__parameters:\n    backend: tensorrt\n')
+    assert main([str(tmp_path), '--config', str(cfg), '--nice', '0']) == 2

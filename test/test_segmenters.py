@@ -25,8 +25,8 @@ import os
 import numpy as np
 import pytest
 from sam2real_ros.sam.sam_fast import build_tiny_sam, FastAutomaticMaskGenerator
-from sam2real_ros.sam.segmenters import (FallbackSegmenter, make_segmenter, SamSegmenter,
-                                         SegmenterError)
+from sam2real_ros.sam.segmenters import (FallbackSegmenter, make_segmenter, SamOptions,
+                                         SamSegmenter, SegmenterError)
 from segment_anything import SamAutomaticMaskGenerator
 
 YCBV = os.environ.get('SAM2REAL_YCBV_SAMPLE') or os.path.join(
@@ -65,7 +65,8 @@ def test_fast_generator_equals_library(tiny_sam, settings):
     img = _image()
     kw = dict(points_per_side=4, points_per_batch=6, **settings)
     naive = SamAutomaticMaskGenerator(tiny_sam, **kw).generate(img)
-    fast_gen = FastAutomaticMaskGenerator(tiny_sam, upsample_chunk=5, **kw)
+    fast_gen = FastAutomaticMaskGenerator(tiny_sam, SamOptions(backend='torch', upsample_chunk=5,
+                                                               generator=kw))
     fast = fast_gen.generate(img)
     assert len(naive) >= 3, 'test settings must let masks survive'
     assert len(fast) == len(naive)
@@ -81,14 +82,17 @@ def test_sam_segmenter_output(tiny_sam):
     img = _image(48, 64)
     kw = {'points_per_side': 4, 'pred_iou_thresh': 0.0, 'stability_score_thresh': 0.5,
           'box_nms_thresh': 1.0}
-    fast = SamSegmenter(tiny_sam, 'tiny', **kw)(img)
-    naive = SamSegmenter(tiny_sam, 'tiny', fast=False, **kw)(img)
+    opt = SamOptions(model_type='tiny', backend='torch', generator=kw)
+    seg = SamSegmenter(tiny_sam, opt)
+    assert seg.name == 'sam:tiny' and seg.settings['backend'] == 'torch'
+    fast = seg(img)
+    naive = SamSegmenter(tiny_sam, opt.with_changes(fast=False))(img)
     n = len(naive.masks)
     assert n > 0 and fast.masks.shape == (n, 48, 64) and fast.masks.dtype == bool
     np.testing.assert_array_equal(fast.bboxes, naive.bboxes)
     np.testing.assert_allclose(fast.scores, naive.scores, atol=1e-6)
     with pytest.raises(SegmenterError, match='unknown SAM generator settings'):
-        SamSegmenter(tiny_sam, 'tiny', points_per_sid=4)
+        make_segmenter('sam', {'generator': {'points_per_sid': 4}})
 
 
 def rgbd_scene(h=480, w=640, seed=0):
@@ -257,11 +261,13 @@ def test_fallback_on_real_rgbd_frames(h, w):
 def test_make_segmenter_auto_falls_back_sam_refuses(tmp_path):
     missing = str(tmp_path / 'sam_vit_h_4b8939.pth')
     lines = []
-    seg = make_segmenter('auto', 'vit_h', missing, log=lines.append)
+    seg = make_segmenter('auto', SamOptions(checkpoint=missing), log=lines.append)
     assert seg.name == 'fallback' and seg.accepts_depth
     assert len(lines) == 1 and missing in lines[0] and 'sam_vit_h_4b8939.pth' in lines[0]
     with pytest.raises(SegmenterError, match='SAM checkpoint not found: .*sam_vit_h_4b8939'):
-        make_segmenter('sam', 'vit_h', missing)
+        make_segmenter('sam', {'model_type': 'vit_h', 'checkpoint': missing})
+    with pytest.raises(SegmenterError, match='bad SAM options.*backend must be one of'):
+        make_segmenter('sam', {'backend': 'tensorrt'})
     with pytest.raises(SegmenterError, match='segmenter must be'):
         make_segmenter('bogus')
     with pytest.raises(SegmenterError, match='bad fallback settings'):

@@ -276,8 +276,9 @@ def resolve_segmenter(spec):
     """
     Return a callable ``rgb -> masks`` from a callable, ``fallback``, ``sam``/``auto`` or a dict.
 
-    Names and dicts (``{kind: fallback, fallback_settings: {...}}``) go to
-    ``segmenters.make_segmenter``; ``fallback`` is the depth + colour fallback segmenter.
+    Names and dicts (``{kind: fallback, fallback_settings: {...}}``, ``{kind: sam, sam:
+    {model_type: vit_b, ...}}``) go to ``segmenters.make_segmenter``; ``fallback`` is the
+    depth + colour fallback segmenter.
     """
     if callable(spec):
         return spec

@@ -55,6 +55,9 @@ PARAMETERS = params.schema(
     Param('model_type', 'vit_h', 'SAM backbone', one_of=('vit_h', 'vit_l', 'vit_b')),
     Param('checkpoint', '', 'SAM checkpoint; empty: $SAM_CHECKPOINT or ~/.cache/sam2real/'),
     Param('device', 'auto', 'auto, cpu, cuda or cuda:N', pattern=segmenters.DEVICE_PATTERN),
+    Param('backend', 'auto', "SAM fast path's engine: torch, onnx (onnxruntime on the CPU; "
+          'exports the graphs once per checkpoint, minutes for ViT-H) or auto (onnx on a CPU, '
+          'torch on a GPU)', one_of=('auto', 'torch', 'onnx')),
     Param('encoder_dtype', 'float32', 'SAM image encoder precision',
           one_of=('float32', 'bfloat16', 'float16')),
     Param('upsample_chunk', 32, 'SAM masks upsampled to full resolution at once',
@@ -181,10 +184,12 @@ class SamWorkerNode(ManagedNode):
         p = self.p
         sam = {k[4:]: v for k, v in p.items() if k.startswith('sam.')}
         fb = {k[9:]: v for k, v in p.items() if k.startswith('fallback.')}
-        return segmenters.make_segmenter(
-            p['segmenter'], p['model_type'], p['checkpoint'] or None, p['device'], sam, fb,
-            upsample_chunk=p['upsample_chunk'], encoder_dtype=p['encoder_dtype'],
-            log=self.get_logger().warning)
+        opt = segmenters.SamOptions(
+            model_type=p['model_type'], checkpoint=p['checkpoint'] or None, device=p['device'],
+            backend=p['backend'], upsample_chunk=p['upsample_chunk'],
+            encoder_dtype=p['encoder_dtype'], generator=sam)
+        return segmenters.make_segmenter(p['segmenter'], opt, fb,
+                                         log=self.get_logger().warning)
 
     def _on_frame(self, frame, status):
         """Publish the key of each stored frame; log failed ones (worker thread)."""

@@ -40,9 +40,11 @@ masks:
    Results equal the library's up to float32 rounding (~1e-6 relative).
 
 Stability score, thresholding, boxes, crop-edge filtering and NMS are the library's own
-functions on the same full-resolution logits, so the kept masks are the same. ``backend='onnx'``
-runs the image encoder and the decoder graphs in onnxruntime (faster on CPU; exported once per
-set of weights into a cache folder, :mod:`sam2real_ros.sam.sam_onnx`). Optional, off by default
+functions on the same full-resolution logits, so the kept masks are the same. The encoder and
+decoder run on one backend object (:mod:`sam2real_ros.sam.backends`): ``TorchBackend`` (the
+model's device) or :class:`~sam2real_ros.sam.sam_onnx.OnnxSam` (onnxruntime, faster on CPU;
+graphs exported once per set of weights into a cache folder), picked by ``make_backend`` from the
+:class:`~sam2real_ros.sam.options.SamOptions` (``backend``). Optional, off by default
 because they change the output slightly: the image encoder / decoder in bfloat16 or float16
 (``encoder_dtype``, ``decoder_dtype``; GPU), scaled-dot-product attention in the image encoder
 (``sdpa``), ``torch.compile`` of the image encoder (``compile_encoder``), an int8 dynamically
@@ -60,6 +62,8 @@ import time
 import warnings
 
 import numpy as np
+from sam2real_ros.sam.backends import make_backend
+from sam2real_ros.sam.options import SamOptions
 from segment_anything import SamAutomaticMaskGenerator
 from segment_anything.utils.amg import (
     batched_mask_to_box, calculate_stability_score, is_box_near_crop_edge, MaskData,
@@ -68,7 +72,6 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops.boxes import batched_nms
 
-ENCODER_DTYPES = {'float32': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 WRITTEN_FOR = '1.0'
 """The segment-anything version (PyPI ``segment-anything``) whose generator this subclasses."""
 
@@ -97,9 +100,6 @@ def _installed_version():
 _MISMATCH = version_mismatch(_installed_version())
 if _MISMATCH:
     warnings.warn(_MISMATCH, SamVersionWarning, stacklevel=2)
-
-
-BACKENDS = ('torch', 'onnx')
 
 
 class PromptBatchDecoder(torch.nn.Module):
@@ -270,62 +270,6 @@ class PromptBatchDecoder(torch.nn.Module):
         return z.reshape(b, m, hh * 4, ww * 4)
 
 
-class SdpaImageEncoder(torch.nn.Module):
-    """
-    SAM's ``ImageEncoderViT`` with its attention through ``F.scaled_dot_product_attention``.
-
-    Same modules and weights (shared with ``encoder``, nothing copied); the decomposed relative
-    position terms become the additive attention mask, so the math is the library's. On a GPU
-    the fused attention kernels avoid the explicit attention matrix ops (segment-anything-fast
-    does the same).
-    """
-
-    def __init__(self, encoder):
-        super().__init__()
-        self.encoder = encoder
-
-    @staticmethod
-    def _attention(attn, x):
-        from segment_anything.modeling.image_encoder import get_rel_pos
-        b, h, w, _ = x.shape
-        qkv = attn.qkv(x).reshape(b, h * w, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)                                  # B x heads x HW x d
-        mask = None
-        if attn.use_rel_pos:
-            rh = get_rel_pos(h, h, attn.rel_pos_h)
-            rw = get_rel_pos(w, w, attn.rel_pos_w)
-            r_q = q.reshape(b * attn.num_heads, h, w, -1)
-            rel_h = torch.einsum('bhwc,hkc->bhwk', r_q, rh.to(r_q.dtype))
-            rel_w = torch.einsum('bhwc,wkc->bhwk', r_q, rw.to(r_q.dtype))
-            mask = (rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).reshape(
-                b, attn.num_heads, h * w, h * w)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scale)
-        return attn.proj(out.transpose(1, 2).reshape(b, h, w, -1))
-
-    def _block(self, blk, x):
-        from segment_anything.modeling.image_encoder import window_partition, window_unpartition
-        shortcut = x
-        x = blk.norm1(x)
-        if blk.window_size > 0:
-            hw = x.shape[1], x.shape[2]
-            x, pad_hw = window_partition(x, blk.window_size)
-        x = self._attention(blk.attn, x)
-        if blk.window_size > 0:
-            x = window_unpartition(x, blk.window_size, pad_hw, hw)
-        x = shortcut + x
-        return x + blk.mlp(blk.norm2(x))
-
-    def forward(self, x):
-        """Return the image embedding of a preprocessed Bx3xSxS image (as the encoder)."""
-        enc = self.encoder
-        x = enc.patch_embed(x)
-        if enc.pos_embed is not None:
-            x = x + enc.pos_embed
-        for blk in enc.blocks:
-            x = self._block(blk, x)
-        return enc.neck(x.permute(0, 3, 1, 2))
-
-
 class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
     """
     Drop-in subclass of ``SamAutomaticMaskGenerator`` (``output_mode='binary_mask'``).
@@ -333,63 +277,27 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
     Arguments:
     ---------
       model (Sam): the SAM model.
-      upsample_chunk (int): masks upsampled to full resolution at once (memory bound).
-      backend (str): 'torch' (the model's device) or 'onnx' (onnxruntime on the CPU; graphs
-        exported once per set of weights, see :mod:`sam2real_ros.sam.sam_onnx`).
-      decoder_batch (int): prompts decoded at once (memory: ~30 MB per prompt in float32);
-        default 16 on a CPU (cache-friendlier), 64 on a GPU.
-      encoder_dtype, decoder_dtype (str): 'float32' (exact), 'bfloat16' or 'float16'
-        (autocast of the image encoder resp. the prompt decoder; torch backend).
-      sdpa (bool): image encoder attention through ``F.scaled_dot_product_attention`` with the
-        relative position bias as its mask (torch backend; same math, fused kernels on a GPU).
-      compile_encoder (bool): ``torch.compile`` the image encoder (torch backend; slow first
-        frame).
-      quantize (str): None or 'int8': dynamically quantized encoder (onnx backend).
-      cache_dir (str): ONNX graph cache (onnx backend).
-      threads (int): onnxruntime threads (onnx backend; default torch's thread count).
+      options (SamOptions): generator settings (``options.generator``) and the fast path's
+        (backend, dtypes, ``upsample_chunk``: masks upsampled to full resolution at once,
+        ``decoder_batch``: prompts decoded at once, ~30 MB per prompt in float32); default
+        ``SamOptions()``.
       log (callable): where the one-time ONNX export notice goes.
-      **kwargs: the parent's generator settings (points_per_side, pred_iou_thresh, ...).
+
+    Attributes
+    ----------
+      backend: the backend object (``TorchBackend`` or ``OnnxSam``; ``backend.name``).
 
     """
 
-    def __init__(self, model, upsample_chunk=32, encoder_dtype='float32', backend='torch',
-                 decoder_batch=None, decoder_dtype='float32', sdpa=False, compile_encoder=False,
-                 quantize=None, cache_dir=None, threads=None, log=print, **kwargs):
-        if kwargs.get('output_mode', 'binary_mask') != 'binary_mask':
-            raise ValueError('FastAutomaticMaskGenerator only supports output_mode=binary_mask')
-        for name, value in (('encoder_dtype', encoder_dtype), ('decoder_dtype', decoder_dtype)):
-            if value not in ENCODER_DTYPES:
-                raise ValueError(f'{name} must be one of {sorted(ENCODER_DTYPES)}, got {value!r}')
-        if backend not in BACKENDS:
-            raise ValueError(f'backend must be one of {list(BACKENDS)}, got {backend!r}')
-        torch_only = {'encoder_dtype': encoder_dtype != 'float32',
-                      'decoder_dtype': decoder_dtype != 'float32', 'sdpa': sdpa,
-                      'compile_encoder': compile_encoder}
-        if backend == 'onnx':
-            bad = sorted(k for k, v in torch_only.items() if v)
-            if bad:
-                raise ValueError(f'{", ".join(bad)}: torch backend only (backend is onnx)')
-            if model.device.type != 'cpu':
-                raise ValueError('backend onnx runs on the CPU (onnxruntime); the model is on '
-                                 f'{model.device}: use backend torch')
-        elif quantize:
-            raise ValueError('quantize needs backend onnx')
-        super().__init__(model, **kwargs)
-        self.upsample_chunk = max(1, int(upsample_chunk))
-        if decoder_batch is None:
-            decoder_batch = 16 if model.device.type == 'cpu' else 64
-        self.decoder_batch = max(1, int(decoder_batch))
-        self.encoder_dtype, self.decoder_dtype = encoder_dtype, decoder_dtype
-        self.backend = backend
-        self.decoder = PromptBatchDecoder(model).eval()
-        self.onnx = None
-        if backend == 'onnx':
-            from sam2real_ros.sam.sam_onnx import OnnxSam
-            self.onnx = OnnxSam(model, self.decoder, cache_dir=cache_dir, threads=threads,
-                                quantize=quantize, log=log)
-        self.encode = SdpaImageEncoder(model.image_encoder) if sdpa else model.image_encoder
-        if compile_encoder:
-            self.encode = torch.compile(self.encode)
+    def __init__(self, model, options=None, log=print):
+        options = options or SamOptions()
+        self.backend = make_backend(model, PromptBatchDecoder(model).eval(), options, log)
+        super().__init__(model, **options.generator_settings())
+        self.options = options
+        self.upsample_chunk = max(1, int(options.upsample_chunk))
+        self.decoder_batch = max(1, int(options.decoder_batch or (
+            16 if model.device.type == 'cpu' else 64)))
+        self.decoder = self.backend.decoder
         self.state = None
         self.timings = {}
 
@@ -454,37 +362,35 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
         x = x.permute(2, 0, 1).contiguous()[None]
         pred.reset_image()
         pred.original_size, pred.input_size = image.shape[:2], tuple(x.shape[-2:])
-        x = pred.model.preprocess(x)
-        if self.onnx is not None:
-            feats = self.onnx.encode(x)
-        else:
-            dtype = ENCODER_DTYPES[self.encoder_dtype]
-            with torch.autocast(pred.device.type, dtype=dtype or torch.bfloat16,
-                                enabled=dtype is not None):
-                feats = self.encode(x)
+        feats = self.backend.encode(pred.model.preprocess(x))
         pred.features, pred.is_image_set = feats.float(), True
         self.state = self.decoder.image_state(pred.features)
         self._tick('encoder', t0)
 
     def _decode(self, tokens):
         """Return the multimask IoU predictions and transformer outputs of prompt tokens."""
-        if self.onnx is not None:
-            iou, q, x = self.onnx.decode_tokens(tokens, self.state)
-        else:
-            dtype = ENCODER_DTYPES[self.decoder_dtype]
-            with torch.autocast(tokens.device.type, dtype=dtype or torch.bfloat16,
-                                enabled=dtype is not None):
-                iou, q, x = self.decoder(tokens, *self.state)
+        iou, q, x = self.backend.decode_tokens(tokens, self.state)
         return iou[:, 1:].float(), q, x
 
-    def _masks(self, q, x):
-        """Return the multimask low-res logits of the given prompts (float32)."""
-        if self.onnx is not None:
-            return self.onnx.decode_masks(q, x)
-        dtype = ENCODER_DTYPES[self.decoder_dtype]
-        with torch.autocast(q.device.type, dtype=dtype or torch.bfloat16,
-                            enabled=dtype is not None):
-            return self.decoder.masks(q, x).float()
+    @torch.no_grad()
+    def predicted_ious(self, image, batch=64):
+        """
+        Return the predicted IoUs of the multimask outputs of every grid prompt on ``image``.
+
+        The decoder's IoU head only (no mask is computed): an Nx3 float32 array, N = the
+        points of the first crop layer's grid. Benchmarks calibrate ``pred_iou_thresh`` with it.
+        """
+        self._set_image(image)
+        h, w = image.shape[:2]
+        pts = self.point_grids[0] * np.array([[w, h]])
+        coords = torch.as_tensor(self.predictor.transform.apply_coords(pts, (h, w)),
+                                 dtype=torch.float, device=self.predictor.device)
+        tokens = self.decoder.prompt_tokens(coords[:, None], torch.ones(
+            (len(coords), 1), dtype=torch.int, device=coords.device))
+        ious = torch.cat([self._decode(tokens[s:s + batch])[0].cpu()
+                          for s in range(0, len(tokens), batch)])
+        self.predictor.reset_image()
+        return ious.numpy()
 
     def _process_crop(self, image, crop_box, crop_layer_idx, orig_size):
         x0, y0, x1, y1 = crop_box
@@ -544,7 +450,7 @@ class FastAutomaticMaskGenerator(SamAutomaticMaskGenerator):
             sel = keep.any(1)
             if bool(sel.any()):
                 t1 = time.perf_counter()
-                low = self._masks(q[sel], x[sel])
+                low = self.backend.decode_masks(q[sel], x[sel])
                 self._tick('masks', t1)
                 low_res.append(low.flatten(0, 1)[keep[sel].flatten()])
                 iou_preds.append(iou[keep])

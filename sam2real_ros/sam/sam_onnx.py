@@ -186,6 +186,9 @@ class OnnxSam:
     """
     Run a SAM model's encoder and :class:`PromptBatchDecoder` graphs in onnxruntime (CPU).
 
+    The fast path's onnx backend object (the torch one: ``sam_fast.TorchBackend``; both have
+    ``name``, ``decoder``, :meth:`encode`, :meth:`decode_tokens` and :meth:`decode_masks`).
+
     Arguments:
     ---------
       sam (Sam): the model (its weights are hashed to find or make the graphs).
@@ -197,10 +200,13 @@ class OnnxSam:
 
     """
 
+    name = 'onnx'
+
     def __init__(self, sam, decoder, cache_dir=None, threads=None, quantize=None, log=print):
         import onnxruntime as ort
         if quantize not in QUANTIZE:
             raise ValueError(f'quantize must be None or int8, got {quantize!r}')
+        self.decoder = decoder
         self.folder = os.path.join(cache_root(cache_dir), weights_key(sam))
         self.paths = export(sam, decoder, self.folder, quantize, log)
         so = ort.SessionOptions()

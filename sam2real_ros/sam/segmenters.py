@@ -27,15 +27,16 @@ per side), through :class:`sam2real_ros.sam.sam_fast.FastAutomaticMaskGenerator`
 the library's generator, faster). ``FallbackSegmenter`` (:mod:`sam2real_ros.sam.fallback`): for
 machines without a SAM checkpoint; whole objects and their parts from depth (support plane +
 depth jumps) and colour, colour only for frames without depth. :func:`make_segmenter` picks one
-(``sam``, ``fallback`` or ``auto``).
+(``sam``, ``fallback`` or ``auto``); SAM's settings travel as one
+:class:`~sam2real_ros.sam.options.SamOptions`.
 """
 import os
 import re
 
 import numpy as np
 
-from sam2real_ros.sam import fallback
 from sam2real_ros.sam.fallback import FallbackSegmenter  # noqa: F401 (public name)
+from sam2real_ros.sam.options import SAM_DEFAULTS, SamOptions  # noqa: F401 (public names)
 from sam2real_ros.sam.segments import Segments
 
 SAM_CHECKPOINTS = {
@@ -44,13 +45,6 @@ SAM_CHECKPOINTS = {
     'vit_b': 'sam_vit_b_01ec64.pth',
 }
 SAM_URL = 'https://dl.fbaipublicfiles.com/segment_anything/'
-# SamAutomaticMaskGenerator defaults (chosen for ViT-H) with the paper's 24 points per side.
-SAM_DEFAULTS = {'points_per_side': 24, 'points_per_batch': 64, 'pred_iou_thresh': 0.88,
-                'stability_score_thresh': 0.95, 'stability_score_offset': 1.0,
-                'box_nms_thresh': 0.7, 'crop_n_layers': 0, 'crop_nms_thresh': 0.7,
-                'crop_overlap_ratio': 512 / 1500, 'crop_n_points_downscale_factor': 1,
-                'min_mask_region_area': 0}
-FALLBACK_DEFAULTS = dict(fallback.DEFAULTS)
 
 
 class SegmenterError(RuntimeError):
@@ -131,48 +125,37 @@ class SamSegmenter:
     Arguments:
     ---------
       model (Sam): a loaded SAM model (its device is used).
-      model_type (str): recorded in the store (``sam:<model_type>``).
-      fast (bool): use the faster generator (same output) instead of the library's.
-      upsample_chunk (int): masks upsampled at once (fast path).
-      encoder_dtype (str): 'float32' (exact), 'bfloat16' or 'float16'.
-      backend (str): fast path: 'auto' (onnx on a CPU with ``encoder_dtype`` float32, else
-        torch), 'torch' or 'onnx' (onnxruntime; graphs exported once per set of weights into
-        ``cache_dir``).
-      quantize (str): None or 'int8' (int8 encoder, onnx backend; changes the masks).
-      cache_dir (str): ONNX graph cache (default ``~/.cache/sam2real/onnx``).
+      options (SamOptions): generator settings, fast or library generator, backend, dtypes;
+        ``options.model_type`` is recorded in the store (``sam:<model_type>``).
       log (callable): where the one-time ONNX export notice goes.
-      **settings: ``SamAutomaticMaskGenerator`` settings overriding :data:`SAM_DEFAULTS`.
+
+    Raises
+    ------
+      SegmenterError: options that contradict each other or the model's device.
 
     """
 
-    def __init__(self, model, model_type='vit_h', fast=True, upsample_chunk=32,
-                 encoder_dtype='float32', backend='torch', quantize=None, cache_dir=None,
-                 log=print, **settings):
+    def __init__(self, model, options=None, log=print):
         from segment_anything import SamAutomaticMaskGenerator
 
         from sam2real_ros.sam.sam_fast import FastAutomaticMaskGenerator
-        unknown = set(settings) - set(SAM_DEFAULTS)
-        if unknown:
-            raise SegmenterError(f'unknown SAM generator settings: {sorted(unknown)}')
-        if backend == 'auto':
-            on_cpu = next(model.parameters()).device.type == 'cpu'
-            backend = 'onnx' if on_cpu and encoder_dtype == 'float32' else 'torch'
-        self.settings = dict(SAM_DEFAULTS, **settings)
-        self.name = f'sam:{model_type}'
-        self.fast = bool(fast)
+        options = options or SamOptions()
+        self.options = options
+        self.name = f'sam:{options.model_type}'
+        self.settings = options.generator_settings()
+        self.fast = bool(options.fast)
         if self.fast:
             try:
-                self.generator = FastAutomaticMaskGenerator(
-                    model, upsample_chunk=upsample_chunk, encoder_dtype=encoder_dtype,
-                    backend=backend, quantize=quantize, cache_dir=cache_dir, log=log,
-                    **self.settings)
+                self.generator = FastAutomaticMaskGenerator(model, options, log=log)
             except ValueError as e:
                 raise SegmenterError(f'SAM fast path: {e}') from None
+            self.settings.update(backend=self.generator.backend.name)
         else:
             self.generator = SamAutomaticMaskGenerator(model, **self.settings)
-        self.settings.update(model_type=model_type, encoder_dtype=encoder_dtype)
-        if self.fast and quantize:
-            self.settings.update(quantize=quantize)
+        self.settings.update(model_type=options.model_type,
+                             encoder_dtype=options.encoder_dtype)
+        if self.fast and options.quantize:
+            self.settings.update(quantize=options.quantize)
 
     def __call__(self, rgb):
         """Segment HxWx3 uint8 RGB; returns :class:`Segments`."""
@@ -193,10 +176,7 @@ class SamSegmenter:
         return Segments(masks, scores, bboxes, {})
 
 
-def make_segmenter(kind='auto', model_type='vit_h', checkpoint=None, device='auto',
-                   sam_settings=None, fallback_settings=None, fast=True, upsample_chunk=32,
-                   encoder_dtype='float32', backend='auto', quantize=None, cache_dir=None,
-                   log=print):
+def make_segmenter(kind='auto', sam=None, fallback_settings=None, log=print):
     """
     Build the configured segmenter.
 
@@ -204,9 +184,9 @@ def make_segmenter(kind='auto', model_type='vit_h', checkpoint=None, device='aut
     ---------
       kind (str): 'sam' (refuses to run without the checkpoint), 'fallback' (depth + colour),
         or 'auto' (SAM when the checkpoint exists, else says so in one line and falls back).
-      sam_settings (dict): generator settings (see :data:`SAM_DEFAULTS`).
+      sam (SamOptions or dict or None): SAM's options (a dict holds :class:`SamOptions`
+        fields, e.g. from a YAML segmenter spec); default ``SamOptions()``.
       fallback_settings (dict): :class:`FallbackSegmenter` settings (``fallback.DEFAULTS``).
-      backend, quantize, cache_dir: the SAM fast path's (see :class:`SamSegmenter`).
       log (callable): where the one-line fallback and ONNX export notices go.
 
     Raises
@@ -216,16 +196,18 @@ def make_segmenter(kind='auto', model_type='vit_h', checkpoint=None, device='aut
     """
     if kind not in ('sam', 'fallback', 'auto'):
         raise SegmenterError(f'segmenter must be sam, fallback or auto, got {kind!r}')
-    if device_problem(device):
-        raise SegmenterError(device_problem(device))
+    try:
+        opt = sam if isinstance(sam, SamOptions) else SamOptions(**(sam or {}))
+    except (TypeError, ValueError) as e:
+        raise SegmenterError(f'bad SAM options {sam}: {e}') from None
+    if device_problem(opt.device):
+        raise SegmenterError(device_problem(opt.device))
     if kind in ('sam', 'auto'):
-        path = checkpoint or default_checkpoint(model_type)
+        path = opt.checkpoint or default_checkpoint(opt.model_type)
         if os.path.isfile(path) or kind == 'sam':
-            model = load_sam(model_type, path, resolve_device(device))
-            return SamSegmenter(model, model_type, fast=fast, upsample_chunk=upsample_chunk,
-                                encoder_dtype=encoder_dtype, backend=backend, quantize=quantize,
-                                cache_dir=cache_dir, log=log, **(sam_settings or {}))
-        log(missing_checkpoint_message(path, model_type) + '; using the fallback segmenter '
+            model = load_sam(opt.model_type, path, resolve_device(opt.device))
+            return SamSegmenter(model, opt, log=log)
+        log(missing_checkpoint_message(path, opt.model_type) + '; using the fallback segmenter '
             '(depth + colour)')
     try:
         return FallbackSegmenter(**(fallback_settings or {}))
