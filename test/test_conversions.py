@@ -194,6 +194,16 @@ def test_unsupported_encoding():
         numpy_to_image(np.zeros((2, 2), np.uint8), 'jpeg')
 
 
+def test_colour_decoder_lists_only_the_encodings_it_decodes():
+    """16UC1/32FC1 are refused on a colour topic, so they are not listed as supported (#21)."""
+    msg = _manual_msg(np.zeros((2, 2), np.uint8), 'yuv422')
+    with pytest.raises(ValueError) as e:
+        image_to_rgb8(msg)
+    text = str(e.value)
+    assert "unsupported image encoding 'yuv422'" in text and 'rgb8' in text and 'mono16' in text
+    assert '16UC1' not in text and '32FC1' not in text, text
+
+
 def test_size_and_step_mismatch():
     msg = _manual_msg(np.zeros((4, 6, 3), np.uint8), 'rgb8')
     msg.step = 17  # shorter than a row of 18 bytes

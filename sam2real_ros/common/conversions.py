@@ -54,6 +54,8 @@ ENCODINGS = {
 }
 # encodings that hold depth or measurements, never colours
 MEASUREMENT_ENCODINGS = ('16UC1', '32FC1')
+# what image_to_rgb8 decodes (besides compressed images)
+COLOUR_ENCODINGS = tuple(e for e in ENCODINGS if e not in MEASUREMENT_ENCODINGS)
 
 
 def _layout(msg):
@@ -150,6 +152,9 @@ def image_to_rgb8(msg):
     if not hasattr(msg, 'encoding') and hasattr(msg, 'format'):
         return compressed_to_rgb8(msg)
     enc = msg.encoding
+    if enc not in ENCODINGS:
+        raise ValueError(f'unsupported image encoding {enc!r} (colour encodings: '
+                         f'{", ".join(COLOUR_ENCODINGS)})')
     if enc in MEASUREMENT_ENCODINGS:
         raise ValueError(f'image encoding {enc!r} is a depth/measurement encoding, '
                          'not a colour or mono image the model can segment')
