@@ -43,12 +43,13 @@ IMG, INFO, STATUS = '/cam/rgb/image_raw', '/cam/rgb/camera_info', '/grasp/_actio
 OLD, A, B = bytes(range(16)), bytes(range(16, 32)), bytes(range(32, 48))
 
 
-def make_stream(all_bad=False, end_s=None):
+def make_stream(all_bad=False, end_s=None, short_frames=()):
     """
     Return ``(typestore, [(topic, msgtype, log_time_ns, msg)])`` in log-time order.
 
     Two grasps (A succeeds, B aborts) and a corrupt frame; ``all_bad``: every image has an
-    unsupported encoding; ``end_s``: the bag ends that many seconds after its start.
+    unsupported encoding; ``end_s``: the bag ends that many seconds after its start;
+    ``short_frames``: ``{i: n}`` image ``i`` carries only ``n`` bytes of data.
     """
     from rosbags.typesys import get_typestore, Stores
     ts = get_typestore(Stores.ROS2_KILTED)
@@ -84,9 +85,10 @@ def make_stream(all_bad=False, end_s=None):
             header=header, height=24, width=32, distortion_model='plumb_bob',
             d=np.zeros(5), k=k, r=np.eye(3).ravel(), p=np.zeros(12), binning_x=0,
             binning_y=0, roi=roi)))
+        data = rgb.ravel()[:dict(short_frames).get(i)]
         out.append((IMG, 'sensor_msgs/msg/Image', t + 1, T['sensor_msgs/msg/Image'](
             header=header, height=24, width=32, encoding='rgb8', is_bigendian=0, step=96,
-            data=rgb.ravel())))
+            data=data)))
     a, b = T0 + 2 * S + 5, T0 + 5 * S + 5
     out += [status(a, [old, (A, a, 2)]), status(T0 + 35 * S // 10, [old, (A, a, 4)]),
             status(b, [old, (A, a, 4), (B, b, 1)]),
@@ -291,6 +293,55 @@ def test_no_action_is_a_user_error_listing_the_bags_actions(tmp_path, capsys):
     assert err == ['sam2real extract-episodes: no --action given: name the grasp action(s) '
                    'whose status starts an episode; actions in the bag: /grasp'], err
     assert not (tmp_path / 'o').exists()
+
+
+def test_reject_summary_keeps_different_causes_apart(tmp_path, capsys):
+    """Two size errors with different numbers are two lines, each with its own numbers (#21)."""
+    write_bag(tmp_path / 'bag', 'SQLITE3', short_frames={13: 100, 17: 200})
+    assert extract.main(argv_for(tmp_path / 'bag', tmp_path / 'o')) == 1
+    out = capsys.readouterr().out
+    assert 'rejected 3 bad message(s):' in out, out
+    lines = [line.strip() for line in out.splitlines() if line.startswith('  ')]
+    assert '1 x /cam/rgb/image_raw: rgb8 image data has 100 bytes, expected step x height = ' \
+        '96 x 24 = 2304' in lines, lines
+    assert '1 x /cam/rgb/image_raw: rgb8 image data has 200 bytes, expected step x height = ' \
+        '96 x 24 = 2304' in lines, lines
+
+
+def test_a_second_bag_into_the_same_out_is_not_taken_for_the_first(tmp_path, capsys):
+    """Two bags with the same stamps and goal ids are two sets of episodes (#21)."""
+    write_bag(tmp_path / 'bag_a', 'SQLITE3')
+    write_bag(tmp_path / 'bag_b', 'MCAP')
+    out = tmp_path / 'o'
+    assert extract.main(argv_for(tmp_path / 'bag_a', out)) == 1
+    capsys.readouterr()
+    assert extract.main(argv_for(tmp_path / 'bag_b', out)) == 1
+    text = capsys.readouterr().out
+    assert '2 new (0 replacing half-written or cut-short ones), 0 existing kept' in text, text
+    sources = sorted(os.path.basename(ep['source_bag'])
+                     for ep in episode_store.list_episodes(out))
+    assert sources == ['bag_a', 'bag_a', 'bag_b', 'bag_b'], sources
+    assert extract.main(argv_for(tmp_path / 'bag_b', out)) == 1  # the same bag again: kept
+    assert '0 new (0 replacing half-written or cut-short ones), 2 existing kept' in \
+        capsys.readouterr().out
+
+
+def test_extract_frames_and_episodes_share_one_exit_code_rule(tmp_path, capsys):
+    """
+    Some messages rejected: both bag commands finish and exit 1 (docs: the exit-code rule).
+
+    0: all input used; 1: done, but messages were rejected or frames lost (the summary says);
+    2: nothing done (bad arguments or bag).
+    """
+    from sam2real_ros.data import rosbag
+    write_bag(tmp_path / 'bag', 'SQLITE3')  # one corrupt frame (yuv422) among 79
+    assert rosbag.main([str(tmp_path / 'bag'), '--image-topic', IMG, '--out',
+                        str(tmp_path / 'f'), '--min-period-s', '0', '--no-progress']) == 1
+    assert extract.main(argv_for(tmp_path / 'bag', tmp_path / 'e')) == 1
+    clean = tmp_path / 'clean'
+    write_bag(clean, 'SQLITE3', end_s=1.0)  # before the corrupt frame
+    assert rosbag.main([str(clean), '--image-topic', IMG, '--out', str(tmp_path / 'g'),
+                        '--min-period-s', '0', '--no-progress']) == 0
 
 
 def test_episode_timing_has_one_field_list_and_one_set_of_defaults():

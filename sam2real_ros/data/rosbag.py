@@ -33,6 +33,7 @@ from sam2real_ros.common import bags
 from sam2real_ros.common import conversions
 from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.common.io_utils import atomic_write_png
+from sam2real_ros.common.rejects import exit_code, Rejects
 from sam2real_ros.data.base import DatasetError
 
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
@@ -84,7 +85,7 @@ def extract_bag_frames(bag, topic, out_dir, min_period_s=0.5, progress=True):
     stats = {'written': 0, 'existing': 0, 'dropped': 0, 'failed': 0, 'messages': 0,
              'out_dir': out_dir}
     period_ns = int(round(min_period_s * 1e9))
-    reasons = {}  # each distinct decoding problem -> count (printed once)
+    reasons = Rejects()  # each distinct decoding problem -> count (printed once)
     try:
         with bags.open_bag(bag) as reader:
             conns = image_connections(reader, bag, topic)
@@ -109,19 +110,18 @@ def extract_bag_frames(bag, topic, out_dir, min_period_s=0.5, progress=True):
                     rgb = conversions.image_to_rgb8(msg)
                 except ValueError as e:
                     stats['failed'] += 1
-                    if str(e) not in reasons:
+                    if reasons.add(e):
                         bar.write(f'{bag}: {topic} message at {stamp} ns skipped: {e} '
                                   '(each problem is reported once, counted in "failures")')
-                    reasons[str(e)] = reasons.get(str(e), 0) + 1
                     continue
                 atomic_write_png(path, rgb)
                 stats['written'] += 1
             bar.close()
     except bags.BagError as e:
         raise DatasetError(str(e)) from None
-    stats['failures'] = reasons
+    stats['failures'] = reasons.causes
     if stats['failed'] and not stats['written'] + stats['existing']:
-        first = next(iter(reasons))
+        first = next(iter(reasons.causes))
         raise DatasetError(f'none of the {stats["failed"]} frames of {topic!r} in {bag} could '
                            f'be decoded: {first}')
     return stats
@@ -138,7 +138,8 @@ def main(argv=None):
         description='Write the frames of one image topic of a rosbag2 (sqlite3 or mcap) as PNG '
                     'files, at most one per --min-period-s; resumable. Then run '
                     '`sam2real segment DIR` and train with data.real={type: image_folder, '
-                    'root: DIR}.', formatter_class=HelpFormatter)
+                    'root: DIR}. Exit code 0: every frame used; 1: done, some frames could not '
+                    'be decoded (listed); 2: nothing done.', formatter_class=HelpFormatter)
     ap.add_argument('bag', help='rosbag2 folder (or .db3/.mcap file)')
     ap.add_argument('--image-topic', required=True,
                     help='sensor_msgs/Image or CompressedImage topic')
@@ -154,4 +155,4 @@ def main(argv=None):
         print(f'sam2real extract-frames: {exc}', file=sys.stderr)
         return 2
     print(json.dumps(stats))
-    return 0
+    return exit_code(stats['failed'])

@@ -31,7 +31,6 @@ from dataclasses import asdict
 import faulthandler
 import functools
 import os
-import re
 import sys
 import time
 
@@ -39,6 +38,7 @@ from action_msgs.msg import GoalStatusArray
 from rclpy.node import Node
 from rclpy.qos import qos_profile_action_status_default
 from sam2real_ros.common import conversions
+from sam2real_ros.common.rejects import fault_kind
 from sam2real_ros.common.watchdog import Watchdog
 from sam2real_ros.inference.runtime import RateWindow, reuse_large_buffers
 from sam2real_ros.nodes import params
@@ -223,7 +223,7 @@ class RecorderNode(Node):
         """Count a bad message by kind (numbers left out); log the first of each kind."""
         self.counts['frames_bad'] += 1
         self._recent_trouble = time.monotonic()
-        kind = re.sub(r'\d+', 'N', cause.split(' (', 1)[0])[:100]
+        kind = fault_kind(cause)
         self.bad[kind] += 1
         if self.bad[kind] == 1:
             self.get_logger().warning(f'skipping bad image message(s): {cause} (each kind '

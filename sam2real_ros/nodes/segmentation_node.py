@@ -35,13 +35,13 @@ publishes ``~/labels`` (mono8, the camera's header), ``~/labels_color``, ``~/ove
 ``/diagnostics``. docs/segmentation_node.md describes topics, states and parameters.
 """
 import json
-import re
 import sys
 import threading
 import time
 
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sam2real_ros.common.conversions import image_to_rgb8, stamp_to_ns
+from sam2real_ros.common.rejects import fault_kind
 from sam2real_ros.inference import visual
 from sam2real_ros.inference.engine import SegmentationEngine
 from sam2real_ros.inference.runtime import (HotModel, LatestFrame, RateWindow,
@@ -94,12 +94,6 @@ ros2 run sam2real segmentation_node --ros-args --params-file config/segmentation
     -r image:=/head_front_camera/rgb/image_raw -p autostart:=true"""
 
 MAX_REASONS = 16  # distinct bad-frame reasons counted one by one; more go to 'other'
-
-
-def reason_key(exc):
-    """Return the cause of a bad frame without its numbers (one key per kind of fault)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return re.sub(r"(?<![\w.'])\d+(\.\d+)?(?![\w'])", 'N', text.split(' (')[0])
 
 
 class SegmentationNode(ManagedNode):
@@ -239,7 +233,7 @@ class SegmentationNode(ManagedNode):
 
     def _count(self, counts, exc, text, level='warn'):
         """Count a skipped frame under its reason; log the first of each reason."""
-        key = reason_key(exc)
+        key = fault_kind(str(exc).strip() or type(exc).__name__)
         if key not in counts and len(counts) >= MAX_REASONS:
             key = 'other'
         counts[key] = counts.get(key, 0) + 1

@@ -98,9 +98,9 @@ class EpisodeSink:
         writes (at most every 30 s; later when it still lasts) and its end, each episode not
         written.
       resume (bool): an episode whose folder already holds the same episode (same start,
-        trigger and image topic) is kept when complete (``episodes_existing``) and replaced when
-        half-written or when it lost frames (quota, failed writes: ``episodes_replaced``), so
-        the same input gives the same episodes again.
+        trigger, image topic and source bag) is kept when complete (``episodes_existing``) and
+        replaced when half-written or when it lost frames (quota, failed writes:
+        ``episodes_replaced``), so the same input gives the same episodes again.
       rejected (callable | None): ``rejected() -> int``, how many camera images the caller has
         rejected as bad so far; an episode without frames then says whether bad images were
         all that arrived while it was open.
@@ -216,7 +216,9 @@ class EpisodeSink:
     def _same(self, meta, ep):
         return (meta.get('start_ns') == int(ep.start.t_ns)
                 and meta.get('trigger') == ep.meta.get('trigger')
-                and meta.get('image_topic') == ep.meta.get('image_topic'))
+                and meta.get('image_topic') == ep.meta.get('image_topic')
+                # another bag with the same stamps and goal ids is other data
+                and meta.get('source_bag') == ep.meta.get('source_bag'))
 
     def _resume(self, ep):
         base = new_episode_id(ep.start.t_ns)

@@ -29,19 +29,19 @@ time (the time the recorder received it) instead of the wall clock, and writes t
 
 Idempotent: the same bag gives the same episode ids, so a second run into the same ``--out``
 keeps the complete episodes, replaces half-written ones and those that lost frames (quota,
-failed writes) and writes only what is missing. Exit codes: 0 everything extracted; 1
-finished, but messages were rejected or frames lost (the summary says which and why); 2 a user
-error (one line).
+failed writes) and writes only what is missing; episodes are keyed by the bag too, so another
+bag with the same stamps and goal ids adds its own. Exit codes: the rule of all bag commands,
+:data:`sam2real_ros.common.rejects.EXIT_CODES`.
 """
 import argparse
 import os
-import re
 import sys
 
 from sam2real_ros.common import bags
 from sam2real_ros.common import conversions
 from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.common.errors import Sam2realError
+from sam2real_ros.common.rejects import exit_code, Rejects
 from sam2real_ros.recording import episode_recovery, episode_sink, episode_store
 from sam2real_ros.recording import grasp_episodes
 
@@ -52,7 +52,8 @@ def build_parser():
         prog='sam2real extract-episodes', formatter_class=HelpFormatter,
         description='Cut grasp episodes out of a rosbag2 (sqlite3 or mcap) with the same '
         'trigger, ring buffer and phases as the live grasp_recorder, into OUT/episodes. '
-        'docs/grasp_recorder.md')
+        'Exit code 0: every message used; 1: done, some messages rejected or frames lost '
+        '(listed); 2: nothing done. docs/grasp_recorder.md')
     ap.add_argument('bag', help='rosbag2 folder (or a .db3/.mcap file)')
     ap.add_argument('--image-topic', required=True, help='RGB sensor_msgs/Image topic')
     ap.add_argument('--action', action='append', default=[],
@@ -82,19 +83,14 @@ STATUS_SUFFIX = '/_action/status'
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 
 
-def cause_key(cause):
-    """Return the kind of a bad-message cause: its text with every number replaced by N."""
-    return re.sub(r'\d+', 'N', cause)
-
-
 def extract(args, warn=print):
     """
     Run the extraction.
 
     Returns
     -------
-      tuple: ``(sink stats, logic counts, rejected, recovery)``: ``rejected`` maps each kind
-        of bad message (:func:`cause_key`) to ``[count, first full cause]``.
+      tuple: ``(sink stats, logic counts, rejected, recovery)``: ``rejected`` is the
+        :class:`~sam2real_ros.common.rejects.Rejects` of the bad messages.
 
     """
     cfg = grasp_episodes.EpisodeConfig.from_mapping(vars(args))
@@ -160,7 +156,7 @@ def _cut_episodes(args, cfg, reader, conns, sink, info_topic, status_topics, bad
     logic = grasp_episodes.EpisodeLogic(cfg, reader.start_time)
     camera = None
     extra = {'source_bag': os.path.abspath(args.bag), 'image_topic': args.image_topic}
-    rejected = {}
+    rejected = Rejects()
     total = sum(c.msgcount for c in conns)
     t = reader.start_time
     for conn, t, raw in tqdm(reader.messages(connections=conns), total=total,
@@ -176,9 +172,7 @@ def _cut_episodes(args, cfg, reader, conns, sink, info_topic, status_topics, bad
         if cause:
             logic.counts['frames_bad'] += 1
             bad_images[0] += conn.topic == args.image_topic
-            entry = rejected.setdefault(cause_key(cause), [0, cause])
-            entry[0] += 1
-            if entry[0] == 1:
+            if rejected.add(cause):
                 warn(f'warning: skipping bad message(s): {cause}')
         for ev in events:
             sink.handle(ev, camera=camera, extra=extra)
@@ -235,11 +229,10 @@ def summary(args, stats, counts, rejected):
     if lost:
         lines.append(f'{stats["frames_lost"]} frame(s) of episodes lost: '
                      + ', '.join(f'{r} {n}' for r, n in lost.items()))
-    n_bad = sum(n for n, _ in rejected.values())
-    if n_bad:
-        lines.append(f'rejected {n_bad} bad message(s):')
-        lines += [f'  {n} x {example}' for n, example in rejected.values()]
-    return lines, 1 if n_bad or lost else 0
+    if rejected.total:
+        lines.append(f'rejected {rejected.total} bad message(s):')
+        lines += rejected.lines()
+    return lines, exit_code(rejected.total, lost)
 
 
 def main(argv=None):
