@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 
 # sam2real: fresh machine -> `make demo` (main job on the embedded default) and `make test`.
-.PHONY: setup build demo test lint bench clean
+.PHONY: setup build demo test test-stress lint bench clean
 RUN := tools/venv-run
 PYTEST_ARGS ?=
 
@@ -18,6 +18,10 @@ build: setup
 
 test: build
 	$(RUN) python -m pytest -q $(PYTEST_ARGS)
+
+# the suite STRESS_RUNS (5) times under STRESS_BUSY (4) busy processes; not in CI (tools/stress_test.sh)
+test-stress: build
+	tools/stress_test.sh $(PYTEST_ARGS)
 
 lint: setup
 	$(RUN) ament_flake8 . && $(RUN) ament_pep257 sam2real_ros test benchmarks launch && $(RUN) lint-imports --no-cache
