@@ -32,15 +32,18 @@ grasp's episode folder appears (timed by watching the folder), restarts it at on
 
 * ``silent``: a recorder sent no ``/diagnostics`` for ``--silent-s`` (after a restart, or
   later) and did not exit by itself: it hung quietly;
-* ``watchdog_exits``: a recorder that went quiet (no diagnostics for 5 s before a cycle, or
-  no episode for the cycle's grasp) and then exited with code 3 by itself (its watchdog:
-  docs/grasp_recorder.md, "Watchdog"); the loop restarts it;
+* ``watchdog_exits``: a recorder that went quiet (no diagnostics for 5 s before a cycle, no
+  episode for the cycle's grasp, or none after a restart) and then exited by itself with code
+  3 (its watchdog thread) or 1 (faulthandler: a hang holding the GIL), docs/grasp_recorder.md,
+  "Watchdog"; ``other_exits``: any other exit; the loop restarts it;
 * ``not_recorded``: a recorder that was up, and stayed up, did not open an episode for the
   cycle's grasp within ``--silent-s``;
 * ``mislabelled``: an episode of the killed grasp written by the restarted recorder that is
   not marked ``joined_late`` (a grasp first heard terminal must open none);
 * ``end_before_start``: any episode with ``end_ns < start_ns``; ``not_repaired``: the killed
-  episode was not ``interrupted`` once the restarted recorder is up.
+  episode was not ``interrupted`` once the restarted recorder is up;
+  ``killed_before_first_frame``: the kill came between the folder and its first frame, and
+  the restart removed the empty folder (no episode without frames), as it should.
 
 Prints one line per cycle; the last line is JSON with the counts, the seconds from restart to
 the first diagnostics (min / median / max), the cycles run, the 1-minute load average at the
@@ -141,9 +144,12 @@ def quiet(loop, counts, what):
     rec = loop.rec
     _wait(lambda: rec.poll() is not None, loop.args.silent_s, 0.1)
     tail = loop.procs.tail(rec, 3).replace('\n', ' | ')
-    if rec.poll() == 3:
+    if rec.poll() in (1, 3):  # 3: the watchdog thread; 1: faulthandler (GIL held)
         counts['watchdog_exits'] += 1
-        note = f'{what}; its watchdog exited 3: {tail}'
+        note = f'{what}; its watchdog exited {rec.poll()}: {tail}'
+    elif rec.poll() is not None:
+        counts['other_exits'] += 1
+        note = f'{what}; it exited {rec.poll()}: {tail}'
     else:
         counts['silent'] += 1
         note = f'SILENT ({what}; still running after {loop.args.silent_s:g} s): {tail}'
@@ -180,6 +186,7 @@ def cycle(loop, rng, counts, restart_s):
     counts['mislabelled'] += len(bad)
     counts['joined_late'] += len(later) - len(bad)
     counts['not_repaired'] += sum(ep['state'] != 'interrupted' for ep in killed)
+    counts['killed_before_first_frame'] += not killed  # its folder held no frame: removed
     counts['end_before_start'] = sum(ep['end_ns'] < ep['start_ns'] for ep in loop.episodes())
     state = ','.join(f'{ep["state"]}/{ep["end_reason"]}/{ep["outcome"]}' for ep in eps)
     return f'grasp {goal[:8]}: restart {took:.2f} s to diagnostics; episodes {state}'
@@ -199,7 +206,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from tqdm import tqdm
     rng, counts, restart_s = random.Random(args.seed), dict.fromkeys(
-        ('silent', 'watchdog_exits', 'not_recorded', 'mislabelled', 'joined_late', 'not_repaired',
+        ('silent', 'watchdog_exits', 'other_exits', 'not_recorded', 'mislabelled', 'joined_late', 'not_repaired',
+         'killed_before_first_frame',
          'end_before_start'), 0), []
     t0, load0 = time.monotonic(), os.getloadavg()[0]
     loop = Loop(args, tempfile.mkdtemp(prefix='sam2real_recorder_restarts_'))
