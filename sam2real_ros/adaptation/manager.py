@@ -60,6 +60,13 @@ from sam2real_ros.adaptation import gate
 from sam2real_ros.adaptation.ledger import Ledger, LedgerError, sha256_file, Versions
 from sam2real_ros.common.errors import Sam2realError
 from sam2real_ros.common.io_utils import atomic_write_bytes, atomic_write_json
+from sam2real_ros.data import datasets
+from sam2real_ros.inference.engine import SegmentationEngine
+from sam2real_ros.inference.export import export_onnx
+from sam2real_ros.recording.episode_store import iter_frames
+from sam2real_ros.sam.mask_store import MaskStore
+from sam2real_ros.training import evaluate
+from sam2real_ros.training.config import apply_override, config_from_dict, load_config
 
 CANDIDATE_DIR = 'candidate'
 ROUND_FILE = 'round.json'
@@ -239,8 +246,6 @@ class AdaptationManager:
           dict: episode id -> number of frames of that complete episode with masks.
 
         """
-        from sam2real_ros.recording.episode_store import iter_frames
-        from sam2real_ros.sam.mask_store import MaskStore
         store = MaskStore(os.path.join(self.root, 'masks'))
         counts = {}
         for ref in iter_frames(self.root, complete_only=True):
@@ -272,7 +277,6 @@ class AdaptationManager:
 
     # ------------------------------------------------------------------------ data and gate
     def _base_config(self, checkpoint):
-        from sam2real_ros.training.config import apply_override, config_from_dict, load_config
         from sam2real_ros.modeling.model import load_checkpoint
         if self.cfg.train_config:
             return load_config(self.cfg.train_config, self.cfg.train_overrides)
@@ -298,8 +302,7 @@ class AdaptationManager:
     def _real_gate(self):
         if not self.cfg.gate_data:
             return None, {}
-        from sam2real_ros.training.evaluate import resolve_data
-        spec, fixed = resolve_data(self.cfg.gate_data)
+        spec, fixed = evaluate.resolve_data(self.cfg.gate_data)
         root = spec.get('root')
         if root:
             r = os.path.abspath(os.fspath(root))
@@ -310,19 +313,16 @@ class AdaptationManager:
         return spec, fixed
 
     def _evaluate(self, model, spec, frames, cfg, fixed=None):
-        from sam2real_ros.data import datasets
-        from sam2real_ros.inference.engine import SegmentationEngine
-        from sam2real_ros.training import evaluate as ev
         fixed = fixed or {}
         ds = datasets.build_labeled(spec)
         engine = SegmentationEngine.load(model, backend='onnxruntime', device='cpu')
-        cmap = ev.parse_class_map(self.cfg.gate_class_map) if self.cfg.gate_class_map else None
+        cmap = (evaluate.parse_class_map(self.cfg.gate_class_map) if self.cfg.gate_class_map
+                else None)
         ignore = fixed.get('ignore_index', cfg.loss.ignore_index)
-        lut = ev.class_lut(engine.class_names, ds.class_names, cmap, ignore)
+        lut = evaluate.class_lut(engine.class_names, ds.class_names, cmap, ignore)
         background = fixed.get('include_background', cfg.include_background)
-        return ev.evaluate(engine, ds, frames, background,
-                           progress=self.cfg.progress, lut=lut, ignore_index=ignore,
-                           keep_frames=True)
+        return evaluate.evaluate(engine, ds, frames, background, progress=self.cfg.progress,
+                                 lut=lut, ignore_index=ignore, keep_frames=True)
 
     def _evaluate_both(self, models, cfg):
         """Evaluate each ONNX file of ``models`` (name -> path) on the gate sets."""
@@ -338,7 +338,6 @@ class AdaptationManager:
         return out, syn, real
 
     def _export(self, checkpoint, staging):
-        from sam2real_ros.inference.export import export_onnx
         from sam2real_ros.modeling.model import model_from_checkpoint
         net, mcfg, names = model_from_checkpoint(checkpoint)
         res = export_onnx(net, mcfg, names, os.path.join(staging, 'model.onnx'), verify=True)
