@@ -31,8 +31,9 @@ The import rules of docs/ARCHITECTURE.md, checked with import-linter (contracts 
 * ``ros``: only ``nodes/`` and ``demo/`` import rclpy or ROS message packages.
 
 The same check runs by hand as ``lint-imports`` from the repository root. A third rule, that no
-code (package, tests, benchmarks) uses a private ``_name`` of another sam2real module, is
-checked here with the ``ast`` module, as is a fourth: no code edits ``sys.path`` (the package,
+code (package, tests, benchmarks) uses a private ``_name`` of another sam2real module, either
+imported (``P._camera``) or as an attribute of its objects (``trainer._prep()``), is checked
+here with the ``ast`` module, as is a fourth: no code edits ``sys.path`` (the package,
 the tests and ``benchmarks``, a package run as ``python -m benchmarks.<name>``, import by their
 names). Module names say what runs: each ROS executable is ``sam2real_ros/nodes/<name>.py``.
 """
@@ -155,6 +156,78 @@ def test_no_code_uses_a_private_name_of_another_module(tmp_path):
                     found += [f'{os.path.relpath(path, REPO)}:{line}: {text}'
                               for line, text in private_uses(path)]
     assert not found, 'private names used across modules (make them public or move them):\n' \
+        + '\n'.join(found)
+
+
+def is_private(name):
+    """Return whether ``name`` is private (``_x``, not ``__x__``)."""
+    return name.startswith('_') and not name.startswith('__')
+
+
+def is_own(expr):
+    """Return whether ``expr`` is ``self``, ``cls`` or ``super()`` (an object's own names)."""
+    return (isinstance(expr, ast.Name) and expr.id in ('self', 'cls')) or (
+        isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name)
+        and expr.func.id == 'super')
+
+
+def private_definitions(tree):
+    """Return the private names a module defines: defs, classes, variables, own attributes."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
+              and is_own(node.value)):
+            names.add(node.attr)
+    return {name for name in names if is_private(name)}
+
+
+def private_attribute_uses(paths, owners):
+    """
+    Return ``path:line: expr`` for each ``obj._name`` whose ``_name`` another module defines.
+
+    ``obj`` is anything but ``self``, ``cls`` and ``super()``; ``_name`` counts when a module
+    of ``owners`` other than ``path`` defines it (a method, a function, an attribute it sets on
+    ``self``) and ``path`` itself does not: e.g. ``tr._prep(...)`` outside ``trainer.py``.
+    """
+    trees = {p: ast.parse(open(p).read(), p) for p in set(paths) | set(owners)}
+    defined = {p: private_definitions(trees[p]) for p in trees}
+    found = []
+    for path in paths:
+        elsewhere = set().union(*(defined[p] for p in owners if p != path))
+        for node in ast.walk(trees[path]):
+            if (isinstance(node, ast.Attribute) and is_private(node.attr)
+                    and not is_own(node.value) and node.attr not in defined[path]
+                    and node.attr in elsewhere):
+                found.append(f'{os.path.relpath(path, REPO)}:{node.lineno}: '
+                             f'{ast.unparse(node)}')
+    return found
+
+
+def python_files(*folders):
+    """Return the ``.py`` files under the repository's ``folders``, sorted."""
+    return [os.path.join(dirpath, name) for folder in folders
+            for dirpath, _, files in sorted(os.walk(os.path.join(REPO, folder)))
+            for name in sorted(files) if name.endswith('.py')]
+
+
+@pytest.mark.linter
+def test_no_code_uses_a_private_attribute_of_another_modules_object(tmp_path):
+    owner, user = tmp_path / 'owner.py', tmp_path / 'user.py'
+    owner.write_text('class T:\n    def _prep(self):\n        self._n = 1\n')
+    user.write_text('class U:\n    def _own(self):\n        return self._prep\n\n\n'
+                    'def f(t, u):\n    t._n = 2\n    return t._prep(), u._own(), t._replace\n')
+    assert private_attribute_uses([str(user)], [str(owner), str(user)]) == [
+        f'{os.path.relpath(str(user), REPO)}:7: t._n',
+        f'{os.path.relpath(str(user), REPO)}:8: t._prep']
+    owners = python_files(PACKAGE, 'benchmarks')
+    found = private_attribute_uses(python_files(PACKAGE, 'test', 'benchmarks'), owners)
+    assert not found, 'private attributes of another module used (make them public):\n' \
         + '\n'.join(found)
 
 
