@@ -159,6 +159,24 @@ def test_no_code_uses_a_private_name_of_another_module(tmp_path):
         + '\n'.join(found)
 
 
+def test_the_architecture_doc_names_every_module_of_its_folder():
+    with open(os.path.join(REPO, 'docs', 'ARCHITECTURE.md')) as f:
+        rows = {m.group(1): line for line in f
+                for m in [re.match(r'\| `(\w+)/` \|', line)] if m}
+    missing = []
+    for folder in sorted(os.listdir(os.path.join(REPO, PACKAGE))):
+        path = os.path.join(REPO, PACKAGE, folder)
+        if not os.path.isfile(os.path.join(path, '__init__.py')):
+            continue
+        assert folder in rows, f'docs/ARCHITECTURE.md has no row for {folder}/'
+        missing += [f'{folder}/{name}' for name in sorted(os.listdir(path))
+                    if name.endswith('.py') and not name.startswith('__')
+                    and f'`{name[:-3]}`' not in rows[folder]
+                    and f'`{name[:-3]} (' not in rows[folder]]
+    assert not missing, 'docs/ARCHITECTURE.md does not name these modules:\n' + \
+        '\n'.join(missing)
+
+
 def is_private(name):
     """Return whether ``name`` is private (``_x``, not ``__x__``)."""
     return name.startswith('_') and not name.startswith('__')
