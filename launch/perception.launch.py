@@ -40,7 +40,7 @@ soon as their process starts (their ``autostart`` parameter, set from the launch
 (``deactivate``) lasts until someone sends ``activate``. ``autostart:=false`` leaves them
 unconfigured for a lifecycle manager (as nav2 and slam_toolbox do).
 
-Every node is required: one that ends on its own (e.g. exit code 2 on a bad parameter value)
+Every node is required: one that fails on its own (e.g. exit code 2 on a bad parameter value)
 shuts the whole launch down, which says so in one line naming the node and its exit code and
 exits with 1; a ``<node>_params_file`` that does not exist stops the launch before any node
 starts.
@@ -70,6 +70,7 @@ SWITCHES = {
                   'activate themselves right after start; false: they wait unconfigured for a '
                   'lifecycle manager'),
 }
+SIGTERM_TIMEOUT_S = 15
 TOPICS = {  # launch argument -> the nodes' relative topic name it remaps
     'image_topic': 'image', 'camera_info_topic': 'camera_info', 'depth_topic': 'depth'}
 
@@ -119,8 +120,10 @@ class NodeExited(RuntimeError):
 def _stop_on_exit(name):
     """Return an on_exit handler that ends the launch once node ``name`` ends on its own."""
     def on_exit(event, context):
-        if context.is_shutdown:
-            return None  # Ctrl-C or another node's exit: the launch is ending anyway
+        if context.is_shutdown or event.returncode in (0, -2, -15):
+            # ending anyway: Ctrl-C to the process group reaches the nodes (exit 0) before
+            # the launch has seen it, or the launch stops them (SIGINT, SIGTERM)
+            return None
         # launch prints 'Caught exception in launch ...: <this>', shuts every node down and
         # exits with 1
         raise NodeExited(f'{name} exited with code {event.returncode}; shutting the launch '
@@ -155,6 +158,9 @@ def _nodes(context):
             'remappings': [(src, dst) for src, dst in remappings if src in node.topics],
             'arguments': ['--ros-args', '--log-level', LaunchConfiguration('log_level')],
             'output': 'screen', 'emulate_tty': True,
+            # at shutdown: SIGINT, then SIGTERM after this long (the nodes bound their own
+            # clean-up below it: runner.CLEANUP_LIMIT_S), then SIGKILL
+            'sigterm_timeout': str(SIGTERM_TIMEOUT_S),
             'condition': IfCondition(LaunchConfiguration(node.switch))}
         action = LifecycleNode(**kwargs) if node.lifecycle else Node(**kwargs)
         actions += [action, RegisterEventHandler(OnProcessExit(

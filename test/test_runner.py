@@ -53,6 +53,27 @@ class Slow(Node):
 sys.exit(run_node('slow_cleanup', Slow))
 """
 
+STUCK_CLEANUP_NODE = """
+import sys
+import time
+from rclpy.node import Node
+from sam2real_ros.nodes import runner
+
+
+class Stuck(Node):
+    def __init__(self):
+        super().__init__('stuck_cleanup')
+        self.create_timer(0.2, lambda: print('spinning', flush=True))
+
+    def shutdown(self):
+        print('cleaning up', flush=True)
+        time.sleep(1000)  # a call that never returns (a DDS call, a worker that hangs)
+
+
+runner.CLEANUP_LIMIT_S = float(sys.argv[1])
+sys.exit(runner.run_node('stuck_cleanup', Stuck))
+"""
+
 
 def _run(args, timeout=60):
     return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
@@ -98,6 +119,29 @@ def test_bad_ros_argument_is_one_line_and_exit_2():
     assert res.returncode == 2, res.stdout + res.stderr
     assert 'sim_grasp_server: ' in res.stderr and 'remap rule' in res.stderr
     assert 'Traceback' not in res.stderr and ' at /' not in res.stderr, res.stderr
+
+
+@pytest.mark.rostest
+@pytest.mark.parametrize('then', ['SIGTERM', 'nothing'])
+def test_a_stuck_cleanup_still_ends_the_process(processes, then):
+    """
+    Shutdown is bounded (#21): SIGTERM during the clean-up ends it, and so does the time limit.
+
+    A node stuck in its clean-up once ignored SIGINT and SIGTERM until SIGKILL.
+    """
+    limit = 60.0 if then == 'SIGTERM' else 3.0
+    proc = processes.start('-c', STUCK_CLEANUP_NODE, str(limit), name='stuck')
+    assert wait_until(lambda: 'spinning' in processes.output(proc), 60), processes.output(proc)
+    proc.send_signal(signal.SIGINT)
+    assert wait_until(lambda: 'cleaning up' in processes.output(proc), 30)
+    if then == 'SIGTERM':
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == -signal.SIGTERM, processes.output(proc)
+    else:
+        assert proc.wait(60) == 1, processes.output(proc)
+        out = processes.output(proc)
+        assert 'stuck_cleanup: clean-up did not finish within 3 s; exiting' in out, out
+        assert 'in shutdown' in out, out  # faulthandler names the stuck call
 
 
 @pytest.mark.rostest

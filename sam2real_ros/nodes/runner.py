@@ -31,10 +31,17 @@ while the node is built (invalid parameter, missing folder, unknown segmenter, .
 traceback. ``--help`` (before ``--ros-args``) prints the node's parameter table and exits 0.
 
 The node's optional ``shutdown()`` (stop worker threads) runs before ``destroy_node()``.
+Shutdown is bounded: once the clean-up starts, SIGTERM ends the process at once (rclpy's own
+handler would only request a shutdown again), and a clean-up that has not finished after
+:data:`CLEANUP_LIMIT_S` (a call blocked in DDS or in a worker) prints one line and where it was
+stuck, then ends the process with exit code 1 (``ros2 launch`` escalates to SIGTERM later).
 """
+import faulthandler
+import os
 import re
 import signal
 import sys
+import threading
 
 import rclpy
 from rclpy.exceptions import InvalidParameterValueException, ParameterException
@@ -48,6 +55,7 @@ try:  # rclpy exports it only from its pybind11 module
 except ImportError:
     UnknownROSArgsError = RCLError
 
+CLEANUP_LIMIT_S = 10.0
 CONFIG_ERRORS = (ValueError, ParameterException, InvalidParameterValueException, OSError)
 
 
@@ -88,6 +96,21 @@ def params_file_problem(argv):
             return f'--params-file {path}: not a ROS 2 parameter file (no ' \
                 '"<node name>: ros__parameters:" section)'
     return None
+
+
+def _bound_cleanup(name, limit_s=None):
+    """From now on SIGTERM ends the process, and so does a clean-up longer than ``limit_s``."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    limit_s = CLEANUP_LIMIT_S if limit_s is None else limit_s
+
+    def expire():
+        print(f'{name}: clean-up did not finish within {limit_s:g} s; exiting (stacks below)',
+              file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        os._exit(1)
+    timer = threading.Timer(limit_s, expire)
+    timer.daemon = True
+    timer.start()
 
 
 def run_node(name, make_node, args=None, config_errors=(), make_executor=None):
@@ -156,6 +179,7 @@ def run_node(name, make_node, args=None, config_errors=(), make_executor=None):
     finally:
         # a second Ctrl-C must not interrupt the clean-up with a KeyboardInterrupt traceback
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _bound_cleanup(name)
         if node is not None:
             if hasattr(node, 'shutdown'):
                 node.shutdown()
