@@ -129,6 +129,17 @@ class Loop:
         assert handle and handle.accepted, 'goal not accepted'
         return handle, bytes(handle.goal_id.uuid).hex()
 
+    def inspect(self, rec):
+        """Return what a quiet recorder looks like from outside: graph, stacks (SIGUSR1)."""
+        names = [n for n, _ in self.ros.node.get_node_names_and_namespaces()]
+        pubs = [i.node_name for i in self.ros.node.get_publishers_info_by_topic('/diagnostics')]
+        rec.send_signal(signal.SIGUSR1)  # the recorder dumps every thread's stack
+        time.sleep(2.0)
+        main = self.procs.output(rec).split('most recent call first', 1)
+        stack = [ln.strip() for ln in main[-1].splitlines() if ln.strip().startswith('File')]
+        return (f'in the graph: {"grasp_recorder" in names}; /diagnostics publishers: {pubs}; '
+                f'stacks: {" <- ".join(stack[:4]) if len(main) > 1 else "none"}')
+
     def close(self):
         self.procs.stop_all()
         self.ros.close()
@@ -152,7 +163,8 @@ def quiet(loop, counts, what):
         note = f'{what}; it exited {rec.poll()}: {tail}'
     else:
         counts['silent'] += 1
-        note = f'SILENT ({what}; still running after {loop.args.silent_s:g} s): {tail}'
+        note = f'SILENT ({what}; still running after {loop.args.silent_s:g} s): {tail}; ' \
+            + loop.inspect(rec)
         loop.procs.stop(rec, sig=signal.SIGKILL)
     loop.start_recorder()
     return note
@@ -206,9 +218,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from tqdm import tqdm
     rng, counts, restart_s = random.Random(args.seed), dict.fromkeys(
-        ('silent', 'watchdog_exits', 'other_exits', 'not_recorded', 'mislabelled', 'joined_late', 'not_repaired',
-         'killed_before_first_frame',
-         'end_before_start'), 0), []
+        ('silent', 'watchdog_exits', 'other_exits', 'not_recorded', 'mislabelled', 'joined_late',
+         'not_repaired', 'killed_before_first_frame', 'end_before_start'), 0), []
     t0, load0 = time.monotonic(), os.getloadavg()[0]
     loop = Loop(args, tempfile.mkdtemp(prefix='sam2real_recorder_restarts_'))
     done = 0

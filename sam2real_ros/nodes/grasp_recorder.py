@@ -31,6 +31,7 @@ from dataclasses import asdict
 import faulthandler
 import functools
 import os
+import signal
 import sys
 import time
 
@@ -351,6 +352,7 @@ class RecorderNode(Node):
 def main(argv=None):
     """Run ``grasp_recorder`` until SIGINT; returns the exit code (2 on invalid parameters)."""
     reuse_large_buffers()  # camera frames: half the CPU per received frame
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: stacks on stderr
     return run_node('grasp_recorder', RecorderNode, argv)
 
 
