@@ -29,6 +29,9 @@ breaks another.
 import importlib
 import sys
 
+from sam2real_ros import version
+from sam2real_ros.common.errors import Sam2realError
+
 SUBCOMMANDS = {
     'demo': ('sam2real_ros.demo.pipeline', 'run the whole loop on the embedded default data'),
     'train': ('sam2real_ros.training.train',
@@ -65,7 +68,6 @@ def main(argv=None):
         print(_usage())
         return 0
     if argv[0] in ('-V', '--version'):
-        from sam2real_ros import version
         print(f'sam2real {version()}')
         return 0
     name, rest = argv[0], argv[1:]
@@ -73,7 +75,11 @@ def main(argv=None):
         print(f'sam2real: unknown command {name!r}\n\n{_usage()}', file=sys.stderr)
         return 2
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    return module.main(rest) or 0
+    try:
+        return module.main(rest) or 0
+    except Sam2realError as exc:  # bad input a subcommand did not report itself: one line
+        print(f'sam2real {name}: error: {exc}', file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == '__main__':

@@ -25,14 +25,18 @@ The ``sam2real`` command as a new user meets it, run as a subprocess.
 No command, --version, --help of every subcommand, ``export`` with a bad ``--out``, and files
 that are not checkpoints.
 """
+import ast
+import os
 import re
 import subprocess
 import sys
+import types
 
 from conftest import REPO
 import pytest
-from sam2real_ros import version
+from sam2real_ros import cli, version
 from sam2real_ros.cli import SUBCOMMANDS
+from sam2real_ros.common.errors import Sam2realError
 import torch
 
 
@@ -49,6 +53,38 @@ def test_no_command_is_an_error_and_version_works():
     assert res.returncode == 0 and res.stdout == f'sam2real {version()}\n'
     res = sam2real('--help')
     assert res.returncode == 0 and 'extract-episodes' in res.stdout
+
+
+def test_an_input_error_a_subcommand_lets_through_is_one_line_and_exit_2(monkeypatch, capsys):
+    def main(argv):
+        from sam2real_ros.training.config import ConfigError
+        raise ConfigError(f'bad value {argv[0]}')
+    monkeypatch.setitem(sys.modules, 'fake_subcommand', types.SimpleNamespace(main=main))
+    monkeypatch.setitem(cli.SUBCOMMANDS, 'fake', ('fake_subcommand', 'a test command'))
+    assert cli.main(['fake', 'x=1']) == 2
+    assert capsys.readouterr().err == 'sam2real fake: error: bad value x=1\n'
+
+
+# Failures that are not bad input (exit 1): a demo stage that failed.
+NOT_INPUT_ERRORS = {'StageError'}
+
+
+def test_every_error_class_is_a_sam2real_error():
+    bases = {}
+    for dirpath, _, files in os.walk(os.path.join(REPO, 'sam2real_ros')):
+        for name in files:
+            if name.endswith('.py'):
+                with open(os.path.join(dirpath, name)) as f:
+                    tree = ast.parse(f.read())
+                bases.update({c.name: [ast.unparse(b).split('.')[-1] for b in c.bases]
+                              for c in ast.walk(tree) if isinstance(c, ast.ClassDef)})
+
+    def derives(name):
+        return name == 'Sam2realError' or any(derives(b) for b in bases.get(name, ()))
+    errors = {n for n in bases if n.endswith('Error') and n != 'Sam2realError'}
+    assert len(errors) >= 14 and NOT_INPUT_ERRORS <= errors
+    assert sorted(n for n in errors - NOT_INPUT_ERRORS if not derives(n)) == []
+    assert Sam2realError.exit_code == 2
 
 
 @pytest.mark.parametrize('command', sorted(SUBCOMMANDS))

@@ -30,6 +30,7 @@ import collections
 import cv2
 import numpy as np
 
+from sam2real_ros.common.errors import Sam2realError
 from sam2real_ros.common.io_utils import ImageReadError, read_depth
 from sam2real_ros.sam.mask_layers import as_mask_layers, MaskLayers
 from sam2real_ros.sam.mask_store import MaskStoreError
@@ -37,7 +38,7 @@ from sam2real_ros.sam.mask_store import MaskStoreError
 ON_ERROR = ('raise', 'skip')
 
 
-class DatasetError(ValueError):
+class DatasetError(Sam2realError, ValueError):
     """A dataset config or a dataset file is wrong; the message names the file or field."""
 
 

@@ -43,6 +43,7 @@ from typing import Optional
 
 from sam2real_ros import version
 from sam2real_ros.common import io_utils
+from sam2real_ros.common.errors import Sam2realError
 
 FORMAT = 'sam2real-episode'
 FORMAT_VERSION = 1
@@ -75,7 +76,7 @@ _FRAME_RE = re.compile(r'^(\d+)_(' + '|'.join(PHASES) + r')\.png$')
 _ID_RE = re.compile(r'^(\d{8}-\d{6})-(\d{3})(?:_\d+)?$')
 
 
-class EpisodeError(ValueError):
+class EpisodeError(Sam2realError, ValueError):
     """An episode folder or its episode.json is missing or malformed (message names the file)."""
 
 

@@ -35,6 +35,7 @@ import re
 
 import numpy as np
 
+from sam2real_ros.common.errors import Sam2realError
 from sam2real_ros.sam.fallback import FallbackSegmenter  # noqa: F401 (public name)
 from sam2real_ros.sam.options import SAM_DEFAULTS, SamOptions  # noqa: F401 (public names)
 from sam2real_ros.sam.segments import Segments
@@ -47,7 +48,7 @@ SAM_CHECKPOINTS = {
 SAM_URL = 'https://dl.fbaipublicfiles.com/segment_anything/'
 
 
-class SegmenterError(RuntimeError):
+class SegmenterError(Sam2realError, RuntimeError):
     """A segmenter cannot be built (missing checkpoint, bad setting); the message says why."""
 
 

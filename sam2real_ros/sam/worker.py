@@ -38,6 +38,7 @@ import time
 
 from sam2real_ros.common import io_utils
 from sam2real_ros.common.accelerator import free_accelerator_memory
+from sam2real_ros.common.errors import Sam2realError
 from sam2real_ros.recording import episode_store
 from sam2real_ros.sam.mask_store import MaskStore
 
@@ -45,7 +46,7 @@ MAX_CONSECUTIVE_ERRORS = 5
 KEEP_FAILURES = 100  # (key, reason) pairs a worker keeps for its summary
 
 
-class WorkerError(RuntimeError):
+class WorkerError(Sam2realError, RuntimeError):
     """A user error (bad dataset root, bad shard spec, ...) or a systematic failure."""
 
 
