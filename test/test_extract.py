@@ -30,6 +30,7 @@ from conftest import REPO
 import numpy as np
 import pytest
 
+from sam2real_ros.common import io_utils
 from sam2real_ros.common.io_utils import read_rgb
 from sam2real_ros.recording import episode_store
 from sam2real_ros.recording import extract
@@ -40,16 +41,20 @@ rosbags = pytest.importorskip('rosbags')
 S = 1_000_000_000
 T0 = 1_790_000_000 * S
 IMG, INFO, STATUS = '/cam/rgb/image_raw', '/cam/rgb/camera_info', '/grasp/_action/status'
+DEPTH = '/cam/depth_registered/image_raw'
+DEPTH_TOO_LATE, DEPTH_WRONG_SIZE = 30, 35  # frames whose depth has no usable pair
 OLD, A, B = bytes(range(16)), bytes(range(16, 32)), bytes(range(32, 48))
 
 
-def make_stream(all_bad=False, end_s=None, short_frames=()):
+def make_stream(all_bad=False, end_s=None, short_frames=(), depth=False):
     """
     Return ``(typestore, [(topic, msgtype, log_time_ns, msg)])`` in log-time order.
 
     Two grasps (A succeeds, B aborts) and a corrupt frame; ``all_bad``: every image has an
     unsupported encoding; ``end_s``: the bag ends that many seconds after its start;
-    ``short_frames``: ``{i: n}`` image ``i`` carries only ``n`` bytes of data.
+    ``short_frames``: ``{i: n}`` image ``i`` carries only ``n`` bytes of data. ``depth``:
+    a 16UC1 depth image (all pixels ``1000 + i`` mm) 20 ms after frame ``i``'s stamp, logged
+    just before it, except frame DEPTH_TOO_LATE's (55 ms off) and DEPTH_WRONG_SIZE's (16x12).
     """
     from rosbags.typesys import get_typestore, Stores
     ts = get_typestore(Stores.ROS2_KILTED)
@@ -81,6 +86,14 @@ def make_stream(all_bad=False, end_s=None, short_frames=()):
             continue
         rgb = np.zeros((24, 32, 3), np.uint8)
         rgb[..., 0], rgb[i % 24, :, 1] = i, 255
+        if depth:
+            off = 55_000_000 if i == DEPTH_TOO_LATE else 20_000_000
+            h, w = (12, 16) if i == DEPTH_WRONG_SIZE else (24, 32)
+            mm = np.full((h, w), 1000 + i, '<u2')
+            out.append((DEPTH, 'sensor_msgs/msg/Image', t - 1, T['sensor_msgs/msg/Image'](
+                header=Header(stamp=time(t - 5_000_000 + off), frame_id='cam'), height=h,
+                width=w, encoding='16UC1', is_bigendian=0, step=2 * w,
+                data=mm.view(np.uint8).ravel())))
         out.append((INFO, 'sensor_msgs/msg/CameraInfo', t, T['sensor_msgs/msg/CameraInfo'](
             header=header, height=24, width=32, distortion_model='plumb_bob',
             d=np.zeros(5), k=k, r=np.eye(3).ravel(), p=np.zeros(12), binning_x=0,
@@ -376,3 +389,36 @@ def test_quota_counts_every_file_and_a_rerun_completes_cut_episodes(tmp_path, ca
     assert '2 new (1 replacing half-written or cut-short ones), 0 existing kept' in text, text
     assert episode_frames(out) == want
     assert [ep['frames_lost'] for ep in episode_store.list_episodes(out)] == [0, 0]
+
+
+def test_depth_topic_pairs_by_stamp_and_is_stored_like_the_recorder(tmp_path, capsys):
+    write_bag(tmp_path / 'bag', 'SQLITE3', depth=True)
+    out = tmp_path / 'data'
+    argv = [str(tmp_path / 'bag'), '--image-topic', IMG, '--depth-topic', DEPTH, '--action',
+            '/grasp', '--out', str(out), '--before-s', '1.0', '--during-rate-hz', '10',
+            '--after-s', '1.0', '--after-rate-hz', '10', '--no-progress']
+    assert extract.main(argv) == 1  # the corrupt RGB frame and the wrong-size depth image
+    text = capsys.readouterr().out
+    assert f'1 x {DEPTH}: depth image 16x12 does not match the 32x24 RGB image' in text
+    assert f'1 x {IMG}: unsupported image encoding' in text
+    frames = list(episode_store.iter_frames(out))
+    seen = set()
+    for ref in frames:
+        i = int(read_rgb(ref.image_path)[0, 0, 0])  # the frame number is in the red channel
+        seen.add(i)
+        path = io_utils.depth_path(ref.image_path)
+        if i in (DEPTH_TOO_LATE, DEPTH_WRONG_SIZE):
+            assert not os.path.exists(path), i
+            continue
+        depth = io_utils.read_depth(ref.image_path, (24, 32))
+        assert depth.dtype == np.uint16 and (depth == 1000 + i).all(), i
+        assert path.endswith(os.path.join('depth', os.path.basename(ref.image_path)))
+    assert {DEPTH_TOO_LATE, DEPTH_WRONG_SIZE} <= seen and len(seen) > 10
+    meta = episode_store.list_episodes(out)[0]
+    assert meta['depth_topic'] == DEPTH and meta['image_topic'] == IMG
+    # a depth topic that is not in the bag is a user error naming the image topics there
+    bad = argv[:]
+    bad[bad.index(DEPTH)] = '/nope/depth'
+    assert extract.main(bad) == 2
+    err = capsys.readouterr().err
+    assert '--depth-topic /nope/depth not in bag' in err and DEPTH in err

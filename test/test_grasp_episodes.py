@@ -23,8 +23,8 @@
 import numpy as np
 import pytest
 
-from sam2real_ros.recording.grasp_episodes import (EpisodeConfig, EpisodeEnd, EpisodeLogic,
-                                                   EpisodeStart, Frame, FrameOut)
+from sam2real_ros.recording.grasp_episodes import (DepthPairing, EpisodeConfig, EpisodeEnd,
+                                                   EpisodeLogic, EpisodeStart, Frame, FrameOut)
 
 S = 1_000_000_000
 T0 = 1000 * S
@@ -265,3 +265,14 @@ def test_phase_rate_follows_capture_stamps_not_a_burst_arrival():
     events += logic.finish(T0 + 3 * S)
     kept = [(ev.phase, ev.frame.stamp_ns) for ev in events if isinstance(ev, FrameOut)]
     assert kept == [('during', T0 + S + i * S // 4) for i in range(4)]
+
+
+def test_depth_pairing_takes_the_nearest_stamp_within_the_limit():
+    ms = 1_000_000
+    pairing = DepthPairing(max_dt_s=0.05, keep=3)
+    for stamp in (0, 100, 130, 170):
+        pairing.add(stamp * ms, stamp)
+    assert pairing.match(120 * ms) == 130   # nearest, not latest
+    assert pairing.match(215 * ms) == 170   # 45 ms: within the limit
+    assert pairing.match(225 * ms) is None  # 55 ms: too far
+    assert pairing.match(20 * ms) is None   # 0 was pushed out by the newer three

@@ -40,8 +40,8 @@ from sam2real_ros.sam.mask_store import MaskStore
 
 _FIELDS = ('root', 'masks', 'missing_masks', 'segmenter', 'complete_only', 'with_failed',
            'episodes')
-_ROSBAG_FIELDS = ('path', 'image_topic', 'min_period_s', 'cache', 'masks', 'missing_masks',
-                  'segmenter', 'progress')
+_ROSBAG_FIELDS = ('path', 'image_topic', 'depth_topic', 'min_period_s', 'cache', 'masks',
+                  'missing_masks', 'segmenter', 'progress')
 
 
 class MaskedFrames(BaseDataset):
@@ -148,7 +148,8 @@ def build(kind, cfg, segmenter=None):
         cache = kw.pop('cache', None) or os.fspath(kw['path']).rstrip('/\\') + '.frames'
         extract_bag_frames(kw.pop('path'), kw.pop('image_topic'),
                            os.path.join(cache, 'frames'), kw.pop('min_period_s', 0.5),
-                           progress=kw.pop('progress', True))
+                           progress=kw.pop('progress', True),
+                           depth_topic=kw.pop('depth_topic', None))
         kw['root'] = cache
         kind = 'image_folder'
     root = kw.get('root')

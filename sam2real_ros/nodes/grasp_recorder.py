@@ -26,7 +26,7 @@ Thin ROS adapter around :mod:`sam2real_ros.recording.grasp_episodes` (which fram
 episode) and :mod:`sam2real_ros.recording.episode_store` (crash-safe files). Parameters,
 triggers, QoS and diagnostics are documented in docs/grasp_recorder.md.
 """
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import asdict
 import faulthandler
 import functools
@@ -142,7 +142,7 @@ class RecorderNode(Node):
         self.frames = RateWindow(5.0)  # image arrivals: rate and age up to now
         self._recent_trouble = None  # monotonic time of the last bad or dropped frame
         self._dropped_seen = 0
-        self._depth = deque(maxlen=8)
+        self._depth = grasp_episodes.DepthPairing(p['depth_max_dt_s'])
         self._status_seen = set()  # actions whose first status array arrived
 
         def camera(msg_type, topic, callback):
@@ -151,7 +151,8 @@ class RecorderNode(Node):
         self.image_sub = camera(Image, 'image', self._on_image)
         self.info_sub = camera(CameraInfo, 'camera_info', self._on_info)
         # a lambda: rclpy inspects the callback's signature, which a builtin method has none of
-        self.depth_sub = camera(Image, 'depth', lambda msg: self._depth.append(msg)) \
+        self.depth_sub = camera(Image, 'depth', lambda msg: self._depth.add(
+            conversions.stamp_to_ns(msg.header.stamp), msg)) \
             if p['record_depth'] else None
         self.extra = {'recorder': {'node': self.get_fully_qualified_name(),
                                    'image_topic': self.image_sub.topic,
@@ -248,19 +249,8 @@ class RecorderNode(Node):
         self._submit(self.logic.on_frame(grasp_episodes.Frame(t, stamp, rgb, depth)))
 
     def _match_depth(self, stamp, shape):
-        best = None
-        for msg in self._depth:
-            dt = abs(conversions.stamp_to_ns(msg.header.stamp) - stamp)
-            if dt <= self.p['depth_max_dt_s'] * 1e9 and (best is None or dt < best[0]):
-                best = (dt, msg)
-        if best is None:
-            return None
         try:
-            depth = conversions.image_to_depth_mm(best[1])
-            if depth.shape != shape:
-                raise ValueError(f'depth image {depth.shape[1]}x{depth.shape[0]} does not match '
-                                 f'the {shape[1]}x{shape[0]} RGB image')
-            return depth
+            return self._depth.match_mm(stamp, shape)
         except (ValueError, TypeError, OverflowError) as exc:
             self._bad(f'{self.depth_sub.topic}: {exc}')
             return None

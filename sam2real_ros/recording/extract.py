@@ -25,7 +25,10 @@
 Replays the bag through the same trigger, ring-buffer and phase logic as the live
 ``grasp_recorder`` (:mod:`sam2real_ros.recording.grasp_episodes`), driven by each message's log
 time (the time the recorder received it) instead of the wall clock, and writes the same episodes
-(:mod:`sam2real_ros.recording.episode_store`). Reads bags with the pure-Python ``rosbags`` package.
+(:mod:`sam2real_ros.recording.episode_store`). With ``--depth-topic`` each frame gets the depth
+image nearest in stamp, paired as the recorder pairs it (``grasp_episodes.DepthPairing``) and
+stored the same way (``depth/<stamp>_<phase>.png``, uint16 millimetres). Reads bags with the
+pure-Python ``rosbags`` package.
 
 Idempotent: the same bag gives the same episode ids, so a second run into the same ``--out``
 keeps the complete episodes, replaces half-written ones and those that lost frames (quota,
@@ -58,6 +61,12 @@ def build_parser():
     ap.add_argument('--image-topic', required=True, help='RGB sensor_msgs/Image topic')
     ap.add_argument('--action', action='append', default=[],
                     help='grasp action name (its <action>/_action/status triggers); repeatable')
+    ap.add_argument('--depth-topic', default='',
+                    help='registered depth sensor_msgs/Image topic (16UC1/mono16 mm or 32FC1 m), '
+                    'paired with each frame by stamp as the grasp_recorder does (default: none)')
+    ap.add_argument('--depth-max-dt-s', type=float, default=0.05,
+                    help='largest stamp difference of an RGB / depth pair (grasp_recorder '
+                    'parameter depth_max_dt_s)')
     ap.add_argument('--camera-info-topic', default='',
                     help='camera_info topic (default: <image topic namespace>/camera_info)')
     ap.add_argument('--out', required=True, help='dataset root (episodes go to OUT/episodes)')
@@ -113,11 +122,14 @@ def extract(args, warn=print):
             raise UserError(f'image topic {args.image_topic} not in bag {args.bag} '
                             f'(topics: {", ".join(sorted(topics))})')
         types = {c.topic: c.msgtype for c in reader.connections}
-        if types[args.image_topic] != IMAGE_TYPE:
-            images = sorted(t for t, m in types.items() if m == IMAGE_TYPE)
-            raise UserError(f'--image-topic {args.image_topic} carries '
-                            f'{types[args.image_topic]}, not {IMAGE_TYPE} (image topics in '
-                            f'the bag: {", ".join(images) or "none"})')
+        images = sorted(t for t, m in types.items() if m == IMAGE_TYPE)
+        for flag, topic in (('--image-topic', args.image_topic),
+                            ('--depth-topic', args.depth_topic)):
+            if topic and types.get(topic) != IMAGE_TYPE:
+                raise UserError(f'{flag} {topic} ' + (
+                    f'carries {types[topic]}, not {IMAGE_TYPE}' if topic in types else
+                    f'not in bag {args.bag}') + f' (image topics in the bag: '
+                    f'{", ".join(images) or "none"})')
         have = sorted(t[:-len(STATUS_SUFFIX)] for t in topics if t.endswith(STATUS_SUFFIX))
         if not status_topics:
             raise UserError('no --action given: name the grasp action(s) whose status starts '
@@ -127,7 +139,7 @@ def extract(args, warn=print):
             raise UserError(f'action {", ".join(missing)} not in bag {args.bag} (no '
                             f'<action>{STATUS_SUFFIX} topic); actions in the bag: '
                             f'{", ".join(have) or "none"}')
-        wanted = {args.image_topic, info_topic, *status_topics}
+        wanted = {args.image_topic, args.depth_topic, info_topic, *status_topics} - {''}
         conns = [c for c in reader.connections if c.topic in wanted]
         bad_images = [0]
         lock = _lock(args.out)
@@ -154,8 +166,10 @@ def _cut_episodes(args, cfg, reader, conns, sink, info_topic, status_topics, bad
     from tqdm import tqdm
 
     logic = grasp_episodes.EpisodeLogic(cfg, reader.start_time)
+    pairing = grasp_episodes.DepthPairing(args.depth_max_dt_s) if args.depth_topic else None
     camera = None
-    extra = {'source_bag': os.path.abspath(args.bag), 'image_topic': args.image_topic}
+    extra = {'source_bag': os.path.abspath(args.bag), 'image_topic': args.image_topic,
+             'depth_topic': args.depth_topic or None}
     rejected = Rejects()
     total = sum(c.msgcount for c in conns)
     t = reader.start_time
@@ -166,12 +180,13 @@ def _cut_episodes(args, cfg, reader, conns, sink, info_topic, status_topics, bad
         except Exception as exc:
             events, cause = [], f'{conn.topic}: cannot deserialize ({exc})'
         else:
-            events, cause = feed(logic, conn.topic, msg, t, args.image_topic, status_topics)
+            events, cause = feed(logic, conn.topic, msg, t, args.image_topic, status_topics,
+                                 args.depth_topic, pairing)
         if conn.topic == info_topic and cause is None:
             camera = episode_store.camera_meta(msg)
         if cause:
             logic.counts['frames_bad'] += 1
-            bad_images[0] += conn.topic == args.image_topic
+            bad_images[0] += cause.startswith(args.image_topic + ':')
             if rejected.add(cause):
                 warn(f'warning: skipping bad message(s): {cause}')
         for ev in events:
@@ -198,15 +213,30 @@ def _lock(out):
         raise UserError(f'cannot write to --out {out}: {exc}') from None
 
 
-def feed(logic, topic, msg, t_ns, image_topic, status_topics):
-    """Feed one deserialized message at log time ``t_ns``; returns ``(events, bad cause)``."""
+def feed(logic, topic, msg, t_ns, image_topic, status_topics, depth_topic='', pairing=None):
+    """
+    Feed one deserialized message at log time ``t_ns``; returns ``(events, bad cause)``.
+
+    Depth messages (``depth_topic``) go to ``pairing`` (a ``grasp_episodes.DepthPairing``);
+    a frame whose paired depth does not decode or fit is kept without depth, the cause naming
+    the depth topic.
+    """
+    if topic == depth_topic and pairing is not None:
+        pairing.add(conversions.stamp_to_ns(msg.header.stamp) or t_ns, msg)
+        return [], None
     if topic == image_topic:
         try:
             rgb = conversions.image_to_rgb8(msg).copy()
         except ValueError as exc:
             return [], f'{topic}: {exc}'
         stamp = conversions.stamp_to_ns(msg.header.stamp) or t_ns
-        return logic.on_frame(grasp_episodes.Frame(t_ns, stamp, rgb)), None
+        depth, cause = None, None
+        if pairing is not None:
+            try:
+                depth = pairing.match_mm(stamp, rgb.shape[:2])
+            except (ValueError, TypeError, OverflowError) as exc:
+                cause = f'{depth_topic}: {exc}'
+        return logic.on_frame(grasp_episodes.Frame(t_ns, stamp, rgb, depth)), cause
     if topic in status_topics:
         return logic.on_goal_statuses(status_topics[topic],
                                       grasp_episodes.status_tuples(msg), t_ns), None

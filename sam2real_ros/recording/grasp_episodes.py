@@ -50,7 +50,7 @@ from typing import Optional
 
 import numpy as np
 
-from sam2real_ros.common.conversions import stamp_to_ns
+from sam2real_ros.common.conversions import image_to_depth_mm, stamp_to_ns
 ACTIVE_STATUSES = (1, 2, 3)  # action_msgs/GoalStatus ACCEPTED, EXECUTING, CANCELING
 TERMINAL_STATUSES = {4: 'succeeded', 5: 'canceled', 6: 'aborted'}
 _NS = 1_000_000_000
@@ -126,6 +126,59 @@ class EpisodeStart:
 
     t_ns: int
     trigger: dict
+
+
+class DepthPairing:
+    """
+    Pairs each RGB frame with the depth image nearest to it in stamp, live and from bags alike.
+
+    Keeps the last ``keep`` depth images (:meth:`add`, in arrival order: a depth image that
+    arrives after its RGB frame is not waited for) and returns, for an RGB stamp, the one whose
+    stamp is nearest within ``max_dt_s`` (:meth:`match`). The ``grasp_recorder`` node and
+    ``sam2real extract-episodes`` both pair with it, so a bag replay pairs as the robot did.
+
+    Arguments:
+    ---------
+      max_dt_s (float): largest stamp difference of a pair (the ``depth_max_dt_s`` parameter).
+      keep (int): depth images kept.
+
+    """
+
+    def __init__(self, max_dt_s=0.05, keep=8):
+        self.max_dt_ns = int(round(float(max_dt_s) * 1e9))
+        self._recent = deque(maxlen=keep)
+
+    def add(self, stamp_ns, depth):
+        """Keep a depth image (any payload: a message or an array) with its stamp."""
+        self._recent.append((int(stamp_ns), depth))
+
+    def match(self, stamp_ns):
+        """Return the kept depth payload nearest to ``stamp_ns`` within the limit, or None."""
+        best = None
+        for stamp, depth in self._recent:
+            dt = abs(stamp - stamp_ns)
+            if dt <= self.max_dt_ns and (best is None or dt < best[0]):
+                best = (dt, depth)
+        return None if best is None else best[1]
+
+    def match_mm(self, stamp_ns, shape):
+        """
+        Return the paired depth *message* as HxW uint16 millimetres, or None without a pair.
+
+        Raises
+        ------
+          ValueError: the message does not decode as depth, or its size is not the RGB
+          frame's ``shape`` (H, W).
+
+        """
+        msg = self.match(stamp_ns)
+        if msg is None:
+            return None
+        depth = image_to_depth_mm(msg)
+        if depth.shape != tuple(shape):
+            raise ValueError(f'depth image {depth.shape[1]}x{depth.shape[0]} does not match the '
+                             f'{shape[1]}x{shape[0]} RGB image')
+        return depth
 
 
 @dataclass
