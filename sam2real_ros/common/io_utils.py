@@ -125,6 +125,40 @@ def atomic_write_png(path, image):
     atomic_write_bytes(path, encode_png(image))
 
 
+def read_yaml(path, what, error=ValueError):
+    """
+    Read the YAML (or JSON) file ``path``: the one reader of sam2real's YAML files.
+
+    Arguments:
+    ---------
+      path (str | os.PathLike): the file.
+      what (str): what the file is to the user (``config file``, ``--params-file``, ...).
+      error (type): the exception class to raise (the caller's own ``Sam2realError``).
+
+    Returns
+    -------
+      the parsed document (None for an empty file).
+
+    Raises
+    ------
+      error: one line ``<what> <path>: no such file | cannot read it (...) | not valid YAML
+        (<the parser's message with its line and column>)``.
+
+    """
+    import yaml
+    path = os.fspath(path)
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except FileNotFoundError:
+        raise error(f'{what} {path}: no such file') from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f'{what} {path}: cannot read it ({getattr(exc, "strerror", None) or exc})') \
+            from None
+    except yaml.YAMLError as exc:
+        raise error(f'{what} {path}: not valid YAML ({" ".join(str(exc).split())})') from None
+
+
 def _quiet_cv2():
     """
     Return cv2 with its own logging off.

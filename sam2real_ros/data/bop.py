@@ -36,7 +36,7 @@ import os
 
 import numpy as np
 
-from sam2real_ros.common.io_utils import read_image_unchanged, read_rgb
+from sam2real_ros.common.io_utils import read_image_unchanged, read_rgb, read_yaml
 from sam2real_ros.common.labels import MAX_CLASSES
 from sam2real_ros.data.base import BaseDataset, DatasetError
 
@@ -56,19 +56,11 @@ def _read_classes(path):
     return names
 
 
-def _read_mapping(spec):
+def read_obj_to_class(spec):
+    """Return the ``obj_id -> class`` mapping ``spec`` (a dict, or a YAML/JSON file)."""
     if isinstance(spec, dict):
         return spec
-    try:
-        with open(spec) as f:
-            text = f.read()
-    except OSError as e:
-        raise DatasetError(f'cannot read obj_to_class file {spec}: {e.strerror}') from None
-    try:
-        import yaml
-        data = yaml.safe_load(text)
-    except Exception as e:  # yaml.YAMLError and friends
-        raise DatasetError(f'obj_to_class file {spec} is not valid YAML/JSON: {e}') from None
+    data = read_yaml(spec, 'obj_to_class file', DatasetError)
     if not isinstance(data, dict):
         raise DatasetError(f'obj_to_class file {spec} must hold a mapping obj_id -> class')
     return data
@@ -141,7 +133,7 @@ class BopDataset(BaseDataset):
         if spec is None:
             lut = np.array([i if i < len(self.class_names) else -1 for i in range(top)])
         else:
-            mapping = _read_mapping(spec)
+            mapping = read_obj_to_class(spec)
             lut = np.full(top, -1, np.int64)
             for key, val in mapping.items():
                 try:

@@ -39,11 +39,11 @@ import math
 import os
 
 import numpy as np
+from sam2real_ros.common.io_utils import read_yaml
 from sam2real_ros.common.labels import MAX_CLASSES
 import torch
 from torch import nn
 import torch.nn.functional as F
-import yaml
 
 PROFILE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'profiles')
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -171,13 +171,7 @@ def load_profile(name_or_path, **overrides):
             raise ValueError(f'unknown model profile {path!r}; bundled profiles: '
                              f'{list_profiles()} (or give a path to a .yaml file)')
         path = candidate
-    if not os.path.isfile(path):
-        raise ValueError(f'model profile file not found: {path}')
-    try:
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
-    except yaml.YAMLError as e:
-        raise ValueError(f'model profile {path}: invalid YAML: {e}') from None
+    data = read_yaml(path, 'model profile') or {}
     if not isinstance(data, dict):
         raise ValueError(f'model profile {path}: expected a mapping of model settings')
     data.setdefault('name', os.path.splitext(os.path.basename(path))[0])

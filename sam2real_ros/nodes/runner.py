@@ -77,21 +77,16 @@ def params_file_problem(argv):
     rcl reports a missing file with a log line plus a long error and accepts a file that is not
     a parameter file at all; this check names the file and the problem before rcl reads it.
     """
-    import yaml
+    from sam2real_ros.common.io_utils import read_yaml
     argv = list(argv)
     for i, arg in enumerate(argv[:-1]):
         if arg != '--params-file':
             continue
         path = argv[i + 1]
         try:
-            with open(path) as f:
-                doc = yaml.safe_load(f)
-        except FileNotFoundError:
-            return f'--params-file {path}: no such file'
-        except (OSError, UnicodeDecodeError) as exc:
-            return f'--params-file {path}: cannot read it ({exc})'
-        except yaml.YAMLError as exc:
-            return f'--params-file {path}: not valid YAML ({" ".join(str(exc).split())})'
+            doc = read_yaml(path, '--params-file')
+        except ValueError as exc:
+            return str(exc)
         if not _has_ros_parameters(doc):
             return f'--params-file {path}: not a ROS 2 parameter file (no ' \
                 '"<node name>: ros__parameters:" section)'

@@ -46,12 +46,7 @@ SHOW_FAILURES = 10  # failed frames ``sam2real segment`` names on screen
 
 def load_config(path):
     """Read the parameters of ``config/sam_worker.yaml`` (the ROS parameter file)."""
-    import yaml
-    try:
-        with open(path) as f:
-            doc = yaml.safe_load(f) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise WorkerError(f'cannot read config {path}: {e}') from None
+    doc = io_utils.read_yaml(path, 'config', WorkerError) or {}
     for node in doc.values() if isinstance(doc, dict) else []:
         if isinstance(node, dict) and isinstance(node.get('ros__parameters'), dict):
             return node['ros__parameters']

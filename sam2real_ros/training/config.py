@@ -32,6 +32,7 @@ import dataclasses
 import os
 
 from sam2real_ros.common.errors import Sam2realError
+from sam2real_ros.common.io_utils import read_yaml
 from sam2real_ros.common.labels import IGNORE_INDEX
 import yaml
 
@@ -274,13 +275,7 @@ def load_config(path=None, overrides=()):
     cfg = TrainConfig()
     if path is not None:
         path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise ConfigError(f'config file not found: {path}')
-        try:
-            with open(path) as f:
-                data = yaml.safe_load(f)
-        except yaml.YAMLError as e:
-            raise ConfigError(f'config file {path}: invalid YAML: {e}') from None
+        data = read_yaml(path, 'config file', ConfigError)
         apply_mapping(cfg, data, f'config file {path}')
     for text in overrides:
         apply_override(cfg, text)

@@ -41,13 +41,12 @@ import sys
 import numpy as np
 from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.common.errors import Sam2realError
-from sam2real_ros.common.io_utils import atomic_write_json
+from sam2real_ros.common.io_utils import atomic_write_json, read_yaml
 from sam2real_ros.common.labels import IGNORE_INDEX
 from sam2real_ros.data import datasets
 from sam2real_ros.inference.engine import SegmentationEngine
 from sam2real_ros.training.config import load_config
 from sam2real_ros.training.metrics import MeanIoU
-import yaml
 
 PRESETS = {
     'procedural-real': {'type': 'procedural', 'appearance': 'real', 'seed': 1000,
@@ -81,11 +80,7 @@ def resolve_data(spec):
     if not os.path.isfile(spec):
         raise EvalError(f'--data {spec!r} is neither a preset ({", ".join(PRESETS)}) nor a '
                         f'YAML file')
-    try:
-        with open(spec) as f:
-            data = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise EvalError(f'--data {spec}: invalid YAML: {e}') from None
+    data = read_yaml(spec, '--data', EvalError)
     if isinstance(data, dict) and 'type' in data:
         return data, {}
     if isinstance(data, dict) and isinstance(data.get('data'), dict) \
@@ -116,11 +111,7 @@ def parse_class_map(text):
     if text == 'by-name':
         return text
     if os.path.isfile(text):
-        try:
-            with open(text) as f:
-                mapping = yaml.safe_load(f)
-        except (OSError, yaml.YAMLError) as e:
-            raise EvalError(f'--class-map {text}: {e}') from None
+        mapping = read_yaml(text, '--class-map', EvalError)
         if not isinstance(mapping, dict):
             raise EvalError(f'--class-map {text}: expected a mapping "dataset class: model '
                             f'class" (null to ignore a class)')
