@@ -24,6 +24,8 @@ Segment quality of the fallback segmenter (and SAM, given a checkpoint) on real 
 
     tools/venv-run python -m benchmarks.segmenter [--data ../shared/data/ycbv_bop_sample]
         [--checkpoint sam_vit_h_4b8939.pth --model-type vit_h] [--frames 20] [--threads 2]
+    tools/venv-run python -m benchmarks.segmenter --data ../shared/data/ycbv_bop_train --loso
+        [--search 40 --seed 0 --tune-every 4 --max-segments 150]
 
 Frames come from a BOP folder (``<data>/<split>/<scene>/{rgb,depth,mask_visib}``, depth scaled
 to millimetres with ``scene_camera.json``'s ``depth_scale``); every visible object mask
@@ -36,9 +38,17 @@ a loaded machine inflates less), mean best IoU per object and
 the fraction of objects with best IoU > 0.5 and > 0.75. ``--scale`` runs the frames resized
 (e.g. 0.2 for 96x128) to check that the parameters scale with the image; ``--procedural N``
 uses N frames of the procedural renderer (with its depth) instead, a check on data the
-settings were not chosen on. The last printed line is JSON.
+settings were not chosen on.
+
+``--loso``: leave-one-scene-out tuning of the fallback (RGB + depth). ``--search N`` settings
+(the defaults first, then N-1 drawn from :data:`SEARCH_SPACE` with ``--seed``) are scored on
+every ``--tune-every``-th frame of each scene; for each scene, the setting with the best mean
+best IoU over the *other* scenes (within ``--max-segments`` segments per frame there) is run on
+all frames of the held-out scene, which reports the figures. The held-out scene never chooses
+its own settings. The last printed line is JSON.
 """
 import argparse
+import copy
 import glob
 import json
 import os
@@ -50,6 +60,19 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA = os.path.join(HERE, '..', '..', 'shared', 'data', 'ycbv_bop_sample')
+# --loso: fallback settings the search draws from: (low, high, log scale, list length range)
+SEARCH_SPACE = {
+    'height_thresholds': (0.004, 0.03, True, (1, 2)),
+    'jump_thresholds': (0.006, 0.1, True, (1, 4)),
+    'hysteresis': (0.2, 0.8, False, None),
+    'grow_fraction': (0.002, 0.02, True, None),
+    'part_min_fraction': (0.03, 0.3, True, None),
+    'sigma': (0.4, 1.5, False, None),
+    'scales': (30.0, 10000.0, True, (3, 5)),
+    'dedupe_iou': (0.7, 0.95, False, None),
+    'min_area_fraction': (0.0005, 0.002, True, None),
+    'plane_tolerance': (0.005, 0.02, True, None),
+}
 
 
 def load_bop_frames(root, split='train_real', limit=None, scale=1.0):
@@ -178,6 +201,91 @@ def run(segmenter, frames, use_depth, log=print, label=''):
     }
 
 
+def scene_of(frame):
+    """Return the scene folder of a BOP frame's key (``<split>/<scene>/rgb/<file>``)."""
+    return frame['key'].replace(os.sep, '/').split('/')[-3]
+
+
+def draw_settings(rng, max_segments):
+    """Draw one fallback setting from :data:`SEARCH_SPACE` (numbers rounded to 4 digits)."""
+    def one(lo, hi, log):
+        v = np.exp(rng.uniform(np.log(lo), np.log(hi))) if log else rng.uniform(lo, hi)
+        return float(f'{v:.4g}')
+    out = {'max_segments': max_segments}
+    for name, (lo, hi, log, length) in SEARCH_SPACE.items():
+        if length is None:
+            out[name] = one(lo, hi, log)
+        else:
+            n = int(rng.integers(length[0], length[1] + 1))
+            out[name] = sorted(one(lo, hi, log) for _ in range(n))
+    return out
+
+
+def leave_one_scene_out(frames, n_search, seed, tune_every, max_segments, log=print):
+    """
+    Tune the fallback on all scenes but one and report on that one, for every scene.
+
+    Returns
+    -------
+      dict: ``scenes`` (per held-out scene: the :func:`run` summary on all its frames and the
+      chosen ``settings``), ``mean`` (held-out figures averaged over the scenes) and
+      ``search`` (per candidate: its settings and per-scene tuning figures).
+
+    """
+    from tqdm import tqdm
+
+    from sam2real_ros.sam.fallback import FallbackSegmenter
+    scenes = {}
+    for f in frames:
+        scenes.setdefault(scene_of(f), []).append(f)
+    if len(scenes) < 2:
+        raise SystemExit(f'--loso needs frames of 2 or more scenes, found {sorted(scenes)}')
+    rng = np.random.default_rng(seed)
+    candidates = [{'max_segments': max_segments}]
+    candidates += [draw_settings(rng, max_segments) for _ in range(n_search - 1)]
+    search = []
+    for cand in tqdm(candidates, desc='search', unit='setting'):
+        seg = FallbackSegmenter(**cand)
+        scores = {sc: run(seg, fs[::tune_every], True, log=lambda *a: None)
+                  for sc, fs in scenes.items()}
+        search.append({'settings': cand, 'scores': scores})
+        log(f'search {len(search) - 1}: ' + ', '.join(
+            f'{sc} {r["mean_best_iou"]:.3f} ({r["segments_per_frame"]:.0f} seg)'
+            for sc, r in scores.items()))
+    out = {}
+    for held, fs in scenes.items():
+        def score(c):
+            tune = [r for sc, r in c['scores'].items() if sc != held]
+            within = all(r['segments_per_frame'] <= max_segments for r in tune)
+            return (within, float(np.mean([r['mean_best_iou'] for r in tune])))
+        best = max(search, key=score)
+        seg = FallbackSegmenter(**best['settings'])
+        run(seg, fs[:1], True, log=lambda *a: None)  # warm-up
+        res = run(seg, fs, True, log=log, label=f'held-out {held}')
+        res['settings'] = seg.settings
+        res['tuned_on'] = sorted(sc for sc in scenes if sc != held)
+        res['tuning_mean_best_iou'] = round(score(best)[1], 4)
+        out[held] = res
+    keys = ('segments_per_frame', 's_per_frame', 'cpu_s_per_frame', 'mean_best_iou',
+            'frac_iou_gt_0.5', 'frac_iou_gt_0.75')
+    mean = {k: round(float(np.mean([r[k] for r in out.values()])), 4) for k in keys}
+    return {'scenes': out, 'mean': mean, 'search': copy.deepcopy(search)}
+
+
+def print_loso(result, threads, goal_segments):
+    """Print the leave-one-scene-out table (one row per held-out scene, then the mean)."""
+    print(f'\nleave-one-scene-out, fallback rgb+depth, {threads} threads (segments capped at '
+          f'{goal_segments})')
+    print(f'{"held-out scene":16s} {"tuned on":16s} {"seg/frame":>10s} {"s/frame":>8s} '
+          f'{"CPU s":>6s} {"mean best IoU":>14s} {">0.5":>6s} {">0.75":>6s}')
+    rows = [(sc, ' '.join(r['tuned_on']), r) for sc, r in result['scenes'].items()]
+    rows.append(('mean', '', result['mean']))
+    for sc, tuned, r in rows:
+        print(f'{sc:16s} {tuned:16s} {r["segments_per_frame"]:10.1f} {r["s_per_frame"]:8.3f} '
+              f'{r["cpu_s_per_frame"]:6.3f} {r["mean_best_iou"]:14.4f} '
+              f'{r["frac_iou_gt_0.5"]:6.3f} {r["frac_iou_gt_0.75"]:6.3f}')
+
+
 def main(argv=None):
     """Run the benchmark; print per-frame lines, a table and the JSON summary (last line)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1].strip())
@@ -198,6 +306,15 @@ def main(argv=None):
     p.add_argument('--settings', default='{}',
                    help='fallback settings as JSON (for experiments; defaults otherwise)')
     p.add_argument('--quiet', action='store_true', help='no per-frame lines')
+    p.add_argument('--loso', action='store_true',
+                   help='leave-one-scene-out tuning of the fallback (see the module docstring)')
+    p.add_argument('--search', type=int, default=24, help='--loso: settings tried (the '
+                   'defaults included)')
+    p.add_argument('--seed', type=int, default=0, help='--loso: seed of the settings drawn')
+    p.add_argument('--tune-every', type=int, default=4,
+                   help='--loso: score settings on every k-th frame of the tuning scenes')
+    p.add_argument('--max-segments', type=int, default=150,
+                   help='--loso: segments per frame allowed (the cap of every setting)')
     args = p.parse_args(argv)
     import cv2
     import torch
@@ -215,6 +332,15 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     log = (lambda *a: None) if args.quiet else print
+    if args.loso:
+        res = leave_one_scene_out(frames, args.search, args.seed, args.tune_every,
+                                  args.max_segments, log)
+        print_loso(res, args.threads, args.max_segments)
+        print(json.dumps({'data': os.path.abspath(args.data), 'split': args.split,
+                          'threads': args.threads, 'load_1min': round(os.getloadavg()[0], 2),
+                          'n_search': args.search, 'seed': args.seed,
+                          'tune_every': args.tune_every, **res}))
+        return 0
     results = {}
     fallback = segmenters.make_segmenter('fallback',
                                          fallback_settings=json.loads(args.settings))

@@ -272,3 +272,22 @@ def test_make_segmenter_auto_falls_back_sam_refuses(tmp_path):
         make_segmenter('bogus')
     with pytest.raises(SegmenterError, match='bad fallback settings'):
         make_segmenter('fallback', fallback_settings={'scale': 3})
+
+
+def test_leave_one_scene_out_never_tunes_on_the_held_out_scene():
+    import json
+
+    from benchmarks import segmenter as bench
+    frames = bench.procedural_frames(4, (72, 96))
+    for i, f in enumerate(frames):  # two "scenes" of two frames each
+        f['key'] = f'train/{"ab"[i // 2]}/rgb/{i:06d}.png'
+    res = bench.leave_one_scene_out(frames, n_search=3, seed=0, tune_every=1, max_segments=150,
+                                    log=lambda *a: None)
+    assert sorted(res['scenes']) == ['a', 'b'] and len(res['search']) == 3
+    assert res['search'][0]['settings'] == {'max_segments': 150}  # the defaults come first
+    for held, other in (('a', 'b'), ('b', 'a')):
+        r = res['scenes'][held]
+        assert r['tuned_on'] == [other] and r['frames'] == 2
+        best = max(c['scores'][other]['mean_best_iou'] for c in res['search'])
+        assert r['tuning_mean_best_iou'] == round(best, 4)
+    json.dumps(res)  # the benchmark's last line
