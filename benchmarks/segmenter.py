@@ -286,8 +286,8 @@ def print_loso(result, threads, goal_segments):
               f'{r["frac_iou_gt_0.5"]:6.3f} {r["frac_iou_gt_0.75"]:6.3f}')
 
 
-def main(argv=None):
-    """Run the benchmark; print per-frame lines, a table and the JSON summary (last line)."""
+def build_parser():
+    """Return the benchmark's argument parser."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1].strip())
     p.add_argument('--data', default=DEFAULT_DATA, help='BOP folder (default: the YCB-V sample)')
     p.add_argument('--split', default='train_real')
@@ -315,7 +315,12 @@ def main(argv=None):
                    help='--loso: score settings on every k-th frame of the tuning scenes')
     p.add_argument('--max-segments', type=int, default=150,
                    help='--loso: segments per frame allowed (the cap of every setting)')
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    """Run the benchmark; print per-frame lines, a table and the JSON summary (last line)."""
+    args = build_parser().parse_args(argv)
     import cv2
     import torch
     cv2.setNumThreads(args.threads)
