@@ -142,7 +142,8 @@ def markdown(agg, meta):
     if meta.get('background_only') is not None:  # a reference, e.g. benchmarks/ycbv_sim2real
         lines.append(f'| reference | background everywhere | {meta["background_only"]:.3f} | '
                      '| | | |')
-    for key, what in (('pool_segments', 'Segments of the pool'),
+    for key, what in (('real_segments', 'Segments of the unlabeled real frames'),
+                      ('pool_segments', 'Segments of the pool'),
                       ('oracle_segments', 'Oracle segments (diagnostic)')):
         q = meta.get(key)
         if q:

@@ -49,6 +49,7 @@ reproducibility rules are that benchmark's (docs/sim2real.md). Writes ``<out>/re
 """
 import argparse
 import copy
+import glob
 import json
 import os
 import sys
@@ -273,6 +274,39 @@ def prepare_real(d, out, progress, log):
     return dest, len(frames)
 
 
+def real_segment_quality(real_dir, d):
+    """
+    How well the stored segments of the unlabeled real frames match their ground truth.
+
+    For each visible object of each segmented frame: the best IoU of any segment with its
+    ``mask_visib`` (as ``benchmarks/segmenter.py``); ground truth is used for this diagnostic
+    only. Returns a dict like ``sim2real_pool.segment_quality``, or None without segments.
+    """
+    from benchmarks.segmenter import best_ious, load_bop_frames
+    from sam2real_ros.sam.mask_store import MaskStore
+    store = MaskStore(os.path.join(real_dir, 'masks'))
+    counts, ious, depth, names = [], [], 0, set()
+    for f in load_bop_frames(d['real_root'], d['real_split']):
+        parts = f['key'].split(os.sep)
+        key = f'{parts[-3]}/{os.path.splitext(parts[-1])[0]}.png'
+        if parts[-3] not in d['real_scenes'] or store.status(key) != 'done':
+            continue
+        rec = store.read(key)
+        names.add(rec.segmenter)
+        depth += bool(rec.extra.get('depth'))
+        counts.append(len(rec))
+        ious.extend(best_ious(rec.masks(), f['objects']).tolist())
+    if not counts:
+        return None
+    ious = np.asarray(ious)
+    return {'segmenter': ', '.join(sorted(names)), 'frames': len(counts),
+            'objects': int(len(ious)), 'segments_per_frame': round(float(np.mean(counts)), 1),
+            'segments_min': int(min(counts)), 'segments_max': int(max(counts)),
+            'mean_best_iou': round(float(ious.mean()), 4),
+            'frac_iou_gt_0.5': round(float((ious > 0.5).mean()), 4),
+            'frac_iou_gt_0.75': round(float((ious > 0.75).mean()), 4), 'with_depth': depth}
+
+
 def background_only(eval_spec, frames, include_background, ignore_index):
     """Eq. 8 mIoU of predicting background everywhere on the evaluation frames (a reference)."""
     from sam2real_ros.data.datasets import build_labeled
@@ -372,7 +406,11 @@ def main(argv=None):
         if args.report_only:
             if not os.path.isdir(out):
                 raise sim2real.BenchmarkError(f'--report-only: no benchmark output at {out}')
-            summary = sim2real_report.write_report(out, runs, dict(meta, report_only=True))
+            real_dirs = sorted(glob.glob(os.path.join(out, 'real', '*', 'masks')))
+            quality = real_segment_quality(os.path.dirname(real_dirs[-1]), d) \
+                if real_dirs else None
+            summary = sim2real_report.write_report(out, runs, dict(
+                meta, report_only=True, real_segments=quality))
             print(json.dumps(summary))
             return 0
         seg = {}
@@ -398,6 +436,7 @@ def main(argv=None):
     wall = time.monotonic() - t0
     summary = sim2real_report.write_report(out, runs, dict(
         meta, wall_s=round(wall, 1), segmenter=seg.get('segmenter'), real_frames=real_n,
+        real_segments=real_segment_quality(real_root, d) if seg else None,
         source_digest=code, jobs=args.jobs, runs_by_other_code=other or None,
         **sim2real.numerics(threads)))
     atomic_write_bytes(os.path.join(out, 'summary.json'), json.dumps(summary).encode())

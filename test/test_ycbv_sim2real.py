@@ -87,6 +87,9 @@ def test_tiny_run_evaluates_on_a_bop_folder_and_scores_background(tmp_path):
     # background everywhere: background IoU over (1 + objects) per frame, well below 1
     assert 0.05 < summary['background_only'] < 0.5
     assert summary['segmenter'] == 'fallback' and summary['real_frames'] == 2
+    quality = summary['real_segments']  # segments vs the real frames' ground truth
+    assert quality['frames'] == 2 and quality['with_depth'] == 2
+    assert quality['objects'] == 6 and 0.0 < quality['mean_best_iou'] <= 1.0
     # the unlabeled real frames: scene 000000 only, with depth in mm, segmented once
     real = out / 'real' / '000000-2'
     names = sorted(n for n in os.listdir(real / '000000') if n.endswith('.png'))
