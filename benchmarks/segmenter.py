@@ -75,9 +75,9 @@ SEARCH_SPACE = {
 }
 
 
-def load_bop_frames(root, split='train_real', limit=None, scale=1.0):
+def load_bop_frames(root, split='train_real', limit=None, scale=1.0, scenes=None):
     """
-    Read BOP frames with depth and visible-object masks.
+    Read BOP frames with depth and visible-object masks (of the ``scenes`` folders, or all).
 
     Returns
     -------
@@ -90,6 +90,8 @@ def load_bop_frames(root, split='train_real', limit=None, scale=1.0):
     from sam2real_ros.common.io_utils import read_image_unchanged, read_rgb
     frames = []
     for scene in sorted(glob.glob(os.path.join(root, split, '*'))):
+        if scenes is not None and os.path.basename(scene) not in scenes:
+            continue
         gt_path = os.path.join(scene, 'scene_gt.json')
         if not os.path.isfile(gt_path):
             continue

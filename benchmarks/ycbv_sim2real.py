@@ -253,8 +253,7 @@ def prepare_real(d, out, progress, log):
     """
     from benchmarks.segmenter import load_bop_frames
     from tqdm import tqdm
-    frames = [f for f in load_bop_frames(d['real_root'], d['real_split'])
-              if f['key'].split(os.sep)[-3] in d['real_scenes']]
+    frames = load_bop_frames(d['real_root'], d['real_split'], scenes=d['real_scenes'])
     if not frames:
         raise sim2real.BenchmarkError(f'no real frames in scenes {d["real_scenes"]} of '
                                       f'{os.path.join(d["real_root"], d["real_split"])}')
@@ -286,10 +285,10 @@ def real_segment_quality(real_dir, d):
     from sam2real_ros.sam.mask_store import MaskStore
     store = MaskStore(os.path.join(real_dir, 'masks'))
     counts, ious, depth, names = [], [], 0, set()
-    for f in load_bop_frames(d['real_root'], d['real_split']):
+    for f in load_bop_frames(d['real_root'], d['real_split'], scenes=d['real_scenes']):
         parts = f['key'].split(os.sep)
         key = f'{parts[-3]}/{os.path.splitext(parts[-1])[0]}.png'
-        if parts[-3] not in d['real_scenes'] or store.status(key) != 'done':
+        if store.status(key) != 'done':
             continue
         rec = store.read(key)
         names.add(rec.segmenter)

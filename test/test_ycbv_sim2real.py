@@ -20,7 +20,7 @@
 # THE SOFTWARE.
 
 
-"""``python -m benchmarks.ycbv_sim2real`` at its tiny size on real YCB-Video frames (subprocess)."""
+"""``python -m benchmarks.ycbv_sim2real`` at its tiny size on real YCB-Video frames."""
 import json
 import os
 import shutil
@@ -43,7 +43,7 @@ def _run(*args):
     env = dict(os.environ, SAM2REAL_SHARED_DATA=DATA)
     return subprocess.run([sys.executable, '-m', 'benchmarks.ycbv_sim2real', '--no-progress',
                            *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=300)
+                          stderr=subprocess.PIPE, text=True, timeout=900)
 
 
 def _bop_copy(dst_root, split, scene, frames):
