@@ -20,6 +20,7 @@
 # THE SOFTWARE.
 
 """``sam2real demo``: the whole loop as real processes (``--quick``), and its failure reports."""
+import html
 import json
 import os
 import re
@@ -46,8 +47,8 @@ def test_quick_demo_runs_the_loop_and_writes_the_report(tmp_path):
     out = tmp_path / 'demo'
     proc = _demo('--quick', '--out', str(out))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for i in range(1, 7):
-        assert f'[stage {i}/6]' in proc.stdout
+    for i in range(1, 8):
+        assert f'[stage {i}/7]' in proc.stdout
     report = out / 'report.html'
     assert proc.stdout.strip().splitlines()[-1] == f'report: {report}'
     page = report.read_text()
@@ -89,7 +90,7 @@ def test_quick_demo_runs_the_loop_and_writes_the_report(tmp_path):
 
     # The node section counts both kinds of drops (or says the camera count is unknown: the
     # listener missed the camera_info stream; Listener.drops is unit-tested in test_demo_report).
-    stage6 = [line for line in proc.stdout.splitlines() if line.startswith('[stage 6/6] ')]
+    stage6 = [line for line in proc.stdout.splitlines() if line.startswith('[stage 6/7] ')]
     replaced = int(re.search(r'id="replaced">(\d+)<', page).group(1))
     found = re.search(r'id="camera-frames">(\d+)<', page)
     if found is None:
@@ -114,6 +115,23 @@ def test_quick_demo_runs_the_loop_and_writes_the_report(tmp_path):
     assert all(store.status(f.key) == 'done' for f in frames)
     assert (out / 'model_full.onnx').stat().st_size > 0
 
+    # One round of the adaptation loop (#19): a real decision, both models' metrics and the
+    # ledger line in the report and in summary.json, and the deployed file matches the ledger.
+    from sam2real_ros.adaptation.ledger import Ledger, sha256_file
+    decision = re.search(r'id="adapt-decision">(\w+)<', page).group(1)
+    ad = json.loads((out / 'summary.json').read_text())['adaptation']
+    lines = Ledger(ad['ledger']).entries()
+    assert [e['decision'] for e in lines] == ['init', decision] and decision in ('deploy',
+                                                                                 'reject')
+    assert ad['round'] == lines[-1] and ad['round']['data']['frames'] == len(frames)
+    for model in ('deployed', 'candidate'):
+        for gate in ('real', 'synthetic'):
+            assert 0.0 <= ad['round']['metrics'][model][gate]['miou'] <= 1.0
+    assert sha256_file(out / 'adaptation' / 'deployed.onnx') == lines[-1]['sha256']
+    assert html.escape(json.dumps(ad['round'], sort_keys=True)) in page  # the ledger line
+    stages = [name for name, _ in json.loads((out / 'summary.json').read_text())['stages']]
+    assert stages[-1] == '7. adaptation round'
+
 
 @pytest.mark.rostest
 @pytest.mark.slow
@@ -126,7 +144,7 @@ def test_a_failing_stage_is_named_with_its_log(tmp_path):
     assert 'Traceback' not in proc.stderr
     line = proc.stderr.strip().splitlines()[0]
     log = out / 'logs' / 'sam_worker.log'
-    assert line.startswith('sam2real demo: stage 1/6') and 'sam_worker exited with code 2' \
+    assert line.startswith('sam2real demo: stage 1/7') and 'sam_worker exited with code 2' \
         in line and f'(log: {log})' in line, proc.stderr
     assert str(missing) in log.read_text()
     assert not (out / 'report.html').exists()

@@ -22,7 +22,7 @@
 """
 ``sam2real demo`` / ``make demo``: the whole loop on a simulated robot, on CPU, in minutes.
 
-Stages (each prints ``[stage i/6] ...`` lines; a failure names its stage and the log file):
+Stages (each prints ``[stage i/7] ...`` lines; a failure names its stage and the log file):
 
 1. simulated robot: ``sim_camera`` (one persistent procedural "real" tabletop,
    :mod:`sam2real_ros.data.sim_world`), ``sim_grasp_server``, plus the ``grasp_recorder`` and
@@ -36,7 +36,11 @@ Stages (each prints ``[stage i/6] ...`` lines; a failure names its stage and the
    each evaluated (mIoU, Eq. 8) on held-out "real" frames; the report gives the paired
    differences, their spread and a verdict;
 5. export of the first seed's ``full`` model (EMA) to ONNX;
-6. ``segmentation_node`` with that model on the simulated camera, rate measured.
+6. ``segmentation_node`` with that model on the simulated camera, rate measured;
+7. one round of the adaptation manager (docs/adaptation.md): the first seed's
+   ``synthetic_only`` model is the deployed version, a candidate is fine-tuned from it with
+   ``full`` on the recorded episodes (a budget of one epoch), both are evaluated on the held-out
+   "real" frames (the real gate) and a synthetic validation set, and the gate decides.
 
 Then ``<out>/report.html`` (images next to it) and ``summary.json``. docs/demo.md.
 """
@@ -49,14 +53,17 @@ import sys
 import time
 import traceback
 
+from sam2real_ros.adaptation.manager import AdaptationManager, AdaptConfig
 from sam2real_ros.common.cli_help import HelpFormatter
+from sam2real_ros.common.io_utils import atomic_write_bytes
 from sam2real_ros.common.processes import ProcessGroup
 from sam2real_ros.demo import report
 from sam2real_ros.demo.graph import NodeGraph, run_node_demo
 from sam2real_ros.demo.robot import RobotGraph, StageError
 from sam2real_ros.training.config import load_config
+import yaml
 
-STAGES = 6
+STAGES = 7
 # The sim2real benchmark's paired difference full - synthetic only (narrow gap), quoted by the
 # report's verdict for scale: the table row of docs/sim2real.md (test_demo_report checks that
 # they agree).
@@ -335,6 +342,38 @@ def measure_node(args, st, model):
     return res
 
 
+def adapt_round(args, st, data_root, tr):
+    """
+    Stage 7: one round of the adaptation manager on the recorded episodes.
+
+    Returns
+    -------
+      (dict): ``init`` and ``round`` (the two ledger lines), ``ledger`` (its path),
+      ``base_checkpoint``.
+
+    """
+    work = os.path.join(args.out, 'adaptation')
+    gate = os.path.join(work, 'real_gate.yaml')  # the held-out frames training evaluates on
+    atomic_write_bytes(gate, yaml.safe_dump(dict(tr['eval'])).encode())
+    iters = args.frames_per_epoch or load_config(args.config).frames_per_epoch
+    cfg = AdaptConfig(dataset_root=data_root, model_path=os.path.join(work, 'deployed.onnx'),
+                      work_dir=work, train_config=args.config, min_new_frames=1,
+                      max_iterations=iters, epoch_iterations=iters, gate_data=gate,
+                      gate_frames=tr['eval_frames'], synthetic_val_frames=tr['eval_frames'],
+                      progress=False, device='cpu')
+    base = tr['runs'][('synthetic_only', tr['seeds'][0])]['checkpoint']
+    mgr = AdaptationManager(cfg, log=lambda level, text: st.say(text))
+    st.say(f'deployed: the synthetic_only model of seed {tr["seeds"][0]}; a candidate '
+           f'fine-tuned from it with full for {iters} iterations; gate: {tr["eval_frames"]} '
+           f'held-out real frames + {tr["eval_frames"]} synthetic validation frames')
+    try:
+        init = mgr.init(base)
+        entry = mgr.run_round(force=True)
+    except ValueError as exc:
+        raise StageError(f'adaptation round: {exc}') from None
+    return {'init': init, 'round': entry, 'ledger': mgr.ledger.path, 'base_checkpoint': base}
+
+
 def run(args):
     """Run all stages and the report; returns the summary dict. Raises StageFailed."""
     st = Stages(os.path.join(args.out, 'logs'))
@@ -348,9 +387,11 @@ def run(args):
         model = export(args, st, tr['runs'][('full', tr['seeds'][0])]['checkpoint'])
     with st.stage(6, 'segmentation node'):
         node = measure_node(args, st, model)
+    with st.stage(7, 'adaptation round'):
+        adaptation = adapt_round(args, st, data_root, tr)
     with st.stage(0, 'report'):
         return report.build(args, episodes, tr, model, node, st.times, started, load,
-                            SIM2REAL_REFERENCE)
+                            SIM2REAL_REFERENCE, adaptation)
 
 
 def main(argv=None):

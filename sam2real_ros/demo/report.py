@@ -263,11 +263,13 @@ def predictions(train, frames=4):
     return samples, out, names
 
 
-def build(args, episodes, train, model, node, stages, started, load, reference=None):
+def build(args, episodes, train, model, node, stages, started, load, reference=None,
+          adaptation=None):
     """
     Write every image, ``report.html`` and ``summary.json`` into ``args.out``.
 
-    ``reference`` is the figure the verdict quotes for scale (see :func:`verdict`).
+    ``reference`` is the figure the verdict quotes for scale (see :func:`verdict`);
+    ``adaptation`` the adaptation round (:func:`sam2real_ros.demo.pipeline.adapt_round`).
 
     Returns
     -------
@@ -312,7 +314,7 @@ def build(args, episodes, train, model, node, stages, started, load, reference=N
         'background_miou': bg_miou, 'background_fraction': bg_fraction,
         'classes': [(n, [int(x) for x in colorize_labels(np.array([[i]], np.uint8))[0, 0]])
                     for i, n in enumerate(names)],
-        'node': node, 'stages': list(stages),
+        'node': node, 'stages': list(stages), 'adaptation': adaptation,
         'config': {'scene': args.scene, 'camera_rate': 10.0, 'node_camera_rate': 30.0,
                    'seconds': args.seconds, 'grasps': args.grasps, 'seeds': seeds},
     }

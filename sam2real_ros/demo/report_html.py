@@ -25,6 +25,7 @@ The demo report's HTML page: one function per section, each returning its lines.
 Numbers in the page carry ``id``/``data-*`` attributes so tests can read them back.
 """
 import html
+import json
 
 import numpy as np
 
@@ -59,7 +60,8 @@ def write_html(path, s):
     HTML lines.
     """
     parts = (html_head(s) + episodes_section(s) + training_section(s) + predictions_section(s)
-             + separation_section(s) + node_section(s) + stages_section(s)
+             + separation_section(s) + node_section(s) + adaptation_section(s)
+             + stages_section(s)
              + ['</body></html>'])
     atomic_write_bytes(path, '\n'.join(parts).encode())
 
@@ -235,6 +237,43 @@ def node_section(s):
         'that arrives while the model is busy replaces the waiting one, so the node always '
         'segments the latest image instead of falling behind). Counted over the measurement '
         'window.</p>']
+
+
+def adaptation_section(s):
+    """Return section 4: one round of the adaptation manager, its decision and ledger line."""
+    ad = s.get('adaptation')
+    if not ad or not ad.get('round'):
+        return []
+    e, line = html.escape, ad['round']
+    m, boot = line['metrics'], (line.get('gate') or {}).get('real') or {}
+
+    def row(name, key):
+        dep, cand = m['deployed'][key], m['candidate'][key]
+        if dep is None or cand is None:
+            return ''
+        return (f'<tr><td>{name}</td><td>{_fmt(dep["miou"])}</td><td>{_fmt(cand["miou"])}</td>'
+                f'<td>{dep["frames"]}</td></tr>')
+    return [
+        '<h2>4. One round of the adaptation loop</h2>',
+        '<p>The <i>synthetic only</i> model of seed '
+        f'{s["train"]["seeds"][0]} plays the deployed model (version '
+        f'{e(str(line["base_version"]))}); the adaptation manager fine-tuned a candidate '
+        f'(version {e(str(line["candidate_version"]))}) from it with the <i>full</i> variant on '
+        f'the {line["data"]["frames"]} recorded frames ({line["train"]["iterations"]} '
+        'iterations), evaluated both exported models on the held-out "real" frames (the real '
+        'gate, never trained on) and on synthetic validation frames, and decided '
+        '(docs/adaptation.md).</p>',
+        f'<p class="verdict">decision: <b id="adapt-decision">{e(line["decision"])}</b> -- '
+        f'{e(line["reason"])}</p>',
+        '<table><tr><th>gate set</th><th>deployed mIoU</th><th>candidate mIoU</th>'
+        '<th>frames</th></tr>', row('real gate', 'real'),
+        row('synthetic validation', 'synthetic'), '</table>',
+        f'<p class="note">Paired bootstrap over the real gate frames: mean difference '
+        f'{_fmt(boot.get("mean_diff"), "+.4f")}, {_fmt(100 * line["gate"]["confidence"], ".0f")}'
+        f' % lower bound {_fmt(boot.get("lower"), "+.4f")} (margin '
+        f'{line["gate"]["real_margin"]:g}). The ledger line '
+        f'(<code>{e(ad["ledger"])}</code>):</p>',
+        f'<pre style="white-space:pre-wrap;font-size:80%">{e(json.dumps(line, sort_keys=True))}</pre>']
 
 
 def stages_section(s):
