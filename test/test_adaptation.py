@@ -39,8 +39,9 @@ import time
 import numpy as np
 import pytest
 from sam2real_ros.adaptation import gate
+from sam2real_ros.adaptation.config import AdaptConfig, AdaptError
 from sam2real_ros.adaptation.ledger import Ledger, sha256_file
-from sam2real_ros.adaptation.manager import AdaptationManager, AdaptConfig, AdaptError
+from sam2real_ros.adaptation.manager import AdaptationManager
 from sam2real_ros.data.procedural import CLASS_NAMES, oracle_segments, TabletopRenderer
 from sam2real_ros.recording.episode_store import EpisodeWriter, iter_frames
 from sam2real_ros.sam.mask_store import MaskStore

@@ -38,7 +38,8 @@ import json
 import sys
 import time
 
-from sam2real_ros.adaptation.manager import AdaptationManager, AdaptConfig, AdaptError
+from sam2real_ros.adaptation.config import AdaptConfig, AdaptError
+from sam2real_ros.adaptation.manager import AdaptationManager
 from sam2real_ros.common.cli_help import HelpFormatter
 
 _HELP = {

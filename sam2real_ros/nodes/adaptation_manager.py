@@ -38,7 +38,8 @@ and the last decision. Parameters: config/adaptation_manager.yaml.
 import sys
 import threading
 
-from sam2real_ros.adaptation.manager import AdaptationManager, AdaptConfig, AdaptError
+from sam2real_ros.adaptation.config import AdaptConfig, AdaptError
+from sam2real_ros.adaptation.manager import AdaptationManager
 from sam2real_ros.nodes import params
 from sam2real_ros.nodes.diagnostics import Diagnostics
 from sam2real_ros.nodes.lifecycle import AUTOSTART, LifecycleClient, ManagedNode
