@@ -175,6 +175,30 @@ def test_bop_scene_folder_segments_rgb_with_depth_only(tmp_path, capsys):
     assert 'done 2, failed 0' in capsys.readouterr().err
 
 
+def test_bop_depth_is_read_in_millimetres_with_the_scene_depth_scale(tmp_path):
+    """BOP depth PNGs are in depth_scale mm units (0.1 in YCB-Video): read_depth gives mm."""
+    import json
+    scene = tmp_path / '000007'
+    raw = np.full((4, 6), 12340, np.uint16)
+    raw[0, 0] = 0
+    for im_id, scale in ((1, 0.1), (2, 1.0)):
+        io_utils.atomic_write_png(scene / 'rgb' / f'{im_id:06d}.png', _img(im_id))
+        io_utils.atomic_write_png(scene / 'depth' / f'{im_id:06d}.png', raw)
+    (scene / 'scene_camera.json').write_text(json.dumps(
+        {'1': {'cam_K': [1, 0, 0, 0, 1, 0, 0, 0, 1], 'depth_scale': 0.1},
+         '2': {'cam_K': [1, 0, 0, 0, 1, 0, 0, 0, 1], 'depth_scale': 1.0}}))
+    d1 = io_utils.read_depth(scene / 'rgb' / '000001.png')
+    assert d1.dtype == np.uint16 and d1[0, 0] == 0 and (d1.ravel()[1:] == 1234).all()
+    assert (io_utils.read_depth(scene / 'rgb' / '000002.png') == raw).all()
+    # outside a BOP scene (no rgb/ folder or no scene_camera.json) depth files are mm as stored
+    io_utils.atomic_write_png(tmp_path / 'plain' / 'a.png', _img(3))
+    io_utils.atomic_write_png(tmp_path / 'plain' / 'depth' / 'a.png', raw)
+    assert (io_utils.read_depth(tmp_path / 'plain' / 'a.png') == raw).all()
+    (scene / 'scene_camera.json').write_text('{not json')
+    with pytest.raises(io_utils.ImageReadError, match='scene_camera.json'):
+        io_utils.read_depth(scene / 'rgb' / '000001.png')
+
+
 def test_sharding_covers_every_frame_once(tmp_path):
     make_dataset(tmp_path, n_plain=6)
     keys = {f.key for f in find_frames(tmp_path)}

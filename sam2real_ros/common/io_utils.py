@@ -27,6 +27,7 @@ renamed over the destination (``os.replace`` is atomic on POSIX). A reader there
 the old file, the complete new file, or no file -- never a half-written one. Temporary files are
 named ``.<name>.tmp-<pid>-<n>`` and can be removed by :func:`remove_stale_temp_files`.
 """
+import functools
 import io
 import itertools
 import json
@@ -282,7 +283,45 @@ def read_depth(image_path, shape=None):
     if shape is not None and depth.shape != tuple(shape[:2]):
         raise ImageReadError(f'depth file {path} is {depth.shape[1]}x{depth.shape[0]} but its '
                              f'image is {shape[1]}x{shape[0]}')
+    scale = bop_depth_scale(image_path)
+    if scale != 1.0:
+        depth = np.clip(np.round(depth * scale), 0, 65535).astype(np.uint16)
     return depth
+
+
+def bop_depth_scale(image_path):
+    """
+    Millimetres per depth unit of an image in a BOP scene (``<scene>/rgb/<im_id>.<ext>``).
+
+    BOP stores depth in units of ``depth_scale`` mm per image (``scene_camera.json``; 0.1 for
+    YCB-Video). Returns 1.0 for any other image, and for a scene or image id without it.
+
+    Raises
+    ------
+      ImageReadError: the scene's ``scene_camera.json`` is not valid JSON.
+
+    """
+    d, name = os.path.split(os.path.abspath(os.fspath(image_path)))
+    if os.path.basename(d) != 'rgb':
+        return 1.0
+    cam_path = os.path.join(os.path.dirname(d), 'scene_camera.json')
+    if not os.path.isfile(cam_path):
+        return 1.0
+    stem = os.path.splitext(name)[0]
+    entry = _scene_camera(cam_path, os.stat(cam_path).st_mtime_ns).get(
+        str(int(stem)) if stem.isdigit() else stem, {})
+    return float(entry.get('depth_scale', 1.0)) if isinstance(entry, dict) else 1.0
+
+
+@functools.lru_cache(maxsize=8)
+def _scene_camera(path, mtime_ns):
+    """The parsed ``scene_camera.json`` (cached per file version)."""
+    try:
+        with open(path) as f:
+            cams = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ImageReadError(f'{path}: not readable as JSON ({e})') from None
+    return cams if isinstance(cams, dict) else {}
 
 
 def temp_file_pid(name):
