@@ -315,7 +315,7 @@ def bop_depth_scale(image_path):
 
 @functools.lru_cache(maxsize=8)
 def _scene_camera(path, mtime_ns):
-    """The parsed ``scene_camera.json`` (cached per file version)."""
+    """Return the parsed ``scene_camera.json`` (cached per file version)."""
     try:
         with open(path) as f:
             cams = json.load(f)
