@@ -53,7 +53,8 @@ import sys
 import time
 import traceback
 
-from sam2real_ros.adaptation.manager import AdaptationManager, AdaptConfig
+from sam2real_ros.adaptation.config import AdaptConfig
+from sam2real_ros.adaptation.manager import AdaptationManager
 from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.common.io_utils import atomic_write_bytes
 from sam2real_ros.common.processes import ProcessGroup
