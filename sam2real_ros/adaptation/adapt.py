@@ -39,7 +39,7 @@ import sys
 import time
 
 from sam2real_ros.adaptation.config import AdaptConfig, AdaptError
-from sam2real_ros.adaptation.manager import AdaptationManager
+from sam2real_ros.adaptation.manager import AdaptationManager, read_ledger
 from sam2real_ros.common.cli_help import HelpFormatter
 
 _HELP = {
@@ -129,7 +129,6 @@ def _model_path(args):
     """``--model-path``, else the one the ledger recorded."""
     if args.model_path:
         return args.model_path
-    from sam2real_ros.adaptation.manager import read_ledger
     cfg = AdaptConfig(dataset_root=args.dataset_root, work_dir=args.work_dir, model_path='x')
     entries = read_ledger(cfg.work)
     if not entries:

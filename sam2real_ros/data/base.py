@@ -32,6 +32,7 @@ import numpy as np
 
 from sam2real_ros.common.errors import Sam2realError
 from sam2real_ros.common.io_utils import ImageReadError, read_depth
+from sam2real_ros.sam import segmenters
 from sam2real_ros.sam.mask_layers import as_mask_layers, MaskLayers
 from sam2real_ros.sam.mask_store import MaskStoreError
 
@@ -288,7 +289,6 @@ def resolve_segmenter(spec):
     if not isinstance(spec, dict) or spec.get('kind') not in ('fallback', 'sam', 'auto'):
         raise DatasetError(f'segmenter must be "fallback", "sam", "auto", a dict with such a '
                            f'"kind", or a callable; got {spec!r}')
-    from sam2real_ros.sam import segmenters
     try:
         return segmenters.make_segmenter(**spec)
     except (TypeError, segmenters.SegmenterError) as e:

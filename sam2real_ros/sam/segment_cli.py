@@ -37,6 +37,7 @@ import threading
 
 from sam2real_ros.common import io_utils
 from sam2real_ros.common.cli_help import HelpFormatter
+from sam2real_ros.sam import segmenters
 from sam2real_ros.sam.options import SamOptions
 from sam2real_ros.sam.worker import find_frames, parse_shard, SamWorker, shard_from_env, \
     WorkerError
@@ -129,7 +130,6 @@ def _left_out(skipped):
 
 def _setup(args):
     """Check the dataset, build the segmenter and the worker; raises on user errors."""
-    from sam2real_ros.sam import segmenters
     opt = run_options(args)
     shard = parse_shard(args.shard) if args.shard else shard_from_env()
     if not os.path.isdir(args.dataset):
@@ -175,7 +175,6 @@ def _run(worker, args, poll, stop):
 
 def main(argv=None):
     """Run ``sam2real segment``; returns the exit code."""
-    from sam2real_ros.sam.segmenters import SegmenterError
     args = build_parser().parse_args(argv)
     stop = threading.Event()
 
@@ -187,7 +186,7 @@ def main(argv=None):
 
     try:
         opt, worker, left_out = _setup(args)
-    except (WorkerError, SegmenterError, OSError) as e:
+    except (WorkerError, segmenters.SegmenterError, OSError) as e:
         print(f'sam2real segment: {e}', file=sys.stderr)
         return 2
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
