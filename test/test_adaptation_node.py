@@ -28,13 +28,16 @@ candidate while it pauses the SAM worker, gates it and deploys it -> the segment
 fed by the simulated camera, hot-reloads the new model; the ~/rollback service brings the
 previous version back, and the segmentation node reloads that one too; a kill -9 of the
 manager while a round triggered by ~/trigger trains leaves the deployed model and the ledger
-valid, and the restarted node resumes the candidate and decides.
+valid; the restarted node (with a test-only config that shuffles the class names) resumes the
+candidate, the gate rejects it and the segmentation node keeps its model.
 """
+import json
 import os
 import signal
 
 import pytest
 from sam2real_ros.adaptation.ledger import Ledger, sha256_file
+from sam2real_ros.data.procedural import CLASS_NAMES
 from sam2real_ros.nodes.graph import node_command
 
 from conftest import wait_until  # noqa: I100
@@ -93,12 +96,13 @@ def test_loop_deploys_pauses_sam_and_rolls_back(tmp_path, processes):
         seg = processes.start(*node_command('segmentation_node', {
             'model_path': str(model), 'diagnostics_period_s': 0.5}, params_file=False),
             name='segmentation_node')
-        manager = node_command('adaptation_manager', {
+        settings = {
             'dataset_root': str(root), 'model_path': str(model), 'init_checkpoint': weak,
             'train_config': TINY, 'gate_data': str(tmp_path / 'gate.yaml'),
             'min_new_frames': 8, 'max_iterations': 12, 'epoch_iterations': 6,
             'synthetic_val_frames': 6, 'bootstrap_samples': 200, 'device': 'cpu',
-            'poll_period_s': 0.5, 'diagnostics_period_s': 0.5}, params_file=False)
+            'poll_period_s': 0.5, 'diagnostics_period_s': 0.5}
+        manager = node_command('adaptation_manager', settings, params_file=False)
         mgr = processes.start(*manager, name='adaptation_manager')
         procs = (sam, cam, seg, mgr)
         led = Ledger(root / 'adaptation' / 'ledger.jsonl')
@@ -145,27 +149,43 @@ def test_loop_deploys_pauses_sam_and_rolls_back(tmp_path, processes):
         assert wait_until(lambda: alive() and int(lis.value('segmentation_node', 'model_loads'))
                           > loads, 120), processes.output(seg)
         # a second rollback goes back to the deployed candidate
+        loads = int(lis.value('segmentation_node', 'model_loads'))
         resp = lis.call(lis.rollback)
         assert resp.success and sha256_file(model) == entry['sha256'], resp.message
+        assert wait_until(lambda: alive() and int(lis.value('segmentation_node', 'model_loads'))
+                          > loads, 120), processes.output(seg)
         assert lis.value('adaptation_manager', 'lifecycle_state') == 'active'
 
         # kill -9 of the manager while a triggered round trains: the deployed model and the
-        # ledger stay valid; the restarted node resumes the candidate and decides
+        # ledger stay valid; the node restarted with a test-only training config that names
+        # the classes shuffled (the candidate's outputs no longer mean what their names say)
+        # resumes the candidate, which the gate rejects: the segmentation node keeps its model
         deployed = led.entries()[-1]
+        loads = int(lis.value('segmentation_node', 'model_loads'))
         assert lis.call(lis.trigger).success
         ckpt = root / 'adaptation' / 'candidate' / 'run' / 'checkpoint.pt'
         assert wait_until(lambda: alive() and ckpt.is_file(), 600), processes.output(mgr)
         os.kill(mgr.pid, signal.SIGKILL)
         assert mgr.wait(60) == -signal.SIGKILL
         assert led.entries()[-1] == deployed and sha256_file(model) == deployed['sha256']
-        mgr = processes.start(*manager, name='adaptation_manager_restarted')
+        shuffled = tmp_path / 'shuffled_labels.yaml'
+        names = list(CLASS_NAMES[1:]) + [CLASS_NAMES[0]]
+        shuffled.write_text(open(TINY).read() + f'class_names: {json.dumps(names)}\n')
+        mgr = processes.start(*node_command('adaptation_manager', dict(
+            settings, train_config=str(shuffled)), params_file=False),
+            name='adaptation_manager_restarted')
         procs = (sam, cam, seg, mgr)
         assert wait_until(lambda: installed(5), 900), processes.output(mgr)
         resumed = led.entries()[-1]
         assert resumed['train']['resumed'] == 1 and resumed['base_version'] == \
             deployed['deployed_version']
-        assert resumed['decision'] in ('deploy', 'reject') and len(led.entries()) == 5
         assert 'resuming the candidate' in processes.output(mgr)
+        assert resumed['decision'] == 'reject' and len(led.entries()) == 5, resumed['reason']
+        assert resumed['deployed_version'] == deployed['deployed_version']
+        assert sha256_file(model) == deployed['sha256']
+        assert wait_until(lambda: lis.value('adaptation_manager', 'last_decision') == 'reject',
+                          30)
+        assert int(lis.value('segmentation_node', 'model_loads')) == loads
     finally:
         lis.close()
     for p in (mgr, seg, cam, sam):
