@@ -46,6 +46,8 @@ import threading
 import rclpy
 from rclpy.exceptions import InvalidParameterValueException, ParameterException
 from rclpy.executors import ExternalShutdownException
+from sam2real_ros.common.io_utils import read_yaml
+from sam2real_ros.nodes.param_docs import help_text
 try:
     from rclpy.exceptions import RCLError
 except ImportError:  # older rclpy: the pybind11 module's exception
@@ -77,7 +79,6 @@ def params_file_problem(argv):
     rcl reports a missing file with a log line plus a long error and accepts a file that is not
     a parameter file at all; this check names the file and the problem before rcl reads it.
     """
-    from sam2real_ros.common.io_utils import read_yaml
     argv = list(argv)
     for i, arg in enumerate(argv[:-1]):
         if arg != '--params-file':
@@ -134,7 +135,6 @@ def run_node(name, make_node, args=None, config_errors=(), make_executor=None):
         table = getattr(sys.modules.get(getattr(make_node, '__module__', '')), 'PARAMETERS',
                         None)
         if table is not None:
-            from sam2real_ros.nodes.param_docs import help_text
             print(help_text(name, table), end='')
             return 0
     problem = params_file_problem(sys.argv if args is None else args)
