@@ -150,7 +150,7 @@ def test_unknown_ros_flag_is_one_line_and_exit_2():
     assert res.returncode == 2, res.stdout + res.stderr
     assert res.stderr.splitlines() == [
         "sim_grasp_server: unknown ROS argument '--bogus' (after --ros-args: -p, -r, "
-        "--params-file, --log-level, ...; end them with --)"], res.stderr
+        '--params-file, --log-level, ...; end them with --)'], res.stderr
 
 
 @pytest.mark.rostest

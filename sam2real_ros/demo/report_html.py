@@ -273,7 +273,8 @@ def adaptation_section(s):
         f' % lower bound {_fmt(boot.get("lower"), "+.4f")} (margin '
         f'{line["gate"]["real_margin"]:g}). The ledger line '
         f'(<code>{e(ad["ledger"])}</code>):</p>',
-        f'<pre style="white-space:pre-wrap;font-size:80%">{e(json.dumps(line, sort_keys=True))}</pre>']
+        '<pre style="white-space:pre-wrap;font-size:80%">'
+        f'{e(json.dumps(line, sort_keys=True))}</pre>']
 
 
 def stages_section(s):
