@@ -80,7 +80,7 @@ PY_MODULES = {
     'torch': (None, 'torch'), 'torchvision': (None, 'torchvision'), 'timm': (None, 'timm'),
     'onnx': (None, 'onnx'), 'onnxruntime': (None, 'onnxruntime'),
     'segment_anything': (None, 'segment-anything'), 'rosbags': (None, 'rosbags'),
-    'huggingface_hub': (None, 'huggingface_hub'),
+    'huggingface_hub': (None, 'huggingface_hub'), 'pybullet': (None, 'pybullet'),
 }
 NOT_INSTALLED = {'stillleben'}  # optional renderer built from source (docs/datasets.md)
 
