@@ -23,7 +23,7 @@
 Kill/restart stress loop of ``grasp_recorder``: silent restarts and mislabelled episodes.
 
 ``python -m benchmarks.recorder_restarts [--cycles 50] [--grasp-s 3] [--camera-hz 30]
-[--kill-delay-s 0.5] [--silent-s 60] [--seed 0]``
+[--kill-delay-s 0.5] [--silent-s 60] [--seed 0] [--recorder-udp]``
 
 Real processes: ``sim_camera`` (640x480 at ``--camera-hz``), ``sim_grasp_server`` (each grasp
 executes ``--grasp-s``) and ``grasp_recorder`` on a fresh dataset root. Each cycle sends a
@@ -110,8 +110,9 @@ class Loop:
                   'diagnostics_period_s': 0.5}
         self.n_started += 1
         t0 = time.monotonic()
+        env = {'FASTDDS_BUILTIN_TRANSPORTS': 'UDPv4'} if self.args.recorder_udp else None
         self.rec = self.procs.start(*node_command('grasp_recorder', params, params_file=False),
-                                    name=f'recorder{self.n_started}')
+                                    name=f'recorder{self.n_started}', env=env)
         up = _wait(lambda: self.diag_at > t0 or self.rec.poll() is not None,
                    self.args.silent_s, 0.01)
         return time.monotonic() - t0 if up and self.rec.poll() is None else None
@@ -215,6 +216,8 @@ def main(argv=None):
     ap.add_argument('--silent-s', type=float, default=60.0,
                     help='a restarted recorder without diagnostics this long is silent (60)')
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--recorder-udp', action='store_true',
+                    help='recorder without Fast DDS shared memory (FASTDDS_BUILTIN_TRANSPORTS)')
     args = ap.parse_args(argv)
     from tqdm import tqdm
     rng, counts, restart_s = random.Random(args.seed), dict.fromkeys(
@@ -236,7 +239,7 @@ def main(argv=None):
     finally:
         loop.close()
     q = sorted(restart_s) or [float('nan')]
-    out = dict(counts, cycles=done, restart_to_diagnostics_s={
+    out = dict(counts, cycles=done, recorder_udp=args.recorder_udp, restart_to_diagnostics_s={
         'min': round(q[0], 2), 'median': round(statistics.median(q), 2),
         'max': round(q[-1], 2)}, load_1m_start=round(load0, 2),
         load_1m_end=round(os.getloadavg()[0], 2), wall_s=round(time.monotonic() - t0, 1))
