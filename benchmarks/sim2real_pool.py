@@ -39,6 +39,7 @@ segments must come from the same segmenter with the same settings, with depth wh
 has depth, and the first frame segmented again must give the same masks. Anything else raises
 :class:`StalePoolError`: a pool left by older code would silently give other numbers (#13).
 """
+import functools
 import json
 import os
 
@@ -234,7 +235,6 @@ def segment_quality(pool_root, store_root=None):
       ``with_depth`` (frames segmented with depth), ``segmenter``; None when nothing to measure.
 
     """
-    from benchmarks.segmenter import best_ious
     from sam2real_ros.sam.mask_store import MaskStore
     paths = pool_paths(pool_root)
     store = MaskStore(store_root or os.path.join(paths['real'], 'masks'))
@@ -244,20 +244,43 @@ def segment_quality(pool_root, store_root=None):
         return None
     with open(gt_path) as f:
         scene_gt = json.load(f)
+
+    def objects(i):
+        masks = [read_image_unchanged(os.path.join(
+            scene_dir, 'mask_visib', f'{int(i):06d}_{k:06d}.png')) > 0
+            for k in range(len(scene_gt[i]))]
+        return np.stack(masks) if masks else None
+    return store_segment_quality(store, ((f'frames/{int(i):06d}.png', functools.partial(
+        objects, i)) for i in sorted(scene_gt, key=int)))
+
+
+def store_segment_quality(store, frames):
+    """
+    Segment quality of stored segments against the frames' ground-truth object masks.
+
+    Arguments:
+    ---------
+      store (MaskStore): the segments.
+      frames (iterable): ``(key, objects)`` per frame, ``objects`` a callable returning the
+        frame's KxHxW bool object masks (or None): read only for frames the store has done.
+
+    Returns
+    -------
+      dict | None: as :func:`segment_quality`; None when no frame is segmented.
+
+    """
+    from benchmarks.segmenter import best_ious
     counts, ious, depth, names = [], [], 0, set()
-    for i in sorted(scene_gt, key=int):
-        key = f'frames/{int(i):06d}.png'
+    for key, objects in frames:
         if store.status(key) != 'done':
             continue
         rec = store.read(key)
         names.add(rec.segmenter)
         depth += bool(rec.extra.get('depth'))
         counts.append(len(rec))
-        objects = [read_image_unchanged(os.path.join(
-            scene_dir, 'mask_visib', f'{int(i):06d}_{k:06d}.png')) > 0
-            for k in range(len(scene_gt[i]))]
-        if objects:
-            ious.extend(best_ious(rec.masks(), np.stack(objects)).tolist())
+        masks = objects()
+        if masks is not None and len(masks):
+            ious.extend(best_ious(rec.masks(), masks).tolist())
     if not counts:
         return None
     ious = np.asarray(ious)

@@ -49,6 +49,7 @@ reproducibility rules are that benchmark's (docs/sim2real.md). Writes ``<out>/re
 """
 import argparse
 import copy
+import functools
 import glob
 import json
 import os
@@ -281,29 +282,16 @@ def real_segment_quality(real_dir, d):
     ``mask_visib`` (as ``benchmarks/segmenter.py``); ground truth is used for this diagnostic
     only. Returns a dict like ``sim2real_pool.segment_quality``, or None without segments.
     """
-    from benchmarks.segmenter import best_ious, load_bop_frames
+    from benchmarks.segmenter import load_bop_frames
     from sam2real_ros.sam.mask_store import MaskStore
-    store = MaskStore(os.path.join(real_dir, 'masks'))
-    counts, ious, depth, names = [], [], 0, set()
-    for f in load_bop_frames(d['real_root'], d['real_split'], scenes=d['real_scenes']):
+
+    def key(f):
         parts = f['key'].split(os.sep)
-        key = f'{parts[-3]}/{os.path.splitext(parts[-1])[0]}.png'
-        if store.status(key) != 'done':
-            continue
-        rec = store.read(key)
-        names.add(rec.segmenter)
-        depth += bool(rec.extra.get('depth'))
-        counts.append(len(rec))
-        ious.extend(best_ious(rec.masks(), f['objects']).tolist())
-    if not counts:
-        return None
-    ious = np.asarray(ious)
-    return {'segmenter': ', '.join(sorted(names)), 'frames': len(counts),
-            'objects': int(len(ious)), 'segments_per_frame': round(float(np.mean(counts)), 1),
-            'segments_min': int(min(counts)), 'segments_max': int(max(counts)),
-            'mean_best_iou': round(float(ious.mean()), 4),
-            'frac_iou_gt_0.5': round(float((ious > 0.5).mean()), 4),
-            'frac_iou_gt_0.75': round(float((ious > 0.75).mean()), 4), 'with_depth': depth}
+        return f'{parts[-3]}/{os.path.splitext(parts[-1])[0]}.png'
+    frames = load_bop_frames(d['real_root'], d['real_split'], scenes=d['real_scenes'])
+    return sim2real_pool.store_segment_quality(
+        MaskStore(os.path.join(real_dir, 'masks')),
+        ((key(f), functools.partial(f.get, 'objects')) for f in frames))
 
 
 def background_only(eval_spec, frames, include_background, ignore_index):
