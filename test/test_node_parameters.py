@@ -144,7 +144,12 @@ def test_schema_validation_messages():
 def test_invalid_parameter_exits_2_with_one_clear_line(node, arg, needle, tmp_path):
     params_ = {'dataset_root': str(tmp_path)} if node in ('grasp_recorder', 'sam_worker') \
         else {}
-    cmd = node_command(node, params_, params_file=False) + ['-p', arg]
+    _assert_refused_in_one_line(node, node_command(node, params_, params_file=False)
+                                + ['-p', arg], needle)
+
+
+def _assert_refused_in_one_line(node, cmd, needle):
+    """Run a node command: exit 2 and one stderr line, prefixed by the node, with ``needle``."""
     res = subprocess.run([sys.executable, *cmd], cwd=REPO, capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 2, res.stdout + res.stderr
@@ -173,12 +178,7 @@ def test_unknown_parameter_exits_2_naming_it_and_the_closest(node, arg, needle, 
         path = tmp_path / 'params.yaml'
         path.write_text(f'/**/{node}:\n  ros__parameters:\n    {name}: {value}\n')
         cmd = node_command(node, params_, params_file=str(path))
-    res = subprocess.run([sys.executable, *cmd], cwd=REPO, capture_output=True, text=True,
-                         timeout=60)
-    assert res.returncode == 2, res.stdout + res.stderr
-    lines = res.stderr.strip().splitlines()
-    prefix = f'{BY_NAME[node].executable}: '
-    assert len(lines) == 1 and lines[0].startswith(prefix) and needle in lines[0], res.stderr
+    _assert_refused_in_one_line(node, cmd, needle)
 
 
 @pytest.mark.rostest
