@@ -316,11 +316,7 @@ def bop_depth_scale(image_path):
 @functools.lru_cache(maxsize=8)
 def _scene_camera(path, mtime_ns):
     """Return the parsed ``scene_camera.json`` (cached per file version)."""
-    try:
-        with open(path) as f:
-            cams = json.load(f)
-    except (OSError, ValueError) as e:
-        raise ImageReadError(f'{path}: not readable as JSON ({e})') from None
+    cams = read_yaml(path, 'BOP camera file', ImageReadError)
     return cams if isinstance(cams, dict) else {}
 
 
