@@ -36,7 +36,7 @@ import numpy as np
 
 from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.common.io_utils import (atomic_write_bytes, atomic_write_json, atomic_write_png,
-                                          read_rgb)
+                                          read_image_unchanged, read_rgb)
 from sam2real_ros.data.base import DatasetError
 from sam2real_ros.data.bop import load_scene_camera, load_scene_gt
 from sam2real_ros.data.ycb_models import ObjectPose
@@ -260,9 +260,10 @@ def _mask_iou(scene_dir: str, im_id: int, g: int, ours: np.ndarray) -> float | N
     path = os.path.join(scene_dir, 'mask_visib', f'{im_id:06d}_{g:06d}.png')
     if not os.path.isfile(path):
         return None
-    real = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
-    if real is None or real.shape != ours.shape:
-        raise DatasetError(f'{path}: unreadable or not the size of the image')
+    real = read_image_unchanged(path)
+    real = real[..., 0] if real.ndim == 3 else real
+    if real.shape != ours.shape:
+        raise DatasetError(f'{path}: not the size of the image')
     real = real > 0
     union = (real | ours).sum()
     return float((real & ours).sum() / union) if union else None
