@@ -121,3 +121,31 @@ def installed_package():
                         'site-packages')
     path = os.pathsep.join(p for p in (site, os.environ.get('PYTHONPATH')) if p)
     return share, path
+
+
+def write_labeled_folder(spec, root, ext='.png'):
+    """
+    Write the frames of labeled dataset ``spec`` as an image+label folder under ``root``.
+
+    ``root/images/<key stem><ext>``, ``root/labels/<key stem>.png`` (uint8 class ids) and
+    ``root/classes.txt``: the layout of dataset type ``labeled_folder`` (docs/datasets.md).
+    Returns the samples written.
+    """
+    from sam2real_ros.common.io_utils import atomic_write_png
+    from sam2real_ros.data.datasets import build_labeled
+    ds = build_labeled(spec)
+    samples = [ds[i] for i in range(len(ds))]
+    os.makedirs(root, exist_ok=True)
+    for s in samples:
+        stem = os.path.splitext(s['key'])[0]
+        img = os.path.join(str(root), 'images', stem + ext)
+        os.makedirs(os.path.dirname(img), exist_ok=True)
+        if ext == '.png':
+            atomic_write_png(img, s['rgb'])
+        else:
+            import cv2
+            cv2.imwrite(img, s['rgb'][:, :, ::-1])  # lossy (JPEG): the labels stay exact
+        atomic_write_png(os.path.join(str(root), 'labels', stem + '.png'), s['labels'])
+    with open(os.path.join(str(root), 'classes.txt'), 'w') as f:
+        f.write('\n'.join(ds.class_names[1:]) + '\n')
+    return samples

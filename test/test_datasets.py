@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 
+from conftest import write_labeled_folder
 import cv2
 import numpy as np
 import pytest
@@ -31,6 +32,7 @@ import pytest
 from sam2real_ros.common.io_utils import atomic_write_png, read_rgb
 from sam2real_ros.data.base import Augment
 from sam2real_ros.data.datasets import build_labeled, build_unlabeled, DatasetError
+from sam2real_ros.data.labeled_folder import folder_spec
 from sam2real_ros.data.procedural import oracle_segments, TabletopRenderer
 from sam2real_ros.data.rosbag import extract_bag_frames
 from sam2real_ros.sam.mask_store import MaskStore
@@ -361,3 +363,75 @@ def test_rosbag_dataset_reads_through_image_folder_and_masks(tmp_path):
         store.write(k, np.ones((2, 24, 32), bool), np.ones((2, 2)))
     ds = build_unlabeled(cfg)
     assert [ds[i]['key'] for i in range(len(ds))] == keys and len(ds[0]['masks']) == 2
+
+
+GATE = {'type': 'procedural', 'appearance': 'real', 'seed': 4242, 'length': 3, 'size': [48, 64]}
+
+
+def test_labeled_folder_pairs_labels_by_relative_path(tmp_path):
+    root = tmp_path / 'gate'
+    written = write_labeled_folder(GATE, root)
+    spec = folder_spec(str(root))
+    assert spec == {'type': 'labeled_folder', 'root': str(root), 'images': 'images',
+                    'labels': 'labels'}
+    ds = build_labeled(spec)
+    ref = build_labeled(GATE)
+    assert ds.class_names == ref.class_names and len(ds) == 3
+    for s, w in zip(sorted((ds[i] for i in range(3)), key=lambda s: s['key']),
+                    sorted(written, key=lambda s: s['key'])):
+        assert s['key'] == 'images/' + w['key'] + '.png'
+        np.testing.assert_array_equal(s['rgb'], w['rgb'])
+        np.testing.assert_array_equal(s['labels'], w['labels'])
+    # uint16 labels, JPEG images and an explicit class list; images in the root itself
+    flat = tmp_path / 'flat'
+    (flat / 'gt' / 'sub').mkdir(parents=True)
+    (flat / 'sub').mkdir()
+    cv2.imwrite(str(flat / 'sub' / 'a.jpg'), written[0]['rgb'][:, :, ::-1])
+    atomic_write_png(str(flat / 'gt' / 'sub' / 'a.png'), written[0]['labels'].astype(np.uint16))
+    ds = build_labeled({'type': 'labeled_folder', 'root': str(flat), 'images': '.',
+                        'labels': 'gt', 'classes': list(ref.class_names)})
+    assert len(ds) == 1 and ds.class_names == ref.class_names  # 'gt/' is not an image folder
+    s = ds[0]
+    assert s['key'] == 'sub/a.jpg' and s['labels'].dtype == np.uint8
+    np.testing.assert_array_equal(s['labels'], written[0]['labels'])
+
+
+def test_labeled_folder_bad_files_are_one_line_naming_the_file(tmp_path):
+    root = tmp_path / 'gate'
+    written = write_labeled_folder(GATE, root)
+    keys = sorted(s['key'] for s in written)
+    lab = [str(root / 'labels' / (k + '.png')) for k in keys]
+    os.remove(lab[0])
+    atomic_write_png(lab[1], np.zeros((24, 64), np.uint8))
+    atomic_write_png(lab[2], np.full((48, 64), 9, np.uint16))
+    ds = build_labeled(folder_spec(str(root)))
+    for i, want in enumerate((r'label missing for image images/.*0\.png',
+                              'label size 64x24 differs from the image size 64x48',
+                              r'class id 9 outside 0\.\.7')):
+        with pytest.raises(DatasetError, match=want) as e:
+            ds[i]
+        assert '\n' not in str(e.value) and lab[i] in str(e.value)
+    skipping = build_labeled(dict(folder_spec(str(root)), on_error='skip'))
+    with pytest.raises(DatasetError, match='3 frames in a row were broken'):
+        skipping[0]
+    assert sum(skipping.skipped.values()) == 3
+    cv2.imwrite(lab[0], np.zeros((48, 64, 3), np.uint8))
+    with pytest.raises(DatasetError, match='single-channel uint8/uint16 class ids, got 3'):
+        ds[0]
+    os.remove(root / 'classes.txt')
+    with pytest.raises(DatasetError, match='no class names'):
+        build_labeled(folder_spec(str(root)))
+    with pytest.raises(DatasetError, match='neither an image\\+label folder'):
+        folder_spec(str(tmp_path / 'gate' / 'images'))
+
+
+@needs_ycbv
+def test_a_bop_folder_is_a_labeled_folder_spec_too(tmp_path):
+    _bop_copy(tmp_path, frames=1)
+    assert folder_spec(str(tmp_path)) == {'type': 'bop', 'root': str(tmp_path),
+                                          'split': 'train_real'}
+    _bop_copy(tmp_path / 'two', frames=1)
+    os.rename(tmp_path / 'two' / 'train_real', tmp_path / 'two' / 'val')
+    _bop_copy(tmp_path / 'two', frames=1)
+    with pytest.raises(DatasetError, match=r"splits \['train_real', 'val'\]; name one"):
+        folder_spec(str(tmp_path / 'two'))

@@ -32,7 +32,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, write_labeled_folder
 import numpy as np
 import pytest
 from sam2real_ros.data.procedural import CLASS_NAMES
@@ -148,3 +148,24 @@ def test_evaluate_with_a_training_config_scores_what_training_scored(tmp_path):
     res = sam2real('evaluate', str(run / 'checkpoint.pt'), '--data',
                    'training/configs/tiny_cpu.yaml', '--no-progress', '--frames', '0')
     assert json.loads(res.stdout.splitlines()[-1])['frames'] == 8  # --frames overrides
+
+
+def test_a_folder_of_images_and_labels_scores_like_the_frames_it_holds(
+        tmp_path, procedural_model):
+    spec = {'type': 'procedural', 'appearance': 'real', 'seed': 4242, 'length': 3,
+            'size': [48, 64]}
+    (tmp_path / 'spec.yaml').write_text(json.dumps(spec))
+    write_labeled_folder(spec, tmp_path / 'gate')
+    scores = []
+    for data in (tmp_path / 'spec.yaml', tmp_path / 'gate'):
+        res = sam2real('evaluate', str(procedural_model), '--data', str(data), '--no-progress')
+        assert res.returncode == 0, res.stderr
+        scores.append(json.loads(res.stdout.splitlines()[-1]))
+    assert scores[1]['data']['type'] == 'labeled_folder' and scores[1]['frames'] == 3
+    assert scores[1]['miou'] == pytest.approx(scores[0]['miou'], abs=1e-9)
+    labels = sorted((tmp_path / 'gate' / 'labels').rglob('*.png'))
+    labels[1].write_bytes(b'not a png')
+    res = sam2real('evaluate', str(procedural_model), '--data', str(tmp_path / 'gate'),
+                   '--no-progress')
+    assert res.returncode == 2 and res.stderr.count('\n') == 1, res.stderr
+    assert str(labels[1]) in res.stderr and 'Traceback' not in res.stderr

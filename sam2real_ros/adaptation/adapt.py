@@ -51,8 +51,9 @@ _HELP = {
     'max_iterations': 'training iterations of a round (budget)',
     'max_wall_s': 'training wall time of a round in seconds (budget, checked per epoch)',
     'epoch_iterations': 'iterations between candidate checkpoints (resume point after a kill)',
-    'gate_data': 'labeled real gate frames: a dataset spec YAML (e.g. a BOP test split) or a '
-                 'sam2real evaluate preset; never trained on (default: none, synthetic '
+    'gate_data': 'labeled real gate frames: a folder (images/ + labels/, or BOP), a dataset '
+                 'spec YAML (e.g. a BOP test split) or a sam2real evaluate preset; never '
+                 'trained on (default: none, synthetic '
                  'validation only)',
     'gate_class_map': "how gate classes map to the model's (as sam2real evaluate --class-map)",
     'gate_frames': 'gate frames evaluated (0 = all)',

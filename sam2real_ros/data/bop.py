@@ -44,7 +44,7 @@ BOP_FIELDS = ('root', 'split', 'scenes', 'obj_to_class', 'classes', 'unknown_obj
 STILLLEBEN_FIELDS = ('meshes', 'class_names', 'objects_per_scene', 'size', 'length', 'device')
 
 
-def _read_classes(path):
+def read_classes(path):
     """One class name per line (line i = obj_id i + 1 = class i + 1)."""
     try:
         with open(path) as f:
@@ -118,7 +118,7 @@ class BopDataset(BaseDataset):
         if classes is None and os.path.isfile(os.path.join(self.root, 'classes.txt')):
             classes = os.path.join(self.root, 'classes.txt')
         if isinstance(classes, str):
-            classes = _read_classes(classes)
+            classes = read_classes(classes)
         if classes is None:
             classes = [f'obj_{i:06d}' for i in range(1, max(obj_ids) + 1)]
         self.class_names = ['background'] + list(classes)

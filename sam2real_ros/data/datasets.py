@@ -34,12 +34,13 @@ Every dataset is built from a config dict by :func:`build_labeled` or :func:`bui
 Broken inputs raise :class:`DatasetError` naming the file, or -- with ``on_error: skip`` -- the
 frame is skipped, counted in ``ds.skipped`` and the next frame is returned instead.
 
-This module only builds: the datasets live in ``procedural.py``, ``bop.py``, ``ycb_scenes.py``
-and ``real.py``, on top of ``base.py`` (which imports none of them).
+This module only builds: the datasets live in ``procedural.py``, ``bop.py``, ``ycb_scenes.py``,
+``labeled_folder.py`` and ``real.py``, on top of ``base.py`` (which imports none of them).
 """
 from sam2real_ros.data import real
 from sam2real_ros.data.base import DatasetError, take_config
 from sam2real_ros.data.bop import BOP_FIELDS, BopDataset, STILLLEBEN_FIELDS, StillLebenDataset
+from sam2real_ros.data.labeled_folder import FIELDS as FOLDER_FIELDS, LabeledFolder
 from sam2real_ros.data.procedural import ProceduralDataset
 from sam2real_ros.data.ycb_scenes import YCB_FIELDS, YcbScenesDataset
 
@@ -52,8 +53,8 @@ def build_labeled(cfg):
 
     Arguments:
     ---------
-      cfg (dict): ``{type: procedural|bop|stillleben|ycb_scenes, ...}`` (fields in
-        docs/datasets.md).
+      cfg (dict): ``{type: procedural|bop|labeled_folder|stillleben|ycb_scenes, ...}``
+        (fields in docs/datasets.md).
 
     Returns
     -------
@@ -68,12 +69,14 @@ def build_labeled(cfg):
             raise DatasetError(f'procedural: {e}') from None
     if kind == 'bop':
         return BopDataset(**take_config(cfg, BOP_FIELDS, 'labeled'))
+    if kind == 'labeled_folder':
+        return LabeledFolder(**take_config(cfg, FOLDER_FIELDS, 'labeled'))
     if kind == 'stillleben':
         return StillLebenDataset(**take_config(cfg, STILLLEBEN_FIELDS, 'labeled'))
     if kind == 'ycb_scenes':
         return YcbScenesDataset(**take_config(cfg, YCB_FIELDS, 'labeled'))
     raise DatasetError(f'unknown labeled dataset type {kind!r}; '
-                       'known: procedural, bop, stillleben, ycb_scenes')
+                       'known: procedural, bop, labeled_folder, stillleben, ycb_scenes')
 
 
 def build_unlabeled(cfg, segmenter=None):

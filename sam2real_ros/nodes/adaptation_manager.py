@@ -69,9 +69,9 @@ PARAMETERS = params.schema(
           'checked at the end of each epoch)', bounds=(1.0, 1e7)),
     Param('epoch_iterations', _D.epoch_iterations, 'iterations between candidate checkpoints '
           '(where a killed round resumes)', bounds=(1, 1_000_000)),
-    Param('gate_data', '', 'held-out labeled real frames: a dataset spec YAML (e.g. a BOP test '
-          'split) or a sam2real evaluate preset; never trained on. Empty: synthetic '
-          'validation only'),
+    Param('gate_data', '', 'held-out labeled real frames: a folder (images/ + labels/ class-id '
+          'PNGs, or a BOP folder), a dataset spec YAML (e.g. a BOP test split) or a sam2real '
+          'evaluate preset; never trained on. Empty: synthetic validation only'),
     Param('gate_class_map', _D.gate_class_map, "how gate classes map to the model's (as "
           'sam2real evaluate --class-map)'),
     Param('gate_frames', _D.gate_frames, 'real gate frames evaluated (0: all)',

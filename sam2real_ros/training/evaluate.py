@@ -25,8 +25,9 @@
     sam2real evaluate runs/x/checkpoint.pt --data procedural-real
     sam2real evaluate model.onnx --data training/configs/paper_ycbv.yaml --frames 500
 
-``--data`` is a preset name (see ``--help``), a YAML file holding one labeled dataset spec
-(``{type: bop, ...}``, see docs/datasets.md) or a training config (its ``data.eval``, and like
+``--data`` is a preset name (see ``--help``), a folder of labeled frames (images/ + labels/, or a
+BOP folder), a YAML file holding one labeled dataset spec (``{type: bop, ...}``, see
+docs/datasets.md) or a training config (its ``data.eval``, and like
 training its ``data.eval_frames``, ``include_background`` and ``loss.ignore_index``).
 Predictions come from ``SegmentationEngine`` exactly as the segmentation node computes them
 (argmax at network resolution, nearest-upsampled to the frame). The model's class names must be
@@ -44,6 +45,7 @@ from sam2real_ros.common.errors import Sam2realError
 from sam2real_ros.common.io_utils import atomic_write_json, read_yaml
 from sam2real_ros.common.labels import IGNORE_INDEX
 from sam2real_ros.data import datasets
+from sam2real_ros.data.labeled_folder import folder_spec
 from sam2real_ros.inference.engine import SegmentationEngine
 from sam2real_ros.training.config import load_config
 from sam2real_ros.training.metrics import MeanIoU
@@ -66,7 +68,8 @@ def resolve_data(spec):
 
     Arguments:
     ---------
-      spec (str): a preset name, a dataset spec YAML file or a training config YAML file.
+      spec (str): a preset name, a folder (images/ + labels/, or BOP), a dataset spec YAML file
+        or a training config YAML file.
 
     Returns
     -------
@@ -77,9 +80,14 @@ def resolve_data(spec):
     """
     if spec in PRESETS:
         return dict(PRESETS[spec]), {}
+    if os.path.isdir(spec):
+        try:
+            return folder_spec(spec), {}
+        except datasets.DatasetError as e:
+            raise EvalError(f'--data {e}') from None
     if not os.path.isfile(spec):
-        raise EvalError(f'--data {spec!r} is neither a preset ({", ".join(PRESETS)}) nor a '
-                        f'YAML file')
+        raise EvalError(f'--data {spec!r} is neither a preset ({", ".join(PRESETS)}), a folder '
+                        f'nor a YAML file')
     data = read_yaml(spec, '--data', EvalError)
     if isinstance(data, dict) and 'type' in data:
         return data, {}
@@ -190,8 +198,9 @@ def build_parser():
                                 formatter_class=HelpFormatter)
     p.add_argument('model', help='checkpoint (.pt, EMA weights) or exported .onnx model')
     p.add_argument('--data', default='procedural-real',
-                   help=f'preset ({", ".join(PRESETS)}), dataset spec YAML or training config '
-                        f'YAML (uses data.eval)')
+                   help=f'preset ({", ".join(PRESETS)}), a folder of labeled frames (images/ + '
+                        f'labels/, or BOP), dataset spec YAML or training config YAML (uses '
+                        f'data.eval)')
     p.add_argument('--frames', type=int, default=None,
                    help="evaluate the first N frames (0 = all; default: a training config's "
                         'data.eval_frames, else all)')
