@@ -49,7 +49,6 @@ its own settings. The last printed line is JSON.
 """
 import argparse
 import copy
-import glob
 import json
 import os
 import statistics
@@ -79,6 +78,9 @@ def load_bop_frames(root, split='train_real', limit=None, scale=1.0, scenes=None
     """
     Read BOP frames with depth and visible-object masks (of the ``scenes`` folders, or all).
 
+    Read by the package's BOP loader (``data.bop.BopDataset``: frames, ``mask_visib``) and depth
+    reader (``io_utils.read_depth``: millimetres by the scene's ``depth_scale``).
+
     Returns
     -------
       list[dict]: ``key``, ``rgb`` HxWx3 uint8, ``depth`` HxW uint16 mm (or None), ``objects``
@@ -87,50 +89,27 @@ def load_bop_frames(root, split='train_real', limit=None, scale=1.0, scenes=None
     """
     import cv2
 
-    from sam2real_ros.common.io_utils import read_image_unchanged, read_rgb
+    from sam2real_ros.common.io_utils import read_depth, read_rgb
+    from sam2real_ros.data.bop import BopDataset
+    ds = BopDataset(root, split, scenes=scenes, unknown_obj='background')
     frames = []
-    for scene in sorted(glob.glob(os.path.join(root, split, '*'))):
-        if scenes is not None and os.path.basename(scene) not in scenes:
-            continue
-        gt_path = os.path.join(scene, 'scene_gt.json')
-        if not os.path.isfile(gt_path):
-            continue
-        with open(gt_path) as f:
-            gt = json.load(f)
-        cam = {}
-        if os.path.isfile(os.path.join(scene, 'scene_camera.json')):
-            with open(os.path.join(scene, 'scene_camera.json')) as f:
-                cam = json.load(f)
-        for im_id in sorted(gt, key=int):
-            rgb_path = sorted(glob.glob(os.path.join(scene, 'rgb', f'{int(im_id):06d}.*')))
-            if not rgb_path:
-                continue
-            rgb = read_rgb(rgb_path[0])
-            depth = None
-            dpath = os.path.join(scene, 'depth', f'{int(im_id):06d}.png')
-            if os.path.isfile(dpath):
-                raw = read_image_unchanged(dpath).astype(np.float64)
-                mm = raw * float(cam.get(im_id, {}).get('depth_scale', 1.0))
-                depth = np.clip(np.round(mm), 0, 65535).astype(np.uint16)
-            objects = []
-            for k in range(len(gt[im_id])):
-                m = read_image_unchanged(os.path.join(
-                    scene, 'mask_visib', f'{int(im_id):06d}_{k:06d}.png'))
-                objects.append((m[..., 0] if m.ndim == 3 else m) > 0)
-            objects = np.stack(objects) if objects else np.zeros((0,) + rgb.shape[:2], bool)
-            if scale != 1.0:
-                h, w = (max(1, round(v * scale)) for v in rgb.shape[:2])
-                rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
-                if depth is not None:
-                    depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
-                objects = np.stack([cv2.resize(o.astype(np.uint8), (w, h),
-                                               interpolation=cv2.INTER_NEAREST) > 0
-                                    for o in objects]) if len(objects) else \
-                    np.zeros((0, h, w), bool)
-            frames.append({'key': os.path.relpath(rgb_path[0], root), 'rgb': rgb,
-                           'depth': depth, 'objects': objects})
-            if limit and len(frames) >= limit:
-                return frames
+    for index in range(len(ds) if not limit else min(limit, len(ds))):
+        path = ds.rgb_path(index)
+        rgb = read_rgb(path)
+        depth = read_depth(path, rgb.shape)
+        objects = [m for _, m in ds.visible_masks(index, rgb.shape)]
+        objects = np.stack(objects) if objects else np.zeros((0,) + rgb.shape[:2], bool)
+        if scale != 1.0:
+            h, w = (max(1, round(v * scale)) for v in rgb.shape[:2])
+            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+            if depth is not None:
+                depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
+            objects = np.stack([cv2.resize(o.astype(np.uint8), (w, h),
+                                           interpolation=cv2.INTER_NEAREST) > 0
+                                for o in objects]) if len(objects) else \
+                np.zeros((0, h, w), bool)
+        frames.append({'key': os.path.relpath(path, root), 'rgb': rgb,
+                       'depth': depth, 'objects': objects})
     return frames
 
 

@@ -132,8 +132,14 @@ def test_bop_broken_inputs_raise_or_skip(tmp_path):
     keys = [skip[i]['key'] for i in range(len(skip))]
     assert sum(skip.skipped.values()) == 2
     assert 'train_real/000001/rgb/000002.png' not in keys
+    # A broken scene_gt.json: one line naming the file and where the JSON breaks.
+    gt_file = tmp_path / 'train_real/000002/scene_gt.json'
+    gt_file.write_text('{"0": [{"obj_id": 1}],')
+    with pytest.raises(DatasetError, match=r'BOP annotation file .*000002/scene_gt\.json: '
+                                           r'not valid JSON \(.*line 1'):
+        build_labeled(cfg)
     # A scene without scene_gt.json: named in the error, or skipped and counted.
-    os.unlink(tmp_path / 'train_real/000002/scene_gt.json')
+    os.unlink(gt_file)
     with pytest.raises(DatasetError, match=r'000002/scene_gt\.json'):
         build_labeled(cfg)
     part = build_labeled(dict(cfg, on_error='skip'))

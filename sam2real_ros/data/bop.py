@@ -31,7 +31,6 @@ BOP layout (e.g. BlenderProc4BOP ``train_pbr``, or a real ``test`` split for eva
 Labels are painted from the visible masks: pixel = class of the object (0 = background).
 """
 import glob
-import json
 import os
 
 import numpy as np
@@ -175,35 +174,49 @@ class BopDataset(BaseDataset):
                 return path
         return os.path.join(scene, 'rgb', f'{im_id:06d}.png')
 
-    def _load(self, index):
+    def rgb_path(self, index):
+        """Return the path of frame ``index``'s image (``<scene>/rgb/<im_id>.<ext>``)."""
+        scene, im_id, _ = self.frames[index]
+        return self._rgb_path(scene, im_id)
+
+    def visible_masks(self, index, shape=None):
+        """
+        Read frame ``index``'s visible-object masks (``mask_visib``), in ``scene_gt`` order.
+
+        Arguments:
+        ---------
+          index (int): the frame.
+          shape (tuple | None): the image's ``(H, W)``; a mask of another size is an error.
+
+        Returns
+        -------
+          list[tuple[int, np.ndarray]]: ``(obj_id, HxW bool mask)`` per annotated object.
+
+        """
         scene, im_id, objs = self.frames[index]
+        masks = []
+        for gt_idx, obj in enumerate(objs):
+            path = os.path.join(scene, 'mask_visib', f'{im_id:06d}_{gt_idx:06d}.png')
+            mask = read_image_unchanged(path)
+            if shape is not None and mask.shape[:2] != tuple(shape[:2]):
+                raise DatasetError(f'{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs '
+                                   f'from the image size {shape[1]}x{shape[0]}')
+            masks.append((obj, (mask[..., 0] if mask.ndim == 3 else mask) > 0))
+        return masks
+
+    def _load(self, index):
+        scene, im_id, _ = self.frames[index]
         rgb = read_rgb(self._rgb_path(scene, im_id))
         labels = np.zeros(rgb.shape[:2], np.uint8)
-        for gt_idx, obj in enumerate(objs):
+        for obj, mask in self.visible_masks(index, rgb.shape):
             cls = self.lut[obj] if obj < len(self.lut) else -1
             if cls < 0:
                 raise DatasetError(f'{os.path.join(scene, "scene_gt.json")}: image {im_id}: '
                                    f'unknown obj_id {obj} (no class for it; add it to '
                                    f'obj_to_class or set unknown_obj: background)')
-            path = os.path.join(scene, 'mask_visib', f'{im_id:06d}_{gt_idx:06d}.png')
-            mask = read_image_unchanged(path)
-            if mask.shape[:2] != rgb.shape[:2]:
-                raise DatasetError(f'{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs '
-                                   f'from the image size {rgb.shape[1]}x{rgb.shape[0]}')
-            if mask.ndim == 3:
-                mask = mask[..., 0]
             if cls:
-                labels[mask > 0] = cls
+                labels[mask] = cls
         return {'rgb': rgb, 'labels': labels, 'key': self._key(index)}
-
-
-def _read_json(path, what):
-    """Return the JSON in ``path``; raises :class:`DatasetError` naming the BOP ``what`` file."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise DatasetError(f'cannot read BOP {what} file {path}: {e}') from None
 
 
 def load_scene_gt(path):
@@ -221,7 +234,7 @@ def load_scene_gt(path):
     """
     if not os.path.isfile(path):
         raise DatasetError(f'missing BOP annotation file {path}')
-    gt = _read_json(path, 'annotation')
+    gt = read_yaml(path, 'BOP annotation file', DatasetError)
     if not isinstance(gt, dict) or not all(
             isinstance(v, list) and all(isinstance(o, dict) and 'obj_id' in o for o in v)
             for v in gt.values()):
@@ -243,7 +256,7 @@ def load_scene_camera(path):
       unreadable or an entry lacks a 9-number ``cam_K``.
 
     """
-    cams = _read_json(path, 'camera')
+    cams = read_yaml(path, 'BOP camera file', DatasetError)
     if not isinstance(cams, dict) or not all(
             isinstance(c, dict) and len(c.get('cam_K') or ()) == 9 for c in cams.values()):
         raise DatasetError(f'{path}: expected {{im_id: {{"cam_K": [9 numbers], ...}}}}')
