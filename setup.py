@@ -67,5 +67,9 @@ setup(
             'sim_camera = sam2real_ros.nodes.sim_camera:main',
             'sim_grasp_server = sam2real_ros.nodes.sim_grasp_server:main',
         ],
+        # ros2 launch exits with the code of the node that ended perception.launch.py
+        'ros2launch.option': [
+            'sam2real_node_exit_code = sam2real_ros.nodes.launch_exit:NodeExitCode',
+        ],
     },
 )

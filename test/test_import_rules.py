@@ -287,4 +287,6 @@ def test_each_ros_executable_is_the_node_module_of_its_name():
              and 'return run_node(' in open(os.path.join(folder, name)).read()}
     assert len(nodes) >= 5
     assert scripts.pop('sam2real') == f'{PACKAGE}.cli:main'
+    # the ros2launch option extension (the launch's exit code), no executable
+    assert scripts.pop('sam2real_node_exit_code') == f'{PACKAGE}.nodes.launch_exit:NodeExitCode'
     assert scripts == {name: f'{PACKAGE}.nodes.{name}:main' for name in nodes}

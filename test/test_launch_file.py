@@ -147,20 +147,45 @@ def test_autostart_false_leaves_the_transitions_to_a_manager(processes, tmp_path
 
 @needs_install
 @pytest.mark.rostest
-def test_a_node_that_exits_shuts_the_launch_down(processes, tmp_path):
-    """A node that stops on a bad value ends the launch, non-zero, naming it and its code."""
+def test_a_node_that_exits_shuts_the_launch_down_with_its_code(processes, tmp_path,
+                                                               fast_onnx_model):
+    """
+    A node that stops on a bad value ends the whole launch with ITS exit code (#21), in one line.
+
+    The full simulated graph runs; the segmentation node's parameter file has a value out of
+    range, so it exits 2 while the others start: they are stopped, ros2 launch exits 2 (it
+    exited 1 whatever the node's code, 'Caught exception in launch').
+    """
+    config = open(os.path.join(SHARE, 'config', 'segmentation_node.yaml')).read()
+    assert '\n    threads: 0 ' in config, config
+    params = tmp_path / 'segmentation_node.yaml'
+    params.write_text(config.replace('\n    threads: 0 ', '\n    threads: 999 '))
     proc = processes.start(
-        ROS2, 'launch', 'sam2real', 'perception.launch.py', 'recorder:=false',
-        'sam_worker:=false', 'namespace:=dead', 'device:=tpu', name='launch', python=False,
+        ROS2, 'launch', 'sam2real', 'perception.launch.py', 'sim:=true', 'namespace:=dead',
+        f'segmentation_node_params_file:={params}', f'model_path:={fast_onnx_model}',
+        f'dataset_root:={tmp_path / "data"}', name='launch', python=False,
         env={'PYTHONPATH': PYTHONPATH})
     try:
-        code = proc.wait(90)
+        code = proc.wait(120)
     except subprocess.TimeoutExpired:
-        code = None
+        code = processes.stop(proc, sig=signal.SIGKILL, group=True)
     out = processes.output(proc)
-    assert code not in (None, 0), out
-    assert 'segmentation_node exited with code 2' in out, out
+    assert code == 2, out
+    assert out.count('segmentation_node exited with code 2; shutting the launch down') == 1, out
+    assert 'threads' in out, out  # the node's own line says which parameter
     assert 'Traceback' not in out and 'Destroyable' not in out, out
+    assert 'Caught exception in launch' not in out, out
+    assert "escalating to 'SIGKILL'" not in out, out
+
+
+def test_launch_exit_codes_and_nothing_recorded_outside_ros2_launch():
+    """A node killed by signal N gives 128 + N, as a shell reports it."""
+    pytest.importorskip('ros2launch', reason='ros2launch (ros2 launch) is not installed')
+    from sam2real_ros.nodes import launch_exit
+    assert [launch_exit.exit_code(c) for c in (0, 2, -9, -6)] == [0, 2, 137, 134]
+    # outside ros2 launch (no option extension loaded) nothing is recorded: the launch file
+    # raises instead and launch exits 1
+    assert launch_exit.record('segmentation_node', 2) is False
 
 
 @needs_install
