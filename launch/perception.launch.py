@@ -43,13 +43,17 @@ unconfigured for a lifecycle manager (as nav2 and slam_toolbox do).
 Every node is required: one that fails on its own (e.g. exit code 2 on a bad parameter value)
 shuts the whole launch down, which says so in one line naming the node and its exit code, and
 ``ros2 launch`` exits with that node's code (``sam2real_ros/nodes/launch_exit.py``); a
-``<node>_params_file`` that does not exist stops the launch before any node starts.
+``<node>_params_file`` that does not exist stops the launch before any node starts. One exception: with ``recorder_respawn:=true`` (the default) a ``grasp_recorder`` that
+ends with any other code (3: its watchdog found it stuck or unable to receive; 1: a hang with
+the GIL held; killed by a signal) is started again after ``recorder_respawn_delay`` seconds
+(docs/grasp_recorder.md, "Watchdog"); exit code 2 (bad parameters, or another recorder holds
+``dataset_root``) still ends the launch, since a restart cannot fix it.
 """
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, GroupAction, OpaqueFunction, \
-    RegisterEventHandler
+from launch.actions import DeclareLaunchArgument, EmitEvent, GroupAction, LogInfo, \
+    OpaqueFunction, RegisterEventHandler
 from launch.conditions import IfCondition
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
@@ -73,6 +77,9 @@ SWITCHES = {
                   'lifecycle manager'),
 }
 SIGTERM_TIMEOUT_S = 15
+RESPAWN = {  # node name -> launch argument that makes its non-fatal exits restart it
+    'grasp_recorder': 'recorder_respawn'}
+FATAL_EXIT = 2  # bad parameters (or a dataset root held by another recorder): never respawned
 TOPICS = {  # launch argument -> the nodes' relative topic name it remaps
     'image_topic': 'image', 'camera_info_topic': 'camera_info', 'depth_topic': 'depth'}
 
@@ -85,6 +92,15 @@ def _arguments():
     for name, (default, text) in SWITCHES.items():
         args.append(DeclareLaunchArgument(name, default_value=default, description=text,
                                           choices=['true', 'false']))
+    args += [DeclareLaunchArgument(
+                 'recorder_respawn', default_value='true', choices=['true', 'false'],
+                 description='start grasp_recorder again when it ends with a code other than '
+                 f'{FATAL_EXIT} (its watchdog exits with 3 when it is stuck or cannot receive); '
+                 f'false: any exit ends the launch'),
+             DeclareLaunchArgument(
+                 'recorder_respawn_delay', default_value='2.0',
+                 description='seconds before a respawned grasp_recorder starts (> 0: a Ctrl-C '
+                 'that ends it first is never mistaken for a failure)')]
     for arg, topic in TOPICS.items():
         args.append(DeclareLaunchArgument(
             arg, default_value=graph.TIAGO_CAMERA[topic],
@@ -119,13 +135,21 @@ class NodeExited(RuntimeError):
     """A node of the graph ended while the launch was running (launch prints it in one line)."""
 
 
-def _stop_on_exit(name):
-    """Return an on_exit handler that ends the launch once node ``name`` ends on its own."""
+def _stop_on_exit(name, respawn_s=None):
+    """
+    Return an on_exit handler that ends the launch once node ``name`` ends on its own.
+
+    With ``respawn_s`` (the node's action respawns it after that many seconds) only exit code
+    :data:`FATAL_EXIT` ends the launch; any other failure is logged and left to the respawn.
+    """
     def on_exit(event, context):
         if context.is_shutdown or event.returncode in (0, -2, -15):
             # ending anyway: Ctrl-C to the process group reaches the nodes (exit 0) before
             # the launch has seen it, or the launch stops them (SIGINT, SIGTERM)
             return None
+        if respawn_s is not None and event.returncode != FATAL_EXIT:
+            return [LogInfo(msg=f'{name} exited with code {event.returncode}; starting it '
+                            f'again in {respawn_s:g} s (its log above says why)')]
         reason = (f'{name} exited with code {event.returncode}; shutting the launch down (its '
                   'log above says why)')
         if not launch_exit.record(name, event.returncode):
@@ -143,6 +167,21 @@ def _params_file(context, node):
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{node.name}_params_file: no such file {path}')
     return path
+
+
+def _respawn_delay(context, name):
+    """Return the respawn delay of node ``name`` in seconds, or None when it is not respawned."""
+    arg = RESPAWN.get(name)
+    if arg is None or LaunchConfiguration(arg).perform(context) != 'true':
+        return None
+    text = LaunchConfiguration(f'{arg}_delay').perform(context)
+    try:
+        delay = float(text)
+    except ValueError:
+        delay = None
+    if delay is None or not 0.0 < delay <= 3600.0:
+        raise ValueError(f'{arg}_delay: {text!r} is not a number of seconds in (0, 3600]')
+    return delay
 
 
 def _nodes(context):
@@ -169,9 +208,12 @@ def _nodes(context):
             # clean-up below it: runner.CLEANUP_LIMIT_S), then SIGKILL
             'sigterm_timeout': str(SIGTERM_TIMEOUT_S),
             'condition': IfCondition(LaunchConfiguration(node.switch))}
+        respawn_s = _respawn_delay(context, node.name)
+        if respawn_s is not None:
+            kwargs.update(respawn=True, respawn_delay=respawn_s)
         action = LifecycleNode(**kwargs) if node.lifecycle else Node(**kwargs)
         actions += [action, RegisterEventHandler(OnProcessExit(
-            target_action=action, on_exit=_stop_on_exit(node.name)))]
+            target_action=action, on_exit=_stop_on_exit(node.name, respawn_s)))]
     return [GroupAction(actions)]
 
 

@@ -188,6 +188,71 @@ def test_launch_exit_codes_and_nothing_recorded_outside_ros2_launch():
     assert launch_exit.record('segmentation_node', 2) is False
 
 
+def _params_yaml(path, node, **values):
+    lines = [f'/**/{node}:', '  ros__parameters:'] + [f'    {k}: {v}' for k, v in values.items()]
+    path.write_text('\n'.join(lines) + '\n')
+    return path
+
+
+@needs_install
+@pytest.mark.rostest
+@pytest.mark.slow
+def test_a_recorder_that_exits_by_its_watchdog_is_started_again(processes, tmp_path):
+    """
+    Exit 3 (the recorder cannot receive) restarts the recorder; the launch goes on (#22).
+
+    A camera at 0.1 Hz and ``watchdog_s`` 1 s: the recorder sees a matched camera that sends
+    nothing for 2 s and exits with code 3, the launch starts it again after the delay.
+    """
+    camera = _params_yaml(tmp_path / 'camera.yaml', 'sim_camera', rate_hz=0.1)
+    recorder = _params_yaml(tmp_path / 'recorder.yaml', 'grasp_recorder', watchdog_s=1.0,
+                            min_free_gb=0.0)
+    proc = processes.start(
+        ROS2, 'launch', 'sam2real', 'perception.launch.py', 'sim:=true', 'sam_worker:=false',
+        'segmentation:=false', 'namespace:=respawn', 'recorder_respawn_delay:=0.5',
+        f'sim_camera_params_file:={camera}', f'grasp_recorder_params_file:={recorder}',
+        f'dataset_root:={tmp_path / "data"}', name='launch', python=False,
+        env={'PYTHONPATH': PYTHONPATH})
+
+    def restarted():
+        out = processes.output(proc)
+        cut = out.find('grasp_recorder exited with code 3; starting it again in 0.5 s')
+        return cut >= 0 and 'recording grasp episodes' in out[cut:]
+    wait_until(lambda: restarted() or proc.poll() is not None, 180)
+    assert restarted() and proc.poll() is None, processes.output(proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        code = proc.wait(60)
+    except subprocess.TimeoutExpired:
+        code = processes.stop(proc, sig=signal.SIGKILL, group=True)
+    out = processes.output(proc)
+    assert code == 0, out
+    assert 'shutting the launch down' not in out and 'Traceback' not in out, out
+
+
+@needs_install
+@pytest.mark.rostest
+def test_a_recorder_with_a_bad_parameter_ends_the_launch_although_respawned(processes,
+                                                                            tmp_path):
+    """Exit 2 is never respawned: a restart cannot fix a bad value (recorder_respawn:=true)."""
+    recorder = _params_yaml(tmp_path / 'recorder.yaml', 'grasp_recorder', before_s=-1.0)
+    proc = processes.start(
+        ROS2, 'launch', 'sam2real', 'perception.launch.py', 'sam_worker:=false',
+        'segmentation:=false', 'namespace:=bad', 'recorder_respawn:=true',
+        f'grasp_recorder_params_file:={recorder}', f'dataset_root:={tmp_path / "data"}',
+        name='launch', python=False, env={'PYTHONPATH': PYTHONPATH})
+    try:
+        code = proc.wait(90)
+    except subprocess.TimeoutExpired:
+        code = None
+    out = processes.output(proc)
+    assert code not in (None, 0), out
+    assert 'grasp_recorder exited with code 2; shutting the launch down' in out, out
+    assert 'starting it again' not in out and out.count('[grasp_recorder-') and \
+        out.count('process started with pid') == 1, out
+    assert 'before_s' in out and 'Traceback' not in out, out
+
+
 @needs_install
 @pytest.mark.rostest
 def test_a_mistyped_params_file_stops_the_launch_with_one_line(tmp_path):
