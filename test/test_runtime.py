@@ -23,6 +23,7 @@
 import os
 import shutil
 import threading
+import time
 
 from conftest import wait_until
 import numpy as np
@@ -226,6 +227,78 @@ def test_hot_reload_warms_the_new_model_up_and_frees_the_old_one_off_the_worker(
     # warm-up can be switched off (the benchmark's baseline)
     cold = HotModel(str(path), lambda p: WarmupRecorder.load(p, threads=1), warmup=False)
     assert cold.load_now().warm_thread is None
+
+
+def test_a_swap_drops_no_frame_and_the_swap_frame_is_the_new_models(two_models, tmp_path):
+    """
+    No gap at a swap (#19), as the node runs it: camera -> one-slot buffer -> worker.
+
+    The new version takes a second to load (a sleep: a slow load, without taking the CPU the
+    worker needs). Meanwhile the old model labels every frame; the first frame the worker takes
+    after the new model is ready is labeled by it; and no frame is dropped across the swap.
+    """
+    three, five = two_models
+    path = tmp_path / 'model.onnx'
+    replace_atomically(three, path)
+    ready = []
+
+    def slow_load(p):
+        time.sleep(1.0)
+        return SegmentationEngine.load(p, threads=1)
+
+    def report(level, text):
+        if 'loaded a new version' in text:
+            ready.append(time.monotonic())
+    hot = HotModel(str(path), slow_load, poll_s=0.05, settle_s=0.05, report=report)
+    hot.load_now()
+    slot, stop = LatestFrame(), threading.Event()
+    rgb = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    served = []  # (seq, time taken, classes, swapped)
+
+    def camera():  # 4 frames/s: the worker (a few ms per frame) is far from saturated
+        seq = 0
+        while not stop.wait(0.25):
+            slot.put(seq)
+            seq += 1
+
+    def worker():
+        swapped = False  # as in the node, the swap may come on a take without a frame
+        while not stop.is_set():
+            seq = slot.take(timeout=0.1)
+            engine, new = hot.take()
+            swapped |= new
+            if seq is None:
+                continue
+            taken = time.monotonic()
+            engine.predict(rgb, want_features=False)
+            served.append((seq, taken, engine.num_classes, swapped))
+            swapped = False
+    threads = [threading.Thread(target=camera), threading.Thread(target=worker)]
+    for t in threads:
+        t.start()
+    hot.start()
+    try:
+        assert wait_until(lambda: len(served) >= 3, 30)
+        replaced = time.monotonic()
+        replace_atomically(five, path)
+        assert wait_until(lambda: ready and any(n == 5 for _, _, n, _ in served), 60)
+        count = len(served)
+        assert wait_until(lambda: len(served) >= count + 2, 30)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        hot.stop()
+    swap = next(i for i, s in enumerate(served) if s[2] == 5)
+    seq, taken, _, swapped = served[swap]
+    assert swapped and taken >= ready[0]  # the swap frame is the new model's...
+    before = [s for s in served if replaced <= s[1] < ready[0]]
+    assert len(before) >= 2 and all(n == 3 for _, _, n, _ in before)  # ...the old one served
+    assert all(s[1] < ready[0] for s in served[:swap])  # the first frame after it was ready
+    assert all(n == 5 for _, _, n, _ in served[swap:])
+    seqs = [s[0] for s in served]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no frame dropped, ever
+    assert slot.dropped == 0
 
 
 def test_hot_model_waits_for_a_missing_file_and_reports_once(two_models, tmp_path):
