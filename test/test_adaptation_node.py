@@ -22,14 +22,16 @@
 """
 The adaptation_manager node with real processes over real DDS (issue #19, item 3).
 
-Recorded episodes (real files) -> the sam_worker node segments them (fallback segmenter) ->
-the adaptation_manager node (registered the weak initial checkpoint as version 1) trains a
-candidate while it pauses the SAM worker, gates it and deploys it -> the segmentation_node,
-fed by the simulated camera, hot-reloads the new model; the ~/rollback service brings the
-previous version back, and the segmentation node reloads that one too; a kill -9 of the
-manager while a round triggered by ~/trigger trains leaves the deployed model and the ledger
-valid; the restarted node (with a test-only config that shuffles the class names) resumes the
-candidate, the gate rejects it and the segmentation node keeps its model.
+The simulated robot records its own data: the sim_camera (world source: a tabletop the grasps
+clear) and the sim grasp server, two grasps sent to it -> the grasp_recorder writes an episode
+around each -> the sam_worker node segments them (fallback segmenter) -> the adaptation_manager
+node (registered the weak initial checkpoint as version 1, real gate = a folder of labeled
+frames) trains a candidate while it pauses the SAM worker, gates it and deploys it -> the
+segmentation_node, fed by the same camera, hot-reloads the new model; the ~/rollback service
+brings the previous version back, and the segmentation node reloads that one too; a kill -9 of
+the manager while a round triggered by ~/trigger trains leaves the deployed model and the
+ledger valid; the restarted node (with a test-only config that shuffles the class names)
+resumes the candidate, the gate rejects it and the segmentation node keeps its model.
 """
 import json
 import os
@@ -38,10 +40,17 @@ import signal
 import pytest
 from sam2real_ros.adaptation.ledger import Ledger, sha256_file
 from sam2real_ros.data.procedural import CLASS_NAMES
-from sam2real_ros.nodes.graph import node_command
+from sam2real_ros.nodes.graph import GRASP_ACTION, node_command
+from sam2real_ros.recording.episode_store import iter_frames
+from sam2real_ros.sam.mask_store import MaskStore
 
-from conftest import wait_until  # noqa: I100
-from test_adaptation import record_episodes, TINY, train_initial, write_gate  # noqa: I100
+from conftest import wait_until, write_labeled_folder  # noqa: I100
+from test_adaptation import TINY, train_initial  # noqa: I100
+
+# the real gate: held-out labeled frames as an image+label folder (another seed than any
+# training stream), never inside the recorder's dataset root
+GATE = {'type': 'procedural', 'appearance': 'real', 'seed': 4242, 'size': [96, 128],
+        'length': 8}
 
 
 class Listener:
@@ -49,8 +58,10 @@ class Listener:
 
     def __init__(self):
         from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.action import ActionClient
         from sam2real_ros.nodes.runner import BackgroundNode
         from std_srvs.srv import Trigger
+        from test_msgs.action import Fibonacci
         self.bg = BackgroundNode('adaptation_test')
         self.node = self.bg.node
         self.diag = {}
@@ -58,6 +69,18 @@ class Listener:
         self.rollback = self.node.create_client(Trigger, '/adaptation_manager/rollback')
         self.trigger = self.node.create_client(Trigger, '/adaptation_manager/trigger')
         self.request = Trigger.Request
+        self.grasp_client = ActionClient(self.node, Fibonacci, GRASP_ACTION)
+        self.goal = Fibonacci.Goal
+
+    def grasp(self, timeout=120):
+        """Send one grasp to the simulated grasp server and wait until it succeeded."""
+        from action_msgs.msg import GoalStatus
+        assert self.grasp_client.wait_for_server(timeout_sec=timeout)
+        goal = self.grasp_client.send_goal_async(self.goal(order=2))
+        assert wait_until(goal.done, timeout) and goal.result().accepted
+        result = goal.result().get_result_async()
+        assert wait_until(result.done, timeout)
+        assert result.result().status == GoalStatus.STATUS_SUCCEEDED
 
     def _on_diag(self, msg):
         for st in msg.status:
@@ -82,29 +105,63 @@ class Listener:
 def test_loop_deploys_pauses_sam_and_rolls_back(tmp_path, processes):
     weak = train_initial(tmp_path / 'weak', iterations=1)
     root = tmp_path / 'data'
-    record_episodes(root, 2, masks=False)  # the SAM worker segments them
-    write_gate(tmp_path)
+    write_labeled_folder(GATE, tmp_path / 'gate')
     model = tmp_path / 'node' / 'model.onnx'
     lis = Listener()
     try:
+        cam = processes.start(*node_command('sim_camera', {
+            'source': 'world', 'rate_hz': 2.0, 'width': 128, 'height': 96,
+            'grasp_motion_s': 0.5}, params_file=False), name='camera')
+        grasp = processes.start(*node_command('grasp_server', {'grasp_duration_s': 1.0},
+                                              params_file=False), name='grasp_server')
+        rec = processes.start(*node_command('grasp_recorder', {
+            'dataset_root': str(root), 'min_free_gb': 0.0, 'before_s': 1.0, 'after_s': 1.0,
+            'diagnostics_period_s': 0.5}, params_file=False), name='grasp_recorder')
         sam = processes.start(*node_command('sam_worker', {
             'dataset_root': str(root), 'segmenter': 'fallback', 'poll_period_s': 0.2,
             'nice': 0, 'fallback.min_area_fraction': 0.003, 'diagnostics_period_s': 0.5},
             params_file=False), name='sam_worker')
-        cam = processes.start(*node_command('sim_camera', {
-            'rate_hz': 2.0, 'width': 128, 'height': 96}, params_file=False), name='camera')
         seg = processes.start(*node_command('segmentation_node', {
             'model_path': str(model), 'diagnostics_period_s': 0.5}, params_file=False),
             name='segmentation_node')
+        sim = (cam, grasp, rec, sam, seg)
+
+        def sim_alive():
+            return all(p.poll() is None for p in sim) or \
+                pytest.fail('\n'.join(processes.output(p) for p in sim))
+
+        # the robot grasps twice; the recorder writes an episode around each grasp (the second
+        # grasp starts once the first episode is complete, so they are two episodes)
+        store = MaskStore(str(root / 'masks'))
+
+        def episodes():
+            sim_alive()
+            return {f.episode_id for f in iter_frames(str(root), complete_only=True)}
+        status = GRASP_ACTION + '/_action/status'  # the recorder and the camera watch it
+        assert wait_until(lambda: sim_alive() and lis.node.count_subscribers(status) >= 2
+                          and float(lis.value('grasp_recorder', 'camera_rate_hz') or 0) > 0,
+                          120), processes.output(rec)
+        for n in (1, 2):
+            lis.grasp()
+            assert wait_until(lambda: len(episodes()) >= n, 120), processes.output(rec)
+        assert len(episodes()) == 2
+        frames = list(iter_frames(str(root), complete_only=True))
+        assert {'before', 'during', 'after'} <= {f.phase for f in frames}
+        # the SAM worker segments them; the frames with masks are the round's training data
+        assert wait_until(lambda: sim_alive() and all(store.status(f.key) is not None
+                                                      for f in frames), 600), \
+            processes.output(sam)
+        masked = sum(store.status(f.key) == 'done' for f in frames)
+        assert masked >= 4, [store.status(f.key) for f in frames]
         settings = {
             'dataset_root': str(root), 'model_path': str(model), 'init_checkpoint': weak,
-            'train_config': TINY, 'gate_data': str(tmp_path / 'gate.yaml'),
-            'min_new_frames': 8, 'max_iterations': 12, 'epoch_iterations': 6,
+            'train_config': TINY, 'gate_data': str(tmp_path / 'gate'),
+            'min_new_frames': masked, 'max_iterations': 12, 'epoch_iterations': 6,
             'synthetic_val_frames': 6, 'bootstrap_samples': 200, 'device': 'cpu',
             'poll_period_s': 0.5, 'diagnostics_period_s': 0.5}
         manager = node_command('adaptation_manager', settings, params_file=False)
         mgr = processes.start(*manager, name='adaptation_manager')
-        procs = (sam, cam, seg, mgr)
+        procs = sim + (mgr,)
         led = Ledger(root / 'adaptation' / 'ledger.jsonl')
 
         def alive():
@@ -125,11 +182,13 @@ def test_loop_deploys_pauses_sam_and_rolls_back(tmp_path, processes):
                                                   or 0) > 0, 300), processes.output(seg)
         loads = int(lis.value('segmentation_node', 'model_loads'))
 
-        # the SAM worker's masks make 8 new frames: a round; the candidate is deployed
+        # the recorded, masked frames start a round; the candidate is deployed
         assert wait_until(lambda: installed(2), 900), processes.output(mgr)
         entry = led.entries()[1]
         assert entry['decision'] == 'deploy', entry['reason']
-        assert entry['data']['frames'] == 8
+        assert entry['data']['frames'] == masked and entry['data']['new_frames'] == masked
+        assert sorted(entry['data']['episodes']) == sorted(episodes())
+        assert entry['gate']['real']['frames'] == GATE['length']
         assert wait_until(lambda: alive() and int(lis.value('segmentation_node', 'model_loads'))
                           > loads, 120), processes.output(seg)
         assert wait_until(lambda: lis.value('adaptation_manager', 'deployed_version')
@@ -174,7 +233,7 @@ def test_loop_deploys_pauses_sam_and_rolls_back(tmp_path, processes):
         mgr = processes.start(*node_command('adaptation_manager', dict(
             settings, train_config=str(shuffled)), params_file=False),
             name='adaptation_manager_restarted')
-        procs = (sam, cam, seg, mgr)
+        procs = sim + (mgr,)
         assert wait_until(lambda: installed(5), 900), processes.output(mgr)
         resumed = led.entries()[-1]
         assert resumed['train']['resumed'] == 1 and resumed['base_version'] == \
@@ -188,6 +247,6 @@ def test_loop_deploys_pauses_sam_and_rolls_back(tmp_path, processes):
         assert int(lis.value('segmentation_node', 'model_loads')) == loads
     finally:
         lis.close()
-    for p in (mgr, seg, cam, sam):
+    for p in (mgr, seg, sam, rec, grasp, cam):
         assert processes.stop(p) == 0, processes.output(p)
     assert 'Traceback' not in mgr.log_path.read_text()
