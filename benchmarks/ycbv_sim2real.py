@@ -196,7 +196,7 @@ def synthetic_cache(out, spec):
                         f'{size}-{spec.get("frames")}-seed{spec.get("seed", 0)}-{digest}')
 
 
-def prepare_synthetic(d, out, progress, log):
+def prepare_synthetic(d, out, progress, log, jobs=1):
     """
     Return ``(root, split, classes file)`` of the labeled synthetic frames, rendering them once.
 
@@ -235,7 +235,7 @@ def prepare_synthetic(d, out, progress, log):
     t0 = time.monotonic()
     try:
         write_bop_frames(renderer, root, int(spec['frames']), int(spec.get('seed', 0)),
-                         split=split, progress=progress)
+                         split=split, progress=progress, jobs=jobs)
     finally:
         renderer.close()
     atomic_write_json(marker, spec)
@@ -350,7 +350,7 @@ def main(argv=None):
             if launcher == 'inprocess':
                 import torch
                 torch.set_num_threads(threads)
-            synth = prepare_synthetic(d, out, progress, log)
+            synth = prepare_synthetic(d, out, progress, log, jobs=args.jobs)
             real_root, real_n = prepare_real(d, out, progress, log)
         bench = copy.deepcopy(bench)
         data = bench['train'].setdefault('data', {})

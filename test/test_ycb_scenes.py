@@ -263,3 +263,39 @@ def test_dataset_renders_in_loader_workers_without_repeats():
     ds.set_epoch(1)
     keys_next = {ds[i]['key'] for i in range(4)}
     assert len(keys) == 4 and not keys & keys_next
+
+
+@needs_models
+def test_views_of_one_scene_share_its_objects_and_repeat():
+    r = YcbSceneRenderer(YcbSceneConfig(models=MODELS, views=3, floor=1.0, **SMALL))
+    try:
+        a0, a1 = r.render(5, 0), r.render(5, 1)
+        other = r.render(6, 0)
+        again = r.render(5, 1)  # settled anew after scene 6: the same frame
+        assert np.array_equal(again.rgb, a1.rgb) and np.array_equal(again.label, a1.label)
+        assert [p.obj_id for p in a0.poses] == [p.obj_id for p in a1.poses]
+        assert not np.array_equal(a0.rgb, a1.rgb)  # another camera, light, table
+        assert [p.obj_id for p in other.poses] != [p.obj_id for p in a0.poses]
+        with pytest.raises(DatasetError, match='view 3 out of range'):
+            r.render(5, 3)
+    finally:
+        r.close()
+    with pytest.raises(ValueError, match='views'):
+        YcbSceneConfig(models=MODELS, views=0)
+
+
+@needs_models
+def test_bop_cache_is_the_same_with_views_rendered_in_parallel(tmp_path):
+    r = YcbSceneRenderer(YcbSceneConfig(models=MODELS, views=2, **SMALL))
+    serial = write_bop_frames(r, str(tmp_path / 'a'), 5, seed=1, progress=False, keep=5)
+    parallel = write_bop_frames(r, str(tmp_path / 'b'), 5, seed=1, progress=False, keep=5,
+                                jobs=2)
+    r.close()
+    for a, b in zip(serial['kept'], parallel['kept']):
+        assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.label, b.label)
+    ids = [sorted(p.obj_id for p in f.poses) for f in serial['kept']]
+    assert ids[0] == ids[1] and ids[2] == ids[3] and ids[0] != ids[2]
+    for name in ('scene_gt.json', 'rgb/000004.png'):
+        with open(tmp_path / 'a' / 'train_synt' / '000000' / name, 'rb') as fa, \
+                open(tmp_path / 'b' / 'train_synt' / '000000' / name, 'rb') as fb:
+            assert fa.read() == fb.read()

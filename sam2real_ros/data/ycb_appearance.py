@@ -53,9 +53,14 @@ class Camera:
 
 
 def paint_table(rng: np.random.Generator, rgb: np.ndarray, depth: np.ndarray,
-                objects: np.ndarray, camera: Camera, light: dict, table_size: tuple) -> tuple:
+                objects: np.ndarray, camera: Camera, light: dict, table_size: tuple,
+                floor: float = 0.0) -> tuple:
     """
     Draw a textured, lit table with the objects' shadows, and a background beyond it.
+
+    With probability ``floor`` the table stands on a floor (a fine-grained, carpet-like
+    :func:`floor_texture` in the table's plane, as the carpets beyond the tables of YCB-Video):
+    it is drawn where the rays that miss the table meet the plane, the background above.
 
     Arguments:
     ---------
@@ -67,6 +72,7 @@ def paint_table(rng: np.random.Generator, rgb: np.ndarray, depth: np.ndarray,
       light (dict): the TinyRenderer light (``lightDirection``, ``lightColor``, ``shadow``,
         ``lightAmbientCoeff``, ``lightDiffuseCoeff``).
       table_size (tuple): ``(min, max)`` visible table half extent (m).
+      floor (float): probability of a floor beyond the table (0: never, no draw).
 
     Returns
     -------
@@ -95,7 +101,19 @@ def paint_table(rng: np.random.Generator, rgb: np.ndarray, depth: np.ndarray,
         lit *= 1 - 0.85 * table_shadow(depth, objects, camera, to_light)
     shade = light['lightAmbientCoeff'] + lit[..., None] * np.asarray(light['lightColor'],
                                                                      np.float32)
-    out = np.where(table[..., None], painted * shade, background_image(rng, h, w))
+    beyond = background_image(rng, h, w)
+    if floor > 0 and rng.random() < floor:
+        ground = ((d[2] < 0).reshape(h, w)) & ~table & ~objects
+        tex, period, angle = floor_texture(rng), rng.uniform(0.3, 1.0), rng.uniform(0, np.pi)
+        c, s = np.float32(np.cos(angle) / period), np.float32(np.sin(angle) / period)
+        size = np.float32(tex.shape[0])
+        carpet = cv2.remap(tex, ((c * x + s * y) * size).reshape(h, w),
+                           ((c * y - s * x) * size).reshape(h, w), cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_WRAP)
+        floor_shade = light['lightAmbientCoeff'] + light['lightDiffuseCoeff'] * max(
+            float(to_light[2]), 0.0) * np.asarray(light['lightColor'], np.float32)
+        beyond = np.where(ground[..., None], carpet * floor_shade, beyond)
+    out = np.where(table[..., None], painted * shade, beyond)
     out[objects] = rgb[objects]
     depth = np.where(objects, depth, np.where(table, t.reshape(h, w), np.float32(0)))
     return out, depth.astype(np.float32)
@@ -177,6 +195,32 @@ def table_texture(rng: np.random.Generator, size: int = 128) -> np.ndarray:
         t = ((np.floor(yy * n) + np.floor(xx * n)) % 2).astype(np.float64)
     else:  # plain, slightly mottled
         t = 0.1 * rng.random((size, size))
+    return (base * (1 - t[..., None]) + second * t[..., None]).astype(np.float32)
+
+
+def floor_texture(rng: np.random.Generator, size: int = 128) -> np.ndarray:
+    """
+    Draw a random tileable carpet-like texture: fine grain over a mottled base (RGB 0..1).
+
+    Arguments:
+    ---------
+      rng (np.random.Generator): the scene's generator.
+      size (int): tile size in pixels.
+
+    Returns
+    -------
+      np.ndarray: size x size x 3 float32.
+
+    """
+    base = np.clip(rng.uniform(0.1, 0.7) * (1 + rng.uniform(-0.3, 0.3, 3)), 0, 1)
+    second = base * rng.uniform(0.3, 0.8)
+    spectrum = np.zeros((size, size), np.complex128)
+    spectrum[:6, :6] = rng.normal(size=(6, 6)) + 1j * rng.normal(size=(6, 6))
+    spectrum[0, 0] = 0
+    mottle = np.real(np.fft.ifft2(spectrum))
+    mottle = (mottle - mottle.min()) / max(np.ptp(mottle), 1e-9)
+    grain = rng.random((size, size))
+    t = np.clip(0.3 * mottle + rng.uniform(0.4, 0.9) * grain, 0, 1)
     return (base * (1 - t[..., None]) + second * t[..., None]).astype(np.float32)
 
 

@@ -128,45 +128,104 @@ def write_classes(root: str, class_names: list) -> None:
                        ''.join(f'{n}\n' for n in class_names).encode())
 
 
-def write_bop_frames(renderer: YcbSceneRenderer, out: str, frames: int, seed: int = 0,
-                     split: str = 'train_synt', progress: bool = True,
-                     keep: int = 0) -> dict:
+def frame_views(seed: int, index: int, views: int) -> tuple:
     """
-    Render ``frames`` scenes into a BOP dataset at ``out`` (frame i from ``frame_seed(seed, i)``).
+    Return ``(scene seed, view)`` of frame ``index`` of a cache drawn with ``seed``.
+
+    With ``views`` 1 frame i is the scene of ``frame_seed(seed, i)``; with more, frames
+    ``k * views .. k * views + views - 1`` are the views of the scene ``frame_seed(seed, k)``.
 
     Arguments:
     ---------
-      renderer (YcbSceneRenderer): the generator.
+      seed (int): the run seed. index (int): the frame index. views (int): views per scene.
+
+    Returns
+    -------
+      tuple: ``(seed for YcbSceneRenderer.render, view)``.
+
+    """
+    scene, view = divmod(int(index), int(views))
+    return frame_seed(seed, scene), view
+
+
+_WORKER = {}
+
+
+def _render_frames(task):
+    """Pool worker: render frames ``lo..hi-1`` (whole scenes) with the inherited renderer."""
+    lo, hi, seed = task
+    renderer = _WORKER['renderer']
+    return [renderer.render(*frame_views(seed, i, renderer.config.views)) for i in range(lo, hi)]
+
+
+def write_bop_frames(renderer: YcbSceneRenderer, out: str, frames: int, seed: int = 0,
+                     split: str = 'train_synt', progress: bool = True,
+                     keep: int = 0, jobs: int = 1) -> dict:
+    """
+    Render ``frames`` frames into a BOP dataset at ``out`` (frame i: :func:`frame_views`).
+
+    Arguments:
+    ---------
+      renderer (YcbSceneRenderer): the generator (its config's ``views`` frames per scene).
       out (str): dataset root; frames go to ``<out>/<split>/<i // 1000:06d>/``.
       frames (int): how many frames.
       seed (int): run seed (frame i is the same in every run with this seed).
       split (str): split folder name.
       progress (bool): show a tqdm bar.
       keep (int): also return the first ``keep`` frames (for a preview).
+      jobs (int): render in this many processes (forked, one PyBullet client each); the
+        frames and files are the same for every ``jobs``.
 
     Returns
     -------
       dict: ``frames``, ``scenes`` (folders written), ``root``, ``split``, ``kept`` (frames).
 
     """
+    import multiprocessing
+
     from tqdm import tqdm
 
     if frames < 1:
         raise DatasetError(f'--frames must be >= 1, got {frames}')
+    if jobs < 1:
+        raise DatasetError(f'--jobs must be >= 1, got {jobs}')
     out = os.fspath(out)
     write_classes(out, renderer.models.class_names[1:])
+    views = renderer.config.views
+    step = views * max(1, 8 // views)  # whole scenes per task: views share one physics run
+    tasks = [(lo, min(lo + step, frames), seed) for lo in range(0, frames, step)]
+    pool = None
+    if jobs > 1 and len(tasks) > 1:
+        renderer.close()  # children connect their own PyBullet clients
+        _WORKER['renderer'] = renderer
+        pool = multiprocessing.get_context('fork').Pool(min(jobs, len(tasks)))
+        chunks = pool.imap(_render_frames, tasks)
+    else:
+        _WORKER['renderer'] = renderer
+        chunks = map(_render_frames, tasks)
     writer, scenes, kept = None, [], []
-    for i in tqdm(range(frames), desc='render-ycb', unit='frame', disable=not progress):
-        scene, im_id = divmod(i, SCENE_FRAMES)
-        if writer is None or len(scenes) <= scene:
-            if writer is not None:
-                writer.close()
-            writer = BopSceneWriter(os.path.join(out, split, f'{scene:06d}'))
-            scenes.append(writer.dir)
-        frame = renderer.render(frame_seed(seed, i))
-        writer.add(im_id, frame)
-        if len(kept) < keep:
-            kept.append(frame)
+    bar = tqdm(total=frames, desc='render-ycb', unit='frame', disable=not progress)
+    try:
+        i = 0
+        for chunk in chunks:
+            for frame in chunk:
+                scene, im_id = divmod(i, SCENE_FRAMES)
+                if writer is None or len(scenes) <= scene:
+                    if writer is not None:
+                        writer.close()
+                    writer = BopSceneWriter(os.path.join(out, split, f'{scene:06d}'))
+                    scenes.append(writer.dir)
+                writer.add(im_id, frame)
+                if len(kept) < keep:
+                    kept.append(frame)
+                i += 1
+                bar.update(1)
+    finally:
+        bar.close()
+        _WORKER.clear()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     writer.close()
     return {'frames': frames, 'scenes': scenes, 'root': out, 'split': split, 'kept': kept}
 
@@ -363,6 +422,11 @@ def _parser():
     ap.add_argument('--preview', metavar='PNG',
                     help='also save a picture: 4 frames with labels, or with --at-gt-poses '
                          'the first frame overlaid on the real one')
+    ap.add_argument('--views', type=int, default=1,
+                    help='frames per settled scene, each with its own camera, light and '
+                         'table (physics is most of the cost) (default: %(default)s)')
+    ap.add_argument('--jobs', type=int, default=1,
+                    help='render in this many processes; same frames (default: %(default)s)')
     ap.add_argument('--no-progress', action='store_true', help='no progress bar')
     return ap
 
@@ -386,12 +450,13 @@ def main(argv=None):
         else:
             try:
                 config = YcbSceneConfig(models=args.models, height=args.size[0],
-                                        width=args.size[1], objects=tuple(args.objects))
+                                        width=args.size[1], objects=tuple(args.objects),
+                                        views=args.views)
             except ValueError as e:
                 raise DatasetError(str(e)) from None
             res = write_bop_frames(YcbSceneRenderer(config), args.out, args.frames, args.seed,
                                    args.split, progress=not args.no_progress,
-                                   keep=4 if args.preview else 0)
+                                   keep=4 if args.preview else 0, jobs=args.jobs)
             kept = res.pop('kept')
             if args.preview:
                 preview_grid(kept, args.preview)

@@ -67,6 +67,8 @@ class YcbSceneConfig:
       ambient, diffuse, specular (tuple): TinyRenderer light coefficients.
       shadow_prob (float): probability that the light casts shadows.
       table_size (tuple): visible table half extent (m); beyond it is background.
+      floor (float): probability of a carpet-like floor in the table's plane beyond the
+        table (YCB-Video's tables stand on carpets); 0 = never.
       distractors (tuple): static boxes, cylinders and balls of random colours around the
         objects (label 0: not every thing on a table is a YCB object).
       exposure (tuple): global gain of the camera. colour_shift (float): max white-balance gain
@@ -76,6 +78,9 @@ class YcbSceneConfig:
       upright_prob (float): probability that an object is put down standing (random yaw);
         the others start in a random orientation.
       max_settle_steps (int): physics steps (240 Hz) at most until the objects rest.
+      views (int): frames drawn of one settled scene (``render(seed, view)``): each view has
+        its own camera, light, table, background and camera noise. Physics is two thirds of
+        a frame's CPU time, so 4 views make a frame ~2x cheaper. 1 = one frame per scene.
 
     """
 
@@ -94,6 +99,7 @@ class YcbSceneConfig:
     specular: tuple = (0.0, 0.3)
     shadow_prob: float = 0.8
     table_size: tuple = (0.35, 1.2)
+    floor: float = 0.0
     distractors: tuple = (0, 4)
     exposure: tuple = (0.75, 1.25)
     colour_shift: float = 0.1
@@ -103,10 +109,13 @@ class YcbSceneConfig:
     depth_noise: float = 0.002
     upright_prob: float = 0.4
     max_settle_steps: int = 720
+    views: int = 1
 
     def __post_init__(self):
         if self.height < 16 or self.width < 16:
             raise ValueError(f'image size must be at least 16x16, got {self.height}x{self.width}')
+        if self.views < 1:
+            raise ValueError(f'views must be >= 1, got {self.views}')
         if not 1 <= self.objects[0] <= self.objects[1]:
             raise ValueError(f'objects must be (min, max) with 1 <= min <= max, '
                              f'got {self.objects}')
@@ -192,11 +201,13 @@ class YcbSceneRenderer:
         self.K = scaled_intrinsics(config.height, config.width)
         self._pb, self._cid, self._pid = None, None, None
         self._table, self._bodies, self._rays = -2, [], None
+        self._settled = None  # (seed, chosen objects, bodies) of the scene in the world now
         self.last_timings = {}  # wall seconds of the last render: physics_s, render_s, post_s
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state['_pb'], state['_cid'], state['_pid'] = None, None, None
+        state['_settled'] = None
         return state
 
     def _client(self):
@@ -215,7 +226,7 @@ class YcbSceneRenderer:
         """Disconnect this process's PyBullet client (it reconnects on the next render)."""
         if self._pb is not None and self._pid == os.getpid():
             self._pb.disconnect(physicsClientId=self._cid)
-        self._pb, self._cid, self._pid = None, None, None
+        self._pb, self._cid, self._pid, self._settled = None, None, None, None
 
     def preload(self) -> float:
         """
@@ -237,13 +248,16 @@ class YcbSceneRenderer:
         self._reset_world(table=False)
         return time.perf_counter() - start
 
-    def render(self, seed: int) -> YcbFrame:
+    def render(self, seed: int, view: int = 0) -> YcbFrame:
         """
         Render the scene of ``seed``: drop, settle, light, shoot, add camera effects.
 
         Arguments:
         ---------
           seed (int): everything about the frame follows from it (same seed, same frame).
+          view (int): which of the config's ``views`` of the scene (``0 <= view < views``);
+            the settled scene is kept, so the views of one seed cost one physics run when
+            they are rendered one after the other.
 
         Returns
         -------
@@ -252,19 +266,27 @@ class YcbSceneRenderer:
         """
         pb, _ = self._client()
         try:
-            return self._render_scene(int(seed))
+            return self._render_scene(int(seed), int(view))
         except pb.error as e:
             raise DatasetError(f'ycb_scenes: PyBullet failed on the scene of seed {seed}: '
                                f'{e}') from None
 
-    def _render_scene(self, seed: int) -> YcbFrame:
+    def _render_scene(self, seed: int, view: int) -> YcbFrame:
         cfg, rng = self.config, np.random.default_rng(seed)
+        if not 0 <= view < cfg.views:
+            raise DatasetError(f'ycb_scenes: view {view} out of range for views={cfg.views}')
         start = time.perf_counter()
-        most = min(cfg.objects[1], len(self.pool))  # object_ids may hold fewer than objects
-        count = int(rng.integers(min(cfg.objects[0], most), most + 1))
-        chosen = [int(c) for c in rng.choice(self.pool, count, replace=False)]
-        bodies = self._drop(rng, chosen)
         pb, cid = self._client()
+        if cfg.views > 1 and self._settled is not None and self._settled[0] == seed:
+            chosen, bodies = self._settled[1], self._settled[2]
+        else:
+            most = min(cfg.objects[1], len(self.pool))  # object_ids may hold fewer than objects
+            count = int(rng.integers(min(cfg.objects[0], most), most + 1))
+            chosen = [int(c) for c in rng.choice(self.pool, count, replace=False)]
+            bodies = self._drop(rng, chosen)
+            self._settled = (seed, chosen, bodies)
+        if cfg.views > 1:  # the view's own stream, whether the scene was settled just now
+            rng = np.random.default_rng([seed, view])
         links = [matrix_from_pose(*pb.getBasePositionAndOrientation(b, physicsClientId=cid))
                  for b in bodies]
         centre = np.median([m[:3, 3] for m in links], axis=0)  # not pulled by a rolled can
@@ -304,7 +326,7 @@ class YcbSceneRenderer:
         pb.setPhysicsEngineParameter(deterministicOverlappingPairs=1, contactERP=0.8,
                                      physicsClientId=cid)
         pb.setGravity(0, 0, -9.81, physicsClientId=cid)
-        self._table, self._bodies = -2, []
+        self._table, self._bodies, self._settled = -2, [], None
         if table:
             half = [2.0, 2.0, 0.02]
             col = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=half, physicsClientId=cid)
@@ -470,7 +492,7 @@ class YcbSceneRenderer:
             pix = np.stack([u.ravel(), v.ravel(), np.ones(h * w, np.float32)])
             self._rays = np.linalg.inv(self.K).astype(np.float32) @ pix  # z = 1: t = depth
         return paint_table(rng, rgb, depth, objects, Camera(self.K, self._rays, cam_from_world),
-                           light, self.config.table_size)
+                           light, self.config.table_size, self.config.floor)
 
     def render_at_poses(self, poses: list, k: np.ndarray, height: int, width: int) -> YcbFrame:
         """
