@@ -131,14 +131,17 @@ class Loop:
         return handle, bytes(handle.goal_id.uuid).hex()
 
     def inspect(self, rec):
-        """Return what a quiet recorder looks like from outside: graph, stacks (SIGUSR1)."""
+        """Return what a quiet recorder looks like from outside: graph, ports, stacks."""
+        from sam2real_ros.common.watchdog import unreachable_shm_ports
         names = [n for n, _ in self.ros.node.get_node_names_and_namespaces()]
+        ports = unreachable_shm_ports(rec.pid)
         pubs = [i.node_name for i in self.ros.node.get_publishers_info_by_topic('/diagnostics')]
         rec.send_signal(signal.SIGUSR1)  # the recorder dumps every thread's stack
         time.sleep(2.0)
         main = self.procs.output(rec).split('most recent call first', 1)
         stack = [ln.strip() for ln in main[-1].splitlines() if ln.strip().startswith('File')]
         return (f'in the graph: {"grasp_recorder" in names}; /diagnostics publishers: {pubs}; '
+                f'unreachable shared-memory ports: {ports or "none"}; '
                 f'stacks: {" <- ".join(stack[:4]) if len(main) > 1 else "none"}')
 
     def close(self):

@@ -789,6 +789,40 @@ def test_a_recorder_that_hears_no_matched_camera_exits(processes, harness, tmp_p
     harness.paused = False
 
 
+@pytest.mark.rostest
+def test_a_recorder_whose_shared_memory_port_was_removed_exits(processes, harness, tmp_path):
+    """
+    Nobody can send to a node whose Fast DDS port file is gone: exit 3, never mute (#22 item 4).
+
+    The kill/restart loop caught a mute restarted recorder mapping its own ports
+    ``/dev/shm/fastdds_port<N> (deleted)``: it had reused the killed one's ports and another
+    participant's clean-up removed the files. Here the test removes the file of one port the
+    recorder process holds (its ``..._el`` lock), nothing else.
+    """
+    from sam2real_ros.common.watchdog import unreachable_shm_ports
+    root = tmp_path / 'data'
+    rec = start_recorder(processes, root, action_names='[""]', watchdog_s=30.0)
+    assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 30), processes.output(rec)
+    fd_dir = f'/proc/{rec.pid}/fd'
+    links = [os.readlink(os.path.join(fd_dir, fd)) for fd in os.listdir(fd_dir)]
+    owned = sorted({int(m.group(1)) for m in
+                    (re.match(r'/dev/shm/fastdds_port(\d+)_el$', link) for link in links) if m})
+    if not owned:
+        pytest.skip('the recorder holds no Fast DDS shared-memory port (not Fast DDS, or SHM '
+                    'transport off)')
+    assert unreachable_shm_ports(rec.pid) == {}
+    # the recorder's own data port (the highest: its number depends on ROS_DOMAIN_ID, so no
+    # process of another domain uses it); the loop saw exactly this one removed
+    port = owned[-1]
+    os.unlink(f'/dev/shm/fastdds_port{port}')
+    assert wait_until(lambda: rec.poll() is not None, 20), processes.output(rec)
+    log = processes.output(rec)
+    assert rec.returncode == 3, log
+    assert re.search(rf'no other node can send to this one: its Fast DDS shared-memory port\(s\) '
+                     rf'{port}: /dev/shm/fastdds_port{port} was removed while this process '
+                     r'listens on it .*exiting with code 3', log), log
+
+
 # Loaded by the recorder process: the episode logic's tick sleeps in C while HOLDING the GIL
 # once the flag file exists, so no Python thread (the watchdog's included) runs any more.
 GIL_HELD_HANG = textwrap.dedent("""

@@ -40,7 +40,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_action_status_default
 from sam2real_ros.common import conversions
 from sam2real_ros.common.rejects import fault_kind
-from sam2real_ros.common.watchdog import Watchdog
+from sam2real_ros.common.watchdog import unreachable_shm_ports, Watchdog
 from sam2real_ros.inference.runtime import RateWindow, reuse_large_buffers
 from sam2real_ros.nodes import params
 from sam2real_ros.nodes.diagnostics import Diagnostics
@@ -90,10 +90,12 @@ PARAMETERS = params.schema(
     Param('watchdog_s', 30.0, 'exit with code 3, so a supervisor restarts the node, when its '
           'timers have not run for this long (a stuck executor; logged with the stack of every '
           'thread; twice this long with the GIL held: exit 1) or no camera frame arrived for '
-          'twice this long while a camera publisher is matched (the node cannot receive); 0: '
-          'off', bounds=(0.0, 3600.0)),
+          'twice this long while a camera publisher is matched, or at once when a Fast DDS '
+          'shared-memory port it listens on was removed (the node cannot receive); 0: off',
+          bounds=(0.0, 3600.0)),
 )
 WATCHDOG_EXIT = 3  # exit code of a recorder whose watchdog found its executor stuck
+SHM_CHECK_S = 0.5  # how often the watchdog checks that the node's shared-memory ports exist
 RECENT_S = 10.0  # bad or dropped frames make the diagnostics WARN for this long
 # (level, message): the diagnostics states, the first that applies wins (docs/grasp_recorder.md)
 DIAGNOSTIC_STATES = (
@@ -168,6 +170,7 @@ class RecorderNode(Node):
         self.diagnostics = Diagnostics(self, 'grasp_recorder: episodes',
                                        p['diagnostics_period_s'], self._status, self.root)
         self._deaf_since = None  # since when a matched camera sends nothing (watchdog)
+        self._shm_checked, self._unreachable = 0.0, {}  # own Fast DDS ports nobody can reach
         self.watchdog = Watchdog(p['watchdog_s'], self._stalled,
                                  hard_exit_s=2 * p['watchdog_s']) if p['watchdog_s'] else None
         self.create_timer(0.1, self._tick)
@@ -184,6 +187,7 @@ class RecorderNode(Node):
         if self.watchdog is not None:
             self.watchdog.beat()
             self._check_deaf()
+            self._check_reachable()
         self._submit(self.logic.tick(self._now()))
 
     def _check_deaf(self):
@@ -206,6 +210,24 @@ class RecorderNode(Node):
                 'rejoins')
             self.shutdown()
             os._exit(WATCHDOG_EXIT)
+
+    def _check_reachable(self):
+        """Exit when a shared-memory port this node listens on was removed (twice in a row)."""
+        now = time.monotonic()
+        if now - self._shm_checked < SHM_CHECK_S:
+            return
+        self._shm_checked = now
+        gone, seen = unreachable_shm_ports(), self._unreachable
+        self._unreachable = gone
+        if not gone or not set(gone) & set(seen):
+            return
+        self.get_logger().error(
+            'no other node can send to this one: its Fast DDS shared-memory port(s) '
+            f'{"; ".join(f"{port}: {why}" for port, why in gone.items())} (seen after a kill -9 '
+            'and a fast restart under load: another process removed the port the dead recorder '
+            f'had used); exiting with code {WATCHDOG_EXIT} so that a restart rejoins')
+        self.shutdown()
+        os._exit(WATCHDOG_EXIT)
 
     def _stalled(self, age_s):
         """Watchdog thread: the executor ran no timer for ``age_s``; say so, then exit."""
