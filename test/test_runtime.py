@@ -29,7 +29,8 @@ from conftest import wait_until
 import numpy as np
 import pytest
 from sam2real_ros.inference.engine import SegmentationEngine
-from sam2real_ros.inference.runtime import file_signature, HotModel, LatestFrame, RateWindow
+from sam2real_ros.inference.runtime import (can_restore_priority, file_signature, HotModel,
+                                            LatestFrame, RateWindow)
 
 
 class FakeClock:
@@ -299,6 +300,48 @@ def test_a_swap_drops_no_frame_and_the_swap_frame_is_the_new_models(two_models, 
     seqs = [s[0] for s in served]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no frame dropped, ever
     assert slot.dropped == 0
+
+
+def _nice(tid=None):
+    return os.getpriority(os.PRIO_PROCESS, tid or threading.get_native_id())
+
+
+def _nice_of_threads():
+    return {int(t): _nice(int(t)) for t in os.listdir('/proc/self/task')}
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self/task') or not can_restore_priority(_nice()),
+                    reason='needs Linux and the right to lower a nice value again')
+def test_a_background_load_runs_at_lower_priority_and_the_engine_does_not(two_models,
+                                                                          tmp_path):
+    """The watcher loads at load_nice more; the new engine's thread pool is put back."""
+    three, five = two_models
+    path = tmp_path / 'model.onnx'
+    replace_atomically(three, path)
+    seen = []
+
+    def load(p):  # threads=2: onnxruntime starts a thread pool with the session
+        seen.append(_nice())
+        engine = SegmentationEngine.load(p, threads=2)
+        seen.append(_nice_of_threads())
+        return engine
+    base = _nice()
+    hot = HotModel(str(path), load, poll_s=0.05, settle_s=0.05, load_nice=7)
+    hot.load_now()
+    assert seen[0] == base  # at start (no worker serving yet): the caller's priority
+    before = set(_nice_of_threads())
+    hot.start()
+    try:
+        replace_atomically(five, path)
+        assert wait_until(lambda: hot.take()[1], 60)
+        assert seen[2] == min(base + 7, 19)  # loaded at lower priority
+        pool = set(seen[3]) - before - {hot._thread.native_id}
+        assert pool and all(seen[3][t] == seen[2] for t in pool)  # the pool inherited it
+        now = _nice_of_threads()
+        assert all(now[t] == base for t in pool if t in now) and pool & set(now)  # put back
+        assert now[hot._thread.native_id] == base  # and the watcher itself
+    finally:
+        hot.stop()
 
 
 def test_hot_model_waits_for_a_missing_file_and_reports_once(two_models, tmp_path):

@@ -30,6 +30,8 @@ The ROS-free parts of the segmentation node: newest-frame slot, rate window, hot
   notices when the model file is replaced, loads the new version while the old one keeps
   serving, and hands it over between two frames. A file that fails to load is reported once and
   the model in use stays.
+- :func:`lowered_priority`: the loading thread's work at a lower CPU priority than the worker's,
+  the threads it starts (onnxruntime's thread pool) put back afterwards.
 - :func:`reuse_large_buffers`: keeps the C allocator from handing every camera-frame-sized
   buffer back to the kernel, which made receiving a 640x480 rgb8 frame cost twice the CPU.
 
@@ -37,6 +39,7 @@ Plain Python (threads, ``os.stat``); the node (``sam2real_ros/nodes/segmentation
 the only ROS user. This module never imports rclpy.
 """
 import collections
+import contextlib
 import ctypes
 import os
 import threading
@@ -83,6 +86,59 @@ def reuse_large_buffers(mmap_threshold=8 << 20, trim_threshold=32 << 20):
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
     return bool(mallopt(m_mmap_threshold, int(mmap_threshold))) and \
         bool(mallopt(m_trim_threshold, int(trim_threshold)))
+
+
+def _thread_ids():
+    try:
+        return {int(t) for t in os.listdir('/proc/self/task')}
+    except OSError:  # not Linux
+        return None
+
+
+def can_restore_priority(nice):
+    """Return whether this process may set a thread's nice value back down to ``nice``."""
+    import resource
+    if not hasattr(os, 'setpriority'):
+        return False
+    if os.geteuid() == 0:
+        return True
+    soft = resource.getrlimit(resource.RLIMIT_NICE)[0]  # the kernel's can_nice()
+    return soft == resource.RLIM_INFINITY or soft >= 20 - nice
+
+
+@contextlib.contextmanager
+def lowered_priority(delta):
+    """
+    Run the block with this thread's nice value raised by ``delta``; yields whether it was.
+
+    Linux threads have nice values of their own and a new thread inherits its creator's, so the
+    threads the block starts (an onnxruntime session's thread pool, created with the session)
+    are put back to the thread's own nice value when the block ends, as is the thread itself;
+    where the process may not lower a nice value again (no root, RLIMIT_NICE too small) nothing
+    is changed, so a model loaded here never infers at the lowered priority.
+    """
+    tid = threading.get_native_id()
+    base = os.getpriority(os.PRIO_PROCESS, tid) if hasattr(os, 'getpriority') else 0
+    before = _thread_ids()
+    if delta <= 0 or before is None or not can_restore_priority(base):
+        yield False
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(base + int(delta), 19))
+        low = os.getpriority(os.PRIO_PROCESS, tid)
+    except OSError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        for other in (_thread_ids() or set()) - before:
+            try:  # started in the block: inherited the lowered value
+                if os.getpriority(os.PRIO_PROCESS, other) == low:
+                    os.setpriority(os.PRIO_PROCESS, other, base)
+            except OSError:  # ended meanwhile
+                pass
+        os.setpriority(os.PRIO_PROCESS, tid, base)
 
 
 class LatestFrame:
@@ -228,7 +284,10 @@ class HotModel:
     No gap at a swap: a new engine is warmed up (``engine.warmup()``, its first runs on a black
     frame, when the engine has that method and ``warmup`` is True) in the loading thread before
     it is offered, and the replaced engine is freed by the watcher thread (or :meth:`stop`),
-    never by the worker between two frames. ``python -m benchmarks.hot_reload`` measures the
+    never by the worker between two frames. The watcher loads and warms up at ``load_nice``
+    higher nice than its own (:func:`lowered_priority`: the new engine's own threads are put
+    back before it is offered), so on a busy CPU the worker keeps its share while a new
+    version loads. ``python -m benchmarks.hot_reload`` measures the
     dropped frames and the latency of the swap frame.
 
     States (``state``): ``not loaded`` (nothing tried yet), ``missing`` (no file and no model),
@@ -244,10 +303,12 @@ class HotModel:
       report (callable): ``report(level, text)`` with level ``'info'``, ``'warn'`` or
         ``'error'``; called once per event (file missing, load failed, model loaded, ...).
       warmup (bool): warm a newly loaded engine up before it is swapped in.
+      load_nice (int): nice increment of a background load (0: none).
 
     """
 
-    def __init__(self, path, load, poll_s=2.0, settle_s=0.3, report=None, warmup=True):
+    def __init__(self, path, load, poll_s=2.0, settle_s=0.3, report=None, warmup=True,
+                 load_nice=10):
         self.path = os.path.expanduser(os.fspath(path)) if path else ''
         self._load = load
         self.poll_s = float(poll_s)
@@ -264,16 +325,18 @@ class HotModel:
         self.error = ''
         self.loads = 0  # versions swapped in since construction
         self.warmup = bool(warmup)
+        self.load_nice = int(load_nice)
         self._retired = []  # replaced engines, freed by the watcher thread
 
     # --- loading ---------------------------------------------------------------------------
-    def _try_load(self, sig):
-        """Load the file version ``sig``; returns the engine or None (reported)."""
+    def _try_load(self, sig, nice=0):
+        """Load the file version ``sig`` at ``nice`` more; returns the engine or None."""
         self._tried = sig
         try:
-            engine = self._load(self.path)
-            if self.warmup and hasattr(engine, 'warmup'):
-                engine.warmup()
+            with lowered_priority(nice):
+                engine = self._load(self.path)
+                if self.warmup and hasattr(engine, 'warmup'):
+                    engine.warmup()
         except Exception as exc:  # any failure: one clear line, the old model stays
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
             reason = text or type(exc).__name__
@@ -293,8 +356,9 @@ class HotModel:
         """
         Check the file once and load a new version (blocking); return True if one loaded.
 
-        The watcher thread calls this every ``poll_s``; :meth:`load_now` once at start, with
-        ``settle=False`` (no wait for the file to keep its signature).
+        The watcher thread calls this every ``poll_s`` (a load then runs at ``load_nice``);
+        :meth:`load_now` once at start, with ``settle=False`` (no wait for the file to keep its
+        signature, and the caller's priority: no worker is serving yet).
         """
         if not self.path:
             if not self._missing_reported:
@@ -326,7 +390,7 @@ class HotModel:
         if settle and self.settle_s > 0:
             if self._stop.wait(self.settle_s) or file_signature(self.path) != sig:
                 return False  # still being written (or stopping): look again next time
-        engine = self._try_load(sig)
+        engine = self._try_load(sig, self.load_nice if settle else 0)
         if engine is None:
             return False
         with self._lock:
