@@ -314,7 +314,7 @@ def _nice_of_threads():
                     reason='needs Linux and the right to lower a nice value again')
 def test_a_background_load_runs_at_lower_priority_and_the_engine_does_not(two_models,
                                                                           tmp_path):
-    """The watcher loads at load_nice more; the new engine's thread pool is put back."""
+    """The watcher loads at load_nice more; the engine's threads are put back, then warmed."""
     three, five = two_models
     path = tmp_path / 'model.onnx'
     replace_atomically(three, path)
@@ -324,7 +324,13 @@ def test_a_background_load_runs_at_lower_priority_and_the_engine_does_not(two_mo
         seen.append(_nice())
         engine = SegmentationEngine.load(p, threads=2)
         seen.append(_nice_of_threads())
+
+        def warmup(runs=2):  # at the priority the engine serves at
+            warm.append(_nice())
+            SegmentationEngine.warmup(engine, runs)
+        engine.warmup = warmup
         return engine
+    warm = []
     base = _nice()
     hot = HotModel(str(path), load, poll_s=0.05, settle_s=0.05, load_nice=7)
     hot.load_now()
@@ -335,6 +341,7 @@ def test_a_background_load_runs_at_lower_priority_and_the_engine_does_not(two_mo
         replace_atomically(five, path)
         assert wait_until(lambda: hot.take()[1], 60)
         assert seen[2] == min(base + 7, 19)  # loaded at lower priority
+        assert warm == [base, base]  # warmed up at the normal one
         pool = set(seen[3]) - before - {hot._thread.native_id}
         assert pool and all(seen[3][t] == seen[2] for t in pool)  # the pool inherited it
         now = _nice_of_threads()

@@ -284,10 +284,10 @@ class HotModel:
     No gap at a swap: a new engine is warmed up (``engine.warmup()``, its first runs on a black
     frame, when the engine has that method and ``warmup`` is True) in the loading thread before
     it is offered, and the replaced engine is freed by the watcher thread (or :meth:`stop`),
-    never by the worker between two frames. The watcher loads and warms up at ``load_nice``
+    never by the worker between two frames. The watcher creates the session at ``load_nice``
     higher nice than its own (:func:`lowered_priority`: the new engine's own threads are put
-    back before it is offered), so on a busy CPU the worker keeps its share while a new
-    version loads. ``python -m benchmarks.hot_reload`` measures the
+    back, then it is warmed up), so on a busy CPU the worker keeps its share while a new
+    version is parsed and optimized. ``python -m benchmarks.hot_reload`` measures the
     dropped frames and the latency of the swap frame.
 
     States (``state``): ``not loaded`` (nothing tried yet), ``missing`` (no file and no model),
@@ -335,8 +335,11 @@ class HotModel:
         try:
             with lowered_priority(nice):
                 engine = self._load(self.path)
-                if self.warmup and hasattr(engine, 'warmup'):
-                    engine.warmup()
+            # warmed up at the priority it will serve at: threads that had run at the lowered
+            # priority would carry that CPU time into the scheduler's fairness accounting and
+            # wait on the first frames after the swap
+            if self.warmup and hasattr(engine, 'warmup'):
+                engine.warmup()
         except Exception as exc:  # any failure: one clear line, the old model stays
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
             reason = text or type(exc).__name__
