@@ -34,10 +34,14 @@ does what the node's worker does per frame (take the newest frame, ``HotModel.ta
 ``SegmentationEngine.predict``, labels only). Every ``--interval-s`` the model file is replaced
 atomically by the other model, as the adaptation manager deploys (``os.replace``). Per swap:
 the frames dropped from the replace until the frame after the swap frame, and the latency
-(camera put -> labels) of the swap frame against the run's median. Runs twice, with the new
-engine warmed up in the loading thread (what ``HotModel`` does) and without (``warmup=False``,
-the previous behaviour). Goal (#19): <= 1 dropped frame per swap, swap frame <= 2x p50. The last
-line is JSON.
+(camera put -> labels) of the swap frame against the run's median. Runs three times: as
+``HotModel`` does it (``warmup``: the new engine warmed up in the loading thread, which loads at
+nice +10, ``load_nice``), without the lower priority (``no_lower_priority``) and without either
+(``no_warmup``, the first behaviour). Goal (#19): <= 1 dropped frame per swap, swap frame <= 2x p50
+(``goal_met``; null when more than 2 % of the frames were dropped away from the swaps -- the
+worker was saturated, as on a machine that got busier after the rate was set -- or a load
+outlasted ``--interval-s``). The last line is
+JSON.
 """
 import argparse
 import json
@@ -75,13 +79,13 @@ def replace(src, dst):
     os.replace(tmp, dst)
 
 
-def run(models, path, rate_hz, swaps, interval_s, threads, warmup):
+def run(models, path, rate_hz, swaps, interval_s, threads, warmup, load_nice):
     """One run: returns per-swap figures and the run's latency median (ms)."""
     from sam2real_ros.inference.engine import SegmentationEngine
     from sam2real_ros.inference.runtime import HotModel, LatestFrame
     replace(models[0], path)
     hot = HotModel(path, lambda p: SegmentationEngine.load(p, threads=threads), poll_s=0.1,
-                   settle_s=0.05, warmup=warmup)
+                   settle_s=0.05, warmup=warmup, load_nice=load_nice)
     hot.load_now()
     slot, stop = LatestFrame(), threading.Event()
     rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
@@ -96,13 +100,16 @@ def run(models, path, rate_hz, swaps, interval_s, threads, warmup):
             time.sleep(max(0.0, t_next - time.perf_counter()))
 
     def worker():
+        swapped = False  # a swap on a take without a frame belongs to the next frame
         while not stop.is_set():
             item = slot.take(timeout=0.1)
-            engine, swapped = hot.take()
+            engine, new = hot.take()
+            swapped |= new
             if item is None:
                 continue
             engine.predict(rgb, want_features=False)
             served.append((item[0], item[1], time.perf_counter(), engine.num_classes, swapped))
+            swapped = False
 
     threads_ = [threading.Thread(target=camera), threading.Thread(target=worker)]
     for t in threads_:
@@ -123,10 +130,16 @@ def run(models, path, rate_hz, swaps, interval_s, threads, warmup):
     lat = np.array([(done - put) * 1000.0 for _, put, done, _, _ in served])
     p50 = float(np.median(lat))
     out = []
-    for t_rep in replaced_at:
-        idx = next((i for i, s in enumerate(served) if s[4] and s[1] >= t_rep - 1.0), None)
-        if idx is None:
-            out.append({'swapped': False})
+    swap_frames = [i for i, s in enumerate(served) if s[4]]
+    for k, t_rep in enumerate(replaced_at):
+        t_next = replaced_at[k + 1] if k + 1 < len(replaced_at) else float('inf')
+        classes = (3, 5)[(k + 1) % 2]  # the model this replace deployed
+        # its swap frame: the first frame of that model after the replace; a load that
+        # outlasts --interval-s runs into the next swap ('late': this swap is not measured)
+        idx = next((i for i in swap_frames if served[i][2] >= t_rep
+                    and served[i][3] == classes), None)
+        if idx is None or served[idx][2] >= t_next:
+            out.append({'swapped': False, 'late': idx is not None})
             continue
         first = next(i for i, s in enumerate(served) if s[2] >= t_rep)
         last = min(idx + 1, len(served) - 1)
@@ -166,17 +179,31 @@ def main(argv=None):
             args.rate_hz = round(500.0 / median_ms, 2)
             result.update(rate_hz=args.rate_hz, predict_ms_median=round(median_ms, 1))
             del engine
-        for mode, warm in (('warmup', True), ('no_warmup', False)):
+        modes = (('warmup', True, 10), ('no_lower_priority', True, 0),
+                 ('no_warmup', False, 0))
+        for mode, warm, nice in modes:
             r = run(models, os.path.join(tmp, 'model.onnx'), args.rate_hz, args.swaps,
-                    args.interval_s, args.threads, warm)
+                    args.interval_s, args.threads, warm, nice)
             ok = [s for s in r['swaps'] if s.get('swapped')]
             r['max_dropped_per_swap'] = max((s['dropped_frames'] for s in ok), default=None)
             r['max_swap_over_p50'] = max((s['swap_over_p50'] for s in ok), default=None)
-            r['goal_met'] = bool(ok) and len(ok) == len(r['swaps']) and \
-                r['max_dropped_per_swap'] <= 1 and r['max_swap_over_p50'] <= 2.0
+            # frames dropped away from the swaps: the worker could not keep up with the camera
+            # (the machine got busier than when the rate was set), so drops at a swap say
+            # nothing about the swap; the goal is then not measured (null), not failed
+            r['worker_saturated'] = r['dropped_outside_swaps'] > 0.02 * r['frames'] or \
+                any(s.get('late') for s in r['swaps'])
+            r['goal_met'] = None if r['worker_saturated'] else (
+                bool(ok) and len(ok) == len(r['swaps']) and
+                r['max_dropped_per_swap'] <= 1 and r['max_swap_over_p50'] <= 2.0)
             print(f'{mode}: p50 {r["p50_ms"]} ms, per swap: dropped '
                   f'{[s.get("dropped_frames") for s in r["swaps"]]}, swap frame / p50 '
-                  f'{[s.get("swap_over_p50") for s in r["swaps"]]}', file=sys.stderr)
+                  f'{[s.get("swap_over_p50") for s in r["swaps"]]}'
+                  + (f'; worker saturated ({r["dropped_outside_swaps"]} of {r["frames"]} '
+                     f'frames dropped away from the swaps, or a load longer than '
+                     f'--interval-s): goal not measured, rerun on an idle machine, with a '
+                     f'lower --rate-hz or a longer --interval-s' if r['worker_saturated']
+                     else ''),
+                  file=sys.stderr)
             result[mode] = r
     result['load_avg_1min_end'] = round(os.getloadavg()[0], 2)
     print(json.dumps(result))
