@@ -107,6 +107,7 @@ class TrainConfig:
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     log: LogConfig = dataclasses.field(default_factory=LogConfig)
     batch_size: int = 1
+    real_batch_size: int = None  # real frames per iteration (real, real_labeled); None = same
     frames_per_epoch: int = 1500
     max_epochs: int = 300
     ema_decay: float = 0.999
@@ -123,6 +124,8 @@ class TrainConfig:
         checks = [
             (self.variant in VARIANTS, 'variant', f'one of {list(VARIANTS)}'),
             (self.batch_size >= 1, 'batch_size', '>= 1'),
+            (self.real_batch_size is None or self.real_batch_size >= 1, 'real_batch_size',
+             '>= 1 or null'),
             (self.frames_per_epoch >= 1, 'frames_per_epoch', '>= 1'),
             (self.max_epochs >= 1, 'max_epochs', '>= 1'),
             (0.0 <= self.ema_decay < 1.0, 'ema_decay', 'in [0, 1)'),

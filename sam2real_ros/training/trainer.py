@@ -255,9 +255,12 @@ class Trainer:
     def _loader(self, name, ds, epoch):
         if hasattr(ds, 'set_epoch'):
             ds.set_epoch(epoch)
-        idx = batching.epoch_indices(len(ds), self.iters * self.cfg.batch_size, self.cfg.seed,
-                                     name, self.rank, epoch)
-        return batching.make_loader(ds, idx, self.cfg.batch_size, self.cfg.data.num_workers)
+        batch = self.cfg.batch_size
+        if name != 'synthetic' and self.cfg.real_batch_size:
+            batch = self.cfg.real_batch_size
+        idx = batching.epoch_indices(len(ds), self.iters * batch, self.cfg.seed, name, self.rank,
+                                     epoch)
+        return batching.make_loader(ds, idx, batch, self.cfg.data.num_workers)
 
     def prepare(self, samples, need, name):
         """
