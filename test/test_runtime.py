@@ -342,11 +342,12 @@ def test_a_background_load_runs_at_lower_priority_and_the_engine_does_not(two_mo
         assert wait_until(lambda: hot.take()[1], 60)
         assert seen[2] == min(base + 7, 19)  # loaded at lower priority
         assert warm == [base, base]  # warmed up at the normal one
-        pool = set(seen[3]) - before - {hot._thread.native_id}
+        watcher = next(t.native_id for t in threading.enumerate() if t.name == 'model-watcher')
+        pool = set(seen[3]) - before - {watcher}
         assert pool and all(seen[3][t] == seen[2] for t in pool)  # the pool inherited it
         now = _nice_of_threads()
         assert all(now[t] == base for t in pool if t in now) and pool & set(now)  # put back
-        assert now[hot._thread.native_id] == base  # and the watcher itself
+        assert now[watcher] == base  # and the watcher itself
     finally:
         hot.stop()
 
