@@ -267,6 +267,28 @@ def test_phase_rate_follows_capture_stamps_not_a_burst_arrival():
     assert kept == [('during', T0 + S + i * S // 4) for i in range(4)]
 
 
+def test_before_buffer_rate_follows_capture_stamps_not_a_late_arrival():
+    """
+    One frame delivered 80 ms late does not shift the ``before`` frames (#21).
+
+    The buffer's rate (before_max_frames / before_s: 2 Hz here) compared arrival times: the
+    late first frame made the next kept frames 0.6, 1.1, 1.6 s instead of the camera's 0.5, 1.0,
+    1.5, 2.0 s (test_live_vs_bag.py saw it: live and bag episodes differed under load).
+    """
+    cfg = EpisodeConfig(before_s=2.0, before_max_frames=4, during_rate_hz=2.0, after_s=0.5,
+                        after_rate_hz=2.0, dedup_threshold=0.0)
+    logic = EpisodeLogic(cfg, T0)
+    events = []
+    for i in range(21):  # 10 Hz, 0.0 .. 2.0 s; the first one arrives 80 ms late
+        stamp = T0 + i * S // 10
+        arrival = stamp + (80_000_000 if i == 0 else 0)
+        events += logic.on_frame(Frame(arrival, stamp, np.full((24, 32, 3), 10 * i, np.uint8)))
+    events += logic.start('service', 'a', T0 + 2 * S + 50_000_000)
+    before = [ev.frame.stamp_ns for ev in events
+              if isinstance(ev, FrameOut) and ev.phase == 'before']
+    assert before == [T0 + k * S // 2 for k in (1, 2, 3, 4)]
+
+
 def test_depth_pairing_takes_the_nearest_stamp_within_the_limit():
     ms = 1_000_000
     pairing = DepthPairing(max_dt_s=0.05, keep=3)

@@ -100,8 +100,9 @@ class Frame:
     """
     One camera frame. ``t_ns`` drives the logic, ``stamp_ns`` names the file and paces the phases.
 
-    The phase rates (``during_rate_hz``, ``after_rate_hz``) compare capture stamps, so frames
-    that arrive in a burst on a loaded machine are kept as the camera took them; a caller
+    The rates (``during_rate_hz``, ``after_rate_hz`` and the ``before`` buffer's
+    ``before_max_frames / before_s``) compare capture stamps, so frames that arrive late or in a
+    burst on a loaded machine are kept as the camera took them; a caller
     without a header stamp passes the arrival time as ``stamp_ns`` (the fallback).
 
     Attributes
@@ -470,7 +471,8 @@ class EpisodeLogic:
         while self.buffer and self.buffer[0].t_ns < lo:
             self.buffer.popleft()
         last = self.buffer[-1] if self.buffer else None
-        if last is not None and not self._due(frame.t_ns, last.t_ns,
+        # the rate follows capture stamps, as in the phases: a late frame shifts nothing (#21)
+        if last is not None and not self._due(frame.stamp_ns, last.stamp_ns,
                                               cfg.before_max_frames / max(cfg.before_s, 1e-9)):
             return
         if self._duplicate(frame, last, 'dedup_skipped_buffer'):
