@@ -34,7 +34,7 @@ Every dataset is built from a config dict by :func:`build_labeled` or :func:`bui
 Broken inputs raise :class:`DatasetError` naming the file, or -- with ``on_error: skip`` -- the
 frame is skipped, counted in ``ds.skipped`` and the next frame is returned instead.
 
-This module only builds: the datasets live in ``procedural.py``, ``bop.py``, ``ycb_scenes.py``,
+This module only builds: the datasets live in ``procedural.py``, ``bop.py``, ``ycb_render.py``,
 ``labeled_folder.py`` and ``real.py``, on top of ``base.py`` (which imports none of them).
 """
 from sam2real_ros.data import real
@@ -42,7 +42,7 @@ from sam2real_ros.data.base import DatasetError, take_config
 from sam2real_ros.data.bop import BOP_FIELDS, BopDataset, STILLLEBEN_FIELDS, StillLebenDataset
 from sam2real_ros.data.labeled_folder import FIELDS as FOLDER_FIELDS, LabeledFolder
 from sam2real_ros.data.procedural import ProceduralDataset
-from sam2real_ros.data.ycb_scenes import YCB_FIELDS, YcbScenesDataset
+from sam2real_ros.data.ycb_render import YCB_FIELDS, YcbScenesDataset
 
 _PROC = ('appearance', 'length', 'size', 'objects')
 

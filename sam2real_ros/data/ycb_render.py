@@ -28,6 +28,7 @@
 1000 frames per scene folder) plus ``<out>/classes.txt``, which the ``bop`` dataset type reads.
 ``render_at_gt_poses`` renders the objects of a BOP scene at its ground-truth poses and camera
 and measures the IoU of the rendered visible masks against its ``mask_visib``.
+``YcbScenesDataset`` (dataset type ``ycb_scenes``) renders the scenes on the fly instead.
 """
 import os
 
@@ -37,13 +38,16 @@ import numpy as np
 from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.common.io_utils import (atomic_write_bytes, atomic_write_json, atomic_write_png,
                                           read_image_unchanged, read_rgb)
-from sam2real_ros.data.base import DatasetError
+from sam2real_ros.data.base import BaseDataset, DatasetError
 from sam2real_ros.data.bop import load_scene_camera, load_scene_gt
 from sam2real_ros.data.ycb_models import ObjectPose
 from sam2real_ros.data.ycb_scenes import frame_seed, YcbFrame, YcbSceneConfig, YcbSceneRenderer
 
 SCENE_FRAMES = 1000
 """Frames per BOP scene folder."""
+
+YCB_FIELDS = ('models', 'size', 'length', 'objects', 'scene')
+"""The config keys of dataset type ``ycb_scenes``."""
 
 _PALETTE = np.random.default_rng(21).integers(40, 256, (256, 3)).astype(np.uint8)
 _PALETTE[0] = 0
@@ -465,3 +469,65 @@ def main(argv=None):
         return 2
     print(json.dumps(res))
     return 0
+
+
+class YcbScenesDataset(BaseDataset):
+    """
+    Labeled YCB tabletop frames rendered on the fly (dataset type ``ycb_scenes``).
+
+    Sample ``index`` of epoch ``e`` is the scene of seed ``sample_seed(index)``, drawn from
+    ``(seed, e * length + index)``: a frame is never repeated while the trainer draws distinct
+    indices (``length`` at least the samples of an epoch). Each DataLoader worker process
+    connects its own PyBullet client on its first frame.
+
+    Arguments:
+    ---------
+      models (str): the ycb_models folder. size (tuple): ``(height, width)``.
+      length (int): samples per epoch. objects (tuple): ``(min, max)`` objects per scene.
+      scene (dict | None): further :class:`YcbSceneConfig` fields (light, camera, noise).
+
+    """
+
+    def __init__(self, models, size=(480, 640), length=100000, objects=(3, 8), scene=None,
+                 **kw):
+        super().__init__(**kw)
+        if not models or not os.path.isdir(os.fspath(models)):
+            raise DatasetError(f'ycb_scenes: models folder not found: {models!r} (the YCB '
+                               f'meshes, e.g. ../shared/data/ycb_models)')
+        if scene is not None and not isinstance(scene, dict):
+            raise DatasetError(f'ycb_scenes: scene must be a dict of scene fields, got {scene!r}')
+        try:
+            config = YcbSceneConfig.from_dict(models, size=size, objects=tuple(objects),
+                                              **(scene or {}))
+        except (TypeError, ValueError) as e:
+            raise DatasetError(f'ycb_scenes: {e}') from None
+        self.renderer = YcbSceneRenderer(config)
+        self.class_names = list(self.renderer.models.class_names)
+        self.length = int(length)
+        if self.length < 1:
+            raise DatasetError(f'ycb_scenes: length must be >= 1, got {length}')
+
+    def __len__(self):
+        return self.length
+
+    def sample_seed(self, index: int) -> int:
+        """
+        Return the render seed of sample ``index`` in this epoch (unique per global index).
+
+        Arguments:
+        ---------
+          index (int): sample index in ``[0, len)``.
+
+        Returns
+        -------
+          int: the seed for :meth:`YcbSceneRenderer.render`.
+
+        """
+        return frame_seed(self.seed, self.epoch * self.length + int(index))
+
+    def _key(self, index):
+        return f'ycb_scenes/{self.sample_seed(index)}'
+
+    def _load(self, index):
+        frame = self.renderer.render(self.sample_seed(index))
+        return {'rgb': frame.rgb, 'labels': frame.label, 'key': self._key(index)}
