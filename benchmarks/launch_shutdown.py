@@ -133,11 +133,16 @@ def cycle(i, args, procs, model, workdir):
                       r'(-?\d+)', out)
     return {'cycle': i, 'launch_code': code, 'ended_s': ended, 'hung': hung,
             'died': {n: int(c) for n, c in died},
-            'escalated': [n for n in nodes if re.search(
-                rf"\[{n}-\d+\]: process\[{n}-\d+\] failed to terminate", out)
-                or f"sending signal 'SIGKILL' to process[{n}" in out
-                or f"sending signal 'SIGTERM' to process[{n}" in out],
+            'escalated': [n for n in nodes if _escalated(n, out)],
             'traceback': 'Traceback' in out}
+
+
+def _escalated(node, out):
+    """Whether launch had to escalate (SIGTERM / SIGKILL) to end `node`."""
+    if re.search(r'\[%s-\d+\]: process\[%s-\d+\] failed to terminate' % (node, node), out):
+        return True
+    return any('sending signal %r to process[%s' % (sig, node) in out
+               for sig in ('SIGKILL', 'SIGTERM'))
 
 
 def main(argv=None):
@@ -153,7 +158,7 @@ def main(argv=None):
                     help='SIGKILL the launch this long after the SIGINT (60)')
     ap.add_argument('--py-spy', default=shutil.which('py-spy'),
                     help='py-spy executable for the stacks of a hung node (default: on PATH)')
-    ap.add_argument('--dumps', default=None, help='folder for the hung nodes\' stacks')
+    ap.add_argument('--dumps', default=None, help='folder for the stacks of the hung nodes')
     args = ap.parse_args(argv)
     from sam2real_ros.common.processes import ProcessGroup
     from sam2real_ros.inference import export

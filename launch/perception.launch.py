@@ -43,8 +43,9 @@ unconfigured for a lifecycle manager (as nav2 and slam_toolbox do).
 Every node is required: one that fails on its own (e.g. exit code 2 on a bad parameter value)
 shuts the whole launch down, which says so in one line naming the node and its exit code, and
 ``ros2 launch`` exits with that node's code (``sam2real_ros/nodes/launch_exit.py``); a
-``<node>_params_file`` that does not exist stops the launch before any node starts. One exception: with ``recorder_respawn:=true`` (the default) a ``grasp_recorder`` that
-ends with any other code (3: its watchdog found it stuck or unable to receive; 1: a hang with
+``<node>_params_file`` that does not exist stops the launch before any node starts. One
+exception: with ``recorder_respawn:=true`` (the default) a ``grasp_recorder`` that ends with
+any other code (3: its watchdog found it stuck or unable to receive; 1: a hang with
 the GIL held; killed by a signal) is started again after ``recorder_respawn_delay`` seconds
 (docs/grasp_recorder.md, "Watchdog"); exit code 2 (bad parameters, or another recorder holds
 ``dataset_root``) still ends the launch, since a restart cannot fix it.

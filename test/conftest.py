@@ -22,6 +22,7 @@
 """Shared pytest set-up: an isolated ROS domain per test run and real node processes."""
 import os
 import random
+import re
 import sys
 import time
 
@@ -57,6 +58,17 @@ def wait_until(predicate, timeout, interval=0.05):
             return value
         time.sleep(interval)
     return predicate()
+
+
+def own_stderr_lines(stderr):
+    """
+    Return the lines of a node's stderr without the DDS library's own diagnostics.
+
+    Fast DDS prints e.g. ``[RTPS_TRANSPORT_SHM Error] Failed init_port ...`` when another
+    process left a shared-memory port behind; that is the middleware's line, not the node's.
+    """
+    return [line for line in stderr.strip().splitlines()
+            if line.strip() and not re.search(r'\[RTPS_[A-Z_]+ (Error|Warning|Info)\]', line)]
 
 
 FAST_MODEL_CLASSES = ['bg', 'a', 'b']

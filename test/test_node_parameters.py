@@ -31,7 +31,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO, wait_until
+from conftest import own_stderr_lines, REPO, wait_until
 import pytest
 import yaml
 
@@ -153,7 +153,7 @@ def _assert_refused_in_one_line(node, cmd, needle):
     res = subprocess.run([sys.executable, *cmd], cwd=REPO, capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 2, res.stdout + res.stderr
-    lines = res.stderr.strip().splitlines()
+    lines = own_stderr_lines(res.stderr)
     prefix = f'{BY_NAME[node].executable}: '
     assert len(lines) == 1 and lines[0].startswith(prefix) and needle in lines[0], res.stderr
 

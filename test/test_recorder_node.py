@@ -28,7 +28,7 @@ import textwrap
 import threading
 import time
 
-from conftest import wait_until
+from conftest import own_stderr_lines, wait_until
 import numpy as np
 import pytest
 from sam2real_ros.common.io_utils import read_rgb
@@ -595,7 +595,7 @@ def test_second_recorder_on_one_root_refuses_to_start(processes, harness, tmp_pa
     second = start_recorder(processes, root, name='second', action_names='[""]')
     assert wait_until(lambda: second.poll() is not None, 30), processes.output(second)
     assert second.returncode == 2, processes.output(second)
-    lines = processes.output(second).strip().splitlines()
+    lines = own_stderr_lines(processes.output(second))
     assert len(lines) == 1 and lines[0].startswith('grasp_recorder: dataset root '), lines
     assert f'in use by grasp_recorder pid {rec.pid} on host ' in lines[0], lines
     assert rec.poll() is None

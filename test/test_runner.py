@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 
-from conftest import REPO, wait_until
+from conftest import own_stderr_lines, REPO, wait_until
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
@@ -118,7 +118,7 @@ def test_bad_params_file_is_one_line_and_exit_2(make, needle, tmp_path):
     path = make(tmp_path)
     res = _run(node_command('grasp_server', params_file=path))
     assert res.returncode == 2, res.stdout + res.stderr
-    lines = res.stderr.strip().splitlines()
+    lines = own_stderr_lines(res.stderr)
     assert len(lines) == 1 and lines[0].startswith(f'sim_grasp_server: --params-file {path}: ') \
         and needle in lines[0], res.stderr
 

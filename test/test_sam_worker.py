@@ -28,7 +28,7 @@ import textwrap
 import threading
 import time
 
-from conftest import REPO, wait_until
+from conftest import own_stderr_lines, REPO, wait_until
 import numpy as np
 import pytest
 
@@ -443,7 +443,7 @@ def test_node_missing_checkpoint_names_the_parameter(tmp_path):
     res = subprocess.run([sys.executable, *cmd], cwd=REPO, capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 2, res.stderr
-    lines = res.stderr.strip().splitlines()
+    lines = own_stderr_lines(res.stderr)
     assert len(lines) == 1 and 'SAM checkpoint not found' in lines[0], lines
     assert 'set the parameter checkpoint' in lines[0] and '--checkpoint' not in lines[0], lines
 

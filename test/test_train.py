@@ -224,11 +224,11 @@ def test_real_batch_size_sets_the_real_frames_per_iteration(tmp_path):
     """``real_batch_size`` batches the real streams apart from the synthetic one."""
     cfg = tiny('batch_size=2', 'real_batch_size=1', 'frames_per_epoch=4')
     tr = Trainer(cfg, str(tmp_path / 'run'))
-    syn = list(tr._loader('synthetic', tr.syn, 0))
-    real = list(tr._loader('real', tr.real, 0))
+    syn = list(tr.loader('synthetic', tr.syn, 0))
+    real = list(tr.loader('real', tr.real, 0))
     assert tr.iters == 2 and len(syn) == len(real) == 2
     assert [len(b) for b in syn] == [2, 2] and [len(b) for b in real] == [1, 1]
     same = Trainer(tiny('batch_size=2', 'frames_per_epoch=4'), str(tmp_path / 'default'))
-    assert [len(b) for b in same._loader('real', same.real, 0)] == [2, 2]
+    assert [len(b) for b in same.loader('real', same.real, 0)] == [2, 2]
     with pytest.raises(train_config.ConfigError, match='real_batch_size must be >= 1'):
         tiny('real_batch_size=0')

@@ -252,7 +252,8 @@ class Trainer:
             e.copy_(b)
 
     # ----------------------------------------------------------------------------- epochs
-    def _loader(self, name, ds, epoch):
+    def loader(self, name, ds, epoch):
+        """Return the batches of one stream (`name`) for `epoch`, at that stream's batch size."""
         if hasattr(ds, 'set_epoch'):
             ds.set_epoch(epoch)
         batch = self.cfg.batch_size
@@ -283,11 +284,11 @@ class Trainer:
         seed_everything((self.cfg.seed * 1000 + self.rank) * 100003 + epoch)
         streams = []
         if self.syn is not None:
-            streams.append(('synthetic', self._loader('synthetic', self.syn, epoch)))
+            streams.append(('synthetic', self.loader('synthetic', self.syn, epoch)))
         if self.real is not None:
-            streams.append(('real', self._loader('real', self.real, epoch)))
+            streams.append(('real', self.loader('real', self.real, epoch)))
         if self.real_lab is not None:
-            streams.append(('real_labeled', self._loader('real_labeled', self.real_lab, epoch)))
+            streams.append(('real_labeled', self.loader('real_labeled', self.real_lab, epoch)))
         sums, counts = {}, {}
 
         def add(key, value):
