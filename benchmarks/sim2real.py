@@ -273,8 +273,8 @@ def train_runs(runs, launcher, nproc, threads, code, progress=True, log=print, j
       code (str): :func:`source_digest` of today's code, recorded in each new run folder.
       progress (bool): tqdm bar. log (callable): one line per run.
       jobs (int): runs trained at the same time (each in its own process with ``threads``
-        threads; a run that starts from another's checkpoint waits for it). The numbers do not
-        depend on it.
+        threads; a run that starts from another's checkpoint waits for it:
+        :func:`run_with_parents`). The numbers do not depend on it.
 
     Returns
     -------
@@ -282,8 +282,6 @@ def train_runs(runs, launcher, nproc, threads, code, progress=True, log=print, j
       differ from a fresh run's).
 
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from tqdm import tqdm
     other_code = []
     bar = tqdm(total=len(runs), desc='runs', unit='run', disable=not progress)
@@ -313,15 +311,87 @@ def train_runs(runs, launcher, nproc, threads, code, progress=True, log=print, j
         for i, run in enumerate(runs):
             bar.set_postfix_str(f'{run["exp"]["id"]} seed {run["seed"]}')
             one(i, run)
-    else:  # runs that start from another run's checkpoint go after all the others
-        order = list(enumerate(runs))
-        with ThreadPoolExecutor(jobs) as pool:
-            for phase in ([x for x in order if not x[1]['cfg'].init_checkpoint],
-                          [x for x in order if x[1]['cfg'].init_checkpoint]):
-                for f in [pool.submit(one, i, run) for i, run in phase]:
-                    f.result()
+    else:
+        run_with_parents(parents_of(runs), jobs, lambda i: one(i, runs[i]))
     bar.close()
     return other_code
+
+
+def parents_of(runs):
+    """
+    Return, per run, the index of the run whose checkpoint it starts from (or None).
+
+    Arguments:
+      runs (list): :func:`plan_runs` output.
+
+    Returns
+    -------
+      list: ``parents[i]`` is an index into ``runs``, or None (no ``init_from``, or the parent
+      is not planned: its checkpoint exists already or the run fails with a clear error).
+
+    """
+    by_dir = {os.path.normpath(r['dir']): i for i, r in enumerate(runs)}
+    return [by_dir.get(os.path.normpath(os.path.dirname(r['cfg'].init_checkpoint)))
+            if r['cfg'].init_checkpoint else None for r in runs]
+
+
+def run_with_parents(parents, jobs, work):
+    """
+    Call ``work(i)`` for every ``i`` on ``jobs`` threads, each after its parent has finished.
+
+    When a thread is free it takes, in this order: a run that others start from, a run whose
+    parent has finished (it is on the critical path), then the others in planned order. The
+    numbers do not depend on the order; only the wall time does (the pseudolabel runs no longer
+    wait for every other run). The first exception of ``work`` is raised once the runs that
+    had started have ended; runs not started yet are skipped.
+
+    Arguments:
+      parents (list): :func:`parents_of` output. jobs (int): threads (>= 1).
+      work (callable): ``work(i)`` trains run ``i``.
+
+    """
+    import threading
+
+    waiting = list(range(len(parents)))
+    has_child = {p for p in parents if p is not None}
+    done, errors = set(), []
+    cond = threading.Condition()
+
+    def rank(i):
+        if i in has_child:
+            return (0, i)
+        return (1, i) if parents[i] is not None else (2, i)
+
+    def worker():
+        while True:
+            with cond:
+                while True:
+                    if errors or not waiting:
+                        return
+                    ready = [i for i in waiting if parents[i] is None or parents[i] in done]
+                    if ready:
+                        i = min(ready, key=rank)
+                        waiting.remove(i)
+                        break
+                    cond.wait()
+            try:
+                work(i)
+            except BaseException as e:  # noqa: B902 -- re-raised in the calling thread
+                with cond:
+                    errors.append(e)
+                    cond.notify_all()
+                return
+            with cond:
+                done.add(i)
+                cond.notify_all()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def pool_spec(bench, size, out):

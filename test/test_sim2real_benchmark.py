@@ -223,3 +223,53 @@ def test_a_pool_from_other_code_or_settings_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f'sim2real: error: the pool {out / "pool" / "3"} was made by '
                               'other code or settings'), err
+
+
+def test_parallel_runs_start_a_child_as_soon_as_its_parent_is_done():
+    """``--jobs``: a pseudolabel run waits only for its own synthetic-only run (#18 quick budget)."""
+    import threading
+
+    from benchmarks.sim2real import run_with_parents
+    # runs 0-2 are parents of 6-8 (synthetic only -> pseudolabel); 3-5 stand alone (full)
+    parents = [None, None, None, None, None, None, 0, 1, 2]
+    log, lock, gate = [], threading.Lock(), threading.Event()
+
+    def work(i):
+        with lock:
+            log.append(('start', i))
+        if i == 3:
+            gate.wait(10)  # a long independent run: children must not wait for it
+        with lock:
+            log.append(('end', i))
+
+    def watch():  # release run 3 once every child has started
+        while True:
+            with lock:
+                if sum(1 for e in log if e[0] == 'start' and e[1] >= 6) == 3:
+                    break
+            threading.Event().wait(0.01)
+        gate.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    run_with_parents(parents, 2, work)
+    watcher.join(5)
+    assert sorted(i for kind, i in log if kind == 'end') == list(range(9))
+    for child, parent in ((6, 0), (7, 1), (8, 2)):
+        assert log.index(('end', parent)) < log.index(('start', child))
+    assert gate.is_set() and log.index(('start', 8)) < log.index(('end', 3))
+    assert [i for kind, i in log if kind == 'start'][:3] == [0, 1, 2]  # parents first
+
+
+def test_parallel_runs_stop_at_the_first_error_and_raise_it():
+    from benchmarks.sim2real import run_with_parents
+    started = []
+
+    def work(i):
+        started.append(i)
+        if i == 0:
+            raise ValueError('run 0 failed')
+
+    with pytest.raises(ValueError, match='run 0 failed'):
+        run_with_parents([None, 0, None, None], 1, work)
+    assert started == [0]  # its child and the others are not started
