@@ -23,7 +23,11 @@
 Hot reload without a gap: dropped frames and the swap frame's latency when the model changes.
 
 Usage: ``python -m benchmarks.hot_reload [--profile fast] [--rate-hz 0] [--swaps 3]
-[--interval-s 4] [--threads 2]``.
+[--interval-s 4] [--threads 2] [--allow-spinning]``.
+
+The engines are opened as the segmentation node opens them: onnxruntime threads do not
+busy-wait (the node's ``allow_spinning`` parameter, off by default; ``--allow-spinning`` turns
+it on).
 
 Two random-weight models of ``--profile`` (different class counts, so every frame says which
 model made it) are exported to ONNX. A camera thread puts 640x480 frames into the segmentation
@@ -79,13 +83,14 @@ def replace(src, dst):
     os.replace(tmp, dst)
 
 
-def run(models, path, rate_hz, swaps, interval_s, threads, warmup, load_nice):
+def run(models, path, rate_hz, swaps, interval_s, threads, warmup, load_nice, spin=False):
     """One run: returns per-swap figures and the run's latency median (ms)."""
     from sam2real_ros.inference.engine import SegmentationEngine
     from sam2real_ros.inference.runtime import HotModel, LatestFrame
     replace(models[0], path)
-    hot = HotModel(path, lambda p: SegmentationEngine.load(p, threads=threads), poll_s=0.1,
-                   settle_s=0.05, warmup=warmup, load_nice=load_nice)
+    hot = HotModel(path, lambda p: SegmentationEngine.load(p, threads=threads,
+                                                         allow_spinning=spin),
+                   poll_s=0.1, settle_s=0.05, warmup=warmup, load_nice=load_nice)
     hot.load_now()
     slot, stop = LatestFrame(), threading.Event()
     rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
@@ -165,15 +170,19 @@ def main(argv=None):
     p.add_argument('--swaps', type=int, default=3)
     p.add_argument('--interval-s', type=float, default=4.0)
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--allow-spinning', action='store_true',
+                   help="onnxruntime threads busy-wait (the node's allow_spinning; off as there)")
     args = p.parse_args(argv)
     result = {'profile': args.profile, 'rate_hz': args.rate_hz, 'threads': args.threads,
+              'allow_spinning': args.allow_spinning,
               'cpus': os.cpu_count(), 'load_avg_1min': round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory() as tmp:
         models = export_models(tmp, args.profile)
         if args.rate_hz <= 0:
             from benchmarks.model_speed import time_predict
             from sam2real_ros.inference.engine import SegmentationEngine
-            engine = SegmentationEngine.load(models[0], threads=args.threads)
+            engine = SegmentationEngine.load(models[0], threads=args.threads,
+                                             allow_spinning=args.allow_spinning)
             rgb = np.zeros((480, 640, 3), np.uint8)
             median_ms = time_predict(engine, rgb, 10, False)[0]
             args.rate_hz = round(500.0 / median_ms, 2)
@@ -183,7 +192,7 @@ def main(argv=None):
                  ('no_warmup', False, 0))
         for mode, warm, nice in modes:
             r = run(models, os.path.join(tmp, 'model.onnx'), args.rate_hz, args.swaps,
-                    args.interval_s, args.threads, warm, nice)
+                    args.interval_s, args.threads, warm, nice, args.allow_spinning)
             ok = [s for s in r['swaps'] if s.get('swapped')]
             r['max_dropped_per_swap'] = max((s['dropped_frames'] for s in ok), default=None)
             r['max_swap_over_p50'] = max((s['swap_over_p50'] for s in ok), default=None)
