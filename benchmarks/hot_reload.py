@@ -88,9 +88,11 @@ def run(models, path, rate_hz, swaps, interval_s, threads, warmup, load_nice, sp
     from sam2real_ros.inference.engine import SegmentationEngine
     from sam2real_ros.inference.runtime import HotModel, LatestFrame
     replace(models[0], path)
-    hot = HotModel(path, lambda p: SegmentationEngine.load(p, threads=threads,
-                                                         allow_spinning=spin),
-                   poll_s=0.1, settle_s=0.05, warmup=warmup, load_nice=load_nice)
+
+    def load(p):
+        return SegmentationEngine.load(p, threads=threads, allow_spinning=spin)
+
+    hot = HotModel(path, load, poll_s=0.1, settle_s=0.05, warmup=warmup, load_nice=load_nice)
     hot.load_now()
     slot, stop = LatestFrame(), threading.Event()
     rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)

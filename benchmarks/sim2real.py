@@ -322,6 +322,7 @@ def parents_of(runs):
     Return, per run, the index of the run whose checkpoint it starts from (or None).
 
     Arguments:
+    ---------
       runs (list): :func:`plan_runs` output.
 
     Returns
@@ -346,8 +347,14 @@ def run_with_parents(parents, jobs, work):
     had started have ended; runs not started yet are skipped.
 
     Arguments:
-      parents (list): :func:`parents_of` output. jobs (int): threads (>= 1).
+    ---------
+      parents (list): the output of :func:`parents_of`.
+      jobs (int): threads (>= 1).
       work (callable): ``work(i)`` trains run ``i``.
+
+    Raises
+    ------
+      BaseException: the first exception of ``work``.
 
     """
     import threading

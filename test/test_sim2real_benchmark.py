@@ -226,7 +226,7 @@ def test_a_pool_from_other_code_or_settings_is_refused(tmp_path, capsys):
 
 
 def test_parallel_runs_start_a_child_as_soon_as_its_parent_is_done():
-    """``--jobs``: a pseudolabel run waits only for its own synthetic-only run (#18 quick budget)."""
+    """``--jobs``: a pseudolabel run waits only for its own synthetic-only run (#18)."""
     import threading
 
     from benchmarks.sim2real import run_with_parents
