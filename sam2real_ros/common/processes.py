@@ -42,6 +42,11 @@ class ProcessDied(RuntimeError):
         self.name, self.code, self.log, self.tail = name, code, log, tail
 
 
+def _default_sigint():
+    """In a child before exec: SIGINT back to its default action (see ProcessGroup.start)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class ProcessGroup:
     """
     Child processes with one log file each, stopped together.
@@ -79,8 +84,12 @@ class ProcessGroup:
         log = open(log_path, 'w')
         cmd = [sys.executable, *map(str, args)] if python else [str(a) for a in args]
         full_env = dict(os.environ, PYTHONUNBUFFERED='1', **self.env, **(env or {}))
+        # a shell without job control starts background commands with SIGINT ignored, and
+        # exec keeps that: the child would ignore the SIGINT that stop() and Ctrl-C send
+        # (ros2 launch then respawns nodes during its own shutdown and never ends)
+        reset = _default_sigint if signal.getsignal(signal.SIGINT) == signal.SIG_IGN else None
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env,
-                                cwd=self.cwd, start_new_session=True)
+                                cwd=self.cwd, start_new_session=True, preexec_fn=reset)
         proc.log_path, proc.name = log_path, name
         self.procs[name], self._logs[name] = proc, log
         return proc
