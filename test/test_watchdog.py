@@ -53,3 +53,21 @@ def test_stall_is_reported_once_and_beats_keep_it_quiet():
 def test_timeout_must_be_positive():
     with pytest.raises(ValueError, match='watchdog timeout must be > 0'):
         Watchdog(0, print)
+
+
+HANG_BEFORE_THE_FIRST_BEAT = """
+import ctypes
+from sam2real_ros.common.watchdog import Watchdog
+dog = Watchdog(30.0, print, hard_exit_s=2.0)
+ctypes.PyDLL(None).sleep(60)  # PyDLL: the GIL stays held; no beat ever came
+"""
+
+
+def test_a_hang_before_the_first_beat_still_exits():
+    """The hard exit counts from the watchdog's start, not from a first beat (#22, run H)."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, '-c', HANG_BEFORE_THE_FIRST_BEAT],
+                          capture_output=True, text=True, timeout=50)
+    assert proc.returncode == 1, proc.stderr
+    assert 'Timeout (0:00:02)!' in proc.stderr, proc.stderr

@@ -115,7 +115,8 @@ class Watchdog:
       on_stall (callable): ``on_stall(age_s)``, run on the watchdog thread.
       clock (callable): monotonic seconds.
       hard_exit_s (float | None): also exit (code 1, stacks on stderr) after this long without
-        a beat, even when the GIL is held (re-armed at most once a second; > ``timeout_s``).
+        a beat (the first counts from here), even when the GIL is held (re-armed at most once a
+        second; > ``timeout_s``).
 
     """
 
@@ -130,6 +131,9 @@ class Watchdog:
         self.stalled = False
         self.hard_exit_s = hard_exit_s
         self._armed_at = None
+        if hard_exit_s:  # armed at once: a hang before the first beat holds the GIL too
+            self._armed_at = self._last
+            faulthandler.dump_traceback_later(hard_exit_s, exit=True)
         self._thread = threading.Thread(target=self._run, name='watchdog', daemon=True)
         self._thread.start()
 
