@@ -49,6 +49,7 @@ def _node_args(name, **params):
 @pytest.mark.slow
 def test_perception_graph_records_segments_and_labels(processes, tmp_path, fast_onnx_model):
     from action_msgs.msg import GoalStatus
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.action import ActionClient
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
@@ -73,8 +74,14 @@ def test_perception_graph_records_segments_and_labels(processes, tmp_path, fast_
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node('perception_system_test', context=ctx)
-    labels = []
+    labels, received = [], {}
     node.create_subscription(Image, '/segmentation_node/labels', labels.append, 10)
+
+    def on_diag(msg):  # the recorder's count of camera frames (hardware_id: its dataset root)
+        for st in msg.status:
+            if st.hardware_id == str(data):
+                received.update({kv.key: kv.value for kv in st.values})
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 10)
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -84,6 +91,11 @@ def test_perception_graph_records_segments_and_labels(processes, tmp_path, fast_
             processes.output(procs['seg'])
         assert (labels[0].width, labels[0].height, labels[0].encoding) == (640, 480, 'mono8')
 
+        # the "before" phase needs the recorder's ring buffer: under load its camera
+        # subscription can match well after the segmentation node's (2 s of 10 Hz frames)
+        assert wait_until(lambda: int(received.get('frames_received', 0)) >= 20, 120), \
+            'the recorder received no camera frames; its log:\n' + \
+            processes.output(procs['recorder'])
         client = ActionClient(node, Fibonacci, ACTION)
         assert client.wait_for_server(timeout_sec=30.0)
         goal = client.send_goal_async(Fibonacci.Goal(order=3))
