@@ -132,7 +132,7 @@ class Loop:
 
     def inspect(self, rec):
         """Return what a quiet recorder looks like from outside: graph, ports, stacks."""
-        from sam2real_ros.common.watchdog import unreachable_shm_ports
+        from sam2real_ros.common.shm_ports import unreachable_shm_ports
         names = [n for n, _ in self.ros.node.get_node_names_and_namespaces()]
         ports = unreachable_shm_ports(rec.pid)
         pubs = [i.node_name for i in self.ros.node.get_publishers_info_by_topic('/diagnostics')]

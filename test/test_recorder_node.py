@@ -799,7 +799,7 @@ def test_a_recorder_whose_shared_memory_port_was_removed_exits(processes, harnes
     participant's clean-up removed the files. Here the test removes the file of one port the
     recorder process holds (its ``..._el`` lock), nothing else.
     """
-    from sam2real_ros.common.watchdog import unreachable_shm_ports
+    from sam2real_ros.common.shm_ports import unreachable_shm_ports
     root = tmp_path / 'data'
     rec = start_recorder(processes, root, action_names='[""]', watchdog_s=30.0)
     assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 30), processes.output(rec)

@@ -32,77 +32,12 @@ thread too; for it, ``hard_exit_s`` arms :func:`faulthandler.dump_traceback_late
 thread needs no GIL: no beat for ``hard_exit_s`` dumps every thread's stack to stderr and
 exits the process with code 1.
 
-:func:`unreachable_shm_ports` finds a node that nobody can send to: Fast DDS's shared-memory
-transport receives on ports it owns (``/dev/shm/fastdds_port<N>``, held through the lock file
-``..._el``), and another process may remove such a segment while its owner still listens on it
-(the kill/restart loop saw it after a ``kill -9`` and an immediate restart under load: the new
-process reused the dead one's port, another participant's clean-up removed the file); every
-other process then sends into a new, unheard file, so the node hears nothing while its timers
-run on.
+A node that cannot receive although its timers run (a Fast DDS shared-memory port taken over
+after a ``kill -9``) is found by :mod:`sam2real_ros.common.shm_ports`.
 """
 import faulthandler
-import os
-import re
 import threading
 import time
-
-SHM_DIR = '/dev/shm'
-_PORT_LOCK = re.compile(r'^' + re.escape(SHM_DIR) + r'/fastdds_port(\d+)_el$')
-
-
-def unreachable_shm_ports(pid='self'):
-    """
-    Return ``{port: why}`` for the shared-memory ports of ``pid`` that nobody else can reach.
-
-    Those are the Fast DDS ports process ``pid`` listens on whose segment it maps was removed,
-    or replaced by another file. Linux only (reads ``/proc/<pid>/fd`` and ``/proc/<pid>/maps``);
-    elsewhere, or for a process without such ports (another RMW, no shared memory), returns
-    ``{}``.
-    """
-    try:
-        fds = os.listdir(f'/proc/{pid}/fd')
-    except OSError:
-        return {}
-    owned = set()
-    for fd in fds:
-        try:
-            match = _PORT_LOCK.match(os.readlink(f'/proc/{pid}/fd/{fd}'))
-        except OSError:  # closed meanwhile
-            continue
-        if match:
-            owned.add(int(match.group(1)))
-    if not owned:
-        return {}
-    mapped = {}  # port -> {(inode, deleted)}
-    try:
-        with open(f'/proc/{pid}/maps') as f:
-            for line in f:
-                fields = line.split(None, 5)
-                if len(fields) < 6 or '/fastdds_port' not in fields[5]:
-                    continue
-                path = fields[5].rstrip('\n')
-                deleted = path.endswith(' (deleted)')
-                path = path[:-len(' (deleted)')] if deleted else path
-                head, sep, port = path.rpartition('/fastdds_port')
-                if head == SHM_DIR and port.isdigit() and int(port) in owned:
-                    mapped.setdefault(int(port), set()).add((int(fields[4]), deleted))
-    except OSError:
-        return {}
-    out = {}
-    for port, maps in sorted(mapped.items()):
-        path = os.path.join(SHM_DIR, f'fastdds_port{port}')
-        try:
-            inode = os.stat(path).st_ino
-        except FileNotFoundError:
-            inode = None
-        if any(deleted for _, deleted in maps):
-            out[port] = f'{path} was removed while this process listens on it' + (
-                ' (another file of that name exists now)' if inode is not None else '')
-        elif inode is None:
-            out[port] = f'{path} is missing'
-        elif inode not in {i for i, _ in maps}:
-            out[port] = f'{path} was replaced by another file'
-    return out
 
 
 class Watchdog:

@@ -40,7 +40,8 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_action_status_default
 from sam2real_ros.common import conversions
 from sam2real_ros.common.rejects import fault_kind
-from sam2real_ros.common.watchdog import unreachable_shm_ports, Watchdog
+from sam2real_ros.common.shm_ports import unreachable_shm_ports
+from sam2real_ros.common.watchdog import Watchdog
 from sam2real_ros.inference.runtime import RateWindow, reuse_large_buffers
 from sam2real_ros.nodes import params
 from sam2real_ros.nodes.diagnostics import Diagnostics
