@@ -856,3 +856,98 @@ def test_a_hang_that_holds_the_gil_still_exits(processes, harness, tmp_path):
     assert rec.returncode == 1, log
     assert 'Timeout (0:00:06)!' in log and re.search(
         r'sitecustomize\.py", line \d+ in tick', log), log
+
+
+# A Fast DDS profile whose shared-memory ports other processes do not declare dead within a test
+# (their health check of a port uses the listener's healthy_check_timeout_ms): a recorder killed
+# with it leaves senders that keep sending into its port, as Fast DDS does for a listener killed
+# while its receive thread was busy (run G of the kill/restart loop, docs/benchmarks.md).
+UNNOTICED_DEATH_PROFILE = textwrap.dedent("""\
+    <?xml version="1.0" encoding="UTF-8" ?>
+    <dds xmlns="http://www.eprosima.com">
+      <profiles>
+        <transport_descriptors>
+          <transport_descriptor>
+            <transport_id>shm_slow_health_check</transport_id>
+            <type>SHM</type>
+            <healthy_check_timeout_ms>600000</healthy_check_timeout_ms>
+          </transport_descriptor>
+          <transport_descriptor>
+            <transport_id>udp</transport_id>
+            <type>UDPv4</type>
+          </transport_descriptor>
+        </transport_descriptors>
+        <participant profile_name="unnoticed_death" is_default_profile="true">
+          <rtps>
+            <userTransports>
+              <transport_id>shm_slow_health_check</transport_id>
+              <transport_id>udp</transport_id>
+            </userTransports>
+            <useBuiltinTransports>false</useBuiltinTransports>
+          </rtps>
+        </participant>
+      </profiles>
+    </dds>
+""")
+
+
+@pytest.mark.rostest
+@pytest.mark.parametrize('harness', [{'camera': False}], indirect=True)
+def test_restarts_after_kill9_recover_a_camera_that_kept_the_old_port(
+        processes, harness, tmp_path):
+    """
+    A camera that still sends into a killed recorder's port: a restart exits, the next hears it.
+
+    The camera (sim_camera) has not noticed the recorder's death (Fast DDS marks a dead
+    listener's port only when it died waiting; here its health check is off for the test), so
+    it keeps sending into the killed recorder's shared-memory segment. A restart that takes that
+    port number over (the first free one) replaces the segment and hears nothing; on main before
+    #22's fix it stayed deaf for 2 x watchdog_s and every later restart took the same port again
+    (docs/benchmarks.md, run G). It must exit 3 within seconds, and the next start, as the launch
+    file's respawn makes it, must listen on another port and receive frames.
+    """
+    from sam2real_ros.common.shm_ports import listened_ports, mapped_ports
+    camera = processes.start(*node_command('sim_camera', {'rate_hz': 10.0, 'width': 160,
+                                                          'height': 120},
+                                           camera=CAMERA, params_file=False), name='camera')
+    profile = tmp_path / 'unnoticed_death.xml'
+    profile.write_text(UNNOTICED_DEATH_PROFILE)
+    root = tmp_path / 'data'
+    rec = start_recorder(processes, root, action_names='[""]', env={
+        'FASTDDS_DEFAULT_PROFILES_FILE': str(profile)})
+    assert wait_until(lambda: int(harness.diag_value(root, 'frames_received')) >= 5, 30), \
+        (processes.output(rec), processes.output(camera))
+    old = set(listened_ports(rec.pid))
+    if not old:
+        pytest.skip('the recorder listens on no Fast DDS shared-memory port (not Fast DDS, or '
+                    'SHM transport off)')
+    processes.stop(rec, sig=signal.SIGKILL)
+    # the camera still maps the killed recorder's port segment: it sends there
+    assert any(pid == camera.pid for port in old for pid, _, _ in mapped_ports().get(port, ()))
+    harness.diag.pop(str(root), None)
+    started = time.monotonic()
+    deaf = start_recorder(processes, root, name='restarted', action_names='[""]')
+    if wait_until(lambda: deaf.poll() is not None
+                  or int(harness.diag_value(root, 'frames_received')) >= 5, 40) \
+            and deaf.poll() is None:
+        pytest.skip('the restart took another port or the camera noticed the replaced segment: '
+                    'the case this test is about did not arise')
+    assert deaf.poll() == 3, processes.output(deaf)  # the recorder's WATCHDOG_EXIT
+    assert time.monotonic() - started < 30  # seconds, not 2 x watchdog_s (60 s)
+    assert re.search(r'other processes still send into an older segment .*pid\(s\) [\d, ]*'
+                     rf'\b{camera.pid}\b', processes.output(deaf)), processes.output(deaf)
+    stale = {int(port) for port in re.findall(r'(\d+): pid\(s\) [\d, ]+ map an older segment',
+                                              processes.output(deaf))}
+    assert stale and stale <= old, (stale, old)  # the killed recorder's ports, taken over
+    harness.diag.pop(str(root), None)
+    rec3 = start_recorder(processes, root, name='restarted again', action_names='[""]')
+    assert wait_until(lambda: int(harness.diag_value(root, 'frames_received')) >= 5, 30), \
+        (f'killed recorder listened on {sorted(old)}, the second restart on '
+         f'{sorted(listened_ports(rec3.pid)) if rec3.poll() is None else "?"}',
+         processes.output(rec3))
+    assert not set(listened_ports(rec3.pid)) & stale, (stale, listened_ports(rec3.pid))
+    held = {int(port) for port in re.findall(
+        r'Fast DDS shared-memory port (\d+) is not ours to take: pid\(s\) '
+        rf'[\d, ]*\b{camera.pid}\b', processes.output(rec3))}
+    assert stale <= held, (stale, processes.output(rec3))
+    assert processes.stop(rec3) == 0

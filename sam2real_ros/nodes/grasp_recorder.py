@@ -39,8 +39,8 @@ from action_msgs.msg import GoalStatusArray
 from rclpy.node import Node
 from rclpy.qos import qos_profile_action_status_default
 from sam2real_ros.common import conversions
+from sam2real_ros.common import shm_ports
 from sam2real_ros.common.rejects import fault_kind
-from sam2real_ros.common.shm_ports import unreachable_shm_ports
 from sam2real_ros.common.watchdog import Watchdog
 from sam2real_ros.inference.runtime import RateWindow, reuse_large_buffers
 from sam2real_ros.nodes import params
@@ -92,11 +92,14 @@ PARAMETERS = params.schema(
           'timers have not run for this long (a stuck executor; logged with the stack of every '
           'thread; twice this long with the GIL held: exit 1) or no camera frame arrived for '
           'twice this long while a camera publisher is matched, or at once when a Fast DDS '
-          'shared-memory port it listens on was removed (the node cannot receive); 0: off',
+          'shared-memory port it listens on was removed, or when another process still sends '
+          'into an older segment of such a port and no frame came for 5 s (the node cannot '
+          'receive); 0: off',
           bounds=(0.0, 3600.0)),
 )
 WATCHDOG_EXIT = 3  # exit code of a recorder whose watchdog found its executor stuck
 SHM_CHECK_S = 0.5  # how often the watchdog checks that the node's shared-memory ports exist
+DEAF_CHECK_S = 5.0  # no frame this long from a matched camera: look for senders into old ports
 RECENT_S = 10.0  # bad or dropped frames make the diagnostics WARN for this long
 # (level, message): the diagnostics states, the first that applies wins (docs/grasp_recorder.md)
 DIAGNOSTIC_STATES = (
@@ -172,6 +175,12 @@ class RecorderNode(Node):
                                        p['diagnostics_period_s'], self._status, self.root)
         self._deaf_since = None  # since when a matched camera sends nothing (watchdog)
         self._shm_checked, self._unreachable = 0.0, {}  # own Fast DDS ports nobody can reach
+        self._senders_checked, self._old_senders = 0.0, {}  # others that send into old ports
+        for port, why in shm_ports.held_ports().items():
+            self.get_logger().warn(
+                f'Fast DDS shared-memory port {port} is not ours to take: {why} (its listener '
+                'died, seen after a kill -9 and a fast restart); holding its lock so that this '
+                'node listens on another port')
         self.watchdog = Watchdog(p['watchdog_s'], self._stalled,
                                  hard_exit_s=2 * p['watchdog_s']) if p['watchdog_s'] else None
         self.create_timer(0.1, self._tick)
@@ -192,8 +201,10 @@ class RecorderNode(Node):
         self._submit(self.logic.tick(self._now()))
 
     def _check_deaf(self):
-        """Exit when a camera matched for ``watchdog_s`` sent nothing for twice that long."""
+        """Exit when the node cannot hear a camera: senders into an old port, or 2 x watchdog_s."""
         age = self.frames.age_s()
+        if age >= DEAF_CHECK_S:
+            self._check_old_senders(time.monotonic())
         if age < self.p['watchdog_s']:
             self._deaf_since = None
             return
@@ -212,13 +223,31 @@ class RecorderNode(Node):
             self.shutdown()
             os._exit(WATCHDOG_EXIT)
 
+    def _check_old_senders(self, now):
+        """Exit when other processes send into an older segment of our port (twice, 2 s apart)."""
+        if now - self._senders_checked < 4 * SHM_CHECK_S:
+            return
+        self._senders_checked = now
+        old, seen = shm_ports.old_segment_senders(), self._old_senders
+        self._old_senders = old
+        if not old or not set(old) & set(seen):
+            return
+        self.get_logger().error(
+            f'no camera frame for {self.frames.age_s():.0f} s: other processes still send into '
+            'an older segment of the Fast DDS shared-memory port(s) this node listens on '
+            f'({"; ".join(f"{port}: {why}" for port, why in old.items())}; the port of a '
+            f'killed process, taken over at once); exiting with code {WATCHDOG_EXIT} so that a '
+            'restart listens on another port')
+        self.shutdown()
+        os._exit(WATCHDOG_EXIT)
+
     def _check_reachable(self):
         """Exit when a shared-memory port this node listens on was removed (twice in a row)."""
         now = time.monotonic()
         if now - self._shm_checked < SHM_CHECK_S:
             return
         self._shm_checked = now
-        gone, seen = unreachable_shm_ports(), self._unreachable
+        gone, seen = shm_ports.unreachable_shm_ports(), self._unreachable
         self._unreachable = gone
         if not gone or not set(gone) & set(seen):
             return
@@ -366,6 +395,8 @@ def main(argv=None):
     """Run ``grasp_recorder`` until SIGINT; returns the exit code (2 on invalid parameters)."""
     reuse_large_buffers()  # camera frames: half the CPU per received frame
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: stacks on stderr
+    # before the DDS participant exists: ports others still send into are not ours to take
+    shm_ports.reserve_stale_ports()
     return run_node('grasp_recorder', RecorderNode, argv)
 
 
