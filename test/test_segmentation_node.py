@@ -217,12 +217,17 @@ def test_labels_answer_the_newest_frame(processes, listener, fast_onnx_model):
         assert wait_until(lambda: listener.got(f'{NODE}/{topic}'), 40), processes.output(node)
         msg = listener.got(f'{NODE}/{topic}')[-1][1]
         assert (msg.encoding, msg.width, msg.height) == ('rgb8', 640, 480)
-    # The colour image is the palette of the label image of the same frame.
-    by_stamp = {stamp_to_ns(m.header.stamp): m for _, m in listener.got(f'{NODE}/labels')}
-    pairs = [(by_stamp[stamp_to_ns(c.header.stamp)], c)
-             for _, c in listener.got(f'{NODE}/labels_color')
-             if stamp_to_ns(c.header.stamp) in by_stamp]
-    assert pairs
+    # The colour image is the palette of the label image of the same frame. The two messages of
+    # a frame arrive on two subscriptions, in either order: wait for a frame that has both.
+
+    def same_frame_pairs():
+        by_stamp = {stamp_to_ns(m.header.stamp): m for _, m in listener.got(f'{NODE}/labels')}
+        return [(by_stamp[stamp_to_ns(c.header.stamp)], c)
+                for _, c in listener.got(f'{NODE}/labels_color')
+                if stamp_to_ns(c.header.stamp) in by_stamp]
+
+    pairs = wait_until(same_frame_pairs, 20)
+    assert pairs, (len(listener.got(f'{NODE}/labels')), len(listener.got(f'{NODE}/labels_color')))
     lab, col = pairs[-1]
     lab = np.frombuffer(lab.data, np.uint8).reshape(480, 640)
     col = np.frombuffer(col.data, np.uint8).reshape(480, 640, 3)
