@@ -232,6 +232,32 @@ def _cli(*args, **kw):
                             env=env, cwd=REPO, **kw)
 
 
+def test_the_work_lock_waits_for_a_short_holder_then_names_a_long_one(tmp_path):
+    # the node's watch thread holds .lock for a moment every poll; a rollback that comes in
+    # that moment (node service or CLI) waits for it instead of failing at once
+    import threading
+    mgr, other = AdaptationManager(tiny_cfg(tmp_path)), AdaptationManager(tiny_cfg(tmp_path))
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with other.locked():
+            held.set()
+            release.wait(30)
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    assert held.wait(10)
+    with pytest.raises(AdaptError, match=r'another adaptation manager .* holds \.lock'):
+        with mgr.locked(wait_s=0.3):
+            pass
+    threading.Timer(0.3, release.set).start()
+    t0 = time.monotonic()
+    with mgr.locked(wait_s=20):
+        waited = time.monotonic() - t0
+    t.join(10)
+    assert 0.2 < waited < 20
+
+
 def test_cli_errors_are_one_line(tmp_path):
     from sam2real_ros.adaptation.adapt import main
     cases = [

@@ -70,6 +70,7 @@ from sam2real_ros.training.config import apply_override, config_from_dict, load_
 CANDIDATE_DIR = 'candidate'
 ROUND_FILE = 'round.json'
 LOCK_NAME = '.lock'
+LOCK_WAIT_S = 30.0  # how long locked() waits for a short holder (a poll, a rollback)
 STATES = ('idle', 'waiting', 'training', 'evaluating', 'deploying', 'rolling back', 'error')
 
 
@@ -116,16 +117,28 @@ class AdaptationManager:
         self.state, self.detail = state, detail
 
     @contextlib.contextmanager
-    def locked(self):
-        """Hold ``<work_dir>/.lock`` (one manager per work folder) and run :meth:`recover`."""
+    def locked(self, wait_s=LOCK_WAIT_S):
+        """
+        Hold ``<work_dir>/.lock`` (one manager per work folder) and run :meth:`recover`.
+
+        A holder that lets go within ``wait_s`` seconds (a watch loop's check for new frames, a
+        rollback) is waited for; one that holds it longer (a round training) is named in an
+        :class:`AdaptError`.
+        """
         os.makedirs(self.work, exist_ok=True)
         fd = os.open(os.path.join(self.work, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise AdaptError(f'another adaptation manager is working in {self.work} '
-                                 f'(it holds {LOCK_NAME}); wait for it or stop it') from None
+            deadline = time.monotonic() + max(0.0, float(wait_s))
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise AdaptError(
+                            f'another adaptation manager is working in {self.work} (it holds '
+                            f'{LOCK_NAME}); wait for it or stop it') from None
+                    time.sleep(0.05)
             self.recover()
             yield
         finally:

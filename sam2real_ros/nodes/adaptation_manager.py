@@ -216,6 +216,11 @@ class AdaptationManagerNode(ManagedNode):
         if self.mgr is None:
             response.success, response.message = False, 'unconfigured: configure the node first'
             return response
+        if self.mgr.state in ('training', 'evaluating', 'deploying'):
+            response.success = False
+            response.message = (f'a round is {self.mgr.state} ({self.mgr.detail}): roll back '
+                                f'after it, or deactivate the node first')
+            return response
         try:
             entry = self.mgr.rollback()
         except (AdaptError, ValueError) as exc:
