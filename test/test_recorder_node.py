@@ -799,14 +799,12 @@ def test_a_recorder_whose_shared_memory_port_was_removed_exits(processes, harnes
     participant's clean-up removed the files. Here the test removes the file of one port the
     recorder process holds (its ``..._el`` lock), nothing else.
     """
-    from sam2real_ros.common.shm_ports import unreachable_shm_ports
+    from sam2real_ros.common.shm_ports import listened_ports, unreachable_shm_ports
     root = tmp_path / 'data'
     rec = start_recorder(processes, root, action_names='[""]', watchdog_s=30.0)
     assert wait_until(lambda: harness.status(root) == (OK, 'idle'), 30), processes.output(rec)
-    fd_dir = f'/proc/{rec.pid}/fd'
-    links = [os.readlink(os.path.join(fd_dir, fd)) for fd in os.listdir(fd_dir)]
-    owned = sorted({int(m.group(1)) for m in
-                    (re.match(r'/dev/shm/fastdds_port(\d+)_el$', link) for link in links) if m})
+    # ports it listens on (a stale port it only holds, without a segment, is left out)
+    owned = sorted(listened_ports(rec.pid))
     if not owned:
         pytest.skip('the recorder holds no Fast DDS shared-memory port (not Fast DDS, or SHM '
                     'transport off)')
