@@ -531,6 +531,73 @@ def test_ctrl_c_during_segmentation_exits_cleanly(tmp_path, processes):
         assert store.read(key).masks().shape[1:] == (480, 640)
 
 
+# Loaded by the worker process (sitecustomize on its PYTHONPATH): while the flag file exists a
+# frame takes a minute of OpenCV calls, which release the GIL inside C++ (a RAII guard takes it
+# back in a destructor) -- as SAM's torch calls and the PNG codecs do.
+SLOW_FRAME = textwrap.dedent("""
+    import os
+    import time
+    import cv2
+    import numpy as np
+    from sam2real_ros.sam import fallback
+    _call, _flag = fallback.FallbackSegmenter.__call__, os.environ['SAM2REAL_TEST_SLOW_FRAME_FLAG']
+
+    def __call__(self, rgb, depth=None):
+        img, end = np.zeros((480, 640, 3), np.uint8), time.monotonic() + 60
+        while os.path.exists(_flag) and time.monotonic() < end:
+            cv2.GaussianBlur(img, (31, 31), 0)
+        return _call(self, rgb, depth)
+
+    fallback.FallbackSegmenter.__call__ = __call__
+""")
+
+
+@pytest.mark.rostest
+def test_sigint_while_a_frame_outlasts_the_shutdown_wait_exits_0(tmp_path, processes):
+    """
+    A frame longer than SHUTDOWN_WAIT_S at SIGINT: exit 0 at once, never SIGABRT (#21).
+
+    Under the stress loop ``sam_worker`` died with -6 ("terminate called without an active
+    exception") at the launch's shutdown: its worker thread was still in a frame when Python
+    finalized, and a daemon thread that takes the GIL back then is ended inside C++.
+    """
+    from sam2real_ros.nodes.sam_worker import SHUTDOWN_WAIT_S
+    site, flag = tmp_path / 'site', tmp_path / 'slow'
+    site.mkdir()
+    (site / 'sitecustomize.py').write_text(SLOW_FRAME)
+    flag.write_text('slow')
+    data = tmp_path / 'data'
+    data.mkdir()
+    io_utils.atomic_write_png(data / '00.png', _img(0, 480, 640))
+    env = {'SAM2REAL_TEST_SLOW_FRAME_FLAG': str(flag), 'PYTHONPATH': os.pathsep.join(
+        p for p in (str(site), os.environ.get('PYTHONPATH')) if p)}
+    from sam2real_ros.nodes.graph import node_command
+    cmd = node_command('sam_worker', {'dataset_root': str(data), 'segmenter': 'fallback',
+                                      'poll_period_s': 0.2, 'nice': 0,
+                                      'diagnostics_period_s': 0.2}, params_file=False)
+    proc = processes.start(*cmd, name='sam_worker', env=env)
+    lis = WorkerListener()
+    try:
+        assert wait_until(lambda: lis.diag.get('state') == 'working', 60), \
+            (lis.diag, processes.output(proc))
+    finally:
+        lis.close()
+    t0 = time.monotonic()
+    code = processes.stop(proc, timeout=30)
+    took = time.monotonic() - t0
+    log = processes.output(proc)
+    assert code == 0, log
+    assert took < SHUTDOWN_WAIT_S + 10, (took, log)
+    assert 'terminate called' not in log and 'Traceback' not in log, log
+    assert 'a frame was still being segmented' in log, log
+    assert MaskStore(data / 'masks').keys() == []  # not stored: redone at the next start
+    flag.unlink()
+    proc = start_worker(processes, data)
+    assert wait_until(lambda: len(MaskStore(data / 'masks').keys()) == 1, 60), \
+        processes.output(proc)
+    assert processes.stop(proc) == 0, processes.output(proc)
+
+
 def test_cli_with_config_file(tmp_path, capsys):
     for i in range(2):
         io_utils.atomic_write_png(tmp_path / f'{i}.png', _img(i))

@@ -30,7 +30,10 @@ while the node is built (invalid parameter, missing folder, unknown segmenter, .
 ``--params-file`` prints one line ``<name>: <problem>`` to stderr and exits with 2 -- never a
 traceback. ``--help`` (before ``--ros-args``) prints the node's parameter table and exits 0.
 
-The node's optional ``shutdown()`` (stop worker threads) runs before ``destroy_node()``.
+The node's optional ``shutdown()`` (stop worker threads) runs before ``destroy_node()``; when
+it returns False (a worker thread is still in its work, e.g. a long SAM frame), the process
+ends with ``os._exit`` after the ROS clean-up, never through Python's finalization (which
+aborts a thread that is inside C++ code: SIGABRT).
 Shutdown is bounded: once the clean-up starts, SIGTERM ends the process at once (rclpy's own
 handler would only request a shutdown again), and a clean-up that has not finished after
 :data:`CLEANUP_LIMIT_S` (a call blocked in DDS or in a worker) prints one line and where it was
@@ -165,7 +168,7 @@ def run_node(name, make_node, args=None, config_errors=(), make_executor=None):
         print(f'{name}: unknown ROS argument {flags} (after --ros-args: -p, -r, '
               '--params-file, --log-level, ...; end them with --)', file=sys.stderr)
         return 2
-    node = None
+    node, code, left = None, 0, False
     try:
         node = make_node()
         if make_executor is None:
@@ -178,7 +181,7 @@ def run_node(name, make_node, args=None, config_errors=(), make_executor=None):
         pass
     except CONFIG_ERRORS + tuple(config_errors) as exc:
         print(f'{name}: {exc}', file=sys.stderr)
-        return 2
+        code = 2
     except RuntimeError:
         # A SIGINT while rclpy converts a taken message to Python: pybind11 turns the
         # KeyboardInterrupt into "RuntimeError: Unable to convert call argument". rclpy's signal
@@ -193,10 +196,30 @@ def run_node(name, make_node, args=None, config_errors=(), make_executor=None):
         _bound_cleanup(name)
         if node is not None:
             if hasattr(node, 'shutdown'):
-                node.shutdown()
+                left = node.shutdown() is False
             node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    if left:
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code):
+    """
+    End the process with ``code`` without Python's finalization.
+
+    For a node whose ``shutdown()`` left a worker thread in its work (returned False): Python's
+    finalization ends a daemon thread when it next takes the GIL, and inside C++ code (OpenCV,
+    torch, onnxruntime hand the GIL back in a destructor) that is ``std::terminate``: SIGABRT,
+    exit -6, "terminate called without an active exception" (#21). The thread's work must be
+    safe to cut (atomic writes, redone at the next start).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 class BackgroundNode:

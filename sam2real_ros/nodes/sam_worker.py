@@ -172,12 +172,18 @@ class SamWorkerNode(ManagedNode):
         """
         Stop the worker (called by run_node at SIGINT, before destroy_node).
 
-        Waits ``SHUTDOWN_WAIT_S`` for the frame in progress; a longer one is left to the daemon
-        thread, which ends with the process (the frame is redone at the next start).
+        Waits ``SHUTDOWN_WAIT_S`` for the frame in progress; a longer one is left: returns False,
+        and run_node ends the process at once (the frame is not stored; it is redone at the
+        next start).
         """
-        if self.loop is not None:
-            self.loop.close(SHUTDOWN_WAIT_S)
-            self.loop = None
+        if self.loop is None:
+            return True
+        ended = self.loop.close(SHUTDOWN_WAIT_S)
+        self.loop = None
+        if not ended:
+            self.log('warning', f'a frame was still being segmented after {SHUTDOWN_WAIT_S:g} '
+                     's: left unstored (segmented again at the next start)')
+        return ended
 
     # --- work ------------------------------------------------------------------------------
     def _build_segmenter(self):
