@@ -36,6 +36,7 @@ resumes the candidate, the gate rejects it and the segmentation node keeps its m
 import json
 import os
 import signal
+import time
 
 import pytest
 from sam2real_ros.adaptation.ledger import Ledger, sha256_file
@@ -250,3 +251,40 @@ def test_loop_deploys_pauses_sam_and_rolls_back(tmp_path, processes):
     for p in (mgr, seg, sam, rec, grasp, cam):
         assert processes.stop(p) == 0, processes.output(p)
     assert 'Traceback' not in mgr.log_path.read_text()
+
+
+@pytest.mark.rostest
+@pytest.mark.slow
+def test_sigint_while_a_round_trains_exits_0(tmp_path, processes):
+    """
+    SIGINT while a candidate trains: exit 0 within seconds, never SIGABRT (#21).
+
+    The round's thread is inside torch (which hands the GIL back in a C++ destructor): left to
+    Python's finalization it would be ended there, "terminate called without an active
+    exception". The candidate stays on disk for the next round, as after a kill -9.
+    """
+    from test_adaptation import record_episodes, write_gate
+    weak = train_initial(tmp_path / 'weak', iterations=1)
+    root = tmp_path / 'data'
+    record_episodes(root, 2)
+    write_gate(tmp_path)
+    model = tmp_path / 'node' / 'model.onnx'
+    settings = {'dataset_root': str(root), 'model_path': str(model), 'init_checkpoint': weak,
+                'train_config': TINY, 'gate_data': str(tmp_path / 'gate.yaml'),
+                'min_new_frames': 8, 'max_iterations': 100000, 'epoch_iterations': 100000,
+                'synthetic_val_frames': 6, 'bootstrap_samples': 200, 'device': 'cpu',
+                'poll_period_s': 0.5, 'diagnostics_period_s': 0.5}
+    mgr = processes.start(*node_command('adaptation_manager', settings, params_file=False),
+                          name='adaptation_manager')
+    run = root / 'adaptation' / 'candidate' / 'run'
+    assert wait_until(lambda: mgr.poll() is None and 'candidate from' in processes.output(mgr)
+                      and run.is_dir(), 300), processes.output(mgr)
+    time.sleep(3.0)  # into the training iterations
+    led = Ledger(root / 'adaptation' / 'ledger.jsonl').entries()
+    code = processes.stop(mgr, timeout=60)
+    log = processes.output(mgr)
+    assert code == 0, log
+    assert 'terminate called' not in log and 'Traceback' not in log, log
+    assert 'a round was still training' in log, log
+    assert Ledger(root / 'adaptation' / 'ledger.jsonl').entries() == led
+    assert sha256_file(model) == led[-1]['sha256']

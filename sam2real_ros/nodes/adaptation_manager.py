@@ -48,6 +48,7 @@ from sam2real_ros.nodes.runner import run_node
 from std_srvs.srv import Trigger
 
 _D = AdaptConfig()
+SHUTDOWN_WAIT_S = 3.0  # at SIGINT, wait this long for the round thread, then leave it
 PARAMETERS = params.schema(
     Param('dataset_root', '', "the recorder's dataset root (episodes/ and masks/)",
           required=True),
@@ -172,9 +173,23 @@ class AdaptationManagerNode(ManagedNode):
         self.mgr = None
 
     def shutdown(self):
-        """Stop the thread at SIGINT (run_node calls this before destroy_node)."""
+        """
+        Stop the thread at SIGINT (run_node calls this before destroy_node).
+
+        Waits ``SHUTDOWN_WAIT_S`` for the thread; a round still training then is left: returns
+        False, and run_node ends the process at once (the candidate is resumed by the next
+        round, as after a kill -9).
+        """
         self._stop.set()
         self._wake.set()
+        if self._thread is None:
+            return True
+        self._thread.join(SHUTDOWN_WAIT_S)
+        if self._thread.is_alive():
+            self.log('warning', f'a round was still training after {SHUTDOWN_WAIT_S:g} s: '
+                     'left (the next round resumes its candidate)')
+            return False
+        return True
 
     # --- work --------------------------------------------------------------------------------
     def _loop(self):
