@@ -211,7 +211,8 @@ def test_labels_answer_the_newest_frame(processes, listener, fast_onnx_model):
     listener.listen(String, f'{NODE}/class_names', LATCHED)
     for topic in ('labels_color', 'overlay', 'features'):
         listener.listen(Image, f'{NODE}/{topic}')
-    assert wait_until(lambda: listener.got(f'{NODE}/class_names'), 10)
+    # A new subscription is matched after discovery, which takes seconds on a loaded machine.
+    assert wait_until(lambda: listener.got(f'{NODE}/class_names'), 30)
     assert json.loads(listener.got(f'{NODE}/class_names')[0][1].data) == CLASSES
     for topic in ('labels_color', 'overlay', 'features'):
         assert wait_until(lambda: listener.got(f'{NODE}/{topic}'), 40), processes.output(node)
@@ -467,6 +468,6 @@ def test_label_info_carries_the_class_map(processes, listener, fast_onnx_model):
     assert wait_until(lambda: listener.values().get('model_state') == 'loaded', 60), \
         processes.output(node)
     listener.listen(label_info, f'{NODE}/label_info', LATCHED)  # a late joiner
-    assert wait_until(lambda: listener.got(f'{NODE}/label_info'), 10), processes.output(node)
+    assert wait_until(lambda: listener.got(f'{NODE}/label_info'), 30), processes.output(node)
     msg = listener.got(f'{NODE}/label_info')[-1][1]
     assert [(c.class_id, c.class_name) for c in msg.class_map] == list(enumerate(CLASSES))
