@@ -47,6 +47,10 @@ quiet() { "$@" 2>&1 | { grep -v 'is ignored: it is neither a file nor a director
 LAUNCH_WHEELS=$ROOT/../shared/ros2-launch
 HAVE_LAUNCH=0
 if [ "$ROS_SOURCED" = 0 ] && [ -x "$LAUNCH_WHEELS/install.sh" ]; then HAVE_LAUNCH=1; fi
+if [ "$ROS_SOURCED" = 0 ] && [ "$HAVE_LAUNCH" = 0 ]; then
+  echo "setup: no ROS 2 launch tooling (no sourced distro, no $LAUNCH_WHEELS): ros2 launch is" \
+       "unavailable and the launch tests skip" >&2
+fi
 launch_sig=none
 if [ "$HAVE_LAUNCH" = 1 ]; then
   launch_sig=$(cat "$LAUNCH_WHEELS/install.sh" "$LAUNCH_WHEELS/wheels/SOURCES.txt" 2>/dev/null | sha256sum | cut -c1-8)
