@@ -159,15 +159,21 @@ class RosHarness:
         assert handle and handle.accepted
         return handle
 
-    def call(self, srv, timeout=15.0, tries=1):
+    def call(self, srv, timeout=15.0, tries=None):
         """
         Call a std_srvs/Trigger service; returns the response.
 
-        ``tries`` > 1: send again when no answer came within ``timeout`` (after a kill -9 the
-        dead server stays in the graph for a while, and a request sent before the restarted
-        one matched the client is lost; ~/start and ~/stop are idempotent).
+        ``tries`` > 1: send again when no answer came within ``timeout``. A request is lost
+        when the server answers before it has matched this new client's response reader:
+        ``wait_for_service`` sees only the server, and matching takes seconds under load
+        (seen: the first ~/start to a fresh recorder, no answer in 15 s, under make
+        test-stress); after a kill -9 the dead server also stays in the graph for a while.
+        ~/start is idempotent (a repeat answers "already active" or the same refusal), so it
+        is tried 3 times by default; ~/stop is not (a repeat answers "no ... active").
         """
         from std_srvs.srv import Trigger
+        if tries is None:
+            tries = 3 if srv.endswith('/start') else 1
         cli = self.node.create_client(Trigger, srv)
         assert cli.wait_for_service(timeout_sec=timeout), f'{srv} not available'
         for _ in range(tries):
