@@ -131,6 +131,12 @@ class TestPerception(unittest.TestCase):
         self.assertEqual((labels[0].width, labels[0].height, labels[0].encoding),
                          (640, 480, 'mono8'))
 
+        # The recorder must see the grasp: wait until its status reader is in the graph (under
+        # load discovery takes seconds, and the one grasp had ended before it matched).
+        def recorder_listens():
+            infos = self.node.get_subscriptions_info_by_topic(GRASP_ACTION + '/_action/status')
+            return [i for i in infos if i.node_name == 'grasp_recorder']
+        self.assertTrue(self._spin_until(recorder_listens, 60.0), 'the recorder does not listen')
         client = ActionClient(self.node, Fibonacci, GRASP_ACTION)
         self.assertTrue(client.wait_for_server(timeout_sec=30.0))
         future = client.send_goal_async(Fibonacci.Goal(order=3))
