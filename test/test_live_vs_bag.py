@@ -271,9 +271,12 @@ def test_live_recorder_and_bag_extraction_give_the_same_episodes(processes, stre
     assert [w['trigger'] for w in want] == [
         {'source': 'action:' + ACTION, 'goal_id': g.hex()} for g in (G1, G2, G3)]
     assert want[0]['camera']['K'] == K
-    for w in want:
+    for n, w in enumerate(want):
         assert w['phases'] == sorted(w['phases'], key=episode_store.PHASES.index)
-        assert all(w['frames'][p] for p in episode_store.PHASES), w['frames']
+        # G3's "before" holds one frame on schedule (107, see EXPECTED); off schedule it can be
+        # empty, live and from the bag alike (seen under make test-stress; compared above).
+        need = [p for p in episode_store.PHASES if n < 2 or p != 'before']
+        assert all(w['frames'][p] for p in need), w['frames']
         assert len(w['frames']['before']) <= TIMING['before_max_frames']
     pix_live, pix_bag = frame_pixels(live), frame_pixels(offline)
     assert pix_live.keys() == pix_bag.keys()
