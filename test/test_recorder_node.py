@@ -910,7 +910,7 @@ def test_restarts_after_kill9_recover_a_camera_that_kept_the_old_port(
     (docs/benchmarks.md, run G). It must exit 3 within seconds, and the next start, as the launch
     file's respawn makes it, must listen on another port and receive frames.
     """
-    from sam2real_ros.common.shm_ports import listened_ports, mapped_ports
+    from sam2real_ros.common.shm_ports import listened_ports, mapped_ports, stale_ports
     camera = processes.start(*node_command('sim_camera', {'rate_hz': 10.0, 'width': 160,
                                                           'height': 120},
                                            camera=CAMERA, params_file=False), name='camera')
@@ -957,9 +957,15 @@ def test_restarts_after_kill9_recover_a_camera_that_kept_the_old_port(
         (f'killed recorder listened on {sorted(old)}, the second restart on '
          f'{sorted(listened_ports(rec3.pid)) if rec3.poll() is None else "?"}',
          processes.output(rec3))
-    assert not set(listened_ports(rec3.pid)) & stale, (stale, listened_ports(rec3.pid))
+    # The camera may have let go of an old segment since (seen once in CI: of one of two ports,
+    # after the deaf restart exited), and then that port is free to take. It never maps an old
+    # segment again once it let go, so a port it still sends into an old segment of now was
+    # stale when rec3 started: rec3 must hold it and not listen on it.
+    still = {port for port, why in stale_ports().items()
+             if port in stale and re.search(rf'\b{camera.pid}\b', why)}
+    assert not set(listened_ports(rec3.pid)) & still, (still, listened_ports(rec3.pid))
     held = {int(port) for port in re.findall(
         r'Fast DDS shared-memory port (\d+) is not ours to take: pid\(s\) '
         rf'[\d, ]*\b{camera.pid}\b', processes.output(rec3))}
-    assert stale <= held, (stale, processes.output(rec3))
+    assert still <= held, (stale, still, held, processes.output(rec3))
     assert processes.stop(rec3) == 0
