@@ -35,6 +35,7 @@ from sam2real_ros.common.io_utils import read_rgb
 from sam2real_ros.recording import episode_store
 from sam2real_ros.recording import extract
 from sam2real_ros.recording import grasp_episodes
+from sam2real_ros.recording.event_order import EventOrder
 
 rosbags = pytest.importorskip('rosbags')
 
@@ -127,11 +128,11 @@ def write_bag(path, plugin, **kw):
 
 def expected_episodes(stream, cfg):
     """Feed the pure logic the same messages at the same log times; return its episodes."""
-    logic = grasp_episodes.EpisodeLogic(cfg, stream[0][2])
+    order = EventOrder(grasp_episodes.EpisodeLogic(cfg, stream[0][2]))
     events = []
     for topic, _, t, msg in stream:
-        events += extract.feed(logic, topic, msg, t, IMG, {STATUS: '/grasp'})[0]
-    events += logic.finish(stream[-1][2])
+        events += extract.feed(order, topic, msg, t, IMG, {STATUS: '/grasp'})[0]
+    events += order.finish(stream[-1][2])
     eps = []
     for ev in events:
         if isinstance(ev, grasp_episodes.EpisodeStart):

@@ -23,6 +23,7 @@
 import numpy as np
 import pytest
 
+from sam2real_ros.recording.event_order import EventOrder
 from sam2real_ros.recording.grasp_episodes import (DepthPairing, EpisodeConfig, EpisodeEnd,
                                                    EpisodeLogic, EpisodeStart, Frame, FrameOut)
 
@@ -298,3 +299,88 @@ def test_depth_pairing_takes_the_nearest_stamp_within_the_limit():
     assert pairing.match(215 * ms) == 170   # 45 ms: within the limit
     assert pairing.match(225 * ms) is None  # 55 ms: too far
     assert pairing.match(20 * ms) is None   # 0 was pushed out by the newer three
+
+
+def _stream_with_latency(frame_delay_s, status_delay_s):
+    """
+    Frames at 10 Hz and a grasp accepted at 2.55 s, succeeded at 4.55 s (test_live_vs_bag's).
+
+    Return ``[(arrival_ns, kind, payload, sent_ns)]`` in arrival order: frames arrive
+    ``frame_delay_s`` after their capture stamp, statuses ``status_delay_s`` after sending.
+    """
+    out = []
+    for i in range(80):
+        stamp = T0 + i * S // 10
+        out.append((stamp + int(frame_delay_s * S), 'frame', i, stamp))
+    for sent_s, status in ((2.55, 1), (4.55, 4)):
+        sent = T0 + int(sent_s * S)
+        out.append((sent + int(status_delay_s * S), 'status', [('g1', T0 + int(2.55 * S), status)],
+                    sent))
+    return sorted(out, key=lambda m: (m[0], m[1]))
+
+
+def _phases_in_event_order(stream, reorder_s):
+    cfg = EpisodeConfig(before_s=2.0, before_max_frames=4, during_rate_hz=2.0, after_s=2.0,
+                        after_rate_hz=2.0, reorder_s=reorder_s)
+    order = EventOrder(EpisodeLogic(cfg, T0 - S))
+    events = []
+    for arrival, kind, payload, sent in stream:
+        if kind == 'frame':
+            rgb = np.full((24, 32, 3), payload, np.uint8)
+            events += order.on_frame(Frame(arrival, sent, rgb))
+        else:
+            events += order.on_goal_statuses('/grasp', payload, arrival, sent_ns=sent)
+        events += order.tick(arrival)
+    events += order.finish(stream[-1][0])
+    return {phase: [int(ev.frame.rgb[0, 0, 0]) for ev in events
+                    if isinstance(ev, FrameOut) and ev.phase == phase]
+            for phase in ('before', 'during', 'after')}
+
+
+def test_phases_follow_capture_stamps_and_send_times_not_arrival_order():
+    """
+    A frame and a status arriving in either order give the same phases (#21, live vs bag).
+
+    Seen under load: frame 25 (captured 50 ms before the grasp was accepted) arrived after the
+    ACCEPTED status and went to "during" live, to "before" from the bag, where it came first.
+    """
+    in_time = _phases_in_event_order(_stream_with_latency(0.0, 0.0), reorder_s=0.5)
+    assert in_time == {'before': [10, 15, 20, 25], 'during': [26, 31, 36, 41],
+                       'after': [46, 51, 56, 61]}
+    # frames 120 ms late: frame 25 arrives after ACCEPTED, frame 45 after SUCCEEDED
+    assert _phases_in_event_order(_stream_with_latency(0.12, 0.0), reorder_s=0.5) == in_time
+    # statuses 120 ms late: frame 26 arrives before ACCEPTED, frame 46 before SUCCEEDED
+    assert _phases_in_event_order(_stream_with_latency(0.0, 0.12), reorder_s=0.5) == in_time
+    # reorder_s=0 is arrival order: the late frame 25 is "during", as the live recorder had it
+    arrival_order = _phases_in_event_order(_stream_with_latency(0.12, 0.0), reorder_s=0.0)
+    assert arrival_order['during'][0] == 25 and 25 not in arrival_order['before']
+
+
+def test_event_order_distrusts_stamps_of_another_clock_and_a_clock_going_back():
+    order = EventOrder(EpisodeLogic(EpisodeConfig(reorder_s=0.5), T0))
+    # a camera stamping with its own clock (1 h off): ordered by its arrival instead
+    assert order.event_ns(T0 - 3600 * S, T0 + S) == T0 + S
+    assert order.event_ns(T0 + S - S // 10, T0 + S) == T0 + S - S // 10
+    assert order.event_ns(0, T0 + S) == T0 + S  # no stamp
+    assert order.start('service', 'service', T0 + 2 * S) == []  # held
+    assert order.tick(T0 + 2 * S) == []
+    released = order.tick(T0 + 2 * S + S // 2)
+    assert isinstance(released[0], EpisodeStart) and released[0].t_ns == T0 + 2 * S
+    assert order.stop('service', 'service', T0 + 3 * S) == []  # held
+    # sim time restarted: the held stop is handed on before the frame of the new clock
+    events = order.on_frame(Frame(T0, T0, np.zeros((24, 32, 3), np.uint8)))
+    assert events and events[0].triggers[0]['end_ns'] == T0 + 3 * S
+    assert not order.logic.is_active('service', 'service')
+
+
+def test_held_service_calls_answer_is_active_at_once():
+    order = EventOrder(EpisodeLogic(EpisodeConfig(reorder_s=0.5), T0))
+    assert not order.is_active('service', 'service')
+    order.start('service', 'service', T0 + S)
+    assert order.is_active('service', 'service')  # still held, not yet in the logic
+    assert not order.logic.is_active('service', 'service')
+    order.stop('service', 'service', T0 + S + S // 10, 'stopped')
+    assert not order.is_active('service', 'service')
+    events = order.tick(T0 + 2 * S)
+    assert [type(ev).__name__ for ev in events][:2] == ['EpisodeStart', 'EpisodeUpdate']
+    assert not order.is_active('service', 'service')

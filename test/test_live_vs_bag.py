@@ -27,13 +27,15 @@ real DDS to a real recorder process and, message by message, written to an mcap 
 ``rosbags`` (the bytes rclpy serializes, log time = publish time: what ``ros2 bag record``
 captures). Extracting the bag must give the same episodes as the live node wrote.
 
-How both decide (sam2real_ros/recording/grasp_episodes.py): the live node drives the logic with
-its clock at message arrival, the extraction with the bag log time; file names use the image header
-stamp in both. Arrival and publish times differ by the DDS latency, so every threshold of the
-stream lies half a frame period (50 ms) away from a frame: statuses change midway between two
-frames, and the rate slots (10% slack: 450 ms at 2 Hz), ``before_s`` and ``after_s`` fall
-midway too. A frame or status the node never received would also make them differ; the test
-checks the node's ``frames_received`` and ``stale_goals_ignored`` counters for that.
+How both decide (sam2real_ros/recording/grasp_episodes.py, EventOrder): both hand the logic the
+messages sorted by when things happened -- a frame by its capture stamp, a status array by its
+send time (the DDS source timestamp live, the log time from the bag) -- not in arrival order,
+which differs between the two subscribers under load (#21: a frame 50 ms before an accept was
+"during" live and "before" from the bag). File names use the image header stamp in both. Every
+threshold of the stream lies half a frame period (50 ms) away from a frame: statuses change
+midway between two frames, and the rate slots (10% slack: 450 ms at 2 Hz), ``before_s`` and
+``after_s`` fall midway too. A frame or status the node never received would make them differ;
+the test checks the node's ``frames_received`` and ``stale_goals_ignored`` counters for that.
 """
 import os
 import subprocess

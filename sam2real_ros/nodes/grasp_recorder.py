@@ -49,7 +49,7 @@ from sam2real_ros.nodes.params import Param
 from sam2real_ros.nodes.qos import camera_qos_parameters, CameraSubscription
 from sam2real_ros.nodes.runner import run_node
 from sam2real_ros.recording import episode_recovery, episode_sink, episode_store
-from sam2real_ros.recording import grasp_episodes
+from sam2real_ros.recording import event_order, grasp_episodes
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
@@ -78,6 +78,11 @@ PARAMETERS = params.schema(
     Param('stale_tolerance_s', 0.5, 'goals stamped more than this before the node started are '
           'stale and never start an episode (so is every goal first seen in a status array '
           'published before the start, whatever its stamp)', bounds=(0.0, 3600.0)),
+    Param('reorder_s', 0.5, 'frames and goal statuses are held this long and handed to the '
+          'episode logic in stamp order (capture stamps, send times), so that a status and a '
+          'frame arriving in either order give the same phases, live and from a bag; a stamp '
+          'further than this from the arrival is not trusted; 0: arrival order',
+          bounds=(0.0, 10.0)),
     Param('max_disk_gb', 0.0, 'store no frame while dataset_root holds this many GB (0: no '
           'limit)', bounds=(0.0, 1e6)),
     Param('min_free_gb', 1.0, 'store no frame while the file system has less free space '
@@ -137,6 +142,7 @@ class RecorderNode(Node):
         if self.recovery:
             self.get_logger().warning(self.recovery.summary())
         self.logic = grasp_episodes.EpisodeLogic(cfg, self._now())
+        self.order = event_order.EventOrder(self.logic)  # feeds the logic in stamp order
         self._bad_images = 0  # bad messages on the image topic (an episode without frames says)
         self.sink = episode_sink.EpisodeSink(self.root, p['max_disk_gb'], p['min_free_gb'],
                                              warn=self.get_logger().warning,
@@ -198,7 +204,7 @@ class RecorderNode(Node):
             self.watchdog.beat()
             self._check_deaf()
             self._check_reachable()
-        self._submit(self.logic.tick(self._now()))
+        self._submit(self.order.tick(self._now()))
 
     def _check_deaf(self):
         """Exit when the node cannot hear a camera: senders into an old port, or 2 x watchdog_s."""
@@ -298,7 +304,7 @@ class RecorderNode(Node):
             return
         stamp = conversions.stamp_to_ns(msg.header.stamp) or t
         depth = self._match_depth(stamp, rgb.shape[:2])
-        self._submit(self.logic.on_frame(grasp_episodes.Frame(t, stamp, rgb, depth)))
+        self._submit(self.order.on_frame(grasp_episodes.Frame(t, stamp, rgb, depth)))
 
     def _match_depth(self, stamp, shape):
         try:
@@ -314,7 +320,8 @@ class RecorderNode(Node):
         latched = (action not in self._status_seen
                    and info['source_timestamp'] < self._wall_start_ns)
         self._status_seen.add(action)
-        self._submit(self.logic.on_goal_statuses(action, statuses, self._now(),
+        self._submit(self.order.on_goal_statuses(action, statuses, self._now(),
+                                                 sent_ns=info['source_timestamp'],
                                                  before_start=latched))
 
     def _not_recording(self):
@@ -328,20 +335,20 @@ class RecorderNode(Node):
 
     def _srv_start(self, request, response):
         why = self._not_recording()
-        if self.logic.is_active('service', 'service'):
+        if self.order.is_active('service', 'service'):
             response.success, response.message = True, 'service trigger already active'
         elif why:
             response.success, response.message = False, f'not recording: {why}'
         else:
-            self._submit(self.logic.start('service', 'service', self._now()))
+            self._submit(self.order.start('service', 'service', self._now()))
             response.success, response.message = True, 'service trigger started'
         return response
 
     def _srv_stop(self, request, response):
-        if not self.logic.is_active('service', 'service'):
+        if not self.order.is_active('service', 'service'):
             response.success, response.message = False, 'no service trigger is active'
         else:
-            self._submit(self.logic.stop('service', 'service', self._now(), 'stopped'))
+            self._submit(self.order.stop('service', 'service', self._now(), 'stopped'))
             response.success, response.message = True, 'service trigger stopped'
         return response
 
@@ -381,7 +388,7 @@ class RecorderNode(Node):
         """Close an open episode (end_reason 'shutdown') and flush the writer."""
         if self.watchdog is not None:
             self.watchdog.stop()  # a long flush on a slow disk is no stall
-        self._submit(self.logic.finish(self._now(), 'shutdown'))
+        self._submit(self.order.finish(self._now(), 'shutdown'))
         self.writer.close()
         left = self.sink.close()
         if left:

@@ -46,7 +46,7 @@ from sam2real_ros.common.cli_help import HelpFormatter
 from sam2real_ros.common.errors import Sam2realError
 from sam2real_ros.common.rejects import exit_code, Rejects
 from sam2real_ros.recording import episode_recovery, episode_sink, episode_store
-from sam2real_ros.recording import grasp_episodes
+from sam2real_ros.recording import event_order, grasp_episodes
 
 
 def build_parser():
@@ -166,6 +166,7 @@ def _cut_episodes(args, cfg, reader, conns, sink, info_topic, status_topics, bad
     from tqdm import tqdm
 
     logic = grasp_episodes.EpisodeLogic(cfg, reader.start_time)
+    order = event_order.EventOrder(logic)  # as the node: stamp order, not log time order
     pairing = grasp_episodes.DepthPairing(args.depth_max_dt_s) if args.depth_topic else None
     camera = None
     extra = {'source_bag': os.path.abspath(args.bag), 'image_topic': args.image_topic,
@@ -180,7 +181,7 @@ def _cut_episodes(args, cfg, reader, conns, sink, info_topic, status_topics, bad
         except Exception as exc:
             events, cause = [], f'{conn.topic}: cannot deserialize ({exc})'
         else:
-            events, cause = feed(logic, conn.topic, msg, t, args.image_topic, status_topics,
+            events, cause = feed(order, conn.topic, msg, t, args.image_topic, status_topics,
                                  args.depth_topic, pairing)
         if conn.topic == info_topic and cause is None:
             camera = episode_store.camera_meta(msg)
@@ -193,8 +194,8 @@ def _cut_episodes(args, cfg, reader, conns, sink, info_topic, status_topics, bad
             sink.handle(ev, camera=camera, extra=extra)
         if sink.quota_reached and logic.state == 'idle':
             break  # the episode the quota cut short is closed with its grasp's outcome
-    end = reader.end_time if not sink.quota_reached else t
-    for ev in logic.finish(end):
+    cut = bool(sink.quota_reached)  # the loop stopped at the quota: the rest is not read
+    for ev in order.finish(t if cut else reader.end_time, drop_held=cut):
         sink.handle(ev, camera=camera, extra=extra)
     left = sink.close()
     if left:
@@ -213,9 +214,12 @@ def _lock(out):
         raise UserError(f'cannot write to --out {out}: {exc}') from None
 
 
-def feed(logic, topic, msg, t_ns, image_topic, status_topics, depth_topic='', pairing=None):
+def feed(order, topic, msg, t_ns, image_topic, status_topics, depth_topic='', pairing=None):
     """
     Feed one deserialized message at log time ``t_ns``; returns ``(events, bad cause)``.
+
+    ``order`` is the ``event_order.EventOrder`` of the logic: frames go in by capture stamp,
+    status arrays by log time (a bag keeps no send time).
 
     Depth messages (``depth_topic``) go to ``pairing`` (a ``grasp_episodes.DepthPairing``);
     a frame whose paired depth does not decode or fit is kept without depth, the cause naming
@@ -236,9 +240,9 @@ def feed(logic, topic, msg, t_ns, image_topic, status_topics, depth_topic='', pa
                 depth = pairing.match_mm(stamp, rgb.shape[:2])
             except (ValueError, TypeError, OverflowError) as exc:
                 cause = f'{depth_topic}: {exc}'
-        return logic.on_frame(grasp_episodes.Frame(t_ns, stamp, rgb, depth)), cause
+        return order.on_frame(grasp_episodes.Frame(t_ns, stamp, rgb, depth)), cause
     if topic in status_topics:
-        return logic.on_goal_statuses(status_topics[topic],
+        return order.on_goal_statuses(status_topics[topic],
                                       grasp_episodes.status_tuples(msg), t_ns), None
     return [], None
 

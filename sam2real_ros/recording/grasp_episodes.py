@@ -22,9 +22,12 @@
 """
 Pure grasp-episode logic: triggers, a ring buffer and phases, driven by timestamps.
 
-Shared by the live ``grasp_recorder`` node (driven by the node clock at message arrival) and by
-``sam2real extract-episodes`` (driven by the rosbag2 log time of each message), so that both cut
-the same episodes out of the same stream. Nothing here does I/O or imports rclpy.
+Shared by the live ``grasp_recorder`` node (messages as they arrive, the node clock) and by
+``sam2real extract-episodes`` (messages in rosbag2 log time order), so that both cut the same
+episodes out of the same stream: ``event_order.EventOrder`` hands both to :class:`EpisodeLogic`
+in the order things happened (capture stamps, send times), which two subscribers to the same
+topics agree on, not in the order they arrived, which they do not. Nothing here does I/O or
+imports rclpy.
 
 Rules (see docs/grasp_recorder.md):
   * One episode at a time. A trigger start while idle opens an episode; its "before" frames are
@@ -69,6 +72,7 @@ class EpisodeConfig:
     after_rate_hz: float = 2.0
     dedup_threshold: float = 0.0
     stale_tolerance_s: float = 0.5
+    reorder_s: float = 0.5
 
     @classmethod
     def names(cls):
@@ -88,7 +92,8 @@ class EpisodeConfig:
                   ('max_during_s', self.max_during_s > 0),
                   ('after_s', self.after_s >= 0), ('after_rate_hz', self.after_rate_hz > 0),
                   ('dedup_threshold', 0 <= self.dedup_threshold <= 255),
-                  ('stale_tolerance_s', self.stale_tolerance_s >= 0)]
+                  ('stale_tolerance_s', self.stale_tolerance_s >= 0),
+                  ('reorder_s', self.reorder_s >= 0)]
         for name, ok in checks:
             if not ok:
                 raise ValueError(f'invalid episode parameter {name}={getattr(self, name)!r}')
@@ -98,7 +103,7 @@ class EpisodeConfig:
 @dataclass
 class Frame:
     """
-    One camera frame. ``t_ns`` drives the logic, ``stamp_ns`` names the file and paces the phases.
+    One camera frame. ``t_ns`` orders it, ``stamp_ns`` names the file and paces the phases.
 
     The rates (``during_rate_hz``, ``after_rate_hz`` and the ``before`` buffer's
     ``before_max_frames / before_s``) compare capture stamps, so frames that arrive late or in a
@@ -107,7 +112,8 @@ class Frame:
 
     Attributes
     ----------
-      t_ns (int): arrival time (live node clock) or bag log time, nanoseconds.
+      t_ns (int): arrival time (live node clock) or bag log time, nanoseconds;
+        ``event_order.EventOrder.on_frame`` replaces it by the frame's event time.
       stamp_ns (int): header stamp of the image (arrival time when it has none), nanoseconds.
       rgb (np.ndarray): HxWx3 uint8 RGB (owned, not a view of a message buffer).
       depth (np.ndarray | None): HxW uint16 millimetres registered to ``rgb``.
