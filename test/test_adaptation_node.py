@@ -144,7 +144,10 @@ def test_loop_deploys_pauses_sam_and_rolls_back(tmp_path, processes):
                           120), processes.output(rec)
         for n in (1, 2):
             lis.grasp()
-            assert wait_until(lambda: len(episodes()) >= n, 120), processes.output(rec)
+            # on failure, the recorder's counters say whether it saw the goal (e.g. first seen
+            # already terminal: terminal_goals_ignored) and whether an episode was not written
+            assert wait_until(lambda: len(episodes()) >= n, 120), \
+                (f'grasp {n}', lis.diag.get('grasp_recorder'), processes.output(rec))
         assert len(episodes()) == 2
         frames = list(iter_frames(str(root), complete_only=True))
         assert {'before', 'during', 'after'} <= {f.phase for f in frames}
