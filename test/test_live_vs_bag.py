@@ -27,7 +27,7 @@ real DDS to a real recorder process and, message by message, written to an mcap 
 ``rosbags`` (the bytes rclpy serializes, log time = publish time: what ``ros2 bag record``
 captures). Extracting the bag must give the same episodes as the live node wrote.
 
-How both decide (sam2real_ros/recording/grasp_episodes.py, EventOrder): both hand the logic the
+How both decide (sam2real_ros/recording/event_order.py, EventOrder): both hand the logic the
 messages sorted by when things happened -- a frame by its capture stamp, a status array by its
 send time (the DDS source timestamp live, the log time from the bag) -- not in arrival order,
 which differs between the two subscribers under load (#21: a frame 50 ms before an accept was
