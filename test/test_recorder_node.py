@@ -739,6 +739,7 @@ STUCK_EXECUTOR = textwrap.dedent("""
 
     def tick(self, t_ns):
         while os.path.exists(_flag):
+            open(_flag + '.held', 'w').close()  # the executor is stuck from now on
             time.sleep(0.05)
         return _tick(self, t_ns)
 
@@ -772,6 +773,43 @@ def test_a_stuck_executor_is_reported_and_exits(processes, harness, tmp_path):
         episode_store.load_episode(ep_dir)), 30)
     assert ep and ep['end_reason'] == 'writer_died', processes.output(rec2)
     assert processes.stop(rec2) == 0
+
+
+@pytest.mark.rostest
+def test_a_grasp_that_ends_while_the_executor_stalls_is_recorded(processes, harness, tmp_path):
+    """
+    Goal statuses wait in the recorder's reader until its stalled executor takes them (#21).
+
+    On a loaded machine a grasp can end within one stall of the recorder's executor: ACCEPTED
+    and SUCCEEDED both arrive before the callback runs. A status reader of the action's default
+    depth 1 kept only SUCCEEDED, so the goal was first seen terminal and ignored (no episode).
+    """
+    from rclpy.duration import Duration
+    site, flag, root = tmp_path / 'site', tmp_path / 'stall', tmp_path / 'data'
+    site.mkdir()
+    (site / 'sitecustomize.py').write_text(STUCK_EXECUTOR)
+    env = {'SAM2REAL_TEST_STALL_FLAG': str(flag), 'PYTHONPATH': os.pathsep.join(
+        p for p in (str(site), os.environ.get('PYTHONPATH')) if p)}
+    rec = start_recorder(processes, root, watchdog_s=60.0, env=env)
+    assert wait_until(lambda: harness.status(root) == (OK, 'idle') and
+                      int(harness.diag_value(root, 'frames_received')) >= 5, 30), \
+        processes.output(rec)
+    pub = publish_statuses(harness, [])
+    assert wait_until(lambda: pub.get_subscription_count() >= 1, 20)
+    flag.write_text('stuck')
+    assert wait_until(lambda: os.path.exists(f'{flag}.held'), 10), processes.output(rec)
+    goal, accepted = b'\x07' * 16, time.time_ns()
+    for status in (1, 2, 4):  # ACCEPTED, EXECUTING, SUCCEEDED: each in the reader, not taken
+        publish_statuses(harness, [(goal, accepted, status)], pub)
+        assert pub.wait_for_all_acked(Duration(seconds=10))
+    assert rec.poll() is None
+    flag.unlink()
+    eps = wait_until(lambda: episode_store.list_episodes(root, complete_only=True), 30)
+    assert eps, ('terminal_goals_ignored', harness.diag_value(root, 'terminal_goals_ignored'),
+                 processes.output(rec))
+    assert [ep['trigger']['goal_id'] for ep in eps] == [goal.hex()]
+    assert int(harness.diag_value(root, 'terminal_goals_ignored')) == 0
+    assert processes.stop(rec) == 0
 
 
 @pytest.mark.rostest

@@ -37,7 +37,6 @@ import time
 
 from action_msgs.msg import GoalStatusArray
 from rclpy.node import Node
-from rclpy.qos import qos_profile_action_status_default
 from sam2real_ros.common import conversions
 from sam2real_ros.common import shm_ports
 from sam2real_ros.common.rejects import fault_kind
@@ -46,7 +45,7 @@ from sam2real_ros.inference.runtime import RateWindow, reuse_large_buffers
 from sam2real_ros.nodes import params
 from sam2real_ros.nodes.diagnostics import Diagnostics
 from sam2real_ros.nodes.params import Param
-from sam2real_ros.nodes.qos import camera_qos_parameters, CameraSubscription
+from sam2real_ros.nodes.qos import camera_qos_parameters, CameraSubscription, goal_status_qos
 from sam2real_ros.nodes.runner import run_node
 from sam2real_ros.recording import episode_recovery, episode_sink, episode_store
 from sam2real_ros.recording import event_order, grasp_episodes
@@ -171,10 +170,10 @@ class RecorderNode(Node):
                                    'depth_topic': self.depth_sub.topic if self.depth_sub
                                    else None,
                                    'config': asdict(cfg)}}
-        for action in p['action_names']:
-            self.create_subscription(
-                GoalStatusArray, action.rstrip('/') + '/_action/status',
-                functools.partial(self._on_status, action), qos_profile_action_status_default)
+        self.status_subs = {action: self.create_subscription(
+            GoalStatusArray, action.rstrip('/') + '/_action/status',
+            functools.partial(self._on_status, action), goal_status_qos())
+            for action in p['action_names']}
         self.create_service(Trigger, '~/start', self._srv_start)
         self.create_service(Trigger, '~/stop', self._srv_stop)
         self.diagnostics = Diagnostics(self, 'grasp_recorder: episodes',

@@ -37,12 +37,33 @@ the same two parameters (:func:`camera_qos_parameters`): ``qos_reliability`` and
   Fast DDS defaults, best-effort 640x480 rgb8 loses frames unless the shared-memory segment is
   raised (/work/shared/MEASURED.md, docs/segmentation_node.md).
 - ``reliable``: no loss, but does not match a best-effort-only publisher.
+
+Goal-status subscriptions (:func:`goal_status_qos`) keep what an action server offers
+(reliable, transient local) but a deeper reader history than its depth 1.
 """
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, qos_profile_action_status_default, QoSProfile
+from rclpy.qos import ReliabilityPolicy
 from sam2real_ros.nodes.params import Param
 
 RELIABILITIES = ('auto', 'best_effort', 'reliable')
 HAS_BEST_AVAILABLE = hasattr(ReliabilityPolicy, 'BEST_AVAILABLE')
+GOAL_STATUS_DEPTH = 100
+
+
+def goal_status_qos(depth=GOAL_STATUS_DEPTH):
+    """
+    Return the QoS of a subscription to ``<action>/_action/status``.
+
+    The action server's status writer is reliable and transient local with depth 1 (rcl's
+    default): a late joiner gets the newest array only. A reader of depth 1 as well loses every
+    array but the newest one that arrived while its executor was busy, so a grasp that ended
+    within one stall (a loaded machine) was first seen already SUCCEEDED and ignored (#21). The
+    reader keeps ``depth`` arrays until its callback takes them; durability and reliability stay
+    the server's, so it matches every action server.
+    """
+    base = qos_profile_action_status_default
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=base.reliability, durability=base.durability)
 
 
 def camera_qos_parameters(reliability='auto', depth=1):

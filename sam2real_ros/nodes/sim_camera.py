@@ -43,14 +43,14 @@ import time
 from action_msgs.msg import GoalStatusArray
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, qos_profile_action_status_default, QoSProfile
-from rclpy.qos import ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sam2real_ros.data.procedural import TabletopRenderer
 from sam2real_ros.data.sim_world import GraspWorld
 from sam2real_ros.nodes import params
 from sam2real_ros.nodes.graph import config_dir
 from sam2real_ros.nodes.messages import numpy_to_image
 from sam2real_ros.nodes.params import Param
+from sam2real_ros.nodes.qos import goal_status_qos
 from sam2real_ros.nodes.runner import run_node
 from sam2real_ros.recording.grasp_episodes import status_tuples
 from sensor_msgs.msg import CameraInfo, Image
@@ -142,7 +142,7 @@ class WorldSource:
         self.world = GraspWorld(seed, (height, width), grasp_s=motion_s)
         self.depth = None
         node.create_subscription(GoalStatusArray, action.rstrip('/') + '/_action/status',
-                                 self._on_status, qos_profile_action_status_default)
+                                 self._on_status, goal_status_qos())
 
     def _on_status(self, msg):
         # the world runs on wall-clock seconds, the clock of the goals' stamps
