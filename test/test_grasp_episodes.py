@@ -373,6 +373,34 @@ def test_event_order_distrusts_stamps_of_another_clock_and_a_clock_going_back():
     assert not order.logic.is_active('service', 'service')
 
 
+def test_one_topic_keeps_its_order_when_a_late_message_is_distrusted():
+    """
+    A status array taken at its late arrival never goes to the logic after the next one (#21).
+
+    The recorder's executor stalled 0.6 s: ACCEPTED (sent at 1 s) was taken at 1.6 s, beyond
+    the 0.5 s hold, so at its arrival; SUCCEEDED (sent at 1.2 s) was taken at once after it, by
+    its send time. Ordered by those times, SUCCEEDED came first and the goal was first seen
+    terminal: no episode. Frames of one camera keep their order the same way.
+    """
+    order = EventOrder(EpisodeLogic(EpisodeConfig(reorder_s=0.5), T0 - S))
+    sent = T0 + S
+    events = order.on_goal_statuses('/grasp', [('g1', sent, 1)], sent + 6 * S // 10,
+                                    sent_ns=sent)
+    events += order.on_goal_statuses('/grasp', [('g1', sent, 4)], sent + 61 * S // 100,
+                                     sent_ns=sent + 2 * S // 10)
+    events += order.tick(sent + 2 * S)
+    assert order.logic.counts['terminal_goals_ignored'] == 0
+    assert [type(ev).__name__ for ev in events][:1] == ['EpisodeStart']
+    assert order.logic.triggers[0]['outcome'] == 'succeeded'
+    late = Frame(T0 + 3 * S + 6 * S // 10, T0 + 3 * S, np.zeros((24, 32, 3), np.uint8))
+    next_one = Frame(T0 + 3 * S + 61 * S // 100, T0 + 3 * S + 2 * S // 10,
+                     np.ones((24, 32, 3), np.uint8))
+    order.on_frame(late)
+    order.on_frame(next_one)
+    assert late.t_ns == T0 + 3 * S + 6 * S // 10 == next_one.t_ns  # the arrival of the first
+    assert order.logic.counts['non_increasing_stamp'] == 0
+
+
 def test_held_service_calls_answer_is_active_at_once():
     order = EventOrder(EpisodeLogic(EpisodeConfig(reorder_s=0.5), T0))
     assert not order.is_active('service', 'service')

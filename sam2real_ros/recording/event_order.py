@@ -45,7 +45,10 @@ class EventOrder:
     (another clock: sim time, a camera without synchronised stamps; a message later than that):
     the arrival time stands in. So no event time lies more than the hold before its arrival,
     and the logic gets every message in event-time order while the arrival clock runs forward;
-    when it goes back (sim time restarted), everything held is released first.
+    when it goes back (sim time restarted), everything held is released first. One topic keeps
+    its publisher's order: an event time is never earlier than that of the topic's previous
+    message (a status array taken at its late arrival, and the next one by its send time, went
+    to the logic the wrong way round: a goal first seen SUCCEEDED, #21).
     ``reorder_s=0`` is arrival order.
 
     Every method returns the logic's events, as the ``EpisodeLogic`` methods do.
@@ -57,6 +60,7 @@ class EventOrder:
         self._held = []  # heap of (event time, sequence, call(t_ns), service (key, active))
         self._seq = 0
         self._released_ns = None  # the latest event time handed to the logic
+        self._topic_ns = {}  # the latest event time of each topic (frames, an action's status)
 
     def event_ns(self, own_ns, arrival_ns):
         """Return ``own_ns`` (a stamp, a send time) when it is within the hold of the arrival."""
@@ -66,26 +70,31 @@ class EventOrder:
 
     def on_frame(self, frame):
         """Offer a frame whose ``t_ns`` is its arrival time (set to its event time here)."""
-        arrival, frame.t_ns = frame.t_ns, self.event_ns(frame.stamp_ns, frame.t_ns)
-        return self._add(frame.t_ns, arrival, lambda t: self.logic.on_frame(frame))
+        arrival = frame.t_ns
+        events = self._clock_check(arrival)
+        frame.t_ns = self._in_topic_order('frames', self.event_ns(frame.stamp_ns, arrival))
+        return events + self._add(frame.t_ns, arrival, lambda t: self.logic.on_frame(frame))
 
     def on_goal_statuses(self, action, statuses, arrival_ns, sent_ns=None, before_start=False):
         """Feed a status array received at ``arrival_ns`` and sent at ``sent_ns`` (if known)."""
         statuses = list(statuses)
-        return self._add(self.event_ns(sent_ns, arrival_ns), arrival_ns,
-                         lambda t: self.logic.on_goal_statuses(action, statuses, t,
-                                                               before_start=before_start))
+        events = self._clock_check(arrival_ns)
+        t_ns = self._in_topic_order(('status', action), self.event_ns(sent_ns, arrival_ns))
+        return events + self._add(t_ns, arrival_ns,
+                                  lambda t: self.logic.on_goal_statuses(
+                                      action, statuses, t, before_start=before_start))
 
     def start(self, source, goal_id, arrival_ns):
         """Start a trigger (a service call) at its arrival."""
-        return self._add(int(arrival_ns), arrival_ns,
-                         lambda t: self.logic.start(source, goal_id, t), ((source, goal_id), True))
+        return self._clock_check(arrival_ns) + self._add(
+            int(arrival_ns), arrival_ns, lambda t: self.logic.start(source, goal_id, t),
+            ((source, goal_id), True))
 
     def stop(self, source, goal_id, arrival_ns, outcome='succeeded'):
         """End a trigger (a service call) at its arrival."""
-        return self._add(int(arrival_ns), arrival_ns,
-                         lambda t: self.logic.stop(source, goal_id, t, outcome),
-                         ((source, goal_id), False))
+        return self._clock_check(arrival_ns) + self._add(
+            int(arrival_ns), arrival_ns, lambda t: self.logic.stop(source, goal_id, t, outcome),
+            ((source, goal_id), False))
 
     def is_active(self, source, goal_id):
         """Tell whether the trigger is active once the held start/stop calls are applied."""
@@ -109,14 +118,24 @@ class EventOrder:
         events = self._release(None)
         return events + self.logic.finish(max(int(now_ns), self._released_ns or now_ns), reason)
 
+    def _clock_check(self, arrival_ns):
+        """Release everything held when the arrival clock went back (sim time restarted)."""
+        if self._released_ns is None or arrival_ns >= self._released_ns:
+            return []
+        events = self._release(None)
+        self._released_ns, self._topic_ns = None, {}
+        return events
+
+    def _in_topic_order(self, topic, t_ns):
+        """Return ``t_ns``, or the topic's previous event time when that is later."""
+        t_ns = max(t_ns, self._topic_ns.get(topic, t_ns))
+        self._topic_ns[topic] = t_ns
+        return t_ns
+
     def _add(self, t_ns, arrival_ns, call, service=None):
-        events = []
-        if self._released_ns is not None and arrival_ns < self._released_ns:
-            events += self._release(None)  # the clock went back (sim time restarted)
-            self._released_ns = None
         heapq.heappush(self._held, (t_ns, self._seq, call, service))
         self._seq += 1
-        return events + self._release(arrival_ns - self.hold_ns)
+        return self._release(arrival_ns - self.hold_ns)
 
     def _release(self, upto_ns):
         events = []
