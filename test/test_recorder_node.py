@@ -813,6 +813,42 @@ def test_a_grasp_that_ends_while_the_executor_stalls_is_recorded(processes, harn
 
 
 @pytest.mark.rostest
+def test_a_goal_first_heard_ended_is_named_in_the_log(processes, harness, tmp_path):
+    """
+    A status writer matched only after the grasp ended: no episode, and one WARN says why (#21).
+
+    Under load an action server can match a new recorder's status reader seconds after the
+    graph shows it; a short grasp has then ended, and the recorder hears only the latched
+    SUCCEEDED array (the writer keeps 1). Here a server with a participant of its own, made
+    just now, publishes ACCEPTED, EXECUTING and SUCCEEDED before discovery has begun (a writer
+    in the harness's participant, which knows the recorder already, is matched at once). The
+    recorder must not be a silent no-op.
+    """
+    import types
+
+    root = tmp_path / 'data'
+    rec = start_recorder(processes, root)
+    assert wait_until(lambda: int(harness.diag_value(root, 'frames_received')) >= 5, 30), \
+        processes.output(rec)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        server = types.SimpleNamespace(node=rclpy.create_node('late_server', context=ctx))
+        goal, accepted, pub = b'\x09' * 16, time.time_ns(), None
+        for status in (1, 2, 4):  # ACCEPTED, EXECUTING, SUCCEEDED
+            pub = publish_statuses(server, [(goal, accepted, status)], pub)
+        assert wait_until(lambda: harness.diag_value(root, 'terminal_goals_ignored') == '1',
+                          30), (harness.diag.get(str(root)), processes.output(rec))
+        line = f'goal {goal.hex()} of {ACTION} first heard already succeeded: no episode'
+        assert wait_until(lambda: line in processes.output(rec), 10), processes.output(rec)
+        assert harness.diag_value(root, 'state') == 'idle'
+        assert episode_store.list_episodes(root) == []
+    finally:
+        rclpy.try_shutdown(context=ctx)
+    assert processes.stop(rec) == 0
+
+
+@pytest.mark.rostest
 def test_a_recorder_that_hears_no_matched_camera_exits(processes, harness, tmp_path):
     """
     A matched camera that delivers nothing for watchdog_s: exit 3, never silent (#22 item 4).

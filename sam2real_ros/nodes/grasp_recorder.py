@@ -155,6 +155,7 @@ class RecorderNode(Node):
         self._dropped_seen = 0
         self._depth = grasp_episodes.DepthPairing(p['depth_max_dt_s'])
         self._status_seen = set()  # actions whose first status array arrived
+        self._terminal_warned = 0  # terminal_goals_ignored already logged
 
         def camera(msg_type, topic, callback):
             return CameraSubscription(self, msg_type, topic, callback, p['qos_reliability'],
@@ -204,6 +205,21 @@ class RecorderNode(Node):
             self._check_deaf()
             self._check_reachable()
         self._submit(self.order.tick(self._now()))
+        self._warn_terminal_goals()
+
+    def _warn_terminal_goals(self):
+        """Log each goal first heard already ended (no episode), never a silent no-op (#21)."""
+        n = self.logic.counts['terminal_goals_ignored']
+        if n > self._terminal_warned:
+            action, gid, outcome = self.logic.last_terminal_ignored
+            more = f' (and {n - self._terminal_warned - 1} more)' if \
+                n - self._terminal_warned > 1 else ''
+            self.get_logger().warning(
+                f'goal {gid} of {action}{more} first heard already {outcome}: no episode for it '
+                '(its active statuses never reached this recorder: under load an action server '
+                'can match a new status reader only after a short grasp ended; counted as '
+                'terminal_goals_ignored)')
+            self._terminal_warned = n
 
     def _check_deaf(self):
         """Exit when the node cannot hear a camera: senders into an old port, or 2 x watchdog_s."""

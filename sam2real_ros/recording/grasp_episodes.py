@@ -277,6 +277,7 @@ class EpisodeLogic:
         self.buffer = deque()
         self.counts = Counter()
         self.goals = {}  # (action, goal id) -> 'active' | 'done' | 'ignored'
+        self.last_terminal_ignored = None  # (action, goal id, outcome) of the last such goal
         self._last_out = None  # last frame given to an episode
         self._last_phase_t = None
         self._phase_t0 = 0
@@ -366,6 +367,7 @@ class EpisodeLogic:
                 if status in TERMINAL_STATUSES:  # its whole "during" was missed
                     self.goals[key] = 'ignored'
                     self.counts['terminal_goals_ignored'] += 1
+                    self.last_terminal_ignored = (action, gid, TERMINAL_STATUSES[status])
                     continue
                 late = stamp_ns < self.start_ns
                 if late:
