@@ -45,7 +45,7 @@ from sam2real_ros.nodes.graph import GRASP_ACTION, node_command
 from sam2real_ros.recording.episode_store import iter_frames
 from sam2real_ros.sam.mask_store import MaskStore
 
-from conftest import wait_until, write_labeled_folder  # noqa: I100
+from conftest import grasp_until_recorded, wait_until, write_labeled_folder  # noqa: I100
 from test_adaptation import TINY, train_initial  # noqa: I100
 
 # the real gate: held-out labeled frames as an image+label folder (another seed than any
@@ -138,16 +138,21 @@ def test_loop_deploys_pauses_sam_and_rolls_back(tmp_path, processes):
         def episodes():
             sim_alive()
             return {f.episode_id for f in iter_frames(str(root), complete_only=True)}
-        status = GRASP_ACTION + '/_action/status'  # the recorder and the camera watch it
-        assert wait_until(lambda: sim_alive() and lis.node.count_subscribers(status) >= 2
+
+        def recorder_listens():  # its status reader in the graph (the camera has one too)
+            infos = lis.node.get_subscriptions_info_by_topic(GRASP_ACTION + '/_action/status')
+            return any(i.node_name == 'grasp_recorder' for i in infos)
+        assert wait_until(lambda: sim_alive() and recorder_listens()
                           and float(lis.value('grasp_recorder', 'camera_rate_hz') or 0) > 0,
                           120), processes.output(rec)
         for n in (1, 2):
-            lis.grasp()
-            # on failure, the recorder's counters say whether it saw the goal (e.g. first seen
-            # already terminal: terminal_goals_ignored) and whether an episode was not written
-            assert wait_until(lambda: len(episodes()) >= n, 120), \
-                (f'grasp {n}', lis.diag.get('grasp_recorder'), processes.output(rec))
+            # on failure, the recorder's counters say whether it saw the goal and whether an
+            # episode was not written
+            assert grasp_until_recorded(
+                lis.grasp, lambda: len(episodes()) >= n,
+                lambda: int(lis.value('grasp_recorder', 'terminal_goals_ignored') or 0)), \
+                (f'grasp {n}', lis.diag.get('grasp_recorder'), processes.output(rec),
+                 processes.output(grasp))
         assert len(episodes()) == 2
         frames = list(iter_frames(str(root), complete_only=True))
         assert {'before', 'during', 'after'} <= {f.phase for f in frames}

@@ -184,6 +184,8 @@ class RosHarness:
 
     def close(self):
         self.executor.shutdown()
+        # a timer callback still running would publish on a destroyed publisher (InvalidHandle)
+        self.thread.join(10)
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.ctx)
 
