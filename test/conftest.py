@@ -79,6 +79,23 @@ def grasp_until_recorded(grasp, recorded, terminal_ignored, timeout=120, tries=3
     return recorded()
 
 
+def call_service(client, request, timeout=15.0, tries=1):
+    """
+    Call a service whose server ``client`` already sees; returns the response.
+
+    ``tries`` > 1 sends the request again when no answer came within ``timeout``: only for a
+    request that does the same when repeated. A request is lost when the server answers before
+    it has matched this new client's response reader: ``wait_for_service`` sees only the
+    server, and under load matching takes seconds (seen under make test-stress: a
+    ``set_parameters`` request and the first ``~/start`` to a fresh recorder, no answer in 15 s).
+    """
+    for _ in range(tries):
+        future = client.call_async(request)
+        if wait_until(future.done, timeout):
+            return future.result()
+    raise AssertionError(f'{client.srv_name}: no answer in {tries} x {timeout:g} s')
+
+
 def own_stderr_lines(stderr):
     """
     Return the lines of a node's stderr without the DDS library's own diagnostics.

@@ -31,7 +31,7 @@ import os
 import subprocess
 import sys
 
-from conftest import own_stderr_lines, REPO, wait_until
+from conftest import call_service, own_stderr_lines, REPO
 import pytest
 import yaml
 
@@ -220,10 +220,8 @@ def test_param_set_refuses_read_only_and_honours_the_others(processes, tmp_path)
         getp = ros.node.create_client(GetParameters, '/ptest/get_parameters')
         assert setp.wait_for_service(timeout_sec=30.0), processes.output(proc)
 
-        def call(client, request):
-            future = client.call_async(request)
-            assert wait_until(future.done, 15)
-            return future.result()
+        def call(client, request):  # each request does the same when repeated
+            return call_service(client, request, tries=3)
 
         def set_double(name, value):
             v = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)

@@ -28,7 +28,7 @@ import textwrap
 import threading
 import time
 
-from conftest import own_stderr_lines, wait_until
+from conftest import call_service, own_stderr_lines, wait_until
 import numpy as np
 import pytest
 from sam2real_ros.common.io_utils import read_rgb
@@ -163,24 +163,17 @@ class RosHarness:
         """
         Call a std_srvs/Trigger service; returns the response.
 
-        ``tries`` > 1: send again when no answer came within ``timeout``. A request is lost
-        when the server answers before it has matched this new client's response reader:
-        ``wait_for_service`` sees only the server, and matching takes seconds under load
-        (seen: the first ~/start to a fresh recorder, no answer in 15 s, under make
-        test-stress); after a kill -9 the dead server also stays in the graph for a while.
-        ~/start is idempotent (a repeat answers "already active" or the same refusal), so it
-        is tried 3 times by default; ~/stop is not (a repeat answers "no ... active").
+        ``tries`` > 1: send again when no answer came within ``timeout``. A request can be lost
+        (conftest.call_service); after a kill -9 the dead server also stays in the graph for a
+        while. ~/start is idempotent (a repeat answers "already active" or the same refusal),
+        so it is tried 3 times by default; ~/stop is not (a repeat answers "no ... active").
         """
         from std_srvs.srv import Trigger
         if tries is None:
             tries = 3 if srv.endswith('/start') else 1
         cli = self.node.create_client(Trigger, srv)
         assert cli.wait_for_service(timeout_sec=timeout), f'{srv} not available'
-        for _ in range(tries):
-            fut = cli.call_async(Trigger.Request())
-            if wait_until(fut.done, timeout):
-                return fut.result()
-        raise AssertionError(f'{srv}: no answer in {tries} x {timeout:g} s')
+        return call_service(cli, Trigger.Request(), timeout, tries)
 
     def close(self):
         self.executor.shutdown()
