@@ -218,11 +218,16 @@ def test_grasps_become_episodes_and_latched_status_starts_nothing(processes, har
     server = processes.start('-m', 'sam2real_ros.nodes.sim_grasp_server', '--ros-args', '-p',
                              'grasp_duration_s:=1.5', name='server')
     root = tmp_path / 'data'
-    rec = start_recorder(processes, root)
+    # a second action nobody serves (a mistyped name): named in the diagnostics for good
+    rec = start_recorder(processes, root, action_names=[ACTION, '/nobody/grasp'])
     assert wait_until(lambda: int(harness.diag_value(root, 'frames_received')) >= 15, 30), \
         processes.output(rec)
     assert '(best_available -> best_effort' in processes.output(rec) or \
         '(best_effort, depth' in processes.output(rec), processes.output(rec)
+    # Grasp only once the recorder's status reader has matched the server: a grasp sent before
+    # is heard late (under make test-stress 1.4 s into a 1.5 s grasp: 1 "during" frame, #21).
+    assert wait_until(lambda: harness.diag_value(root, 'actions_unmatched') == '/nobody/grasp',
+                      30), harness.diag.get(str(root))
     ids = [harness.grasp(1)]
     assert wait_until(lambda: len(episode_store.list_episodes(root, complete_only=True)), 10)
     n = int(harness.diag_value(root, 'frames_received'))  # let the ring buffer refill
@@ -251,6 +256,9 @@ def test_grasps_become_episodes_and_latched_status_starts_nothing(processes, har
     assert harness.diag_value(root2, 'state') == 'idle'
     assert episode_store.list_episodes(root2) == []
     assert processes.stop(rec2) == 0
+    assert wait_until(lambda: 'no server of /nobody/grasp heard for 10 s' in
+                      processes.output(rec), 15), processes.output(rec)
+    assert 'no server of ' + ACTION not in processes.output(rec)
     assert processes.stop(rec) == 0
     assert processes.stop(server) == 0
 

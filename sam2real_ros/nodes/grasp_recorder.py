@@ -104,6 +104,7 @@ PARAMETERS = params.schema(
 WATCHDOG_EXIT = 3  # exit code of a recorder whose watchdog found its executor stuck
 SHM_CHECK_S = 0.5  # how often the watchdog checks that the node's shared-memory ports exist
 DEAF_CHECK_S = 5.0  # no frame this long from a matched camera: look for senders into old ports
+UNHEARD_WARN_S = 10.0  # an action's status reader matched to no server this long: WARN once
 RECENT_S = 10.0  # bad or dropped frames make the diagnostics WARN for this long
 # (level, message): the diagnostics states, the first that applies wins (docs/grasp_recorder.md)
 DIAGNOSTIC_STATES = (
@@ -156,6 +157,7 @@ class RecorderNode(Node):
         self._depth = grasp_episodes.DepthPairing(p['depth_max_dt_s'])
         self._status_seen = set()  # actions whose first status array arrived
         self._terminal_warned = 0  # terminal_goals_ignored already logged
+        self._unheard_since, self._unheard_warned = time.monotonic(), set()
 
         def camera(msg_type, topic, callback):
             return CameraSubscription(self, msg_type, topic, callback, p['qos_reliability'],
@@ -206,6 +208,21 @@ class RecorderNode(Node):
             self._check_reachable()
         self._submit(self.order.tick(self._now()))
         self._warn_terminal_goals()
+        self._warn_unheard_actions()
+
+    def _warn_unheard_actions(self):
+        """Log once per action whose status reader has matched no server for a while."""
+        if time.monotonic() - self._unheard_since < UNHEARD_WARN_S or \
+                len(self._unheard_warned) == len(self.status_subs):
+            return
+        for action in self._actions_unmatched():
+            if action not in self._unheard_warned:
+                self._unheard_warned.add(action)
+                self.get_logger().warning(
+                    f'no server of {action} heard for {UNHEARD_WARN_S:g} s (its goal status '
+                    'topic has no matched publisher): grasps on it are not recorded until one '
+                    'appears; is the action name in action_names right? (diagnostics: '
+                    'actions_unmatched)')
 
     def _warn_terminal_goals(self):
         """Log each goal first heard already ended (no episode), never a silent no-op (#21)."""
@@ -367,6 +384,12 @@ class RecorderNode(Node):
             response.success, response.message = True, 'service trigger stopped'
         return response
 
+    def _actions_unmatched(self):
+        """Name the actions whose goal status reader has matched no writer yet (unheard)."""
+        return [a for a, sub in self.status_subs.items()
+                if not (sub.get_publisher_count() if hasattr(sub, 'get_publisher_count')
+                        else self.count_publishers(sub.topic_name))]
+
     def _status(self):
         """Return ``(level, message, values)``; the states are listed in the docs."""
         cam = self.frames.summary()
@@ -385,7 +408,8 @@ class RecorderNode(Node):
                       episodes_removed_empty=len(rep.removed),
                       episodes_unreadable=len(rep.unreadable),
                       camera_rate_hz=f'{cam["rate_hz"]:.1f}', camera_age_s=f'{cam["age_s"]:.1f}',
-                      last_episode_not_written=self.sink.last_not_written or '')
+                      last_episode_not_written=self.sink.last_not_written or '',
+                      actions_unmatched=' '.join(self._actions_unmatched()))
         values.update({f'frames_bad: {kind}': n for kind, n in self.bad.items()})
         error = self.sink.write_error or self.writer.error
         recent = (self._recent_trouble is not None
