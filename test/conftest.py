@@ -60,6 +60,25 @@ def wait_until(predicate, timeout, interval=0.05):
     return predicate()
 
 
+def send_grasp(client, goal, timeout=60.0, wait=None):
+    """
+    Send one goal with the action client ``client``; wait for its result.
+
+    Returns ``(goal id hex, status)``. ``wait(predicate, timeout)`` waits for the futures:
+    ``wait_until`` (default) when an executor spins the client's node elsewhere, a spin loop
+    when the caller spins it itself (launch_testing).
+    """
+    wait = wait or wait_until
+    assert client.wait_for_server(timeout_sec=30.0), 'no grasp server'
+    sent = client.send_goal_async(goal)
+    assert wait(sent.done, timeout), 'the goal was not answered'
+    handle = sent.result()
+    assert handle.accepted, 'the goal was rejected'
+    result = handle.get_result_async()
+    assert wait(result.done, timeout), 'no result'
+    return bytes(handle.goal_id.uuid).hex(), result.result().status
+
+
 def grasp_until_recorded(grasp, recorded, terminal_ignored, timeout=120, tries=3):
     """
     Send a grasp (``grasp()``) until ``recorded()`` is true; returns its last value.

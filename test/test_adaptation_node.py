@@ -45,7 +45,8 @@ from sam2real_ros.nodes.graph import GRASP_ACTION, node_command
 from sam2real_ros.recording.episode_store import iter_frames
 from sam2real_ros.sam.mask_store import MaskStore
 
-from conftest import grasp_until_recorded, wait_until, write_labeled_folder  # noqa: I100
+from conftest import (call_service, grasp_until_recorded, send_grasp, wait_until,  # noqa: I100
+                      write_labeled_folder)
 from test_adaptation import TINY, train_initial  # noqa: I100
 
 # the real gate: held-out labeled frames as an image+label folder (another seed than any
@@ -76,12 +77,8 @@ class Listener:
     def grasp(self, timeout=120):
         """Send one grasp to the simulated grasp server and wait until it succeeded."""
         from action_msgs.msg import GoalStatus
-        assert self.grasp_client.wait_for_server(timeout_sec=timeout)
-        goal = self.grasp_client.send_goal_async(self.goal(order=2))
-        assert wait_until(goal.done, timeout) and goal.result().accepted
-        result = goal.result().get_result_async()
-        assert wait_until(result.done, timeout)
-        assert result.result().status == GoalStatus.STATUS_SUCCEEDED
+        _, status = send_grasp(self.grasp_client, self.goal(order=2), timeout)
+        assert status == GoalStatus.STATUS_SUCCEEDED
 
     def _on_diag(self, msg):
         for st in msg.status:
@@ -93,9 +90,7 @@ class Listener:
 
     def call(self, client, timeout=60):
         assert client.wait_for_service(timeout_sec=timeout)
-        future = client.call_async(self.request())
-        assert wait_until(future.done, timeout)
-        return future.result()
+        return call_service(client, self.request(), timeout)  # one try: rollback is not idempotent
 
     def close(self):
         self.bg.close()
@@ -139,10 +134,9 @@ def test_loop_deploys_pauses_sam_and_rolls_back(tmp_path, processes):
             sim_alive()
             return {f.episode_id for f in iter_frames(str(root), complete_only=True)}
 
-        def recorder_listens():  # its status reader in the graph (the camera has one too)
-            infos = lis.node.get_subscriptions_info_by_topic(GRASP_ACTION + '/_action/status')
-            return any(i.node_name == 'grasp_recorder' for i in infos)
-        assert wait_until(lambda: sim_alive() and recorder_listens()
+        # grasp once the recorder's status reader has matched the grasp server (its own count)
+        assert wait_until(lambda: sim_alive()
+                          and lis.value('grasp_recorder', 'actions_unmatched') == ''
                           and float(lis.value('grasp_recorder', 'camera_rate_hz') or 0) > 0,
                           120), processes.output(rec)
         for n in (1, 2):

@@ -39,7 +39,7 @@ import tempfile
 import time
 import unittest
 
-from conftest import installed_package, REPO
+from conftest import installed_package, REPO, send_grasp
 import pytest
 
 # Check launch_testing first: the repo's own launch/ folder would import as a namespace package.
@@ -119,6 +119,7 @@ class TestPerception(unittest.TestCase):
 
     def test_labels_episode_and_masks(self, tmp):
         from action_msgs.msg import GoalStatus
+        from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.action import ActionClient
         from sam2real_ros.nodes.graph import GRASP_ACTION
         from sensor_msgs.msg import Image
@@ -131,19 +132,20 @@ class TestPerception(unittest.TestCase):
         self.assertEqual((labels[0].width, labels[0].height, labels[0].encoding),
                          (640, 480, 'mono8'))
 
-        # The recorder must see the grasp: wait until its status reader is in the graph (under
-        # load discovery takes seconds, and the one grasp had ended before it matched).
-        def recorder_listens():
-            infos = self.node.get_subscriptions_info_by_topic(GRASP_ACTION + '/_action/status')
-            return [i for i in infos if i.node_name == 'grasp_recorder']
-        self.assertTrue(self._spin_until(recorder_listens, 60.0), 'the recorder does not listen')
+        # The recorder must hear the grasp: wait until its status reader has matched the grasp
+        # server (its own diagnostics; under load that takes seconds, and a grasp sent before is
+        # heard late or, once ended, not at all).
+        unmatched = []
+
+        def on_diagnostics(msg):
+            unmatched.extend(kv.value for st in msg.status if st.name.startswith('grasp_recorder')
+                             for kv in st.values if kv.key == 'actions_unmatched')
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
+        self.assertTrue(self._spin_until(lambda: unmatched and unmatched[-1] == '', 60.0),
+                        f'the recorder does not hear the grasp server: {unmatched[-1:]}')
         client = ActionClient(self.node, Fibonacci, GRASP_ACTION)
-        self.assertTrue(client.wait_for_server(timeout_sec=30.0))
-        future = client.send_goal_async(Fibonacci.Goal(order=3))
-        self.assertTrue(self._spin_until(future.done, 30.0))
-        result = future.result().get_result_async()
-        self.assertTrue(self._spin_until(result.done, 60.0))
-        self.assertEqual(result.result().status, GoalStatus.STATUS_SUCCEEDED)
+        _, status = send_grasp(client, Fibonacci.Goal(order=3), wait=self._spin_until)
+        self.assertEqual(status, GoalStatus.STATUS_SUCCEEDED)
 
         from sam2real_ros.recording import episode_store
         from sam2real_ros.sam.mask_store import MaskStore

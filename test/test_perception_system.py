@@ -31,7 +31,7 @@ masks produced for it, and clean exit codes on SIGINT.
 import os
 import threading
 
-from conftest import grasp_until_recorded, REPO, wait_until
+from conftest import grasp_until_recorded, REPO, send_grasp, wait_until
 import pytest
 from sam2real_ros.nodes.graph import GRASP_ACTION as ACTION, node_command
 from sam2real_ros.recording import episode_store
@@ -99,12 +99,7 @@ def test_perception_graph_records_segments_and_labels(processes, tmp_path, fast_
         client = ActionClient(node, Fibonacci, ACTION)
 
         def grasp():
-            assert client.wait_for_server(timeout_sec=30.0)
-            goal = client.send_goal_async(Fibonacci.Goal(order=3))
-            assert wait_until(goal.done, 30)
-            result = goal.result().get_result_async()
-            assert wait_until(result.done, 60)
-            assert result.result().status == GoalStatus.STATUS_SUCCEEDED
+            assert send_grasp(client, Fibonacci.Goal(order=3))[1] == GoalStatus.STATUS_SUCCEEDED
 
         def frames():
             return list(episode_store.iter_frames(str(data), complete_only=True))

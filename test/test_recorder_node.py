@@ -28,7 +28,7 @@ import textwrap
 import threading
 import time
 
-from conftest import call_service, own_stderr_lines, wait_until
+from conftest import call_service, own_stderr_lines, send_grasp, wait_until
 import numpy as np
 import pytest
 from sam2real_ros.common.io_utils import read_rgb
@@ -143,13 +143,7 @@ class RosHarness:
 
     def grasp(self, order, timeout=20.0):
         """Send one goal, wait for the result; returns (goal id hex, status)."""
-        assert self.client.wait_for_server(timeout_sec=15.0), 'grasp server not up'
-        fut = self.client.send_goal_async(self.Fibonacci.Goal(order=order))
-        handle = wait_until(lambda: fut.done() and fut.result(), timeout)
-        assert handle and handle.accepted
-        res = handle.get_result_async()
-        assert wait_until(res.done, timeout)
-        return bytes(handle.goal_id.uuid).hex(), res.result().status
+        return send_grasp(self.client, self.Fibonacci.Goal(order=order), timeout)
 
     def send_goal(self, order, timeout=20.0):
         """Send one goal and return its handle once accepted (the result is not awaited)."""
