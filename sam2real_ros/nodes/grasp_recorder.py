@@ -157,7 +157,7 @@ class RecorderNode(Node):
         self._depth = grasp_episodes.DepthPairing(p['depth_max_dt_s'])
         self._status_seen = set()  # actions whose first status array arrived
         self._terminal_warned = 0  # terminal_goals_ignored already logged
-        self._unheard_since, self._unheard_warned = time.monotonic(), set()
+        self._unheard_since, self._unheard_warned = {}, set()  # per action: unmatched since
 
         def camera(msg_type, topic, callback):
             return CameraSubscription(self, msg_type, topic, callback, p['qos_reliability'],
@@ -212,11 +212,13 @@ class RecorderNode(Node):
 
     def _warn_unheard_actions(self):
         """Log once per action whose status reader has matched no server for a while."""
-        if time.monotonic() - self._unheard_since < UNHEARD_WARN_S or \
-                len(self._unheard_warned) == len(self.status_subs):
-            return
-        for action in self._actions_unmatched():
-            if action not in self._unheard_warned:
+        now, unmatched = time.monotonic(), self._actions_unmatched()
+        for action in self.status_subs:
+            if action not in unmatched:  # heard: a later loss of its server is warned anew
+                self._unheard_since.pop(action, None)
+                self._unheard_warned.discard(action)
+            elif now - self._unheard_since.setdefault(action, now) >= UNHEARD_WARN_S and \
+                    action not in self._unheard_warned:
                 self._unheard_warned.add(action)
                 self.get_logger().warning(
                     f'no server of {action} heard for {UNHEARD_WARN_S:g} s (its goal status '
